@@ -1,0 +1,323 @@
+"""The toyseq codec: check raw sequences against a task's input contract, encode them into model
+inputs, and decode model outputs back into answers.
+
+Everything is built from a manifest's `input`, `encoder` and `decoder` sections. This module is the
+only implementation: `training/` imports it to build its tensors and targets and the service uses it
+to answer requests, so training and serving cannot drift. numpy only.
+
+Worked example (task `arith-next`, relative encoder):
+    [10, 20, 30, 40, 50, 60, 70]  -- anchor 70, scale 10 (largest step in the window) -->
+    features [0, 1, 1, 1, 1, 1, 1]  -- LSTM -->  1.0003  -- decode: round(70 + 10 * 1.0003) --> 80
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAX_PROBLEMS = 20  # an error body lists at most this many problems, then says how many more
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request, located by a JSON pointer (RFC 6901)."""
+
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer}: {self.message}"
+
+
+class InputError(ValueError):
+    """Raised with every problem found, so a client can fix them all at once."""
+
+    def __init__(self, problems: list[Problem], total: int | None = None):
+        self.problems = problems
+        self.total = len(problems) if total is None else total
+        more = f" (and {self.total - len(problems)} more)" if self.total > len(problems) else ""
+        super().__init__("; ".join(map(str, problems)) + more)
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What one input sequence may be: JSON numbers of `dtype` in [low, high], of a length in range."""
+
+    dtype: str  # "int": JSON integers only; "float": any finite JSON number
+    low: float | None
+    high: float | None
+    min_length: int
+    max_length: int
+
+    @classmethod
+    def from_manifest(cls, spec: dict) -> "InputContract":
+        return cls(spec["dtype"], spec.get("low"), spec.get("high"), spec["min_length"], spec["max_length"])
+
+    @property
+    def length_text(self) -> str:
+        if self.min_length == self.max_length:
+            return f"exactly {self.min_length}"
+        return f"{self.min_length}..{self.max_length}"
+
+    def check(self, sequences: Any, task: str, pointer: str = "/inputs") -> list[np.ndarray]:
+        """Return the sequences as numpy arrays, or raise InputError naming every bad place."""
+        if not isinstance(sequences, list):
+            raise InputError([Problem(pointer, f"expected a list of sequences, got {_json_type(sequences)}")])
+        if not sequences:
+            raise InputError([Problem(pointer, "expected at least one sequence, got an empty list")])
+        arrays, problems = [], []
+        for i, seq in enumerate(sequences):
+            arr = self._fast(seq)
+            if arr is None:
+                problems.extend(self._explain(seq, task, f"{pointer}/{i}"))
+            arrays.append(arr)
+        if problems:
+            raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
+        return arrays
+
+    def _fast(self, seq: Any) -> np.ndarray | None:
+        """The common, valid case at C speed; None means 'look closer' (see _explain)."""
+        if type(seq) is not list or not self.min_length <= len(seq) <= self.max_length:
+            return None
+        allowed = _INT_TYPES if self.dtype == "int" else _NUMBER_TYPES
+        if not set(map(type, seq)) <= allowed:
+            return None
+        try:
+            arr = np.array(seq, dtype=np.int64 if self.dtype == "int" else np.float64)
+        except (OverflowError, ValueError):
+            return None
+        if self.dtype == "float" and not np.isfinite(arr).all():
+            return None
+        if (self.low is not None and arr.min() < self.low) or (self.high is not None and arr.max() > self.high):
+            return None
+        return arr
+
+    def _explain(self, seq: Any, task: str, pointer: str) -> list[Problem]:
+        if not isinstance(seq, list):
+            return [Problem(pointer, f"expected a sequence (a JSON array of numbers), got {_json_type(seq)}")]
+        problems = []
+        if not self.min_length <= len(seq) <= self.max_length:
+            problems.append(Problem(pointer, f"length {len(seq)} is outside {self.length_text} for task {task}"))
+        for j, value in enumerate(seq):
+            message = self._value_problem(value, task)
+            if message:
+                problems.append(Problem(f"{pointer}/{j}", message))
+        return problems
+
+    def _value_problem(self, value: Any, task: str) -> str | None:
+        kind = "an integer" if self.dtype == "int" else "a number"
+        if type(value) not in (_INT_TYPES if self.dtype == "int" else _NUMBER_TYPES):
+            return f"expected {kind}, got {_json_type(value)} {_short(value)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"expected a finite number, got {value}"
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            return f"{_short(value)} is outside {_fmt(self.low)}..{_fmt(self.high)} for task {task}"
+        return None
+
+
+_INT_TYPES = frozenset({int})  # bool is a subclass of int, but type(True) is bool: rejected
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", type(None): "null", str: "a string", dict: "an object", list: "an array",
+             float: "a non-integer number", int: "an integer"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else str(int(x)) if float(x).is_integer() else str(x)
+
+
+@dataclass
+class Batch:
+    """Sequences right-padded into one array. The LSTM is causal, so padding after a sequence's end
+    never changes its outputs at positions before the end."""
+
+    x: np.ndarray  # [batch, max_len], float64 or int64
+    lengths: np.ndarray  # [batch], int64
+
+    @classmethod
+    def of(cls, sequences: list[np.ndarray]) -> "Batch":
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        if (lengths == lengths[0]).all():
+            return cls(np.stack(sequences), lengths)
+        x = np.zeros((len(sequences), int(lengths.max())), dtype=sequences[0].dtype)
+        for row, seq in zip(x, sequences):
+            row[: len(seq)] = seq
+        return cls(x, lengths)
+
+    @property
+    def last(self) -> np.ndarray:
+        return self.x[np.arange(len(self.x)), self.lengths - 1]
+
+    def slide(self, values: np.ndarray) -> "Batch":
+        """The next rollout window: drop each sequence's first value, append its prediction."""
+        x = np.empty_like(self.x)
+        x[:, :-1] = self.x[:, 1:]
+        x[np.arange(len(x)), self.lengths - 1] = values
+        return Batch(x, self.lengths)
+
+
+# --- encoders: Batch -> (model input, context the decoder needs) ---------------------------------
+
+class IndexEncoder:
+    """Integer tokens as class indices (value - low); the model embeds them."""
+
+    def __init__(self, spec: dict):
+        self.low = int(spec["low"])
+        self.classes = int(spec["classes"])
+
+    def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
+        return (batch.x - self.low).astype(np.int64), None
+
+
+class ScaledEncoder:
+    """Numbers divided by a fixed scale, one feature per step."""
+
+    def __init__(self, spec: dict):
+        self.scale = float(spec["scale"])
+
+    def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
+        return (batch.x / self.scale).astype(np.float32)[..., None], None
+
+
+class RelativeEncoder:
+    """Scale-free and offset-free: each step becomes its difference to the previous value divided by
+    the largest such difference in the window (the first step is 0). The decoder measures the answer
+    from the last value in the same unit, so one model serves every start and every step size."""
+
+    def __init__(self, spec: dict):
+        self.min_scale = float(spec.get("min_scale", 1e-12))
+
+    def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
+        x = batch.x.astype(np.float64)
+        steps = np.zeros_like(x)
+        steps[:, 1:] = np.diff(x, axis=1)
+        steps[np.arange(x.shape[1]) >= batch.lengths[:, None]] = 0.0  # padding carries no steps
+        scale = np.abs(steps).max(axis=1)
+        scale[scale < self.min_scale] = 1.0  # a constant window: any unit will do
+        return (steps / scale[:, None]).astype(np.float32)[..., None], (batch.last.astype(np.float64), scale)
+
+
+# --- decoders: model output [batch, seq, out] -> answers -----------------------------------------
+
+class _Positions:
+    """Which output steps carry the answer: the last one, or every one from `skip` on."""
+
+    def __init__(self, spec: dict):
+        self.positions = spec["positions"]  # "last" or "all"
+        self.skip = int(spec.get("skip", 0))
+
+    def pick_last(self, out: np.ndarray, batch: Batch) -> np.ndarray:
+        return out[np.arange(len(out)), batch.lengths - 1]
+
+    def training_slice(self, out):
+        """The same selection on an unpadded training batch (works on numpy arrays and torch tensors)."""
+        return out[:, -1] if self.positions == "last" else out[:, self.skip:]
+
+
+class ClassDecoder(_Positions):
+    """Logits over `classes` values starting at `low`; the answer is the most likely one."""
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.low = int(spec["low"])
+        self.classes = int(spec["classes"])
+
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
+        if self.positions == "last":
+            return (self.pick_last(out, batch).argmax(-1) + self.low).tolist()
+        best = out.argmax(-1) + self.low
+        return [row[self.skip: n].tolist() for row, n in zip(best, batch.lengths)]
+
+    def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
+        return self.pick_last(out, batch).argmax(-1) + self.low
+
+    def top_k(self, out: np.ndarray, batch: Batch, k: int) -> list[list[dict]]:
+        """The k most likely answers with their probabilities, for a task whose answer is one class."""
+        logits = self.pick_last(out, batch).astype(np.float64)
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        k = min(k, self.classes)
+        best = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+        return [[{"value": int(c) + self.low, "p": float(p[c])} for c in row] for row, p in zip(best, probs)]
+
+    def encode_target(self, y: np.ndarray, ctx: Any) -> np.ndarray:
+        return (np.asarray(y) - self.low).astype(np.int64)
+
+
+class ScaledDecoder(_Positions):
+    """A number, in units of a fixed scale."""
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.scale = float(spec["scale"])
+
+    def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
+        return self.pick_last(out, batch)[:, 0].astype(np.float64) * self.scale
+
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
+        return self.next_values(out, batch, ctx).tolist()
+
+    def encode_target(self, y: np.ndarray, ctx: Any) -> np.ndarray:
+        return (np.asarray(y, dtype=np.float64) / self.scale).astype(np.float32)
+
+
+class RelativeDecoder(_Positions):
+    """The next value as last value + output * scale, the unit the RelativeEncoder chose.
+    `round` makes integer tasks answer integers."""
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.round = bool(spec.get("round", False))
+
+    def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
+        anchor, scale = ctx
+        values = anchor + self.pick_last(out, batch)[:, 0].astype(np.float64) * scale
+        return np.rint(values).astype(np.int64) if self.round else values
+
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
+        return self.next_values(out, batch, ctx).tolist()
+
+    def encode_target(self, y: np.ndarray, ctx: Any) -> np.ndarray:
+        anchor, scale = ctx
+        return ((np.asarray(y, dtype=np.float64) - anchor) / scale).astype(np.float32)
+
+
+ENCODERS = {"index": IndexEncoder, "scaled": ScaledEncoder, "relative": RelativeEncoder}
+DECODERS = {"class": ClassDecoder, "scaled": ScaledDecoder, "relative": RelativeDecoder}
+
+
+class Codec:
+    """A task's input contract, encoder and decoder, built from its manifest."""
+
+    def __init__(self, manifest: dict):
+        self.task = manifest["task"]
+        self.input = InputContract.from_manifest(manifest["input"])
+        self.encoder = ENCODERS[manifest["encoder"]["type"]](manifest["encoder"])
+        self.decoder = DECODERS[manifest["decoder"]["type"]](manifest["decoder"])
+        self.is_class = isinstance(self.decoder, ClassDecoder)
+        self.int_output = self.is_class or getattr(self.decoder, "round", False)
+
+    def check(self, sequences: Any, pointer: str = "/inputs") -> list[np.ndarray]:
+        return self.input.check(sequences, self.task, pointer)
+
+    def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
+        return self.encoder.encode(batch)
+
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
+        return self.decoder.decode(out, batch, ctx)
+
+    def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
+        return self.decoder.next_values(out, batch, ctx)
+
+    def encode_target(self, y: np.ndarray, ctx: Any) -> np.ndarray:
+        return self.decoder.encode_target(y, ctx)

@@ -1,0 +1,91 @@
+"""Train, export and evaluate toyseq's tasks.
+
+    python -m training train [TASK ...] [--seed 0] [--jobs 2]   # all tasks when none is named
+    python -m training evaluate [TASK ...] [--eval-seed N]      # re-measure the committed models
+
+Exits 1 when a gate is not met (a model that fails is never written to models/), 2 on usage errors.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from service.predictor import Predictor
+
+from .catalog import TASKS
+from .evaluation import DEFAULT_EVAL_SEED, DEFAULT_N, evaluate
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("train", "evaluate"):
+        p = sub.add_parser(name)
+        p.add_argument("tasks", nargs="*", metavar="TASK", help=f"any of: {', '.join(TASKS)} (default: all)")
+        p.add_argument("--models-dir", type=Path, default=Path("models"))
+        p.add_argument("--eval-seed", type=int, default=DEFAULT_EVAL_SEED,
+                       help="seed of the held-out evaluation data (training never draws from it)")
+        p.add_argument("-n", type=int, default=DEFAULT_N, help="held-out sequences per gate")
+    train = sub.choices["train"]
+    train.add_argument("--seed", type=int, default=0, help="training seed: the same seed gives the same metrics")
+    train.add_argument("--jobs", type=int, default=2, help="tasks trained side by side, one CPU thread each")
+    args = parser.parse_args(argv)
+    unknown = [t for t in args.tasks if t not in TASKS]
+    if unknown:
+        parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
+    args.tasks = args.tasks or list(TASKS)
+    return args
+
+
+def report(task: str, gates: list[dict]) -> bool:
+    for g in gates:
+        mark = "ok  " if g["passed"] else "FAIL"
+        print(f"  {mark} {task:15s} {g['metric']:24s} {g['value']:<12.6g} (gate {g['op']} {g['threshold']:g}, "
+              f"n={g['n']}, eval seed {g['eval_seed']})")
+    return all(g["passed"] for g in gates)
+
+
+def train(args) -> int:
+    from .pipeline import train_task  # torch is imported only when training
+
+    jobs = max(1, min(args.jobs, len(args.tasks)))
+    started = time.perf_counter()
+    if jobs == 1:
+        rows = [train_task(TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n) for t in args.tasks]
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(train_task, TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n, False)
+                       for t in args.tasks]
+            rows = []
+            for future in futures:
+                rows.append(future.result())
+                print(f"{rows[-1]['task']}: {rows[-1]['steps']} steps in {rows[-1]['seconds']:.0f} s", flush=True)
+    ok = True
+    for row in rows:
+        ok &= report(row["task"], row["gates"])
+        if not row["passed"]:
+            print(f"{row['task']}: a gate was not met; the committed model is unchanged, the rejected one is in "
+                  f"{row['saved_to']}", file=sys.stderr)
+    print(f"trained {len(rows)} task(s) in {time.perf_counter() - started:.0f} s")
+    return 0 if ok else 1
+
+
+def evaluate_committed(args) -> int:
+    ok = True
+    for name in args.tasks:
+        predictor = Predictor.load(args.models_dir / name)
+        ok &= report(name, evaluate(TASKS[name], predictor, args.eval_seed, args.n))
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    return train(args) if args.command == "train" else evaluate_committed(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Typed model and training configuration, with the defaults most tasks use."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    embed: int = 16  # embedding width, for tasks whose encoder emits class indices
+    hidden: int = 64  # LSTM hidden size
+    layers: int = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000  # upper bound; early stopping usually ends sooner
+    batch: int = 128
+    lr: float = 3e-3
+    lengths: tuple[int, int] = (0, 0)  # training length range; (0, 0): the task's fixed length
+    loss: str = "cross_entropy"  # or "mse" for tasks that answer a number
+    wrong: float = 0.0  # arith-next: share of training rows with one wrong value
+    eval_every: int = 100  # steps between validation checks
+    patience: int = 8  # validation checks without improvement before stopping
+    val_size: int = 2048
+    grad_clip: float = 1.0

@@ -1,0 +1,35 @@
+"""The sequence model every task uses: an input layer, an LSTM, and a linear head at every step.
+
+Index-encoded tasks embed their tokens; feature-encoded tasks feed their features straight into the
+LSTM. The head emits logits (class tasks) or one number (regression tasks) per step; the codec's
+decoder picks the steps that carry the answer.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+class SeqModel(nn.Module):
+    def __init__(self, encoder: dict, out_width: int, cfg: ModelConfig):
+        super().__init__()
+        self.indexed = encoder["type"] == "index"
+        if self.indexed:
+            self.embed = nn.Embedding(encoder["classes"], cfg.embed)
+            width = cfg.embed
+        else:
+            self.embed = None
+            width = 1
+        self.lstm = nn.LSTM(width, cfg.hidden, num_layers=cfg.layers, batch_first=True)
+        self.head = nn.Linear(cfg.hidden, out_width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [batch, seq] int64 indices, or [batch, seq, 1] float32 features -> [batch, seq, out_width]."""
+        h, _ = self.lstm(self.embed(x) if self.indexed else x)
+        return self.head(h)
+
+
+def out_width(decoder: dict) -> int:
+    return decoder["classes"] if decoder["type"] == "class" else 1
