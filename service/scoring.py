@@ -1,0 +1,246 @@
+"""Batch scoring: answer a stream of Rows in chunks, in input order, with flat memory.
+
+Two backends answer a chunk: LocalBackend (a Predictor in this process) and RemoteBackend (a running
+service, through service.client). The Scorer keeps a bounded number of chunks in flight, so memory is
+bounded by `chunk_rows x in_flight` however long the input is, and yields answers in input order.
+
+    from service.scoring import LocalBackend, Scorer
+    scorer = Scorer(LocalBackend.load("echo-lag", "models"))
+    for row, answer in scorer.score_sequences([[5, 3, 8], [1, 2]]):
+        print(answer.output)          # [5, 3] then [1]
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .client import Client, ServiceError
+from .codec import InputError
+from .manifest import ManifestError, discover
+from .predictor import Predictor, SessionConfig
+from .rows import Answer, Row, row_error
+
+LOCAL_CHUNK_ROWS = 8192
+REMOTE_CHUNK_ROWS = 1000  # well under the service's default TOYSEQ_MAX_BATCH (10000)
+MIN_GROUP_ROWS = 256  # rows of neighbouring lengths are merged until a predict call has this many
+
+
+class UsageError(Exception):
+    """The job cannot run as asked (unknown task, unsupported option, refused by the service)."""
+
+
+def check_options(manifest: dict, steps: int | None, top_k: int | None) -> None:
+    """Refuse what the task cannot do before any row is read (the service answers 422 for these)."""
+    task, output = manifest["task"], manifest["output"]
+    if steps is not None and (steps < 1 or not output["rollout"]):
+        raise UsageError(f"--steps needs a next-value task and k >= 1; task {task} is {output['kind']!r}"
+                         if not output["rollout"] else "--steps must be at least 1")
+    if top_k is not None:
+        if top_k < 1:
+            raise UsageError("--top-k must be at least 1")
+        if not output["classes"] or output["kind"] == "echo":
+            what = "its output is a list" if output["kind"] == "echo" else "its output is not a class"
+            raise UsageError(f"top_k is not supported for task {task} ({what})")
+
+
+class LocalBackend:
+    """Checks rows with the task's codec and answers them with its Predictor, in this process.
+
+    A chunk is checked in one codec.check call; only when that fails are rows checked one by one to
+    say which. Rows are grouped by length so a predict call pads little. One worker thread runs the
+    chunks: onnxruntime releases the GIL, so reading and writing overlap with inference."""
+
+    def __init__(self, predictor: Predictor, steps: int | None = None, top_k: int | None = None):
+        check_options(predictor.manifest, steps, top_k)
+        self.predictor = predictor
+        self.codec = predictor.codec
+        self.steps = steps
+        self.top_k = top_k
+        self.chunk_rows = LOCAL_CHUNK_ROWS
+        self.in_flight = 2
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="toyseq-score")
+
+    @classmethod
+    def load(cls, task: str, models_dir: str | os.PathLike | None = None, steps: int | None = None,
+             top_k: int | None = None, threads: int | None = None) -> "LocalBackend":
+        models_dir = Path(models_dir or os.environ.get("TOYSEQ_MODELS_DIR", "models"))
+        folder = models_dir / task
+        if not (folder / "manifest.json").is_file():
+            known = ", ".join(p.name for p in discover(models_dir)) or "none"
+            raise UsageError(f"unknown task {task!r} in {models_dir} (known: {known})")
+        threads = threads or min(os.cpu_count() or 1, 4)
+        try:
+            predictor = Predictor.load(folder, SessionConfig(intra_op_threads=threads))
+        except ManifestError as err:
+            raise UsageError(f"task {task} is unavailable: {err}") from None
+        return cls(predictor, steps, top_k)
+
+    def submit(self, rows: list[Row]) -> Future:
+        return self._pool.submit(self.answer, rows)
+
+    def answer(self, rows: list[Row]) -> list[Answer]:
+        answers = [Answer(error=row.error) if row.error is not None else None for row in rows]
+        todo = [i for i, a in enumerate(answers) if a is None]
+        if not todo:
+            return answers
+        try:
+            arrays = self.codec.check([rows[i].sequence for i in todo])
+        except InputError:
+            todo, arrays = self._check_each(rows, todo, answers)
+        for group in _length_groups(arrays):
+            result = self.predictor.predict([arrays[j] for j in group], self.steps, self.top_k)
+            tops = result.get("top_k") or [None] * len(group)
+            for j, output, top in zip(group, result["outputs"], tops):
+                answers[todo[j]] = Answer(output, top)
+        return answers
+
+    def _check_each(self, rows: list[Row], todo: list[int], answers: list) -> tuple[list[int], list]:
+        good, arrays = [], []
+        for i in todo:
+            try:
+                arrays.extend(self.codec.check([rows[i].sequence]))
+                good.append(i)
+            except InputError as err:
+                problems = [(p.pointer[len("/inputs/0"):], p.message) for p in err.problems]
+                answers[i] = Answer(error=row_error(rows[i], problems))
+        return good, arrays
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _length_groups(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Indices grouped by sequence length (neighbouring lengths merged up to MIN_GROUP_ROWS), so the
+    padded batch of a predict call is barely larger than its rows."""
+    if not arrays:
+        return []
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    if lengths.min() == lengths.max():
+        return [np.arange(len(arrays))]
+    order = np.argsort(lengths, kind="stable")
+    edges = np.flatnonzero(np.diff(lengths[order])) + 1
+    groups, start = [], 0
+    for edge in [*edges.tolist(), len(order)]:
+        if edge - start >= MIN_GROUP_ROWS or edge == len(order):
+            groups.append(order[start:edge])
+            start = edge
+    return groups
+
+
+_ROW_POINTER = re.compile(r"^/inputs/(\d+)(/.*)?$")
+
+
+class RemoteBackend:
+    """Sends chunks to POST /tasks/<task>/predict of a running service, `concurrency` at a time.
+
+    A chunk answered 422 is split by the pointers of its problems: rows named there get their error,
+    the others are sent again (the service lists at most a few problems per answer, so this repeats
+    until the rest is accepted). 413 halves the chunk. 503 and connection errors are retried with
+    backoff by the Client."""
+
+    def __init__(self, client: Client, task: str, steps: int | None = None, top_k: int | None = None,
+                 concurrency: int = 4, chunk_rows: int = REMOTE_CHUNK_ROWS):
+        self.client = client
+        self.task = task
+        self.steps = steps
+        self.top_k = top_k
+        self.chunk_rows = chunk_rows
+        self.in_flight = 2 * concurrency
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="toyseq-remote")
+
+    def submit(self, rows: list[Row]) -> Future:
+        return self._pool.submit(self.answer, rows)
+
+    def answer(self, rows: list[Row]) -> list[Answer]:
+        answers = [Answer(error=row.error) if row.error is not None else None for row in rows]
+        pending = [[i for i, a in enumerate(answers) if a is None]]
+        while pending:
+            todo = pending.pop()
+            if not todo:
+                continue
+            try:
+                result = self.client.predict(self.task, [rows[i].sequence for i in todo], self.steps, self.top_k)
+            except ServiceError as err:
+                pending.extend(self._split(err, rows, todo, answers))
+                continue
+            tops = result.get("top_k") or [None] * len(todo)
+            for i, output, top in zip(todo, result["outputs"], tops):
+                answers[i] = Answer(output, top)
+        return answers
+
+    def _split(self, err: ServiceError, rows: list[Row], todo: list[int], answers: list) -> list[list[int]]:
+        """What to send again after a refused chunk; raises UsageError when rows are not the cause."""
+        if err.status == 413 and len(todo) > 1:
+            return [todo[: len(todo) // 2], todo[len(todo) // 2:]]
+        if err.status != 422:
+            raise UsageError(f"{self.client.base_url}: {err}")
+        by_row: dict[int, list[tuple[str, str]]] = {}
+        for problem in err.errors:
+            match = _ROW_POINTER.match(str(problem.get("pointer", "")))
+            if match and int(match.group(1)) < len(todo):
+                by_row.setdefault(int(match.group(1)), []).append((match.group(2) or "", str(problem.get("message"))))
+        if not by_row:
+            if len(todo) == 1:  # a problem without a row pointer, yet only this row was sent
+                answers[todo[0]] = Answer(error=row_error(rows[todo[0]], [("", str(err))]))
+                return []
+            raise UsageError(f"the service refused the request: {err}")
+        for j, problems in by_row.items():
+            answers[todo[j]] = Answer(error=row_error(rows[todo[j]], problems))
+        return [[i for j, i in enumerate(todo) if j not in by_row]]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.client.close()
+
+
+class Scorer:
+    """Answers rows in input order, `backend.in_flight` chunks of `backend.chunk_rows` at a time."""
+
+    def __init__(self, backend: LocalBackend | RemoteBackend, chunk_rows: int | None = None):
+        self.backend = backend
+        self.chunk_rows = chunk_rows or backend.chunk_rows
+
+    def score_chunks(self, rows: Iterable[Row]) -> Iterator[tuple[list[Row], list[Answer]]]:
+        """Chunks of (rows, answers), in input order."""
+        in_flight: deque[tuple[list[Row], Future]] = deque()
+        chunk: list[Row] = []
+        try:
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) >= self.chunk_rows:
+                    in_flight.append((chunk, self.backend.submit(chunk)))
+                    chunk = []
+                    if len(in_flight) >= self.backend.in_flight:
+                        done, future = in_flight.popleft()
+                        yield done, future.result()
+            if chunk:
+                in_flight.append((chunk, self.backend.submit(chunk)))
+            while in_flight:
+                done, future = in_flight.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in in_flight:
+                future.cancel()
+
+    def score(self, rows: Iterable[Row]) -> Iterator[tuple[Row, Answer]]:
+        for chunk, answers in self.score_chunks(rows):
+            yield from zip(chunk, answers)
+
+    def score_sequences(self, sequences: Iterable) -> Iterator[tuple[Row, Answer]]:
+        """Score plain sequences (lists of numbers); Row.line is the 1-based position."""
+        return self.score(Row(n, seq) for n, seq in enumerate(sequences, 1))
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Scorer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
