@@ -1,0 +1,86 @@
+"""The app factory: settings (defaults <- TOYSEQ_ env <- `config` mapping), the model registry loaded in
+this process, one blueprint per concern, and the request hooks that tag, time, count and log every request.
+
+    gunicorn -c python:service.gunicorn_conf 'service:create_app()'
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from flask import Flask, g, request
+
+from . import errors, logs
+from .config import Config
+from .metrics import Metrics
+from .predictor import SessionConfig
+from .runtime import Limits, Registry
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+@dataclass
+class State:
+    """What the views share; built once per worker."""
+
+    config: Config
+    registry: Registry
+    metrics: Metrics
+    limits: Limits
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    settings = Config.load(config)
+    logs.setup(settings.log_level)
+    metrics = Metrics()
+    # Loaded here, i.e. in each gunicorn worker after fork (no preload_app): onnxruntime sessions are not
+    # fork-safe, and each worker gets its own.
+    registry = Registry.load(settings.models_dir, SessionConfig(intra_op_threads=settings.threads),
+                             strict=settings.strict,
+                             on_failure=lambda task: metrics.load_failures.labels(task).inc())
+    logs.logging.getLogger("toyseq.runtime").info(
+        "models loaded", extra={"fields": {"pid": os.getpid(), "tasks": sorted(registry.predictors),
+                                           "unavailable": registry.unavailable,
+                                           "seconds": round(registry.load_seconds, 3)}})
+    state = State(settings, registry, metrics, Limits.of(settings))
+
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, PROPAGATE_EXCEPTIONS=False,
+                      TRAP_HTTP_EXCEPTIONS=False)
+    app.extensions["toyseq"] = state
+    errors.register(app)
+    _hooks(app, state)
+
+    from .routes import docs, health, predict, tasks
+
+    for module in (predict, tasks, health, docs):
+        app.register_blueprint(module.blueprint(state))
+    return app
+
+
+def _hooks(app: Flask, state: State) -> None:
+    metrics = state.metrics
+
+    @app.before_request
+    def tag():
+        g.start = time.perf_counter()
+        rid = request.headers.get("X-Request-ID")
+        g.request_id = rid if rid and REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
+        g.task = ""  # set by views once the name is a known task: metric labels stay bounded
+
+    @app.after_request
+    def finish(response):
+        seconds = time.perf_counter() - g.get("start", time.perf_counter())
+        rid = g.get("request_id") or uuid.uuid4().hex
+        response.headers["X-Request-ID"] = rid
+        endpoint = request.endpoint or "unmatched"
+        task = g.get("task", "")
+        metrics.observe(endpoint, task, response.status_code, seconds)
+        logs.access({"request_id": rid, "method": request.method, "path": request.path[:200], "task": task,
+                     "status": response.status_code, "duration_ms": round(seconds * 1000, 3),
+                     "bytes": response.content_length, "remote": request.remote_addr})
+        return response

@@ -1,0 +1,77 @@
+"""The service's settings: defaults, overridden by TOYSEQ_* environment variables, overridden by a mapping
+passed to `create_app(config)` (tests). gunicorn_conf.py reads the same variables."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+PREFIX = "TOYSEQ_"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; start-up stops with this message."""
+
+
+@dataclass(frozen=True)
+class Config:
+    models_dir: str = "models"
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    threads: int = 1  # onnxruntime intra-op threads per worker: workers x threads <= cores
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_batch: int = 10_000
+    max_steps: int = 1_000
+    max_top_k: int = 0  # 0: up to the task's number of classes
+    max_rollout_values: int = 2_000_000  # sequences x steps in one request; bounds its time
+    log_level: str = "info"
+    api_key: str = ""  # empty: predict is open
+    strict: bool = False  # True: any bad model stops start-up
+    timeout: int = 30  # gunicorn: a worker silent this long is killed and replaced
+    graceful_timeout: int = 30  # gunicorn: how long SIGTERM waits for in-flight requests
+    keepalive: int = 2
+    limit_request_line: int = 4094
+    limit_request_fields: int = 100
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> "Config":
+        """Defaults <- TOYSEQ_<FIELD> environment variables <- `overrides` (keys: field names, any case)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, f.type, raw)
+        for key, value in (overrides or {}).items():
+            name = key.lower().removeprefix(PREFIX.lower())
+            if name not in {f.name for f in fields(cls)}:
+                raise ConfigError(f"unknown setting {key!r}")
+            kind = next(f.type for f in fields(cls) if f.name == name)
+            values[name] = _convert(name, kind, value) if isinstance(value, str) else value
+        config = replace(cls(), **values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        for name in ("workers", "threads", "max_body_bytes", "max_batch", "max_steps", "max_rollout_values",
+                     "timeout", "limit_request_fields"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{PREFIX}{name.upper()} must be at least 1")
+        if self.max_top_k < 0:
+            raise ConfigError(f"{PREFIX}MAX_TOP_K must be 0 (no limit) or more")
+
+
+def _convert(name: str, kind: str, raw: str) -> Any:
+    kind = kind if isinstance(kind, str) else kind.__name__
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            if raw.strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.strip().lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None

@@ -1,0 +1,1 @@
+"""One blueprint per concern; each module's `blueprint(state)` closes over the worker's State."""

@@ -1,0 +1,51 @@
+"""POST /tasks/<name>/predict: the request path. Kept lean: orjson in and out, Codec.check, one Predictor call."""
+from __future__ import annotations
+
+import hmac
+
+import orjson
+from flask import Blueprint, Response, g, request
+
+from ..errors import BadRequest, Unauthorized, UnsupportedMediaType
+from ..runtime import parse_predict
+
+
+def blueprint(state) -> Blueprint:
+    bp = Blueprint("predict", __name__)
+    registry, limits, metrics = state.registry, state.limits, state.metrics
+    api_key = state.config.api_key.encode() if state.config.api_key else b""
+
+    @bp.post("/tasks/<name>/predict")
+    def predict(name: str):
+        if api_key and not _authorized(api_key):
+            raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+                               headers={"WWW-Authenticate": 'Bearer realm="toyseq"'})
+        if name in registry.predictors or name in registry.unavailable:
+            g.task = name
+        predictor = registry.get(name)  # 404 unknown, 503 unavailable
+        arrays, steps, top_k = parse_predict(predictor, read_json(), limits)
+        result = predictor.predict(arrays, steps=steps, top_k=top_k)
+        metrics.sequences.labels(name).inc(len(arrays))
+        answer = {"task": name, "model": {"sha256": predictor.sha256}, **result}
+        return Response(orjson.dumps(answer), mimetype="application/json")
+
+    return bp
+
+
+def read_json():
+    """The body as JSON, or 415 (not declared JSON) / 400 (malformed, NaN, too deeply nested) / 413 (too big)."""
+    mimetype = request.mimetype
+    if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+        raise UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json), "
+                                   f"got {mimetype or 'no content type'!r}"[:200])
+    data = request.get_data(cache=False)  # werkzeug enforces MAX_CONTENT_LENGTH here (413)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as err:
+        raise BadRequest(f"the body is not valid JSON: {err}") from None
+
+
+def _authorized(key: bytes) -> bool:
+    header = request.headers.get("Authorization", "")
+    given = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("X-API-Key", "")
+    return hmac.compare_digest(given.encode("utf-8", "replace"), key)
