@@ -1,0 +1,44 @@
+# toyseq inference service: gunicorn + Flask + onnxruntime serving models/<task>/.
+#   docker build -t toyseq .   (or: podman build --format docker -t toyseq .)
+#   docker run --rm -p 8000:8000 toyseq
+# Configuration comes from the TOYSEQ_* environment variables the README documents (-e TOYSEQ_WORKERS=4 ...).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+WORKDIR /app
+
+# Dependencies first, from pyproject.toml's base `dependencies` only (never torch or the
+# training/test extras), so that a change to service/ or models/ reuses this layer.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt \
+    && groupadd --gid 10001 toyseq \
+    && useradd --uid 10001 --gid toyseq --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin toyseq
+
+COPY service/ service/
+COPY models/ models/
+# Code and models stay root-owned and read-only for the service user, whatever the
+# permissions were in the build context (training writes model folders 0700).
+RUN chmod -R a+rX,go-w /app
+
+USER 10001:10001
+
+ENV TOYSEQ_BIND=0.0.0.0:8000 \
+    TOYSEQ_MODELS_DIR=/app/models
+
+EXPOSE 8000
+
+# The slim image has no curl. The port follows TOYSEQ_BIND so `-e TOYSEQ_BIND=...` keeps the check right;
+# urlopen raises on a 503, so "not ready" is unhealthy.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('TOYSEQ_BIND', '0.0.0.0:8000').rsplit(':', 1)[-1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=4)"]
+
+CMD ["gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]
