@@ -20,7 +20,7 @@ from .metrics import Metrics
 from .predictor import SessionConfig
 from .runtime import Limits, Registry
 
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # echoed only when this tame
 
 
 @dataclass
@@ -64,6 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def _hooks(app: Flask, state: State) -> None:
     metrics = state.metrics
+    pid = os.getpid()  # this worker's, since the app is built after fork
 
     @app.before_request
     def tag():
@@ -80,7 +81,7 @@ def _hooks(app: Flask, state: State) -> None:
         endpoint = request.endpoint or "unmatched"
         task = g.get("task", "")
         metrics.observe(endpoint, task, response.status_code, seconds)
-        logs.access({"request_id": rid, "method": request.method, "path": request.path[:200], "task": task,
+        logs.access({"request_id": rid, "pid": pid, "method": request.method, "path": request.path[:200], "task": task,
                      "status": response.status_code, "duration_ms": round(seconds * 1000, 3),
                      "bytes": response.content_length, "remote": request.remote_addr})
         return response
