@@ -126,7 +126,7 @@ def start_gunicorn(log_dir: Path, env_overrides: dict | None = None, models_dir:
         try:
             if requests.get(server.base_url + path, timeout=2).status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or a worker still booting
             pass
         time.sleep(0.1)
     server.stop()
