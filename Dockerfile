@@ -14,13 +14,14 @@ WORKDIR /app
 
 # Dependencies first, from pyproject.toml's base `dependencies` only (never torch or the
 # training/test extras), so that a change to service/ or models/ reuses this layer.
+# The service user gets a home: gunicorn puts its control socket there, onnxruntime its telemetry id.
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
     && pip install --no-cache-dir -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt \
     && groupadd --gid 10001 toyseq \
-    && useradd --uid 10001 --gid toyseq --no-create-home --home-dir /nonexistent \
+    && useradd --uid 10001 --gid toyseq --create-home --home-dir /home/toyseq \
         --shell /usr/sbin/nologin toyseq
 
 COPY service/ service/

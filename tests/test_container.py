@@ -130,9 +130,9 @@ class Container:
     def __exit__(self, *exc) -> None:
         self.engine.run("rm", "-f", self.name, check=False)
 
-    def logs(self) -> str:
+    def logs(self, tail: int = 4000) -> str:
         result = self.engine.run("logs", self.name, check=False)
-        return (result.stdout + result.stderr)[-4000:]
+        return (result.stdout + result.stderr)[-tail:]
 
     def exec(self, *command: str) -> subprocess.CompletedProcess:
         return self.engine.run("exec", self.name, *command, check=False)
@@ -201,6 +201,16 @@ def test_image_serves_the_committed_models_as_non_root(engine, image):
         assert health and health["Test"][0] == "CMD", health
         check = box.exec(*health["Test"][1:])
         assert check.returncode == 0, check
+
+        # a start-up with nothing to complain about (e.g. the user has a writable home for gunicorn's socket)
+        logs = box.logs(tail=10**6)
+        assert "[ERROR]" not in logs and "Permission denied" not in logs, logs[-4000:]
+        # gunicorn is PID 1 and stops cleanly on SIGTERM, well before the engine's SIGKILL
+        started = time.monotonic()
+        engine.run("stop", "-t", "20", box.name, timeout=COMMAND_TIMEOUT)
+        assert time.monotonic() - started < 15
+        exit_code = engine.run("inspect", "--format", "{{.State.ExitCode}}", box.name).stdout.strip()
+        assert exit_code == "0", box.logs()
 
 
 @pytest.mark.slow
