@@ -346,3 +346,14 @@ def test_importing_the_codec_does_not_import_flask():
     result = subprocess.run([sys.executable, "-c", "import sys, service.codec; sys.exit('flask' in sys.modules)"],
                             cwd=ROOT, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0
+
+
+@pytest.mark.parametrize("task", ROLLOUT)
+def test_rollout_of_mixed_lengths_equals_each_sequence_rolled_alone(client, app, task):
+    spec = manifest(app, task)["input"]
+    ex = example(app, task)
+    lengths = sorted({spec["min_length"], len(ex), spec["max_length"]})
+    seqs = [(ex * spec["max_length"])[:n] for n in lengths]
+    together = post(client, task, {"inputs": seqs, "steps": 6}).get_json()["outputs"]
+    alone = [post(client, task, {"inputs": [s], "steps": 6}).get_json()["outputs"][0] for s in seqs]
+    assert together == alone
