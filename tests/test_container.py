@@ -27,7 +27,7 @@ from training.catalog import TASKS
 
 from .paths import MODELS_DIR, ROOT
 
-BASE_IMAGE = "docker.io/library/python:3.11-slim"
+BASE_IMAGE = "python:3.11-slim"
 IMAGE = "localhost/toyseq:test"
 MAX_IMAGE_BYTES = 450 * 1000 * 1000  # the goal, in the engines' own (decimal) MB
 BUILD_TIMEOUT = 360
@@ -92,10 +92,10 @@ def engine() -> Engine:
 
 @pytest.fixture(scope="module")
 def image(engine: Engine) -> str:
-    # docker format keeps HEALTHCHECK, which podman's default OCI format drops
-    extra = ["--format", "docker"] if engine.name == "podman" else []
+    # Never pull: the base must be local. podman: docker format keeps HEALTHCHECK, which OCI format drops.
+    extra = ["--pull=never", "--format", "docker"] if engine.name == "podman" else ["--pull=false"]
     started = time.monotonic()
-    engine.run("build", "--pull=never", *extra, "-t", IMAGE, str(ROOT), timeout=BUILD_TIMEOUT)
+    engine.run("build", *extra, "-t", IMAGE, str(ROOT), timeout=BUILD_TIMEOUT)
     print(f"\n{engine.name} build: {time.monotonic() - started:.1f} s")
     return IMAGE
 
