@@ -38,9 +38,16 @@ class Metrics:
         self.load_failures = Counter("toyseq_model_load_failures", "Model folders a worker could not load, "
                                      "by task (each worker counts its own attempt)", ["task"], registry=own)
 
+        self._children: dict[tuple, tuple] = {}  # labels() costs a lock and lookups; the label sets are few
+
     def observe(self, endpoint: str, task: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, task, str(status)).inc()
-        self.latency.labels(endpoint, task).observe(seconds)
+        key = (endpoint, task, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(endpoint, task, str(status)),
+                                              self.latency.labels(endpoint, task))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
