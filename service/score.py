@@ -52,18 +52,25 @@ def score_rows(task: str, sequences: Iterable, *, models_dir: str | None = None,
 
 
 def backend(task: str, models_dir: str | None, url: str | None, api_key: str | None, steps: int | None,
-            top_k: int | None, concurrency: int = 4, threads: int | None = None) -> LocalBackend | RemoteBackend:
+            top_k: int | None, concurrency: int = 4, workers: int | None = None) -> LocalBackend | RemoteBackend:
     """The local backend, or a remote one after asking the service whether it knows the task."""
     if not url:
-        return LocalBackend.load(task, models_dir, steps, top_k, threads)
+        return LocalBackend.load(task, models_dir, steps, top_k, workers)
     client = Client(url, api_key)
     try:
         info = client.task(task)
     except ServiceError as err:
         raise UsageError(f"{url}: {err}") from None
-    if isinstance(info, dict) and isinstance(info.get("manifest"), dict):
-        check_options(info["manifest"], steps, top_k)
-    return RemoteBackend(client, task, steps, top_k, concurrency)
+    if not info.get("available", True):
+        raise UsageError(f"{url}: task {task} is unavailable: {info.get('reason')}")
+    why = "its output is a list" if info.get("output", {}).get("kind") == "echo" else "its output is not a class"
+    check_options(task, steps, top_k, info.get("max_steps"), info.get("max_top_k"), why)
+    # A chunk must fit the service's per-request limits, or every chunk would be refused.
+    limits = info.get("limits") or {}
+    rows = min(REMOTE_CHUNK_ROWS, limits.get("max_batch") or REMOTE_CHUNK_ROWS)
+    if steps and limits.get("max_rollout_values"):
+        rows = max(1, min(rows, limits["max_rollout_values"] // steps))
+    return RemoteBackend(client, task, steps, top_k, concurrency, rows)
 
 
 class Progress:
@@ -111,7 +118,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-errors", action="store_true", help="exit 0 even when some rows failed")
     p.add_argument("--models-dir", default=None, help="local mode: models folder (default $TOYSEQ_MODELS_DIR "
                                                       "or ./models)")
-    p.add_argument("--threads", type=int, default=None, help="local mode: onnxruntime threads (default: cores)")
+    p.add_argument("--workers", type=int, default=None, help="local mode: chunks scored side by side "
+                                                               "(default: one per core)")
     p.add_argument("--url", help="remote mode: base URL of a running service, e.g. http://127.0.0.1:8000")
     p.add_argument("--api-key", default=os.environ.get("TOYSEQ_API_KEY"),
                    help="remote mode: API key (default $TOYSEQ_API_KEY)")
@@ -128,12 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     fmt = args.format or rows_mod.format_of(args.input)
     if args.top_k is not None and fmt == "csv":
         p.error("--top-k needs JSONL (CSV rows hold only the output)")
-    if args.concurrency < 1 or (args.chunk_rows is not None and args.chunk_rows < 1):
-        p.error("--concurrency and --chunk-rows must be at least 1")
+    if min(args.concurrency, args.chunk_rows or 1, args.workers or 1) < 1:
+        p.error("--concurrency, --chunk-rows and --workers must be at least 1")
     with ExitStack() as stack:
         try:
             chosen = backend(args.task, args.models_dir, args.url, args.api_key, args.steps, args.top_k,
-                             args.concurrency, args.threads)
+                             args.concurrency, args.workers)
         except UsageError as err:
             p.error(str(err))
         scorer = stack.enter_context(Scorer(chosen, args.chunk_rows))

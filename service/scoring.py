@@ -25,61 +25,69 @@ from .codec import InputError
 from .manifest import ManifestError, discover
 from .predictor import Predictor, SessionConfig
 from .rows import Answer, Row, row_error
+from .runtime import top_k_classes
 
 LOCAL_CHUNK_ROWS = 8192
 REMOTE_CHUNK_ROWS = 1000  # well under the service's default TOYSEQ_MAX_BATCH (10000)
-MIN_GROUP_ROWS = 256  # rows of neighbouring lengths are merged until a predict call has this many
+MIN_GROUP_ROWS = 256
+MAX_LOCAL_STEPS = 100_000  # no request limit applies in-process; this only catches typos  # rows of neighbouring lengths are merged until a predict call has this many
 
 
 class UsageError(Exception):
     """The job cannot run as asked (unknown task, unsupported option, refused by the service)."""
 
 
-def check_options(manifest: dict, steps: int | None, top_k: int | None) -> None:
-    """Refuse what the task cannot do before any row is read (the service answers 422 for these)."""
-    task, output = manifest["task"], manifest["output"]
-    if steps is not None and (steps < 1 or not output["rollout"]):
-        raise UsageError(f"--steps needs a next-value task and k >= 1; task {task} is {output['kind']!r}"
-                         if not output["rollout"] else "--steps must be at least 1")
+def check_options(task: str, steps: int | None, top_k: int | None, max_steps: int | None,
+                  max_top_k: int | None, why_no_top_k: str = "") -> None:
+    """Refuse what the task cannot do before any row is read, in the service's words (it answers 422)."""
+    if steps is not None:
+        if not max_steps:
+            raise UsageError(f"steps is not supported for task {task} (it does not predict a next value)")
+        if not 1 <= steps <= max_steps:
+            raise UsageError(f"--steps {steps} is outside 1..{max_steps}")
     if top_k is not None:
-        if top_k < 1:
-            raise UsageError("--top-k must be at least 1")
-        if not output["classes"] or output["kind"] == "echo":
-            what = "its output is a list" if output["kind"] == "echo" else "its output is not a class"
-            raise UsageError(f"top_k is not supported for task {task} ({what})")
+        if not max_top_k:
+            raise UsageError(f"top_k is not supported for task {task} ({why_no_top_k})")
+        if not 1 <= top_k <= max_top_k:
+            raise UsageError(f"--top-k {top_k} is outside 1..{max_top_k}")
 
 
 class LocalBackend:
     """Checks rows with the task's codec and answers them with its Predictor, in this process.
 
     A chunk is checked in one codec.check call; only when that fails are rows checked one by one to
-    say which. Rows are grouped by length so a predict call pads little. One worker thread runs the
-    chunks: onnxruntime releases the GIL, so reading and writing overlap with inference."""
+    say which. Rows are grouped by length so a predict call pads little. `workers` threads answer
+    chunks side by side on one single-threaded session (onnxruntime runs are thread-safe and release
+    the GIL): parallel runs scale better than intra-op threads for these small per-step matrices, and
+    reading and writing overlap with inference."""
 
-    def __init__(self, predictor: Predictor, steps: int | None = None, top_k: int | None = None):
-        check_options(predictor.manifest, steps, top_k)
+    def __init__(self, predictor: Predictor, steps: int | None = None, top_k: int | None = None,
+                 workers: int = 1):
+        kind = predictor.manifest["output"]["kind"]
+        check_options(predictor.task, steps, top_k, MAX_LOCAL_STEPS if predictor.rollout else 0,
+                      top_k_classes(predictor), "its output is a list" if kind == "echo" else "its output is not a class")
         self.predictor = predictor
         self.codec = predictor.codec
         self.steps = steps
         self.top_k = top_k
         self.chunk_rows = LOCAL_CHUNK_ROWS
-        self.in_flight = 2
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="toyseq-score")
+        self.in_flight = workers + 1
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="toyseq-score")
 
     @classmethod
     def load(cls, task: str, models_dir: str | os.PathLike | None = None, steps: int | None = None,
-             top_k: int | None = None, threads: int | None = None) -> "LocalBackend":
+             top_k: int | None = None, workers: int | None = None) -> "LocalBackend":
         models_dir = Path(models_dir or os.environ.get("TOYSEQ_MODELS_DIR", "models"))
         folder = models_dir / task
         if not (folder / "manifest.json").is_file():
             known = ", ".join(p.name for p in discover(models_dir)) or "none"
             raise UsageError(f"unknown task {task!r} in {models_dir} (known: {known})")
-        threads = threads or min(os.cpu_count() or 1, 4)
+        workers = workers or len(os.sched_getaffinity(0))
         try:
-            predictor = Predictor.load(folder, SessionConfig(intra_op_threads=threads))
+            predictor = Predictor.load(folder, SessionConfig(intra_op_threads=1))
         except ManifestError as err:
             raise UsageError(f"task {task} is unavailable: {err}") from None
-        return cls(predictor, steps, top_k)
+        return cls(predictor, steps, top_k, workers)
 
     def submit(self, rows: list[Row]) -> Future:
         return self._pool.submit(self.answer, rows)
