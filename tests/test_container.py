@@ -134,8 +134,9 @@ class Container:
         result = self.engine.run("logs", self.name, check=False)
         return (result.stdout + result.stderr)[-tail:]
 
-    def exec(self, *command: str) -> subprocess.CompletedProcess:
-        return self.engine.run("exec", self.name, *command, check=False)
+    def exec(self, *command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        options = [f"--env={key}={value}" for key, value in (env or {}).items()]
+        return self.engine.run("exec", *options, self.name, *command, check=False)
 
     def wait_ready(self) -> float:
         """Seconds from `run` to GET /readyz 200, polling for at most READY_TIMEOUT."""
@@ -201,6 +202,9 @@ def test_image_serves_the_committed_models_as_non_root(engine, image):
         assert health and health["Test"][0] == "CMD", health
         check = box.exec(*health["Test"][1:])
         assert check.returncode == 0, check
+        # ... and really probes the port: pointed at a closed one it fails
+        closed = box.exec(*health["Test"][1:], env={"TOYSEQ_BIND": f"127.0.0.1:{free_port()}"})
+        assert closed.returncode != 0, closed
 
         # a start-up with nothing to complain about (e.g. the user has a writable home for gunicorn's socket)
         logs = box.logs(tail=10**6)
