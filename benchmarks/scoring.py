@@ -1,0 +1,145 @@
+"""Batch scoring speed (issue 4): local `service.score` vs one request per row to a running service.
+
+    python -m benchmarks.scoring [--rows 200000] [--task echo-lag] [--models-dir models] [--sample 2000]
+
+1. writes a JSONL file of `--rows` random sequences for the task (lengths 2..30 for echo-lag);
+2. times `python -m service.score TASK FILE -o /dev/null` (a subprocess, start-up included);
+3. starts gunicorn on 127.0.0.1 with the same models and sends `--sample` of the rows one request per
+   row (keep-alive client, one at a time), then the whole file through `service.score --url`;
+4. prints rows/s for each and the ratios, all measured in this one run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from service.client import Client, ServiceError
+from service.manifest import load
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_ROWS_PER_S = 50_000
+TARGET_RATIO = 5.0
+
+
+def write_rows(path: Path, manifest: dict, rows: int, seed: int = 0) -> list[list]:
+    """Random valid rows (lengths min..min(max, 30)); returns the first 10,000 for the per-row sample."""
+    spec = manifest["input"]
+    rng = random.Random(seed)
+    low, high = int(spec["low"]), int(spec["high"])
+    lo, hi = spec["min_length"], min(spec["max_length"], max(spec["min_length"], 30))
+    head = []
+    with open(path, "wb") as f:
+        for i in range(rows):
+            seq = [rng.randint(low, high) for _ in range(rng.randint(lo, hi))]
+            if i < 10_000:
+                head.append(seq)
+            f.write(orjson.dumps(seq) + b"\n")
+    return head
+
+
+def cli(*args: str, env: dict | None = None) -> float:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "service.score", *args, "-o", os.devnull, "-q"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, stderr=subprocess.PIPE)
+    if done.returncode != 0:
+        sys.exit(f"service.score failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(models_dir: Path, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOYSEQ_")}
+    env.update({"PYTHONPATH": str(ROOT), "TOYSEQ_BIND": f"127.0.0.1:{port}", "TOYSEQ_MODELS_DIR": str(models_dir),
+                "TOYSEQ_WORKERS": str(workers), "TOYSEQ_LOG_LEVEL": "warning"})
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf",
+                                 "service:create_app()"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    client = Client(url, retries=0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"gunicorn exited: {log.read_text()[-2000:]}")
+        try:
+            client.request("GET", "/readyz")
+            return proc, url
+        except ServiceError:
+            time.sleep(0.2)
+    proc.terminate()
+    sys.exit("gunicorn did not become ready in 60 s")
+
+
+def per_row(url: str, task: str, rows: list[list], budget_s: float) -> tuple[int, float]:
+    """One request per row, one at a time, until the rows or the time budget run out."""
+    client = Client(url)
+    started = time.perf_counter()
+    sent = 0
+    for seq in rows:
+        client.predict(task, [seq])
+        sent += 1
+        if time.perf_counter() - started > budget_s:
+            break
+    return sent, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scoring", description=__doc__.split("\n")[0])
+    p.add_argument("--task", default="echo-lag")
+    p.add_argument("--rows", type=int, default=200_000)
+    p.add_argument("--models-dir", type=Path, default=Path(os.environ.get("TOYSEQ_MODELS_DIR", ROOT / "models")))
+    p.add_argument("--sample", type=int, default=2_000, help="rows sent one request each (bounded sample)")
+    p.add_argument("--budget", type=float, default=30.0, help="seconds at most for the per-row sample")
+    p.add_argument("--server-workers", type=int, default=2)
+    args = p.parse_args(argv)
+    models_dir = args.models_dir.resolve()
+    manifest = load(models_dir / args.task)
+    cores = len(os.sched_getaffinity(0))
+    load1 = os.getloadavg()[0]
+    print(f"task {args.task}, {args.rows:,} rows, {cores} cores, load average {load1:.2f} at start")
+
+    with tempfile.TemporaryDirectory(prefix="toyseq-bench-") as tmp:
+        path = Path(tmp) / "rows.jsonl"
+        head = write_rows(path, manifest, args.rows)
+        print(f"input: {path.stat().st_size / 2**20:.1f} MiB JSONL")
+
+        local_s = cli(args.task, str(path), "--models-dir", str(models_dir))
+        local_rate = args.rows / local_s
+        print(f"local   service.score               {local_rate:10,.0f} rows/s  ({local_s:.2f} s, start-up included)")
+
+        proc, url = start_gunicorn(models_dir, args.server_workers, Path(tmp) / "gunicorn.log")
+        try:
+            sent, per_row_s = per_row(url, args.task, head[: args.sample], args.budget)
+            per_row_rate = sent / per_row_s
+            print(f"remote  one request per row         {per_row_rate:10,.0f} rows/s  ({sent:,} rows in {per_row_s:.2f} s)")
+            remote_s = cli(args.task, str(path), "--url", url, "--concurrency", str(2 * args.server_workers))
+            remote_rate = args.rows / remote_s
+            print(f"remote  service.score --url         {remote_rate:10,.0f} rows/s  ({remote_s:.2f} s)")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+    ratio = local_rate / per_row_rate
+    print(f"local / one-request-per-row: {ratio:.1f}x (target >= {TARGET_RATIO:g}x); "
+          f"remote chunked / per-row: {remote_rate / per_row_rate:.1f}x")
+    print(f"local rows/s target >= {TARGET_ROWS_PER_S:,}: {'met' if local_rate >= TARGET_ROWS_PER_S else 'NOT met'}; "
+          f"load average now {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
