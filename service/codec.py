@@ -160,7 +160,7 @@ class Batch:
 
     def slide(self, values: np.ndarray) -> "Batch":
         """The next rollout window: drop each sequence's first value, append its prediction."""
-        x = np.empty_like(self.x)
+        x = self.x.copy()  # rows shorter than the batch keep their padding in the last column
         x[:, :-1] = self.x[:, 1:]
         x[np.arange(len(x)), self.lengths - 1] = values
         return Batch(x, self.lengths)
@@ -190,21 +190,29 @@ class ScaledEncoder:
 
 
 class RelativeEncoder:
-    """Scale-free and offset-free: each step becomes its difference to the previous value divided by
-    the largest such difference in the window (the first step is 0). The decoder measures the answer
-    from the last value in the same unit, so one model serves every start and every step size."""
+    """Offset-free and scale-free. The anchor is the window's last value; the unit is the window's
+    largest distance from it. basis "value" feeds each value's position relative to the anchor in that
+    unit, (x_t - anchor) / unit, in [-1, 1]; basis "step" feeds each step x_t - x_(t-1) in units of the
+    largest step (the first is 0). The decoder reads the answer as anchor + output * unit, so one model
+    serves every start and every step size."""
 
     def __init__(self, spec: dict):
+        self.basis = spec.get("basis", "value")
         self.min_scale = float(spec.get("min_scale", 1e-12))
 
     def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
         x = batch.x.astype(np.float64)
-        steps = np.zeros_like(x)
-        steps[:, 1:] = np.diff(x, axis=1)
-        steps[np.arange(x.shape[1]) >= batch.lengths[:, None]] = 0.0  # padding carries no steps
-        scale = np.abs(steps).max(axis=1)
+        anchor = batch.last.astype(np.float64)
+        padding = np.arange(x.shape[1]) >= batch.lengths[:, None]
+        if self.basis == "step":
+            feats = np.zeros_like(x)
+            feats[:, 1:] = np.diff(x, axis=1)
+        else:
+            feats = x - anchor[:, None]
+        feats[padding] = 0.0  # padding must not set the unit
+        scale = np.abs(feats).max(axis=1)
         scale[scale < self.min_scale] = 1.0  # a constant window: any unit will do
-        return (steps / scale[:, None]).astype(np.float32)[..., None], (batch.last.astype(np.float64), scale)
+        return (feats / scale[:, None]).astype(np.float32)[..., None], (anchor, scale)
 
 
 # --- decoders: model output [batch, seq, out] -> answers -----------------------------------------

@@ -109,17 +109,8 @@ class Predictor:
                 out, ctx = self.run(batch)
             values = self.codec.next_values(out, batch, ctx)
             columns.append(values)
-            batch = self._slide(batch, values)
+            batch = batch.slide(values)
         return np.stack(columns, axis=1).tolist()
-
-    @staticmethod
-    def _slide(batch: Batch, values: np.ndarray) -> Batch:
-        """Batch.slide, keeping the padding of rows shorter than the batch as it was: slide leaves the last
-        column of those rows uninitialised, and an index encoder would look that garbage up as a class."""
-        slid = batch.slide(values)
-        short = batch.lengths < batch.x.shape[1]
-        slid.x[short, -1] = batch.x[short, -1]
-        return slid
 
     def _chunks(self, sequences: list) -> list[np.ndarray]:
         """Row indices per onnxruntime call: one call when the padded batch fits the cell budget,

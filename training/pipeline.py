@@ -18,12 +18,12 @@ from .catalog import Task
 from .evaluation import DEFAULT_N, evaluate
 from .trainer import Trainer
 
-REJECTED_DIR = Path("build/rejected")
+REJECTED = ".rejected"  # models/.rejected/<task>: kept for inspection, never served (not a task folder)
 
 
 def train_task(task: Task, models_dir: Path, seed: int, eval_seed: int, n: int = DEFAULT_N,
                progress: bool = True) -> dict:
-    """Returns a summary row; a model that fails a gate is left in build/rejected/<task>, not in models/."""
+    """Returns a summary row; a model that fails a gate goes to models/.rejected/<task>, never to models/<task>."""
     torch.set_num_threads(1)  # one thread: bit-for-bit repeatable, and `--jobs` runs tasks side by side
     result = Trainer(task, seed, progress).run()
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -44,7 +44,7 @@ def train_task(task: Task, models_dir: Path, seed: int, eval_seed: int, n: int =
         passed = all(g["passed"] for g in gates)
         plot.loss_curve(result.history, f"{task.name}: {result.steps} steps, {result.seconds:.0f} s, "
                         f"gates {'passed' if passed else 'FAILED'}", staging / "training.png")
-        target = models_dir / task.name if passed else REJECTED_DIR / task.name
+        target = models_dir / task.name if passed else models_dir / REJECTED / task.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(target, ignore_errors=True)
         shutil.move(str(staging), str(target))

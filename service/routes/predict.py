@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 
 import orjson
 from flask import Blueprint, Response, g, request
@@ -42,6 +43,16 @@ def read_json():
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as err:
+        return _lenient(data, err)
+
+
+def _lenient(data: bytes, err: Exception):
+    """orjson refuses NaN, Infinity and numbers beyond float range, which are well-formed enough to locate:
+    read them with the standard parser (it turns them into floats) so validation answers 422 at their
+    pointer. Anything else orjson refused, including nesting past its depth limit, stays a 400."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
         raise BadRequest(f"the body is not valid JSON: {err}") from None
 
 
