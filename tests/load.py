@@ -167,6 +167,7 @@ class Outcome:
     result: str  # ok | wrong | status | refused | dropped
     status: int = 0
     detail: str = ""
+    at: float = field(default_factory=time.monotonic)  # when the outcome was known
 
 
 class Client:
