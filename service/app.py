@@ -55,9 +55,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     _hooks(app, state)
 
-    from .routes import docs, health, predict, tasks
+    from .routes import docs, health, playground, predict, tasks
 
-    for module in (predict, tasks, health, docs):
+    for module in (predict, tasks, health, docs, playground):
         app.register_blueprint(module.blueprint(state))
     return app
 
