@@ -85,21 +85,27 @@ class Predictor:
         steps: roll out that many next values per sequence, each fed back into a sliding window.
         top_k: also return the k most likely values with probabilities (class tasks only).
         """
-        outputs: list = [None] * len(sequences)
-        tops: list = [None] * len(sequences)
-        for rows in self._chunks(sequences):
-            batch = Batch.of([sequences[i] for i in rows])
-            out, ctx = self.run(batch)
-            answers = self.codec.decode(out, batch, ctx) if not steps else self._roll(out, batch, ctx, steps)
-            for i, answer in zip(rows, answers):
-                outputs[i] = answer
-            if top_k:
-                for i, top in zip(rows, self.codec.decoder.top_k(out, batch, top_k)):
+        chunks = self._chunks(sequences)
+        if len(chunks) == 1:  # the common case: answers come back in order, nothing to scatter
+            outputs, tops = self._answer(Batch.of(sequences), steps, top_k)
+        else:
+            outputs, tops = [None] * len(sequences), [None] * len(sequences)
+            for rows in chunks:
+                answers, chunk_tops = self._answer(Batch.of([sequences[i] for i in rows]), steps, top_k)
+                for i, answer in zip(rows.tolist(), answers):
+                    outputs[i] = answer
+                for i, top in zip(rows.tolist(), chunk_tops or ()):
                     tops[i] = top
         result = {"outputs": outputs}
         if top_k:
             result["top_k"] = tops
         return result
+
+    def _answer(self, batch: Batch, steps: int | None, top_k: int | None) -> tuple[list, list | None]:
+        """One chunk's answers (and top-k lists), in the batch's row order."""
+        out, ctx = self.run(batch)
+        answers = self.codec.decode(out, batch, ctx) if not steps else self._roll(out, batch, ctx, steps)
+        return answers, (self.codec.decoder.top_k(out, batch, top_k) if top_k else None)
 
     def _roll(self, out: np.ndarray, batch: Batch, ctx: Any, steps: int) -> list:
         """k steps cost k onnxruntime calls for the whole chunk, never k x rows."""
