@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 MAX_PROBLEMS = 20  # an error body lists at most this many problems, then says how many more
+FAST_ALL_MIN = 8  # below this many sequences, checking one by one is as fast as converting them together
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class InputContract:
             raise InputError([Problem(pointer, f"expected a list of sequences, got {_json_type(sequences)}")])
         if not sequences:
             raise InputError([Problem(pointer, "expected at least one sequence, got an empty list")])
+        arrays = self._fast_all(sequences)
+        if arrays is not None:
+            return arrays
         arrays, problems = [], []
         for i, seq in enumerate(sequences):
             arr = self._fast(seq)
@@ -76,6 +81,29 @@ class InputContract:
         if problems:
             raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
         return arrays
+
+    def _fast_all(self, sequences: list) -> list[np.ndarray] | None:
+        """A whole valid request in one numpy conversion: per-sequence checks cost ~10 us each, which is
+        most of the time of a request of many short sequences. None means 'check one by one'."""
+        if len(sequences) < FAST_ALL_MIN or set(map(type, sequences)) != {list}:
+            return None
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+        if lengths.min() < self.min_length or lengths.max() > self.max_length:
+            return None
+        flat = list(chain.from_iterable(sequences))
+        if not set(map(type, flat)) <= (_INT_TYPES if self.dtype == "int" else _NUMBER_TYPES):
+            return None
+        try:
+            values = np.array(flat, dtype=np.int64 if self.dtype == "int" else np.float64)
+        except (OverflowError, ValueError):
+            return None
+        if self.dtype == "float" and not np.isfinite(values).all():
+            return None
+        if (self.low is not None and values.min() < self.low) or (self.high is not None and values.max() > self.high):
+            return None
+        if lengths.min() == lengths.max():
+            return list(values.reshape(len(sequences), -1))
+        return np.split(values, np.cumsum(lengths[:-1]))
 
     def _fast(self, seq: Any) -> np.ndarray | None:
         """The common, valid case at C speed; None means 'look closer' (see _explain)."""
