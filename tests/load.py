@@ -256,7 +256,7 @@ def drive(base_url: str, make: Callable[[random.Random], Call], threads: int, se
           on_sent: Callable[[int], None] | None = None) -> Tally:
     """Run `threads` clients, each sending make(rng) calls back to back, until `seconds` pass, `max_requests`
     were sent in all, or `stop` is set. Returns every outcome."""
-    tally, lock = Tally(), threading.Lock()
+    tally, lock, crashes = Tally(), threading.Lock(), []
     stop = stop or threading.Event()
     deadline = time.monotonic() + seconds
 
@@ -273,6 +273,8 @@ def drive(base_url: str, make: Callable[[random.Random], Call], threads: int, se
                     n = len(tally.outcomes)
                 if on_sent:
                     on_sent(n)
+        except Exception as err:  # a bug in a call maker must fail the test, not thin the load
+            crashes.append(err)
         finally:
             client.close()
 
@@ -283,6 +285,8 @@ def drive(base_url: str, make: Callable[[random.Random], Call], threads: int, se
     for t in pool:
         t.join(seconds + 60)
     tally.seconds = time.monotonic() - started
+    if crashes:
+        raise RuntimeError(f"{len(crashes)} client threads crashed") from crashes[0]
     return tally
 
 
