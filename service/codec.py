@@ -272,6 +272,8 @@ class ClassDecoder(_Positions):
         if self.positions == "last":
             return (self.pick_last(out, batch).argmax(-1) + self.low).tolist()
         best = out.argmax(-1) + self.low
+        if (batch.lengths == best.shape[1]).all():  # no padding: one conversion for the whole batch
+            return best[:, self.skip:].tolist()
         return [row[self.skip: n].tolist() for row, n in zip(best, batch.lengths)]
 
     def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
