@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import socket
 import subprocess
 import sys
@@ -24,6 +25,8 @@ import orjson
 
 from service.client import Client, ServiceError
 from service.manifest import load
+from service.predictor import Predictor, SessionConfig
+from service.scoring import _length_groups
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_ROWS_PER_S = 50_000
@@ -31,7 +34,7 @@ TARGET_RATIO = 5.0
 
 
 def write_rows(path: Path, manifest: dict, rows: int, seed: int = 0) -> list[list]:
-    """Random valid rows (lengths min..min(max, 30)); returns the first 10,000 for the per-row sample."""
+    """Random valid rows (lengths min..min(max, 30)); returns the first 20,000 (samples)."""
     spec = manifest["input"]
     rng = random.Random(seed)
     low, high = int(spec["low"]), int(spec["high"])
@@ -40,19 +43,36 @@ def write_rows(path: Path, manifest: dict, rows: int, seed: int = 0) -> list[lis
     with open(path, "wb") as f:
         for i in range(rows):
             seq = [rng.randint(low, high) for _ in range(rng.randint(lo, hi))]
-            if i < 10_000:
+            if i < 20_000:
                 head.append(seq)
             f.write(orjson.dumps(seq) + b"\n")
     return head
 
 
-def cli(*args: str, env: dict | None = None) -> float:
+def cli(*args: str, env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one `service.score` run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "service.score", *args, "-o", os.devnull, "-q"], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, stderr=subprocess.PIPE)
     if done.returncode != 0:
         sys.exit(f"service.score failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def inference_ceiling(models_dir: Path, task: str, rows: list[list]) -> float:
+    """Rows per CPU-second of Predictor.predict alone (one thread, rows grouped by length as the scorer
+    does): with C cores no scorer can beat C times this, whatever it does around inference."""
+    predictor = Predictor.load(models_dir / task, SessionConfig(intra_op_threads=1))
+    arrays = predictor.codec.check(rows)
+    groups = _length_groups(arrays)
+    predictor.predict([arrays[j] for j in groups[0]])
+    started = time.process_time()
+    for group in groups:
+        predictor.predict([arrays[j] for j in group])
+    return len(rows) / (time.process_time() - started)
 
 
 def free_port() -> int:
@@ -117,16 +137,20 @@ def main(argv: list[str] | None = None) -> int:
         head = write_rows(path, manifest, args.rows)
         print(f"input: {path.stat().st_size / 2**20:.1f} MiB JSONL")
 
-        local_s = cli(args.task, str(path), "--models-dir", str(models_dir))
+        local_s, local_cpu = cli(args.task, str(path), "--models-dir", str(models_dir))
         local_rate = args.rows / local_s
-        print(f"local   service.score               {local_rate:10,.0f} rows/s  ({local_s:.2f} s, start-up included)")
+        print(f"local   service.score               {local_rate:10,.0f} rows/s  ({local_s:.2f} s, start-up included; "
+              f"{local_cpu:.2f} CPU-s = {args.rows / local_cpu:,.0f} rows per CPU-s)")
+        ceiling = inference_ceiling(models_dir, args.task, head)
+        print(f"ceiling inference alone             {ceiling * cores:10,.0f} rows/s  "
+              f"({ceiling:,.0f} rows per CPU-s x {cores} cores, {len(head):,} rows)")
 
         proc, url = start_gunicorn(models_dir, args.server_workers, Path(tmp) / "gunicorn.log")
         try:
             sent, per_row_s = per_row(url, args.task, head[: args.sample], args.budget)
             per_row_rate = sent / per_row_s
             print(f"remote  one request per row         {per_row_rate:10,.0f} rows/s  ({sent:,} rows in {per_row_s:.2f} s)")
-            remote_s = cli(args.task, str(path), "--url", url, "--concurrency", str(2 * args.server_workers))
+            remote_s, _ = cli(args.task, str(path), "--url", url, "--concurrency", str(2 * args.server_workers))
             remote_rate = args.rows / remote_s
             print(f"remote  service.score --url         {remote_rate:10,.0f} rows/s  ({remote_s:.2f} s)")
         finally:
