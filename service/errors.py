@@ -8,12 +8,13 @@ from __future__ import annotations
 import logging
 
 import orjson
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .codec import Problem
 
 PROBLEM_TYPE = "application/problem+json"
+DRAIN_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read and dropped so that its client sees the 413
 log = logging.getLogger("toyseq.error")
 
 
@@ -85,6 +86,8 @@ def register(app: Flask) -> None:
         status = err.code or 500
         detail = "no such resource; see /openapi.json" if status == 404 else err.description
         headers = {k: v for k, v in err.get_headers() if k.lower() == "allow"}
+        if status == 413:
+            _drain(DRAIN_LIMIT)
         body = {"type": "about:blank", "title": err.name, "status": status, "detail": detail}
         return problem(body, status, headers)
 
@@ -94,3 +97,18 @@ def register(app: Flask) -> None:
         body = {"type": "about:blank", "title": "Internal Server Error", "status": 500,
                 "detail": "internal error; quote the X-Request-ID header when reporting it"}
         return problem(body, 500)
+
+
+def _drain(limit: int) -> None:
+    """Read and drop the rest of a refused body, up to `limit`. A server that closes the connection while the
+    client is still sending makes the kernel reset it: the client then sees a broken pipe, not the 413.
+    A slow sender holds the worker no longer than any slow request: gunicorn's timeout still applies."""
+    stream = request.environ.get("wsgi.input")
+    try:
+        while stream is not None and limit > 0:
+            chunk = stream.read(min(1 << 16, limit))
+            if not chunk:
+                break
+            limit -= len(chunk)
+    except Exception:  # the client went away: nothing left to answer
+        pass

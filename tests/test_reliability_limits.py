@@ -115,3 +115,19 @@ def test_slow_clients_cannot_block_the_workers_indefinitely(gunicorn_server, tas
     assert all(let_go), "a stalled connection was never dropped by the server"
     assert timeouts >= 2
     assert server.proc.poll() is None
+
+
+@pytest.mark.slow
+def test_a_client_sending_a_large_body_reads_its_413(gunicorn_server, tasks):
+    """Regression: the 413 was answered while the client was still sending, and closing the connection on
+    unread data reset it, so clients saw a broken pipe instead. The service now drains refused bodies."""
+    server = gunicorn_server()  # default TOYSEQ_MAX_BODY_BYTES: 8 MiB
+    row = orjson.dumps(ORACLES[tasks[0]].make(random.Random(7)))
+    body = b'{"inputs": [' + b",".join([row] * (9 * 2**20 // len(row))) + b"]}"
+    client = Client(server.base_url)
+    outcomes = [client.send(Call("body", "POST", f"/tasks/{tasks[0]}/predict", body, 413, _problem(413, "")))
+                for _ in range(3)]
+    client.close()
+    assert [o.result for o in outcomes] == ["ok"] * 3, [(o.result, o.detail) for o in outcomes]
+    ok = client.send(predict_call(tasks[0], random.Random(8)))
+    assert ok.result == "ok", ok.detail
