@@ -53,15 +53,16 @@ def score_rows(task: str, sequences: Iterable, *, models_dir: str | None = None,
 
 
 def backend(task: str, models_dir: str | None, url: str | None, api_key: str | None, steps: int | None,
-            top_k: int | None, concurrency: int = 4, workers: int | None = None) -> LocalBackend | RemoteBackend:
+            top_k: int | None, concurrency: int = 4, workers: int | None = None,
+            retries: int = 5) -> LocalBackend | RemoteBackend:
     """The local backend, or a remote one after asking the service whether it knows the task."""
     if not url:
         return LocalBackend.load(task, models_dir, steps, top_k, workers)
-    client = Client(url, api_key)
+    client = Client(url, api_key, retries=retries)
     try:
         info = client.task(task)
     except ServiceError as err:
-        raise UsageError(f"{url}: {err}") from None
+        raise UsageError(str(err) if err.status == 0 else f"{url}: {err}") from None
     if not info.get("available", True):
         raise UsageError(f"{url}: task {task} is unavailable: {info.get('reason')}")
     why = "its output is a list" if info.get("output", {}).get("kind") == "echo" else "its output is not a class"
@@ -108,7 +109,8 @@ class Progress:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="toyseq-score", description=__doc__.split("\n")[0],
+    doc = __doc__.split("\n\nPython API")[0].split("\n")
+    p = argparse.ArgumentParser(prog="toyseq-score", description=doc[0], epilog="\n".join(doc[2:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task", metavar="TASK", help="a task name, e.g. echo-lag")
     p.add_argument("input", metavar="INPUT", nargs="?", default="-", help="JSONL or CSV file; - for stdin")
@@ -125,6 +127,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=os.environ.get("TOYSEQ_API_KEY"),
                    help="remote mode: API key (default $TOYSEQ_API_KEY)")
     p.add_argument("--concurrency", type=int, default=4, help="remote mode: chunks in flight (default 4)")
+    p.add_argument("--retries", type=int, default=5, help="remote mode: retries of a request answered 503 or "
+                                                          "not answered, with exponential backoff (default 5)")
     p.add_argument("--chunk-rows", type=int, default=None,
                    help=f"rows per chunk (default {LOCAL_CHUNK_ROWS} local, {REMOTE_CHUNK_ROWS} remote)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
@@ -137,12 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     fmt = args.format or rows_mod.format_of(args.input)
     if args.top_k is not None and fmt == "csv":
         p.error("--top-k needs JSONL (CSV rows hold only the output)")
-    if min(args.concurrency, args.chunk_rows or 1, args.workers or 1) < 1:
-        p.error("--concurrency, --chunk-rows and --workers must be at least 1")
+    if min(args.concurrency, args.chunk_rows or 1, args.workers or 1) < 1 or args.retries < 0:
+        p.error("--concurrency, --chunk-rows and --workers must be at least 1, --retries at least 0")
     with ExitStack() as stack:
         try:
             chosen = backend(args.task, args.models_dir, args.url, args.api_key, args.steps, args.top_k,
-                             args.concurrency, args.workers)
+                             args.concurrency, args.workers, args.retries)
         except UsageError as err:
             p.error(str(err))
         scorer = stack.enter_context(Scorer(chosen, args.chunk_rows))
@@ -163,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         except UsageError as err:
             print(f"{p.prog}: error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            return 130
         except BrokenPipeError:  # e.g. piped into `head`: stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
