@@ -167,7 +167,10 @@ async function selectTask(name) {
     if (answer.ok) state.details.set(name, answer.body);
   }
   const detail = state.details.get(name);
-  if (detail && state.current === task) $("sequence").value = show(detail.example.request.body.inputs[0]).slice(1, -1);
+  if (detail && state.current === task) {
+    $("sequence").value = show(detail.example.request.body.inputs[0]).slice(1, -1);
+    $("sequence").dataset.task = name; // which task's example the field holds
+  }
 }
 
 async function run(withSteps) {
