@@ -201,7 +201,8 @@ def test_memory_stays_flat_on_a_large_file(tmp_path, models_copy, task, predicto
 
 @pytest.mark.slow
 def test_remote_mode_matches_local_mode(tmp_path, gunicorn_server, models_copy, task, predictor):
-    server = gunicorn_server({"TOYSEQ_API_KEY": "secret", "TOYSEQ_MAX_BATCH": "50"})
+    # chunks sized by the advertised max_batch, then halved on 413 by the small body limit
+    server = gunicorn_server({"TOYSEQ_API_KEY": "secret", "TOYSEQ_MAX_BATCH": "50", "TOYSEQ_MAX_BODY_BYTES": "1200"})
     seqs = valid_sequences(predictor, 400, seed=6)
     rows = [{"inputs": s, "id": i} for i, s in enumerate(seqs)]
     for i in (5, 6, 120, 399):  # bad rows inside chunks the service refuses with 422
