@@ -59,6 +59,9 @@ class Config:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be at least 1")
         if self.max_top_k < 0:
             raise ConfigError(f"{PREFIX}MAX_TOP_K must be 0 (no limit) or more")
+        # A bearer token is printable ASCII (RFC 6750); other bytes reach WSGI as latin-1 and could never match.
+        if self.api_key and not (self.api_key.isascii() and self.api_key.isprintable() and " " not in self.api_key):
+            raise ConfigError(f"{PREFIX}API_KEY must be printable ASCII without spaces")
 
 
 def _convert(name: str, kind: str, raw: str) -> Any:

@@ -191,7 +191,7 @@ class Client:
                 return Outcome(call, rid, "refused", detail=repr(err))
         headers = {"X-Request-ID": rid, **call.headers}
         if call.body is not None:
-            headers["Content-Type"] = "application/json"
+            headers.setdefault("Content-Type", "application/json")
         try:
             self.conn.request(call.method, call.path, body=call.body, headers=headers)
             response = self.conn.getresponse()
