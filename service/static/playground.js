@@ -69,7 +69,7 @@ function parseSequence(text) {
       // not JSON after all: fall through and split it like any other text
     }
   }
-  const tokens = trimmed.replace(/^\[|\]$/g, "").split(/[\s,;]+/).filter((t) => t !== "");
+  const tokens = trimmed.split(/[\s,;[\]]+/).filter((t) => t !== "");
   return tokens.map((t) => (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t) && Number.isFinite(Number(t)) ? Number(t) : t));
 }
 
@@ -132,7 +132,8 @@ function card(task) {
   }
   const curve = el("img", { src: taskUrl(task.name, "/training.png"), width: 600, height: 350, loading: "lazy",
                             alt: `Training curve of ${task.name}: training and validation loss per step` });
-  curve.addEventListener("error", () => curve.replaceWith(el("p", { class: "hint", text: "No training curve." })));
+  const figure = el("figure", { class: "curve" }, curve, el("figcaption", { text: "Training curve" }));
+  curve.addEventListener("error", () => figure.replaceWith(el("p", { class: "hint", text: "No training curve." })));
   const tryIt = el("button", { type: "button", class: "secondary", text: `Try ${task.name}` });
   tryIt.addEventListener("click", () => {
     $("task").value = task.name;
@@ -146,7 +147,7 @@ function card(task) {
       el("dt", { text: "Input" }), el("dd", { class: "input-contract", text: contractText(task.input) }),
       el("dt", { text: "Output" }), el("dd", { text: outputText(task) })),
     gatesTable(task, task.name),
-    el("figure", { class: "curve" }, curve, el("figcaption", { text: "Training curve" })),
+    figure,
     tryIt);
   return article;
 }
@@ -255,8 +256,9 @@ function chart(input, rolled, name) {
   root.append(title);
   root.append(svg("line", { class: "axis", x1: left, y1: H - bottom, x2: W - right, y2: H - bottom }));
   root.append(svg("line", { class: "axis", x1: left, y1: top, x2: left, y2: H - bottom }));
-  for (const [v, anchor] of [[hi, top], [lo, H - bottom]]) {
-    const t = svg("text", { class: "tick", x: left - 6, y: anchor + 4, "text-anchor": "end" });
+  for (const v of [hi, (hi + lo) / 2, lo]) {
+    if (v !== lo) root.append(svg("line", { class: "grid", x1: left, y1: y(v), x2: W - right, y2: y(v) }));
+    const t = svg("text", { class: "tick", x: left - 6, y: y(v) + 4, "text-anchor": "end" });
     t.textContent = String(+v.toPrecision(6));
     root.append(t);
   }
