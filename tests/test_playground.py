@@ -271,6 +271,7 @@ def test_playground_in_a_browser(browser, gunicorn_server, tasks, tmp_path):
     screenshot(browser, final)
     logs = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "/predict" not in e["message"]]
     assert not logs, logs  # no script errors (a 4xx from predict is logged by Chromium and expected)
+    assert "Traceback" not in server.log()
 
 
 @pytest.mark.slow
