@@ -1,0 +1,68 @@
+"""HTTP throughput under gunicorn with the project's config (2 workers, sync): toyseq vs the bare Flask floor
+(benchmarks/floor.py), one echo-lag sequence of 10 values per request, wrk at 8 connections, rounds
+alternating A B A B so that machine noise hits both alike; then 1,000 sequences per request.
+
+    python -m benchmarks.http
+"""
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+
+from . import load
+from .server import FLOOR_APP, TOYSEQ_APP, Server
+from .timing import QUICK, Sizes
+
+TASK, LENGTH, CONNECTIONS, BIG_BATCH = "echo-lag", 10, 8, 1000
+GOAL_RATIO, GOAL_SEQUENCES_PER_S = 0.8, 50_000
+
+
+def body(count: int, seed: int = 0) -> bytes:
+    rng = random.Random(seed)
+    return orjson.dumps({"inputs": [[rng.randint(0, 99) for _ in range(LENGTH)] for _ in range(count)]})
+
+
+def summary(runs: list[dict]) -> dict:
+    return {"requests_per_s": statistics.median(r["requests_per_s"] for r in runs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "errors": sum(r["errors"] + r["non_2xx"] for r in runs), "runs": runs}
+
+
+def run(models_dir: Path, sizes: Sizes, log_dir: Path) -> dict:
+    path = f"/tasks/{TASK}/predict"
+    one, big = body(1), body(BIG_BATCH)
+    toyseq_runs, floor_runs, big_runs = [], [], []
+    with Server(TOYSEQ_APP, models_dir, log_dir / "toyseq.log") as toyseq, \
+            Server(FLOOR_APP, models_dir, log_dir / "floor.log") as floor:
+        for _ in range(sizes.http_rounds):
+            toyseq_runs.append(load.run(toyseq.url + path, one, sizes.http_seconds, CONNECTIONS))
+            floor_runs.append(load.run(floor.url + path, one, sizes.http_seconds, CONNECTIONS))
+        for _ in range(sizes.http_rounds):
+            big_runs.append(load.run(toyseq.url + path, big, sizes.http_seconds, CONNECTIONS))
+    a, b = summary(toyseq_runs), summary(floor_runs)
+    # Each pair ran back to back, so its ratio is the least disturbed by drifting load.
+    ratios = [t["requests_per_s"] / f["requests_per_s"] for t, f in zip(toyseq_runs, floor_runs)]
+    big_summary = summary(big_runs)
+    big_summary["sequences_per_s"] = big_summary["requests_per_s"] * BIG_BATCH
+    return {"task": TASK, "length": LENGTH, "connections": CONNECTIONS, "workers": 2,
+            "one_per_request": {"toyseq": a, "floor": b, "ratio": statistics.median(ratios), "pair_ratios": ratios,
+                                "goal": GOAL_RATIO, "met": statistics.median(ratios) >= GOAL_RATIO},
+            "batch_per_request": {"sequences": BIG_BATCH, **big_summary, "goal": GOAL_SEQUENCES_PER_S,
+                                  "met": big_summary["sequences_per_s"] >= GOAL_SEQUENCES_PER_S}}
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(Path("models").resolve(), QUICK, Path(tmp))
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
