@@ -2,6 +2,15 @@
 #   docker build -t toyseq .   (or: podman build --format docker -t toyseq .)
 #   docker run --rm -p 8000:8000 toyseq
 # Configuration comes from the TOYSEQ_* environment variables the README documents (-e TOYSEQ_WORKERS=4 ...).
+
+# The service's run-time dependencies: pyproject.toml's base `dependencies` list only (never torch
+# or the training/test extras). Extracted in their own stage so that editing another part of
+# pyproject.toml leaves the install layer below cached.
+FROM python:3.11-slim AS requirements
+COPY pyproject.toml /
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /requirements.txt
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,13 +21,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml's base `dependencies` only (never torch or the
-# training/test extras), so that a change to service/ or models/ reuses this layer.
+# Dependencies before code, so that a change to service/ or models/ reuses this layer.
 # The service user gets a home: gunicorn puts its control socket there, onnxruntime its telemetry id.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
+COPY --from=requirements /requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt \
     && groupadd --gid 10001 toyseq \
     && useradd --uid 10001 --gid toyseq --create-home --home-dir /home/toyseq \
