@@ -77,7 +77,8 @@ SCHEMA = {
                                 "classes": {"type": "integer", "minimum": 2}},
                  "required": ["low", "classes"]},
                 {"properties": {"type": {"const": "scaled"}, "scale": _number}, "required": ["scale"]},
-                {"properties": {"type": {"const": "relative"}, "min_scale": _number}},
+                {"properties": {"type": {"const": "relative"}, "basis": {"enum": ["value", "step"]},
+                                "min_scale": _number}},
             ],
         },
         "decoder": {
