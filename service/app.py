@@ -5,10 +5,10 @@ this process, one blueprint per concern, and the request hooks that tag, time, c
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -65,23 +65,35 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _hooks(app: Flask, state: State) -> None:
     metrics = state.metrics
     pid = os.getpid()  # this worker's, since the app is built after fork
+    new_id = _request_ids()
 
     @app.before_request
     def tag():
-        g.start = time.perf_counter()
-        rid = request.headers.get("X-Request-ID")
-        g.request_id = rid if rid and REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
-        g.task = ""  # set by views once the name is a known task: metric labels stay bounded
+        # The proxies `g` and `request` cost a context lookup per attribute: resolve each once.
+        ctx = g._get_current_object()
+        ctx.start = time.perf_counter()
+        rid = request.environ.get("HTTP_X_REQUEST_ID")
+        ctx.request_id = rid if rid and REQUEST_ID.fullmatch(rid) else new_id()
+        ctx.task = ""  # set by views once the name is a known task: metric labels stay bounded
 
     @app.after_request
     def finish(response):
-        seconds = time.perf_counter() - g.get("start", time.perf_counter())
-        rid = g.get("request_id") or uuid.uuid4().hex
+        ctx, req = g._get_current_object(), request._get_current_object()
+        seconds = time.perf_counter() - getattr(ctx, "start", time.perf_counter())
+        rid = getattr(ctx, "request_id", None) or new_id()
         response.headers["X-Request-ID"] = rid
-        endpoint = request.endpoint or "unmatched"
-        task = g.get("task", "")
-        metrics.observe(endpoint, task, response.status_code, seconds)
-        logs.access({"request_id": rid, "pid": pid, "method": request.method, "path": request.path[:200], "task": task,
-                     "status": response.status_code, "duration_ms": round(seconds * 1000, 3),
-                     "bytes": response.content_length, "remote": request.remote_addr})
+        endpoint = req.endpoint or "unmatched"
+        task = getattr(ctx, "task", "")
+        status = response.status_code
+        metrics.observe(endpoint, task, status, seconds)
+        logs.access({"request_id": rid, "pid": pid, "method": req.method, "path": req.path[:200], "task": task,
+                     "status": status, "duration_ms": round(seconds * 1000, 3),
+                     "bytes": response.content_length, "remote": req.remote_addr})
         return response
+
+
+def _request_ids():
+    """Request ids, 32 hex digits like uuid4().hex but ~10x cheaper: a random per-app prefix (the app is built
+    in each worker after fork) and a counter, so ids stay unique across workers and restarts."""
+    prefix, counter = os.urandom(8).hex(), itertools.count()
+    return lambda: f"{prefix}{next(counter):016x}"
