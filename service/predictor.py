@@ -56,6 +56,8 @@ class Predictor:
         self.cell_budget = cell_budget
         self.rollout = manifest["output"]["rollout"]
         self.sha256 = manifest["onnx"]["sha256"]
+        self._output_names = [self.output_name]
+        self._run_options = ort.RunOptions()  # made once: run() would build a default one per call
 
     @classmethod
     def load(cls, folder: str | os.PathLike, session_config: SessionConfig = SessionConfig(),
@@ -77,7 +79,7 @@ class Predictor:
 
     def run(self, batch: Batch) -> tuple[np.ndarray, Any]:
         feed, ctx = self.codec.encode(batch)
-        return self.session.run([self.output_name], {self.input_name: feed})[0], ctx
+        return self.session.run(self._output_names, {self.input_name: feed}, self._run_options)[0], ctx
 
     def predict(self, sequences: list, steps: int | None = None, top_k: int | None = None) -> dict:
         """Answer checked sequences (numpy arrays, see Codec.check), in order.
@@ -86,8 +88,8 @@ class Predictor:
         top_k: also return the k most likely values with probabilities (class tasks only).
         """
         chunks = self._chunks(sequences)
-        if len(chunks) == 1:  # the common case: answers come back in order, nothing to scatter
-            outputs, tops = self._answer(Batch.of(sequences), steps, top_k)
+        if chunks is None:  # the common case: one call, answers come back in order, nothing to scatter
+            outputs, tops = self._answer(_batch(sequences), steps, top_k)
         else:
             outputs, tops = [None] * len(sequences), [None] * len(sequences)
             for rows in chunks:
@@ -118,14 +120,14 @@ class Predictor:
             batch = batch.slide(values)
         return np.stack(columns, axis=1).tolist()
 
-    def _chunks(self, sequences: list) -> list[np.ndarray]:
-        """Row indices per onnxruntime call: one call when the padded batch fits the cell budget,
-        else rows sorted by length so that each call pads little."""
+    def _chunks(self, sequences: list) -> list[np.ndarray] | None:
+        """Row indices per onnxruntime call, rows sorted by length so that each call pads little; None
+        when the whole padded batch fits the cell budget (one call, the common case)."""
         if len(sequences) * self.codec.input.max_length * self.out_width <= self.cell_budget:
-            return [np.arange(len(sequences))]  # fits even at the longest allowed length: skip measuring
+            return None  # fits even at the longest allowed length: skip measuring
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
         if len(sequences) * int(lengths.max()) * self.out_width <= self.cell_budget:
-            return [np.arange(len(sequences))]
+            return None
         order = np.argsort(lengths, kind="stable")
         chunks, start = [], 0
         while start < len(order):
@@ -135,3 +137,11 @@ class Predictor:
             chunks.append(order[start:stop])
             start = stop
         return chunks
+
+
+def _batch(sequences: list[np.ndarray]) -> Batch:
+    """Batch.of, without its length scan and stack for the most common request: one sequence."""
+    if len(sequences) == 1:
+        seq = sequences[0]
+        return Batch(seq[None, :], np.array([len(seq)], dtype=np.int64))
+    return Batch.of(sequences)
