@@ -39,6 +39,7 @@ class Metrics:
                                      "by task (each worker counts its own attempt)", ["task"], registry=own)
 
         self._children: dict[tuple, tuple] = {}  # labels() costs a lock and lookups; the label sets are few
+        self._sequences: dict[str, Counter] = {}
 
     def observe(self, endpoint: str, task: str, status: int, seconds: float) -> None:
         key = (endpoint, task, status)
@@ -48,6 +49,12 @@ class Metrics:
                                               self.latency.labels(endpoint, task))
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_sequences(self, task: str, count: int) -> None:
+        child = self._sequences.get(task)
+        if child is None:
+            child = self._sequences[task] = self.sequences.labels(task)
+        child.inc(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

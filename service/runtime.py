@@ -118,15 +118,18 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
                              errors=[Problem("", f"expected an object, got {_kind(body)}")])
     problems = [Problem(f"/{_escape(key)}", f"unknown field; allowed: {', '.join(REQUEST_FIELDS)}")
                 for key in body if key not in REQUEST_FIELDS]
-    steps = _optional_int(body, "steps", limits.max_steps if predictor.rollout else 0,
-                          f"steps is not supported for task {task} (it does not predict a next value)",
-                          problems)
-    top_classes = top_k_classes(predictor)
-    top_max = min(top_classes, limits.max_top_k) if limits.max_top_k else top_classes
-    why_not = ("its output is a list" if predictor.manifest["output"]["kind"] == "echo"
-               else "its output is not a class")
-    top_k = _optional_int(body, "top_k", top_max, f"top_k is not supported for task {task} ({why_not})",
-                          problems)
+    steps = top_k = None
+    if "steps" in body:  # the messages below are built only when the field is there
+        steps = _optional_int(body, "steps", limits.max_steps if predictor.rollout else 0,
+                              f"steps is not supported for task {task} (it does not predict a next value)",
+                              problems)
+    if "top_k" in body:
+        top_classes = top_k_classes(predictor)
+        top_max = min(top_classes, limits.max_top_k) if limits.max_top_k else top_classes
+        why_not = ("its output is a list" if predictor.manifest["output"]["kind"] == "echo"
+                   else "its output is not a class")
+        top_k = _optional_int(body, "top_k", top_max, f"top_k is not supported for task {task} ({why_not})",
+                              problems)
     arrays = None
     inputs = body.get("inputs")
     if "inputs" not in body:

@@ -26,7 +26,7 @@ def blueprint(state) -> Blueprint:
         predictor = registry.get(name)  # 404 unknown, 503 unavailable
         arrays, steps, top_k = parse_predict(predictor, read_json(), limits)
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
-        metrics.sequences.labels(name).inc(len(arrays))
+        metrics.count_sequences(name, len(arrays))
         answer = {"task": name, "model": {"sha256": predictor.sha256}, **result}
         return Response(orjson.dumps(answer), mimetype="application/json")
 
@@ -35,7 +35,8 @@ def blueprint(state) -> Blueprint:
 
 def read_json():
     """The body as JSON, or 415 (not declared JSON) / 400 (malformed, NaN, too deeply nested) / 413 (too big)."""
-    mimetype = request.mimetype
+    # The usual header, exactly "application/json", needs no parsing (request.mimetype parses options).
+    mimetype = "application/json" if request.environ.get("CONTENT_TYPE") == "application/json" else request.mimetype
     if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
         raise UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json), "
                                    f"got {mimetype or 'no content type'!r}"[:200])
