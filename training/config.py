@@ -18,6 +18,7 @@ class TrainConfig:
     batch: int = 128
     lr: float = 3e-3
     lengths: tuple[int, int] = (0, 0)  # training length range; (0, 0): the task's fixed length
+    lengths_per_step: int = 1  # a step's batch is split over this many random lengths (each trains every length)
     loss: str = "cross_entropy"  # or "mse" for tasks that answer a number
     wrong: float = 0.0  # arith-next: share of training rows with one wrong value
     eval_every: int = 100  # steps between validation checks

@@ -88,8 +88,9 @@ class Trainer:
         bar = tqdm(range(1, self.cfg.steps + 1), desc=self.task.name, disable=not self.progress,
                    leave=False, dynamic_ncols=True)
         for step in bar:
-            length = int(rng.integers(self.lengths[0], self.lengths[1] + 1))
-            loss = self.loss(model, *self.batch(rng, self.cfg.batch, length))
+            parts = self.cfg.lengths_per_step
+            lengths = rng.integers(self.lengths[0], self.lengths[1] + 1, parts)
+            loss = sum(self.loss(model, *self.batch(rng, self.cfg.batch // parts, int(n))) for n in lengths) / parts
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
