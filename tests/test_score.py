@@ -130,7 +130,8 @@ def test_chunk_checked_at_once_still_names_each_bad_row(models_copy, task, predi
     answers = parse_jsonl(done.stdout)
     assert done.returncode == 1
     assert [i for i, a in enumerate(answers) if "error" in a] == sorted(bad)
-    assert all(answers[i]["error"].startswith(f"line {i + 1}: /0: expected an integer") for i in bad)
+    assert all(answers[i]["error"].startswith(f"line {i + 1}: ") and "/0: expected an integer" in answers[i]["error"]
+               for i in bad)
     assert [a["output"] for a in answers if "output" in a] == expected(predictor, [s for s in rows if s != ["x"]])
 
 

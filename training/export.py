@@ -39,8 +39,7 @@ def tensors(task: Task) -> tuple[dict, dict]:
     """The ONNX input and output as the manifest declares them."""
     indexed = task.encoder["type"] == "index"
     width = task.decoder["classes"] if task.decoder["type"] == "class" else 1
-    fixed = task.input["min_length"] == task.input["max_length"]
-    seq = task.input["min_length"] * task.encoder.get("repeat", 1) if fixed else "seq"
+    seq = "seq" if task.input["min_length"] != task.input["max_length"] else task.input["min_length"]
     inp = {"name": INPUT, "dtype": "int64" if indexed else "float32",
            "shape": ["batch", seq] if indexed else ["batch", seq, 1]}
     out = {"name": OUTPUT, "dtype": "float32", "shape": ["batch", seq, width]}
