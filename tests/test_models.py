@@ -69,3 +69,14 @@ def test_ablation_random_lstm_falls_well_short(task, tmp_path):
         assert first["value"] <= 0.9 * first["threshold"], first
     else:
         assert first["value"] >= 10 * first["threshold"], first
+
+
+def test_sum_first_two_over_every_possible_input():
+    """Every pair of addends (101**2), each with eleven distractors spread over 0..100: 112,211 sequences."""
+    if "sum-first-two" not in COMMITTED:
+        pytest.skip("sum-first-two is not committed")
+    axes = [np.arange(101), np.arange(101), np.arange(0, 101, 10)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    answers = np.asarray(Predictor.load(MODELS_DIR / "sum-first-two").predict(list(grid))["outputs"])
+    errors = np.abs(answers - grid[:, 0] - grid[:, 1])
+    assert np.mean(errors < 0.5) >= 0.999 and errors.mean() <= 0.1
