@@ -172,7 +172,9 @@ TASKS = {t.name: t for t in [
                         "evaluated_on": "start in [-1, 1], step +-[0.01, 0.2]"},
          "next", "float", {"type": "relative", "basis": "step"}, {"type": "relative", "positions": "last"},
          (Gate("mse", "<=", 1e-5), Gate("rollout10_max_abs_error", "<=", 0.01)),
-         ModelConfig(hidden=32), TrainConfig(lengths=(3, 50), steps=6000, batch=256, loss="mse", eval_every=200)),
+         ModelConfig(hidden=32),
+         TrainConfig(lengths=(3, 50), lengths_per_step=16, steps=10000, batch=256, loss="l1", eval_every=250,
+                     patience=30)),
     Task("arith-next", arith_next, ints(-10**9, 10**9, 7, 7, evaluated_on="start in [-10000, 10000], "
                                         "step in [-1000, 1000]"),
          "next", "int", {"type": "relative", "basis": "value"}, {"type": "relative", "positions": "last", "round": True},
