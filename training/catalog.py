@@ -180,6 +180,6 @@ TASKS = {t.name: t for t in [
          "next", "int", {"type": "relative", "basis": "value"}, {"type": "relative", "positions": "last", "round": True},
          (Gate("exact_clean", ">=", 1.0), Gate("exact_one_wrong", ">=", 0.99),
           Gate("rollout20_exact_clean", ">=", 1.0)),
-         ModelConfig(hidden=96, layers=2),
+         ModelConfig(hidden=96, layers=3),
          TrainConfig(steps=10000, batch=512, loss="l1", wrong=0.75, eval_every=250, patience=20)),
 ]}

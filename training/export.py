@@ -7,7 +7,6 @@ at other shapes.
 from __future__ import annotations
 
 import platform
-import sys
 import warnings
 from pathlib import Path
 
@@ -114,5 +113,5 @@ def manifest(task: Task, path: Path, gates: list[dict], training: dict) -> dict:
         "gates": gates,
         "training": training,
         "versions": versions(),
-        "created_by": " ".join(["python -m training"] + sys.argv[1:2] + [task.name]),
+        "created_by": f"python -m training train {task.name} --seed {training['seed']}",
     }
