@@ -196,7 +196,7 @@ def test_playground_in_a_browser(browser, gunicorn_server, tasks, tmp_path):
         card = page.find(f"#card-{task['name']}")
         assert task["description"] in card.text
         contract = card.find_element("css selector", ".input-contract").text
-        assert f"{task['input']['low']}..{task['input']['high']}" in contract
+        assert f"{_js_number(task['input']['low'])}..{_js_number(task['input']['high'])}" in contract
         rows = card.find_elements("css selector", ".gates tbody tr")
         assert [r.find_element("css selector", "th").text for r in rows] == [g["metric"] for g in task["evaluation"]]
         image = card.find_element("css selector", ".curve img")
@@ -305,3 +305,8 @@ def test_api_key_flow_in_a_browser(browser, gunicorn_server, tasks, tmp_path):
     page.open()
     assert page.find("#api-key").get_attribute("value") == KEY
     browser.execute_script("sessionStorage.clear()")
+
+
+def _js_number(value) -> str:
+    """How JavaScript prints a JSON number: -1000000.0 arrives as -1000000."""
+    return str(int(value)) if float(value).is_integer() else repr(value)

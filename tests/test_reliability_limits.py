@@ -17,7 +17,7 @@ from .load import ORACLES, Call, Client, drive, predict_call, seconds_from_env
 
 SECONDS = seconds_from_env("TOYSEQ_LIMITS_SECONDS", 4)
 CLIENTS = 12
-MAX_BODY = 20_000
+MAX_BODY = 64_000  # fits 51 ramp rows of 50 floats: the oversized-batch calls must pass the body limit
 MAX_BATCH = 50
 TIMEOUT = 3  # TOYSEQ_TIMEOUT for the slowloris test: gunicorn kills a worker silent this long
 
