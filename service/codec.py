@@ -90,16 +90,8 @@ class InputContract:
         lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
         if lengths.min() < self.min_length or lengths.max() > self.max_length:
             return None
-        flat = list(chain.from_iterable(sequences))
-        if not set(map(type, flat)) <= (_INT_TYPES if self.dtype == "int" else _NUMBER_TYPES):
-            return None
-        try:
-            values = np.array(flat, dtype=np.int64 if self.dtype == "int" else np.float64)
-        except (OverflowError, ValueError):
-            return None
-        if self.dtype == "float" and not np.isfinite(values).all():
-            return None
-        if (self.low is not None and values.min() < self.low) or (self.high is not None and values.max() > self.high):
+        values = self._values(list(chain.from_iterable(sequences)))
+        if values is None:
             return None
         if lengths.min() == lengths.max():
             return list(values.reshape(len(sequences), -1))
@@ -109,11 +101,14 @@ class InputContract:
         """The common, valid case at C speed; None means 'look closer' (see _explain)."""
         if type(seq) is not list or not self.min_length <= len(seq) <= self.max_length:
             return None
-        allowed = _INT_TYPES if self.dtype == "int" else _NUMBER_TYPES
-        if not set(map(type, seq)) <= allowed:
+        return self._values(seq)
+
+    def _values(self, values: list) -> np.ndarray | None:
+        """`values` as one array when each is an allowed JSON number within range; else None."""
+        if not set(map(type, values)) <= (_INT_TYPES if self.dtype == "int" else _NUMBER_TYPES):
             return None
         try:
-            arr = np.array(seq, dtype=np.int64 if self.dtype == "int" else np.float64)
+            arr = np.array(values, dtype=np.int64 if self.dtype == "int" else np.float64)
         except (OverflowError, ValueError):
             return None
         if self.dtype == "float" and not np.isfinite(arr).all():
@@ -343,7 +338,6 @@ class Codec:
         self.encoder = ENCODERS[manifest["encoder"]["type"]](manifest["encoder"])
         self.decoder = DECODERS[manifest["decoder"]["type"]](manifest["decoder"])
         self.is_class = isinstance(self.decoder, ClassDecoder)
-        self.int_output = self.is_class or getattr(self.decoder, "round", False)
 
     def check(self, sequences: Any, pointer: str = "/inputs") -> list[np.ndarray]:
         return self.input.check(sequences, self.task, pointer)

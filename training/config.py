@@ -9,7 +9,6 @@ class ModelConfig:
     embed: int = 16  # embedding width, for tasks whose encoder emits class indices
     hidden: int = 64  # LSTM hidden size
     layers: int = 1
-    head_hidden: int = 0  # 0: a linear head; else a one-hidden-layer MLP head of this width
 
 
 @dataclass(frozen=True)

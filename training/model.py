@@ -1,4 +1,4 @@
-"""The sequence model every task uses: an input layer, an LSTM, and a head (linear or a small MLP) at every step.
+"""The sequence model every task uses: an input layer, an LSTM, and a linear head at every step.
 
 Index-encoded tasks embed their tokens; feature-encoded tasks feed their features straight into the
 LSTM. The head emits logits (class tasks) or one number (regression tasks) per step; the codec's
@@ -23,11 +23,7 @@ class SeqModel(nn.Module):
             self.embed = None
             width = 1
         self.lstm = nn.LSTM(width, cfg.hidden, num_layers=cfg.layers, batch_first=True)
-        if cfg.head_hidden:
-            self.head = nn.Sequential(nn.Linear(cfg.hidden, cfg.head_hidden), nn.Tanh(),
-                                      nn.Linear(cfg.head_hidden, out_width))
-        else:
-            self.head = nn.Linear(cfg.hidden, out_width)
+        self.head = nn.Linear(cfg.hidden, out_width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, seq] int64 indices, or [batch, seq, 1] float32 features -> [batch, seq, out_width]."""
