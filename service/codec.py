@@ -211,31 +211,38 @@ class ScaledEncoder:
     def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
         return (batch.x / self.scale).astype(np.float32)[..., None], None
 
+    width = 1  # features per step
+
 
 class RelativeEncoder:
-    """Offset-free and scale-free. The anchor is the window's last value; the unit is the window's
-    largest distance from it. basis "value" feeds each value's position relative to the anchor in that
-    unit, (x_t - anchor) / unit, in [-1, 1]; basis "step" feeds each step x_t - x_(t-1) in units of the
-    largest step (the first is 0). The decoder reads the answer as anchor + output * unit, so one model
-    serves every start and every step size."""
+    """Offset-free and scale-free. The anchor is the window's last value. basis "value" feeds each
+    value's position relative to the anchor, (x_t - anchor) / unit, where the unit is the window's
+    largest distance from the anchor, so features lie in [-1, 1]; basis "step" feeds each step
+    x_t - x_(t-1) (the first is 0) in units of the largest step; basis "value+step" feeds both, two
+    features per step, in the "value" unit. The decoder reads the answer as anchor + output * unit, so
+    one model serves every start and every step size. The model still has to find the answer: which
+    steps to trust, and what comes next."""
+
+    BASES = ("value", "step", "value+step")
 
     def __init__(self, spec: dict):
         self.basis = spec.get("basis", "value")
         self.min_scale = float(spec.get("min_scale", 1e-12))
+        self.width = 2 if self.basis == "value+step" else 1
 
     def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
         x = batch.x.astype(np.float64)
         anchor = batch.last.astype(np.float64)
         padding = np.arange(x.shape[1]) >= batch.lengths[:, None]
-        if self.basis == "step":
-            feats = np.zeros_like(x)
-            feats[:, 1:] = np.diff(x, axis=1)
-        else:
-            feats = x - anchor[:, None]
-        feats[padding] = 0.0  # padding must not set the unit
-        scale = np.abs(feats).max(axis=1)
-        scale[scale < self.min_scale] = 1.0  # a constant window: any unit will do
-        return (feats / scale[:, None]).astype(np.float32)[..., None], (anchor, scale)
+        steps = np.zeros_like(x)
+        steps[:, 1:] = np.diff(x, axis=1)
+        values = x - anchor[:, None]
+        steps[padding] = values[padding] = 0.0  # padding must not set the unit
+        unit = np.abs(steps if self.basis == "step" else values).max(axis=1)
+        unit[unit < self.min_scale] = 1.0  # a constant window: any unit will do
+        feats = {"value": values, "step": steps, "value+step": np.stack([values, steps], axis=-1)}[self.basis]
+        feats = feats if feats.ndim == 3 else feats[..., None]
+        return (feats / unit[:, None, None]).astype(np.float32), (anchor, unit)
 
 
 # --- decoders: model output [batch, seq, out] -> answers -----------------------------------------

@@ -77,7 +77,7 @@ SCHEMA = {
                                 "classes": {"type": "integer", "minimum": 2}},
                  "required": ["low", "classes"]},
                 {"properties": {"type": {"const": "scaled"}, "scale": _number}, "required": ["scale"]},
-                {"properties": {"type": {"const": "relative"}, "basis": {"enum": ["value", "step"]},
+                {"properties": {"type": {"const": "relative"}, "basis": {"enum": ["value", "step", "value+step"]},
                                 "min_scale": _number}},
             ],
         },

@@ -63,6 +63,15 @@ def test_relative_encoding_is_offset_and_scale_free():
     assert np.abs(a).max() == 1.0
 
 
+def test_value_and_step_features_share_the_value_unit():
+    codec = Codec({**ARITH, "encoder": {"type": "relative", "basis": "value+step"}})
+    feed, (anchor, unit) = codec.encode(Batch.of(codec.check([[10, 20, 30, 45, 50, 60, 70], [3, 3, 3, 3, 3, 3, 3]])))
+    assert feed.shape == (2, 7, 2) and unit.tolist() == [60.0, 1.0] and anchor.tolist() == [70.0, 3.0]
+    assert np.allclose(feed[0, :, 0] * 60, [-60, -50, -40, -25, -20, -10, 0])
+    assert np.allclose(feed[0, :, 1] * 60, [0, 10, 10, 15, 5, 10, 10])  # the wrong 45 shows as two odd steps
+    assert not feed[1].any()
+
+
 def test_rollout_window_slides():
     batch = Batch.of([np.array([1, 2, 3]), np.array([7, 8, 0])[:2]])
     moved = batch.slide(np.array([4, 9]))

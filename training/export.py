@@ -16,7 +16,7 @@ import onnxruntime as ort
 import torch
 
 from service import manifest as manifest_mod
-from service.codec import Batch
+from service.codec import ENCODERS, Batch
 from service.predictor import SessionConfig
 
 from .catalog import Task
@@ -40,7 +40,7 @@ def tensors(task: Task) -> tuple[dict, dict]:
     width = task.decoder["classes"] if task.decoder["type"] == "class" else 1
     seq = "seq" if task.input["min_length"] != task.input["max_length"] else task.input["min_length"]
     inp = {"name": INPUT, "dtype": "int64" if indexed else "float32",
-           "shape": ["batch", seq] if indexed else ["batch", seq, 1]}
+           "shape": ["batch", seq] if indexed else ["batch", seq, ENCODERS[task.encoder["type"]](task.encoder).width]}
     out = {"name": OUTPUT, "dtype": "float32", "shape": ["batch", seq, width]}
     return inp, out
 

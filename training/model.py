@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from service.codec import ENCODERS
+
 from .config import ModelConfig
 
 
@@ -21,12 +23,12 @@ class SeqModel(nn.Module):
             width = cfg.embed
         else:
             self.embed = None
-            width = 1
+            width = ENCODERS[encoder["type"]](encoder).width  # features per step
         self.lstm = nn.LSTM(width, cfg.hidden, num_layers=cfg.layers, batch_first=True)
         self.head = nn.Linear(cfg.hidden, out_width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [batch, seq] int64 indices, or [batch, seq, 1] float32 features -> [batch, seq, out_width]."""
+        """x: [batch, seq] int64 indices, or [batch, seq, features] float32 -> [batch, seq, out_width]."""
         h, _ = self.lstm(self.embed(x) if self.indexed else x)
         return self.head(h)
 
