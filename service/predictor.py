@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -23,6 +23,16 @@ from .codec import Batch, Codec
 # Cells (rows x padded length x output width) one onnxruntime call may produce: bounds the memory
 # of a request with long echo sequences; typical batches need a single call.
 DEFAULT_CELL_BUDGET = 8_000_000
+
+# Splitting a batch into onnxruntime calls (Predictor._plan). Cells here are rows x padded length.
+# Measured on echo-lag (LSTM 1x64) with one thread: calls of ~1,000 cells run ~15% faster per cell than
+# calls of 5,000+ (the LSTM's per-step buffers stay in the core's cache) and rows below ~32 per call
+# waste the matrix products; a call costs about 64 cells' worth of fixed overhead.
+CALL_CELLS = 1024
+MIN_CALL_ROWS = 32
+CALL_OVERHEAD_CELLS = 64
+SMALL_CELLS = 512  # a batch this small (padded) is one call: sorting would not pay for itself
+UNIFORM_CELLS = 4 * CALL_CELLS  # rows of one length: one call up to this many cells, then CALL_CELLS calls
 
 
 @dataclass(frozen=True)
@@ -87,17 +97,23 @@ class Predictor:
         steps: roll out that many next values per sequence, each fed back into a sliding window.
         top_k: also return the k most likely values with probabilities (class tasks only).
         """
-        chunks = self._chunks(sequences)
-        if chunks is None:  # the common case: one call, answers come back in order, nothing to scatter
+        plan = self._plan(sequences)
+        if plan is None:  # the common case: one call, answers come back in order, nothing to scatter
             outputs, tops = self._answer(_batch(sequences), steps, top_k)
         else:
-            outputs, tops = [None] * len(sequences), [None] * len(sequences)
-            for rows in chunks:
-                answers, chunk_tops = self._answer(Batch.of([sequences[i] for i in rows]), steps, top_k)
-                for i, answer in zip(rows.tolist(), answers):
-                    outputs[i] = answer
-                for i, top in zip(rows.tolist(), chunk_tops or ()):
-                    tops[i] = top
+            gather, calls = plan
+            done, done_tops = [], []
+            for rows in calls:
+                answers, call_tops = self._answer(gather(rows), steps, top_k)
+                done.extend(answers)
+                if top_k:
+                    done_tops.extend(call_tops)
+            # the calls hold the rows in length order: put the answers back in input order
+            where = np.empty(len(sequences), dtype=np.int64)
+            where[np.concatenate(calls)] = np.arange(len(sequences))
+            where = where.tolist()
+            outputs = list(map(done.__getitem__, where))
+            tops = list(map(done_tops.__getitem__, where)) if top_k else None
         result = {"outputs": outputs}
         if top_k:
             result["top_k"] = tops
@@ -120,23 +136,60 @@ class Predictor:
             batch = batch.slide(values)
         return np.stack(columns, axis=1).tolist()
 
-    def _chunks(self, sequences: list) -> list[np.ndarray] | None:
-        """Row indices per onnxruntime call, rows sorted by length so that each call pads little; None
-        when the whole padded batch fits the cell budget (one call, the common case)."""
-        if len(sequences) * self.codec.input.max_length * self.out_width <= self.cell_budget:
-            return None  # fits even at the longest allowed length: skip measuring
-        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-        if len(sequences) * int(lengths.max()) * self.out_width <= self.cell_budget:
+    def _plan(self, sequences: list) -> tuple[Callable[[np.ndarray], Batch], list[np.ndarray]] | None:
+        """How to split a batch into onnxruntime calls: None for one call of the whole batch (one row,
+        rows of one length, or few cells), else a function that builds a call's Batch from row indices
+        and the row indices of each call.
+
+        A row's outputs do not depend on the other rows of its call nor on padding after its end (the
+        LSTM runs forward), so rows are sorted by length and cut into calls that pad little: a call
+        holds rows of one length, plus shorter ones when padding them wastes less than a call of their
+        own would cost, and about CALL_CELLS cells (rows x padded length), the size that runs fastest."""
+        n = len(sequences)
+        if n == 1:
+            return None
+        if n * self.codec.input.max_length <= SMALL_CELLS:
+            return None  # few cells even at the longest allowed length: skip measuring
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
+        longest = int(lengths.max())
+        if n * longest <= SMALL_CELLS:
+            return None
+        shortest = int(lengths.min())
+        if shortest == longest and n * longest <= UNIFORM_CELLS and n * longest * self.out_width <= self.cell_budget:
             return None
         order = np.argsort(lengths, kind="stable")
-        chunks, start = [], 0
-        while start < len(order):
-            stop = start + 1
-            while stop < len(order) and (stop + 1 - start) * lengths[order[stop]] * self.out_width <= self.cell_budget:
-                stop += 1
-            chunks.append(order[start:stop])
-            start = stop
-        return chunks
+        ordered = lengths[order]
+        ends = [*(np.flatnonzero(np.diff(ordered)) + 1).tolist(), n]
+        cells = np.cumsum(ordered).tolist()  # real cells of the first k rows in length order
+        ordered = ordered.tolist()
+        calls, start = [], 0
+        for end in ends:
+            length = ordered[end - 1]
+            if end < n:
+                # carry the rows so far into the next length's call when that pads fewer cells than a
+                # call costs
+                waste = (end - start) * ordered[end] - (cells[end - 1] - (cells[start - 1] if start else 0))
+                if waste <= CALL_OVERHEAD_CELLS:
+                    continue
+            per_call = max(MIN_CALL_ROWS, CALL_CELLS // length)
+            per_call = max(1, min(per_call, self.cell_budget // (length * self.out_width)))
+            count = end - start
+            if count <= per_call:
+                calls.append(order[start:end])
+            else:
+                calls.extend(np.array_split(order[start:end], -(-count // per_call)))
+            start = end
+        if len(calls) == 1:
+            return None
+        return _gatherer(sequences, lengths), calls
+
+
+def top_k_classes(predictor: Predictor) -> int:
+    """How many classes `top_k` may ask for on this task; 0 when the task does not support top_k."""
+    m = predictor.manifest
+    if not predictor.codec.is_class or m["output"]["kind"] == "echo":
+        return 0
+    return int(m["decoder"]["classes"])
 
 
 def _batch(sequences: list[np.ndarray]) -> Batch:
@@ -145,3 +198,28 @@ def _batch(sequences: list[np.ndarray]) -> Batch:
         seq = sequences[0]
         return Batch(seq[None, :], np.array([len(seq)], dtype=np.int64))
     return Batch.of(sequences)
+
+
+def _gatherer(sequences: list, lengths: np.ndarray) -> Callable[[np.ndarray], Batch]:
+    """A function building the Batch of the given rows (sorted by length) by indexing into one array
+    of all values: no per-row copies. Padding is zero, as in Batch.of."""
+    flat = np.concatenate(sequences)
+    first = sequences[0]
+    if isinstance(first, np.ndarray) and flat.dtype != first.dtype:
+        flat = flat.astype(first.dtype)
+    starts = np.cumsum(lengths) - lengths
+
+    def gather(rows: np.ndarray) -> Batch:
+        row_lengths = lengths[rows]
+        width = int(row_lengths[-1])
+        steps = np.arange(width)
+        index = starts[rows][:, None] + steps
+        if row_lengths[0] == width:
+            return Batch(flat[index], row_lengths)
+        padding = steps >= row_lengths[:, None]
+        index[padding] = 0
+        x = flat[index]
+        x[padding] = 0
+        return Batch(x, row_lengths)
+
+    return gather

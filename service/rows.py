@@ -1,15 +1,20 @@
-"""Rows of a scoring file: read JSONL or CSV lazily, one Row per input line; write answers back.
+"""Rows of a scoring file: read JSONL or CSV lazily in Chunks of rows; write answers back.
 
 JSONL: each line is a JSON array (one sequence) or an object {"inputs": [...], "id": ...}; blank lines
-are skipped. CSV: one sequence per row, cells are numbers. A line that cannot be read becomes a Row
-with `error` set, so the job goes on and reports it in place.
+are skipped. CSV: one sequence per row, cells are numbers. A line that cannot be read becomes a row
+with an error, so the job goes on and reports it in place.
+
+A Chunk holds its rows column by column (a list of sequences, and line numbers, ids and JSON pointer
+prefixes only when they are not the plain case), and Answers likewise: a chunk of thousands of rows
+costs a few Python objects, not thousands.
 """
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
-from typing import IO, Any, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import IO, Any, Iterable, Iterator, Sequence
 
 import orjson
 
@@ -19,6 +24,8 @@ _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": 
 
 @dataclass(slots=True)
 class Row:
+    """One input row (the Python API's unit): see Chunk for what the fields mean."""
+
     line: int  # 1-based line number in the input
     sequence: Any  # the raw JSON value to check, None when `error` is set
     id: Any = None  # the object row's "id", echoed back
@@ -33,6 +40,57 @@ class Answer:
     error: str | None = None
 
 
+@dataclass(slots=True)
+class Chunk:
+    """Consecutive rows of an input, by column."""
+
+    lines: Sequence[int]  # 1-based line number of each row (a range when no line was skipped)
+    sequences: list  # the raw JSON value to check per row; None where the line could not be read
+    ids: list | None = None  # each object row's "id" (None for array rows); None when no row has one
+    prefixes: list[str] | None = None  # JSON pointer of each sequence in its line; None: all "" (arrays)
+    errors: dict[int, str] = field(default_factory=dict)  # row index -> why its line could not be read
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    @classmethod
+    def of_rows(cls, rows: list[Row]) -> "Chunk":
+        ids = [r.id for r in rows] if any(r.id is not None for r in rows) else None
+        prefixes = [r.prefix for r in rows] if any(r.prefix for r in rows) else None
+        errors = {i: r.error for i, r in enumerate(rows) if r.error is not None}
+        return cls([r.line for r in rows], [r.sequence for r in rows], ids, prefixes, errors)
+
+    def row(self, i: int) -> Row:
+        return Row(self.lines[i], self.sequences[i], self.ids[i] if self.ids else None,
+                   self.prefixes[i] if self.prefixes else "", self.errors.get(i))
+
+    def error(self, i: int, problems: list[tuple[str, str]]) -> str:
+        """One message for row i's problems; pointers are made relative to the row's own line
+        (["/inputs/0/2", ...] from the codec or the service -> "/2" for an array line)."""
+        prefix = self.prefixes[i] if self.prefixes else ""
+        parts = []
+        for rest, message in problems:
+            where = prefix + rest
+            parts.append(f"{where}: {message}" if where else message)
+        return f"line {self.lines[i]}: " + "; ".join(parts)
+
+
+@dataclass(slots=True)
+class Answers:
+    """A chunk's answers, by column: outputs[i] (None for a failed row), top_k[i] when asked for, and
+    the error of each failed row by index."""
+
+    outputs: list
+    top_k: list | None = None
+    errors: dict[int, str] = field(default_factory=dict)
+
+    def __getitem__(self, i: int) -> Answer:
+        error = self.errors.get(i)
+        if error is not None:
+            return Answer(error=error)
+        return Answer(self.outputs[i], self.top_k[i] if self.top_k is not None else None)
+
+
 def format_of(path: str | None, default: str = "jsonl") -> str:
     """The format a file name implies (.jsonl/.ndjson/.json or .csv); `default` for stdin or others."""
     if path and path != "-":
@@ -42,37 +100,56 @@ def format_of(path: str | None, default: str = "jsonl") -> str:
     return default
 
 
-def row_error(row: Row, problems: list[tuple[str, str]]) -> str:
-    """One message for a row's problems; pointers are made relative to the row's own line
-    (["/inputs/0/2", ...] from the codec or the service -> "/2" for an array line)."""
-    parts = []
-    for rest, message in problems:
-        where = row.prefix + rest
-        parts.append(f"{where}: {message}" if where else message)
-    return f"line {row.line}: " + "; ".join(parts)
-
-
 # --- readers -------------------------------------------------------------------------------------
 
-def read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
+def read_jsonl(stream: IO[bytes], chunk_rows: int) -> Iterator[Chunk]:
+    """Chunks of up to `chunk_rows` lines. The usual block (every line a JSON array) is parsed in one
+    pass of C calls; any other block goes line by line."""
     loads = orjson.loads
-    for line_no, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
+    first = 1
+    while True:
+        lines = list(islice(stream, chunk_rows))
+        if not lines:
+            return
         try:
-            value = loads(line)
-        except orjson.JSONDecodeError as err:
-            yield Row(line_no, None, error=f"line {line_no}: invalid JSON: {err}")
+            values = list(map(loads, lines))  # raises on a blank or malformed line: see _jsonl_chunk
+        except orjson.JSONDecodeError:
+            values = None
+        if values is not None and set(map(type, values)) == {list}:
+            yield Chunk(range(first, first + len(lines)), values)
+        else:
+            yield _jsonl_chunk(lines, first, values)
+        first += len(lines)
+
+
+def _jsonl_chunk(lines: list[bytes], first: int, values: list | None) -> Chunk:
+    """A block line by line: blank lines skipped, objects unpacked, unreadable lines kept as errors.
+    `values` are the lines already parsed, when they all could be."""
+    rows, errors = [], {}  # rows: (line number, sequence, id, prefix)
+    for line_no, line in enumerate(lines, first):
+        if values is not None:
+            value = values[line_no - first]
+        elif not line.strip():
             continue
+        else:
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError as err:
+                errors[len(rows)] = f"line {line_no}: invalid JSON: {err}"
+                rows.append((line_no, None, None, ""))
+                continue
         if type(value) is list:
-            yield Row(line_no, value)
+            rows.append((line_no, value, None, ""))
         elif type(value) is dict and "inputs" in value:
-            yield Row(line_no, value["inputs"], value.get("id"), "/inputs")
+            rows.append((line_no, value["inputs"], value.get("id"), "/inputs"))
         else:
             what = "an object without \"inputs\"" if type(value) is dict else type(value).__name__
-            yield Row(line_no, None, value.get("id") if type(value) is dict else None,
-                      error=f"line {line_no}: expected a JSON array of numbers or an object "
-                            f"{{\"inputs\": [...], \"id\": ...}}, got {what}")
+            errors[len(rows)] = (f"line {line_no}: expected a JSON array of numbers or an object "
+                                 f"{{\"inputs\": [...], \"id\": ...}}, got {what}")
+            rows.append((line_no, None, value.get("id") if type(value) is dict else None, ""))
+    numbers, sequences, ids, prefixes = (list(column) for column in zip(*rows)) if rows else ([], [], [], [])
+    return Chunk(numbers, sequences, ids if any(i is not None for i in ids) else None,
+                 prefixes if any(prefixes) else None, errors)
 
 
 def _cell(text: str) -> Any:
@@ -87,7 +164,7 @@ def _cell(text: str) -> Any:
             return text
 
 
-def read_csv(stream: IO[bytes]) -> Iterator[Row]:
+def read_csv_rows(stream: IO[bytes]) -> Iterator[Row]:
     reader = csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline=""))
     line_no = 0
     try:
@@ -101,38 +178,49 @@ def read_csv(stream: IO[bytes]) -> Iterator[Row]:
         yield Row(line_no + 1, None, error=f"line {line_no + 1}: unreadable CSV: {err}")
 
 
-def reader(fmt: str, stream: IO[bytes]) -> Iterator[Row]:
-    return read_jsonl(stream) if fmt == "jsonl" else read_csv(stream)
+def chunks_of(rows: Iterable[Row], chunk_rows: int) -> Iterator[Chunk]:
+    rows = iter(rows)
+    while block := list(islice(rows, chunk_rows)):
+        yield Chunk.of_rows(block)
+
+
+def reader(fmt: str, stream: IO[bytes], chunk_rows: int) -> Iterator[Chunk]:
+    return read_jsonl(stream, chunk_rows) if fmt == "jsonl" else chunks_of(read_csv_rows(stream), chunk_rows)
 
 
 # --- writers -------------------------------------------------------------------------------------
 
-def jsonl_lines(rows: list[Row], answers: list[Answer]) -> bytes:
+def jsonl_lines(chunk: Chunk, answers: Answers) -> bytes:
     """One line per row: {"id": ..., "output": ..., "top_k": ...} or {"id": ..., "error": ...}.
     Assembled from orjson pieces: an order of magnitude faster than a dict per row."""
     dumps = orjson.dumps
+    if chunk.ids is None and not answers.errors and answers.top_k is None:
+        # the usual chunk: every line is {"output": ...}
+        return b"".join([b'{"output":' + dumps(output) + b"}\n" for output in answers.outputs])
     out = []
-    for row, answer in zip(rows, answers):
-        head = b"{" if row.id is None else b'{"id":' + dumps(row.id) + b","
-        if answer.error is not None:
-            out.append(head + b'"error":' + dumps(answer.error) + b"}")
-        elif answer.top_k is None:
-            out.append(head + b'"output":' + dumps(answer.output) + b"}")
+    ids = chunk.ids or [None] * len(chunk)
+    tops = answers.top_k or [None] * len(chunk)
+    errors = answers.errors
+    for i, (row_id, output, top) in enumerate(zip(ids, answers.outputs, tops)):
+        head = b"{" if row_id is None else b'{"id":' + dumps(row_id) + b","
+        if errors and i in errors:
+            out.append(head + b'"error":' + dumps(errors[i]) + b"}\n")
+        elif top is None:
+            out.append(head + b'"output":' + dumps(output) + b"}\n")
         else:
-            out.append(head + b'"output":' + dumps(answer.output) + b',"top_k":' + dumps(answer.top_k) + b"}")
-    out.append(b"")
-    return b"\n".join(out)
+            out.append(head + b'"output":' + dumps(output) + b',"top_k":' + dumps(top) + b"}\n")
+    return b"".join(out)
 
 
-def csv_lines(rows: list[Row], answers: list[Answer]) -> bytes:
+def csv_lines(chunk: Chunk, answers: Answers) -> bytes:
     """One CSV row per input row: the output's values, or a single cell "error: line N: ..."."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    for answer in answers:
-        if answer.error is not None:
-            writer.writerow([f"error: {answer.error}"])
+    for i, output in enumerate(answers.outputs):
+        if i in answers.errors:
+            writer.writerow([f"error: {answers.errors[i]}"])
         else:
-            writer.writerow(answer.output if isinstance(answer.output, list) else [answer.output])
+            writer.writerow(output if isinstance(output, list) else [output])
     return buffer.getvalue().encode()
 
 

@@ -37,7 +37,6 @@ from contextlib import ExitStack
 from typing import IO, Iterable, Iterator
 
 from . import rows as rows_mod
-from .client import Client, ServiceError
 from .rows import Answer
 from .scoring import (LOCAL_CHUNK_ROWS, REMOTE_CHUNK_ROWS, LocalBackend, RemoteBackend, Scorer, UsageError,
                       check_options)
@@ -58,6 +57,8 @@ def backend(task: str, models_dir: str | None, url: str | None, api_key: str | N
     """The local backend, or a remote one after asking the service whether it knows the task."""
     if not url:
         return LocalBackend.load(task, models_dir, steps, top_k, workers)
+    from .client import Client, ServiceError  # remote mode only: local start-up skips http.client
+
     client = Client(url, api_key, retries=retries)
     try:
         info = client.task(task)
@@ -184,10 +185,10 @@ def run(scorer: Scorer, fmt: str, source: IO[bytes], sink: IO[bytes], progress: 
     bar = Progress(source, progress)
     write = rows_mod.writer(fmt)
     total = errors = 0
-    for chunk, answers in scorer.score_chunks(rows_mod.reader(fmt, source)):
+    for chunk, answers in scorer.score_chunks(rows_mod.reader(fmt, source, scorer.chunk_rows)):
         sink.write(write(chunk, answers))
         total += len(chunk)
-        errors += sum(a.error is not None for a in answers)
+        errors += len(answers.errors)
         bar.update(total, errors)
     sink.flush()
     bar.close()

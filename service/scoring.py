@@ -1,4 +1,4 @@
-"""Batch scoring: answer a stream of Rows in chunks, in input order, with flat memory.
+"""Batch scoring: answer a stream of rows in Chunks, in input order, with flat memory.
 
 Two backends answer a chunk: LocalBackend (a Predictor in this process) and RemoteBackend (a running
 service, through service.client). The Scorer keeps a bounded number of chunks in flight, so memory is
@@ -16,21 +16,19 @@ import re
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
-import numpy as np
-
-from .client import Client, ServiceError
 from .codec import InputError
 from .manifest import ManifestError, discover
-from .predictor import Predictor, SessionConfig
-from .rows import Answer, Row, row_error
-from .runtime import top_k_classes
+from .predictor import Predictor, SessionConfig, top_k_classes
+from .rows import Answer, Answers, Chunk, Row, chunks_of
+
+if TYPE_CHECKING:  # service.client (http.client) is imported only for remote mode: local start-up is faster
+    from .client import Client, ServiceError
 
 LOCAL_CHUNK_ROWS = 8192
 REMOTE_CHUNK_ROWS = 1000  # well under the service's default TOYSEQ_MAX_BATCH (10000)
-MIN_GROUP_ROWS = 256
-MAX_LOCAL_STEPS = 100_000  # no request limit applies in-process; this only catches typos  # rows of neighbouring lengths are merged until a predict call has this many
+MAX_LOCAL_STEPS = 100_000  # no request limit applies in-process; this only catches typos
 
 
 class UsageError(Exception):
@@ -56,10 +54,11 @@ class LocalBackend:
     """Checks rows with the task's codec and answers them with its Predictor, in this process.
 
     A chunk is checked in one codec.check call; only when that fails are rows checked one by one to
-    say which. Rows are grouped by length so a predict call pads little. `workers` threads answer
-    chunks side by side on one single-threaded session (onnxruntime runs are thread-safe and release
-    the GIL): parallel runs scale better than intra-op threads for these small per-step matrices, and
-    reading and writing overlap with inference."""
+    say which. The whole chunk goes to one Predictor.predict call, which sorts its rows by length into
+    onnxruntime calls that pad little. `workers` threads answer chunks side by side on one
+    single-threaded session (onnxruntime runs are thread-safe and release the GIL): parallel runs scale
+    better than intra-op threads for these small per-step matrices, and reading and writing overlap
+    with inference."""
 
     def __init__(self, predictor: Predictor, steps: int | None = None, top_k: int | None = None,
                  workers: int = 1):
@@ -89,56 +88,44 @@ class LocalBackend:
             raise UsageError(f"task {task} is unavailable: {err}") from None
         return cls(predictor, steps, top_k, workers)
 
-    def submit(self, rows: list[Row]) -> Future:
-        return self._pool.submit(self.answer, rows)
+    def submit(self, chunk: Chunk) -> Future:
+        return self._pool.submit(self.answer, chunk)
 
-    def answer(self, rows: list[Row]) -> list[Answer]:
-        answers = [Answer(error=row.error) if row.error is not None else None for row in rows]
-        todo = [i for i, a in enumerate(answers) if a is None]
-        if not todo:
-            return answers
-        try:
-            arrays = self.codec.check([rows[i].sequence for i in todo])
-        except InputError:
-            todo, arrays = self._check_each(rows, todo, answers)
-        for group in _length_groups(arrays):
-            result = self.predictor.predict([arrays[j] for j in group], self.steps, self.top_k)
-            tops = result.get("top_k") or [None] * len(group)
-            for j, output, top in zip(group, result["outputs"], tops):
-                answers[todo[j]] = Answer(output, top)
+    def answer(self, chunk: Chunk) -> Answers:
+        n = len(chunk)
+        errors = dict(chunk.errors)
+        todo = [i for i in range(n) if i not in errors] if errors else None  # None: every row
+        sequences = chunk.sequences if todo is None else [chunk.sequences[i] for i in todo]
+        arrays = []
+        if sequences:
+            try:
+                arrays = self.codec.check(sequences)
+            except InputError:
+                todo, arrays = self._check_each(chunk, range(n) if todo is None else todo, errors)
+        if not arrays:
+            return Answers([None] * n, [None] * n if self.top_k else None, errors)
+        result = self.predictor.predict(arrays, self.steps, self.top_k)
+        if todo is None:  # every row answered: the predictor's lists are the chunk's
+            return Answers(result["outputs"], result.get("top_k"), errors)
+        answers = Answers([None] * n, [None] * n if self.top_k else None, errors)
+        for i, output in zip(todo, result["outputs"]):
+            answers.outputs[i] = output
+        for i, top in zip(todo, result.get("top_k") or ()):
+            answers.top_k[i] = top
         return answers
 
-    def _check_each(self, rows: list[Row], todo: list[int], answers: list) -> tuple[list[int], list]:
+    def _check_each(self, chunk: Chunk, todo: Iterable[int], errors: dict[int, str]) -> tuple[list[int], list]:
         good, arrays = [], []
         for i in todo:
             try:
-                arrays.extend(self.codec.check([rows[i].sequence]))
+                arrays.extend(self.codec.check([chunk.sequences[i]]))
                 good.append(i)
             except InputError as err:
-                problems = [(p.pointer[len("/inputs/0"):], p.message) for p in err.problems]
-                answers[i] = Answer(error=row_error(rows[i], problems))
+                errors[i] = chunk.error(i, [(p.pointer[len("/inputs/0"):], p.message) for p in err.problems])
         return good, arrays
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _length_groups(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Indices grouped by sequence length (neighbouring lengths merged up to MIN_GROUP_ROWS), so the
-    padded batch of a predict call is barely larger than its rows."""
-    if not arrays:
-        return []
-    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
-    if lengths.min() == lengths.max():
-        return [np.arange(len(arrays))]
-    order = np.argsort(lengths, kind="stable")
-    edges = np.flatnonzero(np.diff(lengths[order])) + 1
-    groups, start = [], 0
-    for edge in [*edges.tolist(), len(order)]:
-        if edge - start >= MIN_GROUP_ROWS or edge == len(order):
-            groups.append(order[start:edge])
-            start = edge
-    return groups
 
 
 _ROW_POINTER = re.compile(r"^/inputs/(\d+)(/.*)?$")
@@ -162,27 +149,32 @@ class RemoteBackend:
         self.in_flight = 2 * concurrency
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="toyseq-remote")
 
-    def submit(self, rows: list[Row]) -> Future:
-        return self._pool.submit(self.answer, rows)
+    def submit(self, chunk: Chunk) -> Future:
+        return self._pool.submit(self.answer, chunk)
 
-    def answer(self, rows: list[Row]) -> list[Answer]:
-        answers = [Answer(error=row.error) if row.error is not None else None for row in rows]
-        pending = [[i for i, a in enumerate(answers) if a is None]]
+    def answer(self, chunk: Chunk) -> Answers:
+        from .client import ServiceError  # imported by now (the Client exists); see the top of the module
+
+        errors = dict(chunk.errors)
+        answers = Answers([None] * len(chunk), [None] * len(chunk) if self.top_k else None, errors)
+        pending = [[i for i in range(len(chunk)) if i not in errors]]
         while pending:
             todo = pending.pop()
             if not todo:
                 continue
             try:
-                result = self.client.predict(self.task, [rows[i].sequence for i in todo], self.steps, self.top_k)
+                result = self.client.predict(self.task, [chunk.sequences[i] for i in todo], self.steps, self.top_k)
             except ServiceError as err:
-                pending.extend(self._split(err, rows, todo, answers))
+                pending.extend(self._split(err, chunk, todo, errors))
                 continue
-            tops = result.get("top_k") or [None] * len(todo)
-            for i, output, top in zip(todo, result["outputs"], tops):
-                answers[i] = Answer(output, top)
+            for i, output in zip(todo, result["outputs"]):
+                answers.outputs[i] = output
+            if self.top_k:
+                for i, top in zip(todo, result["top_k"]):
+                    answers.top_k[i] = top
         return answers
 
-    def _split(self, err: ServiceError, rows: list[Row], todo: list[int], answers: list) -> list[list[int]]:
+    def _split(self, err: ServiceError, chunk: Chunk, todo: list[int], errors: dict[int, str]) -> list[list[int]]:
         """What to send again after a refused chunk; raises UsageError when rows are not the cause."""
         if err.status == 413 and len(todo) > 1:
             return [todo[: len(todo) // 2], todo[len(todo) // 2:]]
@@ -195,11 +187,11 @@ class RemoteBackend:
                 by_row.setdefault(int(match.group(1)), []).append((match.group(2) or "", str(problem.get("message"))))
         if not by_row:
             if len(todo) == 1:  # a problem without a row pointer, yet only this row was sent
-                answers[todo[0]] = Answer(error=row_error(rows[todo[0]], [("", str(err))]))
+                errors[todo[0]] = chunk.error(todo[0], [("", str(err))])
                 return []
             raise UsageError(f"the service refused the request: {err}")
         for j, problems in by_row.items():
-            answers[todo[j]] = Answer(error=row_error(rows[todo[j]], problems))
+            errors[todo[j]] = chunk.error(todo[j], problems)
         return [[i for j, i in enumerate(todo) if j not in by_row]]
 
     def close(self) -> None:
@@ -214,21 +206,17 @@ class Scorer:
         self.backend = backend
         self.chunk_rows = chunk_rows or backend.chunk_rows
 
-    def score_chunks(self, rows: Iterable[Row]) -> Iterator[tuple[list[Row], list[Answer]]]:
-        """Chunks of (rows, answers), in input order."""
-        in_flight: deque[tuple[list[Row], Future]] = deque()
-        chunk: list[Row] = []
+    def score_chunks(self, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, Answers]]:
+        """(chunk, answers) pairs, in input order."""
+        in_flight: deque[tuple[Chunk, Future]] = deque()
         try:
-            for row in rows:
-                chunk.append(row)
-                if len(chunk) >= self.chunk_rows:
-                    in_flight.append((chunk, self.backend.submit(chunk)))
-                    chunk = []
-                    if len(in_flight) >= self.backend.in_flight:
-                        done, future = in_flight.popleft()
-                        yield done, future.result()
-            if chunk:
+            for chunk in chunks:
+                if not len(chunk):
+                    continue
                 in_flight.append((chunk, self.backend.submit(chunk)))
+                if len(in_flight) >= self.backend.in_flight:
+                    done, future = in_flight.popleft()
+                    yield done, future.result()
             while in_flight:
                 done, future = in_flight.popleft()
                 yield done, future.result()
@@ -237,8 +225,9 @@ class Scorer:
                 future.cancel()
 
     def score(self, rows: Iterable[Row]) -> Iterator[tuple[Row, Answer]]:
-        for chunk, answers in self.score_chunks(rows):
-            yield from zip(chunk, answers)
+        for chunk, answers in self.score_chunks(chunks_of(rows, self.chunk_rows)):
+            for i in range(len(chunk)):
+                yield chunk.row(i), answers[i]
 
     def score_sequences(self, sequences: Iterable) -> Iterator[tuple[Row, Answer]]:
         """Score plain sequences (lists of numbers); Row.line is the 1-based position."""
