@@ -135,6 +135,26 @@ def test_chunk_checked_at_once_still_names_each_bad_row(models_copy, task, predi
     assert [a["output"] for a in answers if "output" in a] == expected(predictor, [s for s in rows if s != ["x"]])
 
 
+def test_line_numbers_hold_across_chunks_read_in_one_pass_and_line_by_line(models_copy, task, predictor):
+    """Chunks of plain arrays are parsed in one pass, others line by line (blank lines, objects): either
+    way a bad row's error names its own line, and the answers stay in order."""
+    seqs = valid_sequences(predictor, 16, seed=8)
+    high = int(predictor.manifest["input"]["high"])
+    lines = [orjson.dumps(s) for s in seqs]
+    lines[2] = b"   "  # line 3: blank, in a chunk read line by line
+    lines[8] = orjson.dumps([high + 1] + seqs[8][1:])  # line 9: a bad value in a chunk of arrays
+    lines[13] = orjson.dumps({"inputs": [high + 1] + seqs[13][1:], "id": "b"})  # line 14: in an object
+    done = run_cli(task, "--models-dir", models_copy, "--chunk-rows", 4, stdin=b"\n".join(lines) + b"\n")
+    assert done.returncode == 1, done.stderr
+    answers = parse_jsonl(done.stdout)
+    good = [i for i in range(16) if i not in (2, 8, 13)]
+    assert len(answers) == 15
+    assert [a["output"] for a in answers if "output" in a] == expected(predictor, [seqs[i] for i in good])
+    errors = [a for a in answers if "error" in a]
+    assert errors[0]["error"].startswith(f"line 9: /0: {high + 1} is outside")
+    assert errors[1]["id"] == "b" and errors[1]["error"].startswith(f"line 14: /inputs/0: {high + 1} is outside")
+
+
 def test_usage_errors_exit_2_with_a_clear_message(tmp_path, models_copy, task):
     unknown = run_cli("no-such-task", "--models-dir", models_copy, stdin=b"[1]\n")
     assert unknown.returncode == 2
