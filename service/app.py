@@ -1,5 +1,5 @@
 """The app factory: settings (defaults <- TOYSEQ_ env <- `config` mapping), the model registry loaded in
-this process, one blueprint per concern, and the request hooks that tag, time, count and log every request.
+this process, one blueprint per concern, and the WSGI middleware that tags, times, counts and logs every request.
 
     gunicorn -c python:service.gunicorn_conf 'service:create_app()'
 """
@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from flask import Flask, g, request
+from flask import Flask, Request
+from flask.sessions import NullSession, SessionInterface
 
 from . import errors, logs
 from .config import Config
@@ -21,6 +22,7 @@ from .predictor import SessionConfig
 from .runtime import Limits, Registry
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # echoed only when this tame
+_tame = REQUEST_ID.fullmatch
 
 
 @dataclass
@@ -49,11 +51,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     state = State(settings, registry, metrics, Limits.of(settings))
 
     app = Flask(__name__)
+    app.request_class = _Request
+    app.session_interface = _NoSessions()
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, PROPAGATE_EXCEPTIONS=False,
                       TRAP_HTTP_EXCEPTIONS=False)
     app.extensions["toyseq"] = state
     errors.register(app)
-    _hooks(app, state)
+    app.wsgi_app = Observe(app.wsgi_app, metrics, os.getpid())
 
     from .routes import docs, health, playground, predict, tasks
 
@@ -62,34 +66,76 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _hooks(app: Flask, state: State) -> None:
-    metrics = state.metrics
-    pid = os.getpid()  # this worker's, since the app is built after fork
-    new_id = _request_ids()
+class _NoSessions(SessionInterface):
+    """The service keeps no sessions: one shared read-only null session (it refuses writes) instead of a
+    new one per request, and nothing to save."""
 
-    @app.before_request
-    def tag():
-        # The proxies `g` and `request` cost a context lookup per attribute: resolve each once.
-        ctx = g._get_current_object()
-        ctx.start = time.perf_counter()
-        rid = request.environ.get("HTTP_X_REQUEST_ID")
-        ctx.request_id = rid if rid and REQUEST_ID.fullmatch(rid) else new_id()
-        ctx.task = ""  # set by views once the name is a known task: metric labels stay bounded
+    null = NullSession()
 
-    @app.after_request
-    def finish(response):
-        ctx, req = g._get_current_object(), request._get_current_object()
-        seconds = time.perf_counter() - getattr(ctx, "start", time.perf_counter())
-        rid = getattr(ctx, "request_id", None) or new_id()
-        response.headers["X-Request-ID"] = rid
-        endpoint = req.endpoint or "unmatched"
-        task = getattr(ctx, "task", "")
-        status = response.status_code
-        metrics.observe(endpoint, task, status, seconds)
-        logs.access({"request_id": rid, "pid": pid, "method": req.method, "path": req.path[:200], "task": task,
-                     "status": status, "duration_ms": round(seconds * 1000, 3),
-                     "bytes": response.content_length, "remote": req.remote_addr})
-        return response
+    def open_session(self, app, request):
+        return self.null
+
+    def save_session(self, app, session, response):
+        pass
+
+
+class _Request(Request):
+    """Flask's request, left in the environ for Observe to read its matched rule and path once Flask is done
+    (Flask clears environ["werkzeug.request"] when the request context pops)."""
+
+    def __init__(self, environ: dict, *args, **kwargs):
+        super().__init__(environ, *args, **kwargs)
+        environ["toyseq.request"] = self
+
+
+class Observe:
+    """WSGI middleware around Flask's wsgi_app: tags, times, counts and logs every request in one place, with
+    no Flask hooks (a before/after_request pair costs context lookups and proxies on every request).
+
+    The request id (the client's X-Request-ID when tame, else a new one) is put in the environ as
+    `toyseq.request_id` and added to the answer's headers; views name the task in `toyseq.task` (only once
+    the name is a known task, so metric labels stay bounded). Time runs from the middleware's entry to the
+    answer being built (the body itself is sent by gunicorn after)."""
+
+    def __init__(self, wsgi_app, metrics: Metrics, pid: int):
+        self.wsgi_app = wsgi_app
+        self.metrics = metrics
+        self.pid = pid  # this worker's, since the app is built after fork
+        self.new_id = _request_ids()
+
+    def __call__(self, environ: dict, start_response):
+        started = time.perf_counter()
+        rid = environ.get("HTTP_X_REQUEST_ID")
+        if not rid or not _tame(rid):
+            rid = self.new_id()
+        environ["toyseq.request_id"] = rid
+        answer = []
+
+        def start(status: str, headers: list, exc_info=None):
+            headers.append(("X-Request-ID", rid))
+            answer[:] = status, headers
+            return start_response(status, headers, exc_info)
+
+        body = self.wsgi_app(environ, start)
+        seconds = time.perf_counter() - started
+        status, headers = answer or ("500", ())
+        status = int(status[:3])
+        req = environ.pop("toyseq.request", None)  # Flask's request object (see _Request); drops the cycle
+        rule = getattr(req, "url_rule", None)
+        endpoint = rule.endpoint if rule is not None else "unmatched"
+        task = environ.get("toyseq.task", "")
+        self.metrics.observe(endpoint, task, status, seconds)
+        if logs.access_enabled():
+            size = None
+            for name, value in headers:
+                if name == "Content-Length":
+                    size = int(value)
+                    break
+            path = req.path if req is not None else environ.get("PATH_INFO", "")
+            logs.access({"request_id": rid, "pid": self.pid, "method": environ.get("REQUEST_METHOD"),
+                         "path": path[:200], "task": task, "status": status, "duration_ms": round(seconds * 1000, 3),
+                         "bytes": size, "remote": environ.get("REMOTE_ADDR")})
+        return body
 
 
 def _request_ids():

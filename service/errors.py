@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 import orjson
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .codec import Problem
@@ -93,7 +93,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception):
-        log.exception("unhandled error in request %s", g.get("request_id", "-"))
+        log.exception("unhandled error in request %s", request.environ.get("toyseq.request_id", "-"))
         body = {"type": "about:blank", "title": "Internal Server Error", "status": 500,
                 "detail": "internal error; quote the X-Request-ID header when reporting it"}
         return problem(body, 500)

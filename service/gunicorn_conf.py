@@ -40,6 +40,14 @@ def on_starting(server):
             os.remove(os.path.join(path, name))
 
 
+def worker_exit(server, worker):
+    # Runs in the worker as it exits: write the access lines and metric counts it still holds (atexit does
+    # too; this runs first, while gunicorn's own logging is still up).
+    from service import flushing
+
+    flushing.flush_all()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

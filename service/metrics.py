@@ -1,14 +1,26 @@
 """Prometheus metrics. Under gunicorn (PROMETHEUS_MULTIPROC_DIR set by gunicorn_conf.py before any worker
 imports prometheus_client) every worker writes its own files and /metrics sums them all; elsewhere (tests,
-flask run) an app gets its own single-process registry."""
+flask run) an app gets its own single-process registry.
+
+Requests update plain in-memory tallies (dict increments: no lock, no mmap write; the request thread is
+their only writer); `flush()` adds what changed since the last flush to the Prometheus values. A worker
+flushes before it renders /metrics, so its own counts are exact in the answer; under gunicorn the flushing
+thread (service/flushing.py) also flushes every worker every 50 ms and at exit, so a scrape served by one
+worker sees the others' requests at most that late.
+"""
 from __future__ import annotations
 
 import os
+import threading
+from bisect import bisect_left
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+from . import flushing
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BOUNDS = (*LATENCY_BUCKETS, float("inf"))
 
 
 def multiprocess_dir() -> str | None:
@@ -38,23 +50,60 @@ class Metrics:
         self.load_failures = Counter("toyseq_model_load_failures", "Model folders a worker could not load, "
                                      "by task (each worker counts its own attempt)", ["task"], registry=own)
 
-        self._children: dict[tuple, tuple] = {}  # labels() costs a lock and lookups; the label sets are few
-        self._sequences: dict[str, Counter] = {}
+        # Running totals since start, written by the request thread only: (endpoint, task, status) -> count,
+        # (endpoint, task) -> [count per bucket..., sum of seconds], task -> sequences.
+        self._requests: dict[tuple, int] = {}
+        self._latency: dict[tuple, list] = {}
+        self._sequences: dict[str, int] = {}
+        # What flush() has already added to the Prometheus values, per key.
+        self._flushed: dict[tuple, object] = {}
+        self._flush_lock = threading.Lock()  # the request thread (scrape) and the flushing thread may both flush
+        if self.multiprocess:  # other workers' scrapes read this worker's files
+            flushing.register(self.flush)
 
     def observe(self, endpoint: str, task: str, status: int, seconds: float) -> None:
         key = (endpoint, task, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (self.requests.labels(endpoint, task, str(status)),
-                                              self.latency.labels(endpoint, task))
-        children[0].inc()
-        children[1].observe(seconds)
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
+        tally = self._latency.get(key[:2])
+        if tally is None:
+            tally = self._latency[key[:2]] = [0] * len(_BOUNDS) + [0.0]
+        tally[bisect_left(_BOUNDS, seconds)] += 1  # the first bucket whose bound is >= seconds, as Prometheus
+        tally[-1] += seconds
 
     def count_sequences(self, task: str, count: int) -> None:
-        child = self._sequences.get(task)
-        if child is None:
-            child = self._sequences[task] = self.sequences.labels(task)
-        child.inc(count)
+        sequences = self._sequences
+        sequences[task] = sequences.get(task, 0) + count
+
+    def flush(self) -> None:
+        """Add the counts since the last flush to the Prometheus values (the mmap files under gunicorn).
+        Reads the tallies without stopping the request thread: a count it misses is taken next time."""
+        with self._flush_lock:
+            flushed = self._flushed
+            for key, total in list(self._requests.items()):
+                delta = total - flushed.get(("r", key), 0)
+                if delta:
+                    self.requests.labels(key[0], key[1], str(key[2])).inc(delta)
+                    flushed[("r", key)] = total
+            for key, total in list(self._sequences.items()):
+                delta = total - flushed.get(("s", key), 0)
+                if delta:
+                    self.sequences.labels(key).inc(delta)
+                    flushed[("s", key)] = total
+            for key, tally in list(self._latency.items()):
+                now = tally[:]  # one copy: the request thread may be adding to it
+                before = flushed.get(("l", key))
+                if before == now:
+                    continue
+                before = before or [0] * len(now)
+                child = self.latency.labels(*key)
+                # Histogram keeps one value per bucket and the sum; observe() has no batched form.
+                for i, bucket in enumerate(child._buckets):
+                    if now[i] != before[i]:
+                        bucket.inc(now[i] - before[i])
+                child._sum.inc(now[-1] - before[-1])
+                flushed[("l", key)] = now
 
     def render(self) -> bytes:
+        self.flush()
         return generate_latest(self.registry)

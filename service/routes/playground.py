@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 
 from ..errors import NotFound
 
@@ -44,7 +44,7 @@ def blueprint(state) -> Blueprint:
             if name not in registry.names:
                 registry.get(name)  # raises the 404 naming the known tasks
             raise NotFound(f"task {name} has no training curve", extra={"task": name})
-        g.task = name
+        request.environ["toyseq.task"] = name
         body, etag = curve
         response = Response(body, mimetype="image/png", headers={"Cache-Control": "no-cache"})
         response.set_etag(etag)

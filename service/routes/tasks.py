@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import orjson
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response, request
 
 from ..runtime import top_k_classes
 
@@ -23,7 +23,7 @@ def blueprint(state) -> Blueprint:
     def show_task(name: str):
         if name not in rendered:
             registry.get(name)  # raises the 404 naming the known tasks
-        g.task = name
+        request.environ["toyseq.task"] = name
         return Response(rendered[name], mimetype="application/json")
 
     return bp
