@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -15,7 +16,7 @@ from typing import Any, Mapping
 from flask import Flask, Request
 from flask.sessions import NullSession, SessionInterface
 
-from . import errors, logs
+from . import errors, flushing, logs
 from .config import Config
 from .metrics import Metrics
 from .predictor import SessionConfig
@@ -97,11 +98,18 @@ class Observe:
     the name is a known task, so metric labels stay bounded). Time runs from the middleware's entry to the
     answer being built (the body itself is sent by gunicorn after)."""
 
+    MAX_PENDING = 2000  # requests recorded before the request thread drains them itself
+
     def __init__(self, wsgi_app, metrics: Metrics, pid: int):
         self.wsgi_app = wsgi_app
         self.metrics = metrics
         self.pid = pid  # this worker's, since the app is built after fork
         self.new_id = _request_ids()
+        self._pending: list[tuple] = []
+        self._lock = threading.Lock()  # guards the swap of _pending
+        self._drain_lock = threading.RLock()  # one drain at a time; re-entered if the log handler drains
+        metrics.pending = self.drain  # a scrape first counts the requests this worker answered
+        flushing.register(self.drain)
 
     def __call__(self, environ: dict, start_response):
         started = time.perf_counter()
@@ -118,24 +126,44 @@ class Observe:
 
         body = self.wsgi_app(environ, start)
         seconds = time.perf_counter() - started
-        status, headers = answer or ("500", ())
-        status = int(status[:3])
         req = environ.pop("toyseq.request", None)  # Flask's request object (see _Request); drops the cycle
-        rule = getattr(req, "url_rule", None)
-        endpoint = rule.endpoint if rule is not None else "unmatched"
-        task = environ.get("toyseq.task", "")
-        self.metrics.observe(endpoint, task, status, seconds)
-        if logs.access_enabled():
-            size = None
-            for name, value in headers:
-                if name == "Content-Length":
-                    size = int(value)
-                    break
-            path = req.path if req is not None else environ.get("PATH_INFO", "")
-            logs.access({"request_id": rid, "pid": self.pid, "method": environ.get("REQUEST_METHOD"),
-                         "path": path[:200], "task": task, "status": status, "duration_ms": round(seconds * 1000, 3),
-                         "bytes": size, "remote": environ.get("REMOTE_ADDR")})
+        record = (time.time(), seconds, rid, answer, req.url_rule if req is not None else None,
+                  req.path if req is not None else environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD"),
+                  environ.get("REMOTE_ADDR"), environ.get("toyseq.task", ""), environ.get("toyseq.sequences", 0))
+        with self._lock:
+            pending = self._pending
+            pending.append(record)
+        if len(pending) >= self.MAX_PENDING:
+            self.drain()
         return body
+
+    def drain(self) -> None:
+        """Count and log the requests recorded since the last drain (the flushing thread calls this every
+        50 ms, a /metrics scrape before it renders)."""
+        with self._drain_lock:
+            with self._lock:
+                records, self._pending = self._pending, []
+            if not records:
+                return
+            observe, count = self.metrics.observe, self.metrics.count_sequences
+            log = logs.access_enabled()
+            pid = self.pid
+            for now, seconds, rid, answer, rule, path, method, remote, task, sequences in records:
+                status, headers = answer or ("500", ())
+                status = int(status[:3])
+                observe(rule.endpoint if rule is not None else "unmatched", task, status, seconds)
+                if sequences:
+                    count(task, sequences)
+                if log:
+                    size = None
+                    for name, value in headers:
+                        if name == "Content-Length":
+                            size = int(value)
+                            break
+                    logs.access({"request_id": rid, "pid": pid, "method": method, "path": path[:200], "task": task,
+                                 "status": status, "duration_ms": round(seconds * 1000, 3), "bytes": size,
+                                 "remote": remote}, now)
+            logs.flush_access()
 
 
 def _request_ids():

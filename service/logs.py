@@ -42,15 +42,15 @@ class _AccessWriter:
         self._write_lock = threading.Lock()  # one flush at a time, so batches reach the stream in order
         flushing.register(self.flush)
 
-    def timestamp(self) -> str:
-        now = time.time()
+    def timestamp(self, now: float | None = None) -> str:
+        now = time.time() if now is None else now
         second = int(now)
         if second != self._second:  # strftime once a second
             self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
 
-    def write(self, fields: dict) -> None:
-        line = {"ts": self.timestamp(), "level": "info", "logger": ACCESS.name, "msg": "request"}
+    def write(self, fields: dict, now: float | None = None) -> None:
+        line = {"ts": self.timestamp(now), "level": "info", "logger": ACCESS.name, "msg": "request"}
         line.update(fields)
         data = orjson.dumps(line, default=str, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
@@ -116,9 +116,14 @@ def access_enabled() -> bool:
     return ACCESS.isEnabledFor(logging.INFO)
 
 
-def access(fields: dict) -> None:
+def access(fields: dict, now: float | None = None) -> None:
+    """One access line; `now` (time.time() when the request ended) defaults to now."""
     if ACCESS.isEnabledFor(logging.INFO):
         if _access.stream is None:  # setup() not called: plain logging
             ACCESS.info("request", extra={"fields": fields})
         else:
-            _access.write(fields)
+            _access.write(fields, now)
+
+
+def flush_access() -> None:
+    _access.flush()

@@ -57,6 +57,7 @@ class Metrics:
         self._sequences: dict[str, int] = {}
         # What flush() has already added to the Prometheus values, per key.
         self._flushed: dict[tuple, object] = {}
+        self.pending = None  # called before a render: counts what the app has recorded but not yet counted
         self._flush_lock = threading.Lock()  # the request thread (scrape) and the flushing thread may both flush
         if self.multiprocess:  # other workers' scrapes read this worker's files
             flushing.register(self.flush)
@@ -105,5 +106,7 @@ class Metrics:
                 flushed[("l", key)] = now
 
     def render(self) -> bytes:
+        if self.pending is not None:
+            self.pending()
         self.flush()
         return generate_latest(self.registry)

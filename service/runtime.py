@@ -116,6 +116,13 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
     if type(body) is not dict:
         raise InvalidRequest("the body must be a JSON object like {\"inputs\": [[...], ...]}",
                              errors=[Problem("", f"expected an object, got {_kind(body)}")])
+    if len(body) == 1:  # the usual request, {"inputs": [...]} alone: no options to check
+        inputs = body.get("inputs")
+        if type(inputs) is list and len(inputs) <= limits.max_batch:
+            try:
+                return predictor.codec.check(inputs), None, None
+            except InputError:
+                pass  # the full check below lists the problems
     problems = [Problem(f"/{_escape(key)}", f"unknown field; allowed: {', '.join(REQUEST_FIELDS)}")
                 for key in body if key not in REQUEST_FIELDS]
     steps = top_k = None

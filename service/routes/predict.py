@@ -11,10 +11,12 @@ from werkzeug.exceptions import ClientDisconnected
 from ..errors import BadRequest, Unauthorized, UnsupportedMediaType
 from ..runtime import parse_predict
 
+JSON = "application/json"  # as the content_type argument: werkzeug adds no charset and parses nothing
+
 
 def blueprint(state) -> Blueprint:
     bp = Blueprint("predict", __name__)
-    registry, limits, metrics = state.registry, state.limits, state.metrics
+    registry, limits = state.registry, state.limits
     api_key = state.config.api_key.encode() if state.config.api_key else b""
     max_body = state.config.max_body_bytes
     predictors, unavailable = registry.predictors, registry.unavailable
@@ -34,8 +36,8 @@ def blueprint(state) -> Blueprint:
         environ["toyseq.task"] = name
         arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), limits)
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
-        metrics.count_sequences(name, len(arrays))
-        return Response(orjson.dumps({"task": name, "model": models[name], **result}), mimetype="application/json")
+        environ["toyseq.sequences"] = len(arrays)  # counted by the app's middleware
+        return Response(orjson.dumps({"task": name, "model": models[name], **result}), content_type=JSON)
 
     return bp
 
