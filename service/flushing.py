@@ -23,6 +23,7 @@ _callbacks: list[Callable[[], Callable[[], None] | None]] = []  # weak reference
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _thread_pid = 0
+_local = threading.local()
 
 
 def register(flush: Callable[[], None]) -> None:
@@ -34,6 +35,16 @@ def register(flush: Callable[[], None]) -> None:
 
 
 def flush_all() -> None:
+    if getattr(_local, "busy", False):  # a flush that logs (its own failure) must not flush again
+        return
+    _local.busy = True
+    try:
+        _flush_all()
+    finally:
+        _local.busy = False
+
+
+def _flush_all() -> None:
     with _lock:
         refs = list(_callbacks)
     dead = []

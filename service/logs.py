@@ -26,10 +26,10 @@ class JsonFormatter(logging.Formatter):
 class _AccessWriter:
     """Access lines, the one log line every request writes, skip `logging` (a LogRecord, a formatter and a
     handler cost ~100 us a request): the same JSON fields, one orjson dump. They are not written one system
-    call each (that alone cost ~30 us a request under load): lines are collected and written together by
-    service/flushing.py every 50 ms, at exit, when BUFFER_BYTES pile up, and before any other toyseq log
-    line, so the log keeps its order. Still switched off by the `toyseq.access` logger's level
-    (TOYSEQ_LOG_LEVEL=warning)."""
+    call each (that alone cost ~30 us a request under load): the app's middleware records requests, and
+    service/flushing.py turns the records into lines and writes them together every 50 ms, at exit, when
+    BUFFER_BYTES pile up, and before any other toyseq log line, so the log keeps its order. Still switched
+    off by the `toyseq.access` logger's level (TOYSEQ_LOG_LEVEL=warning)."""
 
     BUFFER_BYTES = 64 * 1024
 
@@ -85,12 +85,13 @@ class _AccessWriter:
 
 
 class _Handler(logging.StreamHandler):
-    """The toyseq handler: writes pending access lines before each other line, so the log stays in order."""
+    """The toyseq handler: writes the pending access lines (of requests answered so far) before each other
+    line, so the log stays in order."""
 
     toyseq = True
 
     def emit(self, record: logging.LogRecord) -> None:
-        _access.flush()
+        flushing.flush_all()
         super().emit(record)
 
 
