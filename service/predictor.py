@@ -5,7 +5,10 @@ The one predict path in toyseq: the HTTP service, the batch scorer and training'
 
     from service.predictor import Predictor
     p = Predictor.load("models/echo-lag")
-    p.predict([[5, 3, 8]])            # -> {"outputs": [[5, 3]]}
+    p.predict(p.codec.check([[5, 3, 8]]))     # -> {"outputs": [[5, 3]]}
+
+A large batch of mixed lengths is answered in several onnxruntime calls of rows sorted by length (see
+Predictor._plan); the answers are the same as one call's, in input order.
 """
 from __future__ import annotations
 
