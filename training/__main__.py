@@ -58,8 +58,9 @@ def train(args) -> int:
         rows = [train_task(TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n) for t in args.tasks]
     else:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            # costliest first, so no long task starts last and runs alone
             futures = [pool.submit(train_task, TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n, False)
-                       for t in args.tasks]
+                       for t in sorted(args.tasks, key=lambda t: -TASKS[t].work)]
             rows = []
             for future in futures:
                 rows.append(future.result())

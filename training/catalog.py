@@ -121,6 +121,14 @@ class Task:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
+    def work(self) -> float:
+        """A rough training cost (LSTM multiply-adds over all steps), to schedule long tasks first."""
+        lo, hi = self.train.lengths if self.train.lengths != (0, 0) else (self.input["min_length"],) * 2
+        width, hidden = self.model.embed if self.encoder["type"] == "index" else 1, self.model.hidden
+        per_cell = 4 * hidden * (hidden + width) + (self.model.layers - 1) * 8 * hidden * hidden
+        return self.train.steps * self.train.batch * (lo + hi) / 2 * per_cell
+
+    @property
     def description(self) -> str:
         return " ".join(self.generate.__doc__.split(":")[0].split())
 
@@ -177,9 +185,10 @@ TASKS = {t.name: t for t in [
                      patience=30)),
     Task("arith-next", arith_next, ints(-10**9, 10**9, 7, 7, evaluated_on="start in [-10000, 10000], "
                                         "step in [-1000, 1000]"),
-         "next", "int", {"type": "relative", "basis": "value"}, {"type": "relative", "positions": "last", "round": True},
+         "next", "int", {"type": "relative", "basis": "value+step"},
+         {"type": "relative", "positions": "last", "round": True},
          (Gate("exact_clean", ">=", 1.0), Gate("exact_one_wrong", ">=", 0.99),
           Gate("rollout20_exact_clean", ">=", 1.0)),
-         ModelConfig(hidden=96, layers=3),
-         TrainConfig(steps=10000, batch=512, loss="l1", wrong=0.75, eval_every=250, patience=20)),
+         ModelConfig(hidden=64, layers=2),
+         TrainConfig(steps=10000, batch=256, loss="l1_unit", wrong=0.75, eval_every=250, patience=20)),
 ]}

@@ -18,7 +18,7 @@ class TrainConfig:
     lr: float = 3e-3
     lengths: tuple[int, int] = (0, 0)  # training length range; (0, 0): the task's fixed length
     lengths_per_step: int = 1  # a step's batch is split over this many random lengths (each trains every length)
-    loss: str = "cross_entropy"  # or "mse" for tasks that answer a number
+    loss: str = "cross_entropy"  # or "mse", "l1" or "l1_unit" (see Trainer.loss) for tasks that answer a number
     wrong: float = 0.0  # arith-next: share of training rows with one wrong value
     eval_every: int = 100  # steps between validation checks
     patience: int = 8  # validation checks without improvement before stopping

@@ -53,7 +53,10 @@ class Trainer:
         extra = {"wrong": self.cfg.wrong} if self.cfg.wrong else {}
         x, y = self.task.generate(rng, size, length, **extra)
         feed, ctx = self.codec.encode(Batch(x, np.full(len(x), x.shape[1])))
-        return torch.from_numpy(feed), torch.from_numpy(self.codec.encode_target(y, ctx))
+        target = torch.from_numpy(self.codec.encode_target(y, ctx))
+        if self.cfg.loss == "l1_unit":  # each row's weight: its unit, relative to the batch's mean unit
+            target = (target, torch.from_numpy(ctx[1] / ctx[1].mean()).float())
+        return torch.from_numpy(feed), target
 
     def loss(self, model: SeqModel, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         out = self.codec.decoder.training_slice(model(inputs))
@@ -61,6 +64,9 @@ class Trainer:
             return F.mse_loss(out[..., 0], target)
         if self.cfg.loss == "l1":  # pushes most residuals to exactly zero: what rounding needs
             return F.l1_loss(out[..., 0], target)
+        if self.cfg.loss == "l1_unit":  # L1 in the answer's own units: rounding tolerates 0.5 of them, whatever the unit
+            target, unit = target
+            return ((out[..., 0] - target).abs() * unit).mean()
         return F.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))
 
     def validation_set(self) -> list:
