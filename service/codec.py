@@ -5,7 +5,7 @@ Everything is built from a manifest's `input`, `encoder` and `decoder` sections.
 only implementation: `training/` imports it to build its tensors and targets and the service uses it
 to answer requests, so training and serving cannot drift. numpy only.
 
-Worked example (task `arith-next`, relative encoder, basis "value"):
+Worked example (relative encoder, basis "value"; `arith-next` adds the steps as a second feature):
     [10, 20, 30, 40, 50, 60, 70]  -- anchor 70, unit 60 (largest distance from it) -->
     features [-1, -0.83, -0.67, -0.5, -0.33, -0.17, 0]  -- LSTM -->  0.16668  -- decode: round(70 + 60 * 0.16668) --> 80
 """
