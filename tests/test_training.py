@@ -109,3 +109,15 @@ def test_generators_honour_their_contracts():
     step = y - x[:, 6]  # the last value is never the wrong one
     clean = x[:, 6:] - step[:, None] * (6 - np.arange(7))
     assert ((x != clean).sum(axis=1) <= 1).all() and ((x != clean).sum(axis=1) == 1).mean() > 0.99
+
+
+def test_misses_report_locates_each_wrong_value():
+    from service.predictor import Predictor
+    from training import misses
+    from tests.paths import MODELS_DIR
+
+    found = misses.located_misses(Predictor.load(MODELS_DIR / "arith-next"), np.random.default_rng(5), 3000)
+    assert 2900 < len(found["pos"]) <= 3000  # one wrong value per window, constant windows dropped
+    assert set(found["pos"].tolist()) == set(range(6)) and ((found["where"] >= 0) & (found["where"] <= 1)).all()
+    report = misses.table(found)
+    assert f"{found['exact'].mean():.4f} exact over {len(found['pos'])}" in report and len(report.splitlines()) == 8
