@@ -1,6 +1,7 @@
 """HTTP throughput under gunicorn with the project's config (2 workers, sync): toyseq vs the bare Flask floor
-(benchmarks/floor.py), one echo-lag sequence of 10 values per request, wrk at 8 connections, rounds
-alternating A B A B so that machine noise hits both alike; then 1,000 sequences per request.
+(benchmarks/floor.py), one echo-lag sequence of 10 values per request, wrk at 8 connections, after one
+unmeasured second on each, rounds alternating A B A B so that machine noise hits both alike; then 1,000
+sequences per request.
 
     python -m benchmarks.http [--rounds N] [--seconds S] [--one-only]   # more A B pairs on a noisy machine
 """
@@ -23,6 +24,7 @@ from .timing import QUICK, Sizes
 
 TASK, LENGTH, CONNECTIONS, BIG_BATCH = "echo-lag", 10, 8, 1000
 GOAL_RATIO, GOAL_SEQUENCES_PER_S = 0.8, 50_000
+WARM_UP_SECONDS = 1
 
 
 def body(count: int, seed: int = 0) -> bytes:
@@ -43,6 +45,8 @@ def run(models_dir: Path, sizes: Sizes, log_dir: Path, one_only: bool = False) -
     toyseq_runs, floor_runs, big_runs = [], [], []
     with Server(TOYSEQ_APP, models_dir, log_dir / "toyseq.log") as toyseq, \
             Server(FLOOR_APP, models_dir, log_dir / "floor.log") as floor:
+        for server in (toyseq, floor):  # unmeasured: the first seconds after start run slower for both
+            load.run(server.url + path, one, WARM_UP_SECONDS, CONNECTIONS)
         for _ in range(sizes.http_rounds):
             toyseq_runs.append(load.run(toyseq.url + path, one, sizes.http_seconds, CONNECTIONS))
             floor_runs.append(load.run(floor.url + path, one, sizes.http_seconds, CONNECTIONS))
