@@ -164,6 +164,7 @@ class Observe:
                                  "status": status, "duration_ms": round(seconds * 1000, 3), "bytes": size,
                                  "remote": remote}, now)
             logs.flush_access()
+            self.metrics.flush()  # under gunicorn: into this worker's files, where other workers' scrapes read
 
 
 def _request_ids():

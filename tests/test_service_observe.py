@@ -75,3 +75,32 @@ def test_metrics_count_every_request_of_the_scraping_worker(make_client, app, ta
                 in text)
     # the scrapes count too, from the next scrape on
     assert 'toyseq_requests_total{endpoint="health.prometheus",status="200",task=""} 2.0' in text
+
+
+MULTIPROCESS_SCRIPT = textwrap.dedent("""
+    import os, sys
+    from service import create_app
+    app = create_app({"models_dir": sys.argv[1]})
+    client = app.test_client()
+    task = sorted(app.extensions["toyseq"].registry.predictors)[0]
+    example = app.extensions["toyseq"].registry.predictors[task].manifest["example"]["input"]
+    for _ in range(7):
+        client.post(f"/tasks/{task}/predict", json={"inputs": [example] * 3})
+    print(task)
+    sys.exit(0)  # no scrape, no wait: the counts reach the worker's files at exit
+""")
+
+
+def test_a_worker_writes_its_last_counts_to_the_shared_files_at_exit(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", MULTIPROCESS_SCRIPT, str(MODELS_DIR)], cwd=ROOT,
+                            capture_output=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    task = result.stdout.decode().split()[-1]
+    read = ("import sys; from prometheus_client import CollectorRegistry, generate_latest, multiprocess; "
+            "r = CollectorRegistry(); multiprocess.MultiProcessCollector(r); sys.stdout.write(generate_latest(r).decode())")
+    text = subprocess.run([sys.executable, "-c", read], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=env, check=True).stdout
+    assert f'toyseq_requests_total{{endpoint="predict.predict",status="200",task="{task}"}} 7.0' in text
+    assert f'toyseq_sequences_predicted_total{{task="{task}"}} 21.0' in text
+    assert f'toyseq_request_duration_seconds_count{{endpoint="predict.predict",task="{task}"}} 7.0' in text
