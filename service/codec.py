@@ -205,6 +205,8 @@ class IndexEncoder:
         self.classes = int(spec["classes"])
 
     def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
+        if self.low == 0 and batch.x.dtype == np.int64:
+            return batch.x, None  # already the indices (no copy: onnxruntime only reads its inputs)
         return (batch.x - self.low).astype(np.int64), None
 
 
