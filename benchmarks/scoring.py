@@ -49,17 +49,33 @@ def write_rows(path: Path, manifest: dict, rows: int, seed: int = 0) -> list[lis
     return head
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds every process on the machine has used since boot (Linux /proc/stat), else None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
 def cli(*args: str, env: dict | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one `service.score` run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return cli_and_others(*args, env=env)[:2]
+
+
+def cli_and_others(*args: str, env: dict | None = None) -> tuple[float, float, float | None]:
+    """(wall seconds, CPU seconds, CPU seconds other processes used meanwhile) of one `service.score` run."""
+    before, busy = resource.getrusage(resource.RUSAGE_CHILDREN), busy_cpu_seconds()
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "service.score", *args, "-o", os.devnull, "-q"], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, stderr=subprocess.PIPE)
     if done.returncode != 0:
         sys.exit(f"service.score failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    after, busy_after = resource.getrusage(resource.RUSAGE_CHILDREN), busy_cpu_seconds()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, None if busy is None or busy_after is None else max(0.0, busy_after - busy - cpu)
 
 
 def inference_ceiling(models_dir: Path, task: str, rows: list[list]) -> float:
@@ -136,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         head = write_rows(path, manifest, args.rows)
         print(f"input: {path.stat().st_size / 2**20:.1f} MiB JSONL")
 
-        local_s, local_cpu = cli(args.task, str(path), "--models-dir", str(models_dir))
+        local_s, local_cpu, others = cli_and_others(args.task, str(path), "--models-dir", str(models_dir))
         local_rate = args.rows / local_s
         print(f"local   service.score               {local_rate:10,.0f} rows/s  ({local_s:.2f} s, start-up included; "
               f"{local_cpu:.2f} CPU-s = {args.rows / local_cpu:,.0f} rows per CPU-s)")
+        if others is not None:
+            print(f"        other processes meanwhile: {others:.2f} CPU-s ({others / local_s / cores:.0%} of the cores)")
         ceiling = inference_ceiling(models_dir, args.task, head)
         print(f"ceiling inference alone             {ceiling * cores:10,.0f} rows/s  "
               f"({ceiling:,.0f} rows per CPU-s x {cores} cores, {len(head):,} rows)")
