@@ -96,7 +96,8 @@ class InputContract:
             return None
         if lengths.min() == lengths.max():
             return list(values.reshape(len(sequences), -1))
-        return np.split(values, np.cumsum(lengths[:-1]))
+        ends = np.cumsum(lengths).tolist()
+        return [values[start:end] for start, end in zip([0, *ends[:-1]], ends)]  # views; np.split is ~4x slower
 
     def _fast(self, seq: Any) -> np.ndarray | None:
         """The common, valid case at C speed; None means 'look closer' (see _explain)."""

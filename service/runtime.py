@@ -16,7 +16,7 @@ from . import manifest as manifest_mod
 from .codec import MAX_PROBLEMS, InputError, Problem
 from .config import Config
 from .errors import InvalidRequest, NotFound, TaskUnavailable
-from .predictor import Predictor, SessionConfig
+from .predictor import Predictor, SessionConfig, top_k_classes
 
 log = logging.getLogger("toyseq.runtime")
 
@@ -37,14 +37,6 @@ class Limits:
     @classmethod
     def of(cls, config: Config) -> "Limits":
         return cls(config.max_batch, config.max_steps, config.max_top_k, config.max_rollout_values)
-
-
-def top_k_classes(predictor: Predictor) -> int:
-    """How many classes `top_k` may ask for on this task; 0 when the task does not support top_k."""
-    m = predictor.manifest
-    if not predictor.codec.is_class or m["output"]["kind"] == "echo":
-        return 0
-    return int(m["decoder"]["classes"])
 
 
 class Registry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Response, request
 
-from ..runtime import top_k_classes
+from ..predictor import top_k_classes
 
 
 def blueprint(state) -> Blueprint:
