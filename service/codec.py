@@ -237,7 +237,7 @@ class RelativeEncoder:
     def __init__(self, spec: dict):
         self.basis = spec.get("basis", "value")
         self.min_scale = float(spec.get("min_scale", 1e-12))
-        self.width = 2 if self.basis == "value+step" else 1
+        self.width = len(self.basis.split("+"))  # features per step
 
     def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
         x = batch.x.astype(np.float64)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import jsonschema
 
+from .codec import RelativeEncoder
+
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
@@ -77,7 +79,7 @@ SCHEMA = {
                                 "classes": {"type": "integer", "minimum": 2}},
                  "required": ["low", "classes"]},
                 {"properties": {"type": {"const": "scaled"}, "scale": _number}, "required": ["scale"]},
-                {"properties": {"type": {"const": "relative"}, "basis": {"enum": ["value", "step", "value+step"]},
+                {"properties": {"type": {"const": "relative"}, "basis": {"enum": list(RelativeEncoder.BASES)},
                                 "min_scale": _number}},
             ],
         },

@@ -84,6 +84,19 @@ class Answers:
     top_k: list | None = None
     errors: dict[int, str] = field(default_factory=dict)
 
+    @classmethod
+    def empty(cls, n: int, top_k: bool, errors: dict[int, str]) -> "Answers":
+        return cls([None] * n, [None] * n if top_k else None, errors)
+
+    def fill(self, rows: Iterable[int], result: dict) -> None:
+        """Put a predict result (its "outputs" and "top_k" lists) at the given row indices."""
+        rows = list(rows)
+        for i, output in zip(rows, result["outputs"]):
+            self.outputs[i] = output
+        if self.top_k is not None:
+            for i, top in zip(rows, result["top_k"]):
+                self.top_k[i] = top
+
     def __getitem__(self, i: int) -> Answer:
         error = self.errors.get(i)
         if error is not None:

@@ -103,15 +103,12 @@ class LocalBackend:
             except InputError:
                 todo, arrays = self._check_each(chunk, range(n) if todo is None else todo, errors)
         if not arrays:
-            return Answers([None] * n, [None] * n if self.top_k else None, errors)
+            return Answers.empty(n, bool(self.top_k), errors)
         result = self.predictor.predict(arrays, self.steps, self.top_k)
         if todo is None:  # every row answered: the predictor's lists are the chunk's
             return Answers(result["outputs"], result.get("top_k"), errors)
-        answers = Answers([None] * n, [None] * n if self.top_k else None, errors)
-        for i, output in zip(todo, result["outputs"]):
-            answers.outputs[i] = output
-        for i, top in zip(todo, result.get("top_k") or ()):
-            answers.top_k[i] = top
+        answers = Answers.empty(n, bool(self.top_k), errors)
+        answers.fill(todo, result)
         return answers
 
     def _check_each(self, chunk: Chunk, todo: Iterable[int], errors: dict[int, str]) -> tuple[list[int], list]:
@@ -156,7 +153,7 @@ class RemoteBackend:
         from .client import ServiceError  # imported by now (the Client exists); see the top of the module
 
         errors = dict(chunk.errors)
-        answers = Answers([None] * len(chunk), [None] * len(chunk) if self.top_k else None, errors)
+        answers = Answers.empty(len(chunk), bool(self.top_k), errors)
         pending = [[i for i in range(len(chunk)) if i not in errors]]
         while pending:
             todo = pending.pop()
@@ -167,11 +164,7 @@ class RemoteBackend:
             except ServiceError as err:
                 pending.extend(self._split(err, chunk, todo, errors))
                 continue
-            for i, output in zip(todo, result["outputs"]):
-                answers.outputs[i] = output
-            if self.top_k:
-                for i, top in zip(todo, result["top_k"]):
-                    answers.top_k[i] = top
+            answers.fill(todo, result)
         return answers
 
     def _split(self, err: ServiceError, chunk: Chunk, todo: list[int], errors: dict[int, str]) -> list[list[int]]:

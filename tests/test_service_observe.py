@@ -11,13 +11,17 @@ import orjson
 
 from .paths import MODELS_DIR, ROOT
 
-SCRIPT = textwrap.dedent("""
+# a script's start: an app on argv[1]'s models, its test client, and the first task with its worked example
+APP = textwrap.dedent("""
     import logging, os, sys, time
     from service import create_app
     app = create_app({"models_dir": sys.argv[1]})
     client = app.test_client()
     task = sorted(app.extensions["toyseq"].registry.predictors)[0]
     example = app.extensions["toyseq"].registry.predictors[task].manifest["example"]["input"]
+""")
+
+SCRIPT = APP + textwrap.dedent("""
     for i in range(3):
         client.post(f"/tasks/{task}/predict", json={"inputs": [example]}, headers={"X-Request-ID": f"r{i}"})
     mode = sys.argv[2]
@@ -77,13 +81,7 @@ def test_metrics_count_every_request_of_the_scraping_worker(make_client, app, ta
     assert 'toyseq_requests_total{endpoint="health.prometheus",status="200",task=""} 2.0' in text
 
 
-MULTIPROCESS_SCRIPT = textwrap.dedent("""
-    import os, sys
-    from service import create_app
-    app = create_app({"models_dir": sys.argv[1]})
-    client = app.test_client()
-    task = sorted(app.extensions["toyseq"].registry.predictors)[0]
-    example = app.extensions["toyseq"].registry.predictors[task].manifest["example"]["input"]
+MULTIPROCESS_SCRIPT = APP + textwrap.dedent("""
     for _ in range(7):
         client.post(f"/tasks/{task}/predict", json={"inputs": [example] * 3})
     print(task)

@@ -121,9 +121,14 @@ class Task:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
+    def train_lengths(self) -> tuple[int, int]:
+        """The lengths training draws from: the configured range, else the task's fixed length."""
+        return self.train.lengths if self.train.lengths != (0, 0) else (self.input["min_length"],) * 2
+
+    @property
     def work(self) -> float:
         """A rough training cost (LSTM multiply-adds over all steps), to schedule long tasks first."""
-        lo, hi = self.train.lengths if self.train.lengths != (0, 0) else (self.input["min_length"],) * 2
+        lo, hi = self.train_lengths
         width, hidden = self.model.embed if self.encoder["type"] == "index" else 1, self.model.hidden
         per_cell = 4 * hidden * (hidden + width) + (self.model.layers - 1) * 8 * hidden * hidden
         return self.train.steps * self.train.batch * (lo + hi) / 2 * per_cell

@@ -16,11 +16,11 @@ import onnxruntime as ort
 import torch
 
 from service import manifest as manifest_mod
-from service.codec import ENCODERS, Batch
+from service.codec import Batch
 from service.predictor import SessionConfig
 
 from .catalog import Task
-from .model import SeqModel
+from .model import SeqModel, in_width, out_width
 from .trainer import codec_for, rng_for
 
 OPSET = 17
@@ -37,11 +37,10 @@ class ExportError(Exception):
 def tensors(task: Task) -> tuple[dict, dict]:
     """The ONNX input and output as the manifest declares them."""
     indexed = task.encoder["type"] == "index"
-    width = task.decoder["classes"] if task.decoder["type"] == "class" else 1
     seq = "seq" if task.input["min_length"] != task.input["max_length"] else task.input["min_length"]
     inp = {"name": INPUT, "dtype": "int64" if indexed else "float32",
-           "shape": ["batch", seq] if indexed else ["batch", seq, ENCODERS[task.encoder["type"]](task.encoder).width]}
-    out = {"name": OUTPUT, "dtype": "float32", "shape": ["batch", seq, width]}
+           "shape": ["batch", seq] if indexed else ["batch", seq, in_width(task.encoder)]}
+    out = {"name": OUTPUT, "dtype": "float32", "shape": ["batch", seq, out_width(task.decoder)]}
     return inp, out
 
 

@@ -45,8 +45,7 @@ class Trainer:
         self.task, self.seed, self.progress = task, seed, progress
         self.cfg = task.train
         self.codec = codec_for(task)
-        lo, hi = self.cfg.lengths if self.cfg.lengths != (0, 0) else (task.input["min_length"],) * 2
-        self.lengths = (lo, hi)
+        self.lengths = task.train_lengths
 
     def batch(self, rng: np.random.Generator, size: int, length: int):
         """(model input, target) tensors for one generated batch of a single length."""
