@@ -228,15 +228,17 @@ class RelativeEncoder:
     value's position relative to the anchor, (x_t - anchor) / unit, where the unit is the window's
     largest distance from the anchor, so features lie in [-1, 1]; basis "step" feeds each step
     x_t - x_(t-1) (the first is 0) in units of the largest step; basis "value+step" feeds both, two
-    features per step, in the "value" unit. The decoder reads the answer as anchor + output * unit, so
-    one model serves every start and every step size. The model still has to find the answer: which
-    steps to trust, and what comes next."""
+    features per step, in the "value" unit. With "signed" the unit takes the sign that puts the farthest
+    value (or step) at -1, so a falling window reads exactly like its rising mirror image. The decoder
+    reads the answer as anchor + output * unit, so one model serves every start, step size and
+    direction. The model still has to find the answer: which steps to trust, and what comes next."""
 
     BASES = ("value", "step", "value+step")
 
     def __init__(self, spec: dict):
         self.basis = spec.get("basis", "value")
         self.min_scale = float(spec.get("min_scale", 1e-12))
+        self.signed = bool(spec.get("signed", False))
         self.width = len(self.basis.split("+"))  # features per step
 
     def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
@@ -247,8 +249,11 @@ class RelativeEncoder:
         steps[:, 1:] = np.diff(x, axis=1)
         values = x - anchor[:, None]
         steps[padding] = values[padding] = 0.0  # padding must not set the unit
-        unit = np.abs(steps if self.basis == "step" else values).max(axis=1)
-        unit[unit < self.min_scale] = 1.0  # a constant window: any unit will do
+        base = steps if self.basis == "step" else values
+        unit = np.abs(base).max(axis=1)
+        if self.signed:  # the farthest value always reads -1: rising and falling windows look alike
+            unit *= -np.sign(base[np.arange(len(base)), np.abs(base).argmax(axis=1)])
+        unit[np.abs(unit) < self.min_scale] = 1.0  # a constant window: any unit will do
         feats = {"value": values, "step": steps, "value+step": np.stack([values, steps], axis=-1)}[self.basis]
         feats = feats if feats.ndim == 3 else feats[..., None]
         return (feats / unit[:, None, None]).astype(np.float32), (anchor, unit)

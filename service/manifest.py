@@ -80,7 +80,7 @@ SCHEMA = {
                  "required": ["low", "classes"]},
                 {"properties": {"type": {"const": "scaled"}, "scale": _number}, "required": ["scale"]},
                 {"properties": {"type": {"const": "relative"}, "basis": {"enum": list(RelativeEncoder.BASES)},
-                                "min_scale": _number}},
+                                "min_scale": _number, "signed": {"type": "boolean"}}},
             ],
         },
         "decoder": {

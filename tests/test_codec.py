@@ -12,6 +12,7 @@ CLASS = {"task": "echo-lag", "input": {"dtype": "int", "low": 0, "high": 99, "mi
 LAST = {**CLASS, "task": "last-value", "decoder": {**CLASS["decoder"], "positions": "last", "skip": 0}}
 ARITH = {"task": "arith-next", "input": {"dtype": "int", "low": -10**9, "high": 10**9, "min_length": 7, "max_length": 7},
          "encoder": {"type": "relative"}, "decoder": {"type": "relative", "positions": "last", "round": True}}
+SIGNED = {**ARITH, "encoder": {"type": "relative", "basis": "value+step", "signed": True}}
 RAMP = {"task": "ramp", "input": {"dtype": "float", "low": -1e6, "high": 1e6, "min_length": 3, "max_length": 50},
         "encoder": {"type": "relative", "basis": "step"}, "decoder": {"type": "relative", "positions": "last"}}
 SUM = {"task": "sum-first-two", "input": {"dtype": "int", "low": 0, "high": 100, "min_length": 3, "max_length": 3},
@@ -34,6 +35,8 @@ def perfect_output(codec, batch, target, width):
 @pytest.mark.parametrize("spec,seqs,target,width", [
     (LAST, [[3, 9, 1], [7, 2]], [1, 2], 100),
     (ARITH, [[10, 20, 30, 40, 50, 60, 70], [5, 5, 5, 5, 5, 5, 5], [-3000, -4000, -5000, -6000, -7000, -8000, -9000]],
+     [80, 5, -10000], 1),
+    (SIGNED, [[10, 20, 30, 40, 50, 60, 70], [5, 5, 5, 5, 5, 5, 5], [-3000, -4000, -5000, -6000, -7000, -8000, -9000]],
      [80, 5, -10000], 1),
     (RAMP, [[0.0, 0.05, 0.1], [1.0, 0.8, 0.6, 0.4]], [0.15, 0.2], 1),
     (SUM, [[40, 2, 77], [100, 100, 0]], [42.0, 200.0], 1),
@@ -70,6 +73,15 @@ def test_value_and_step_features_share_the_value_unit():
     assert np.allclose(feed[0, :, 0] * 60, [-60, -50, -40, -25, -20, -10, 0])
     assert np.allclose(feed[0, :, 1] * 60, [0, 10, 10, 15, 5, 10, 10])  # the wrong 45 shows as two odd steps
     assert not feed[1].any()
+
+
+def test_signed_unit_makes_rising_and_falling_windows_alike():
+    codec = Codec(SIGNED)
+    rows = [[10, 20, 30, 45, 50, 60, 70], [130, 120, 110, 95, 90, 80, 70], [3, 3, 3, 3, 3, 3, 3]]
+    feed, (anchor, unit) = codec.encode(Batch.of(codec.check(rows)))
+    assert unit.tolist() == [60.0, -60.0, 1.0]  # the farthest value reads -1 whichever side it lies on
+    assert np.array_equal(feed[0], feed[1]) and feed[0, 0, 0] == -1.0
+    assert np.allclose(feed[0, :, 1] * 60, [0, 10, 10, 15, 5, 10, 10]) and not feed[2].any()
 
 
 def test_rollout_window_slides():

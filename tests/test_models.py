@@ -12,7 +12,7 @@ from service.predictor import Predictor
 from training.catalog import TASKS
 from training.evaluation import DEFAULT_EVAL_SEED, evaluate
 
-from .paths import MODELS_DIR, known_misses
+from .paths import MODELS_DIR
 
 FRESH_SEED = DEFAULT_EVAL_SEED + 7919  # not the seed recorded in the manifests, nor any training stream
 N = 2000  # per gate: enough to see a miss at the 99.9% gates' resolution, fast enough for CI
@@ -30,7 +30,7 @@ def test_manifest_is_valid_and_records_passed_gates(task):
     recorded = {g["metric"] for g in manifest["gates"]}
     assert recorded == {g.metric for g in TASKS[task].gates}
     assert all(g["n"] >= 10_000 for g in manifest["gates"])
-    assert {g["metric"] for g in manifest["gates"] if not g["passed"]} == known_misses(task)
+    assert all(g["passed"] for g in manifest["gates"]), manifest["gates"]
     assert manifest["training"]["seed"] is not None and manifest["versions"]["torch"].startswith("2.13")
     assert (MODELS_DIR / task / "training.png").stat().st_size > 1000
 
@@ -38,8 +38,7 @@ def test_manifest_is_valid_and_records_passed_gates(task):
 @pytest.mark.parametrize("task", COMMITTED)
 def test_gates_hold_on_fresh_heldout_data(task):
     results = evaluate(TASKS[task], Predictor.load(MODELS_DIR / task), FRESH_SEED, N)
-    failed = {r["metric"] for r in results if not r["passed"]}
-    assert failed == known_misses(task), results
+    assert all(r["passed"] for r in results), results
 
 
 def randomise_lstm(src, dst, seed=0):

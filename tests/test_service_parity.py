@@ -11,7 +11,6 @@ from training.catalog import TASKS as CATALOG
 from training.evaluation import evaluate, future, heldout
 
 from .conftest import TASKS
-from .paths import known_misses
 
 N = 1000
 SEED = 4242  # neither the manifests' evaluation seed nor a training stream
@@ -44,4 +43,4 @@ def test_service_answers_equal_the_predictor_and_the_evaluation(client, models_c
         assert service.predict(windows, steps=10)["outputs"] == predictor.predict(windows, steps=10)["outputs"]
     measured = evaluate(CATALOG[task], service, eval_seed=SEED, n=N)
     assert measured == evaluate(CATALOG[task], predictor, eval_seed=SEED, n=N)
-    assert {g["metric"] for g in measured if not g["passed"]} == known_misses(task), measured
+    assert all(g["passed"] for g in measured), measured

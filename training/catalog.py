@@ -190,10 +190,10 @@ TASKS = {t.name: t for t in [
                      patience=30)),
     Task("arith-next", arith_next, ints(-10**9, 10**9, 7, 7, evaluated_on="start in [-10000, 10000], "
                                         "step in [-1000, 1000]"),
-         "next", "int", {"type": "relative", "basis": "value+step"},
+         "next", "int", {"type": "relative", "basis": "value+step", "signed": True},
          {"type": "relative", "positions": "last", "round": True},
          (Gate("exact_clean", ">=", 1.0), Gate("exact_one_wrong", ">=", 0.99),
           Gate("rollout20_exact_clean", ">=", 1.0)),
-         ModelConfig(hidden=64, layers=2),
+         ModelConfig(hidden=64, layers=3),
          TrainConfig(steps=10000, batch=256, loss="l1_unit", wrong=0.75, eval_every=250, patience=20)),
 ]}

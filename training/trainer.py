@@ -54,7 +54,8 @@ class Trainer:
         feed, ctx = self.codec.encode(Batch(x, np.full(len(x), x.shape[1])))
         target = torch.from_numpy(self.codec.encode_target(y, ctx))
         if self.cfg.loss == "l1_unit":  # each row's weight: its unit, relative to the batch's mean unit
-            target = (target, torch.from_numpy(ctx[1] / ctx[1].mean()).float())
+            unit = np.abs(ctx[1])
+            target = (target, torch.from_numpy(unit / unit.mean()).float())
         return torch.from_numpy(feed), target
 
     def loss(self, model: SeqModel, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
