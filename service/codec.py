@@ -350,6 +350,11 @@ ENCODERS = {"index": IndexEncoder, "scaled": ScaledEncoder, "relative": Relative
 DECODERS = {"class": ClassDecoder, "scaled": ScaledDecoder, "relative": RelativeDecoder}
 
 
+def feature_width(encoder: dict) -> int:
+    """Features per step of a feature encoder (the ONNX input's last axis)."""
+    return ENCODERS[encoder["type"]](encoder).width
+
+
 class Codec:
     """A task's input contract, encoder and decoder, built from its manifest."""
 

@@ -26,9 +26,10 @@ class JsonFormatter(logging.Formatter):
 class _AccessWriter:
     """Access lines, the one log line every request writes, skip `logging` (a LogRecord, a formatter and a
     handler cost ~100 us a request): the same JSON fields, one orjson dump. They are not written one system
-    call each (that alone cost ~30 us a request under load): the app's middleware records requests, and
-    service/flushing.py turns the records into lines and writes them together every 50 ms, at exit, when
-    BUFFER_BYTES pile up, and before any other toyseq log line, so the log keeps its order. Still switched
+    call each (that alone cost ~30 us a request under load): the app's middleware records requests and, on
+    service/flushing.py's schedule, turns the records into lines and writes them together (every 50 ms, at
+    exit, and before any other toyseq log line, so the log keeps its order), or sooner when BUFFER_BYTES
+    pile up. Still switched
     off by the `toyseq.access` logger's level (TOYSEQ_LOG_LEVEL=warning)."""
 
     BUFFER_BYTES = 64 * 1024
@@ -40,7 +41,6 @@ class _AccessWriter:
         self._size = 0
         self._lock = threading.Lock()  # the request thread appends, a flush takes
         self._write_lock = threading.Lock()  # one flush at a time, so batches reach the stream in order
-        flushing.register(self.flush)
 
     def timestamp(self, now: float | None = None) -> str:
         now = time.time() if now is None else now

@@ -2,11 +2,11 @@
 imports prometheus_client) every worker writes its own files and /metrics sums them all; elsewhere (tests,
 flask run) an app gets its own single-process registry.
 
-Requests update plain in-memory tallies (dict increments: no lock, no mmap write; the request thread is
-their only writer); `flush()` adds what changed since the last flush to the Prometheus values. A worker
-flushes before it renders /metrics, so its own counts are exact in the answer; under gunicorn the flushing
-thread (service/flushing.py) also flushes every worker every 50 ms and at exit, so a scrape served by one
-worker sees the others' requests at most that late.
+Requests update plain in-memory tallies (dict increments: no lock, no mmap write); `flush()` adds what
+changed since the last flush to the Prometheus values. The app's middleware (service/app.py, Observe) owns
+both: it counts the requests it recorded and flushes, every 50 ms on the flushing thread
+(service/flushing.py), at exit, and before /metrics renders. So a worker's own counts are exact in its
+answer, and under gunicorn a scrape served by one worker sees the others' requests at most 50 ms late.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from bisect import bisect_left
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from . import flushing
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -59,8 +58,6 @@ class Metrics:
         self._flushed: dict[tuple, object] = {}
         self.pending = None  # called before a render: counts what the app has recorded but not yet counted
         self._flush_lock = threading.Lock()  # the request thread (scrape) and the flushing thread may both flush
-        if self.multiprocess:  # other workers' scrapes read this worker's files
-            flushing.register(self.flush)
 
     def observe(self, endpoint: str, task: str, status: int, seconds: float) -> None:
         key = (endpoint, task, status)

@@ -138,7 +138,7 @@ def read_jsonl(stream: IO[bytes], chunk_rows: int) -> Iterator[Chunk]:
 def _jsonl_chunk(lines: list[bytes], first: int, values: list | None) -> Chunk:
     """A block line by line: blank lines skipped, objects unpacked, unreadable lines kept as errors.
     `values` are the lines already parsed, when they all could be."""
-    rows, errors = [], {}  # rows: (line number, sequence, id, prefix)
+    rows = []
     for line_no, line in enumerate(lines, first):
         if values is not None:
             value = values[line_no - first]
@@ -148,21 +148,18 @@ def _jsonl_chunk(lines: list[bytes], first: int, values: list | None) -> Chunk:
             try:
                 value = orjson.loads(line)
             except orjson.JSONDecodeError as err:
-                errors[len(rows)] = f"line {line_no}: invalid JSON: {err}"
-                rows.append((line_no, None, None, ""))
+                rows.append(Row(line_no, None, error=f"line {line_no}: invalid JSON: {err}"))
                 continue
         if type(value) is list:
-            rows.append((line_no, value, None, ""))
+            rows.append(Row(line_no, value))
         elif type(value) is dict and "inputs" in value:
-            rows.append((line_no, value["inputs"], value.get("id"), "/inputs"))
+            rows.append(Row(line_no, value["inputs"], value.get("id"), "/inputs"))
         else:
             what = "an object without \"inputs\"" if type(value) is dict else type(value).__name__
-            errors[len(rows)] = (f"line {line_no}: expected a JSON array of numbers or an object "
-                                 f"{{\"inputs\": [...], \"id\": ...}}, got {what}")
-            rows.append((line_no, None, value.get("id") if type(value) is dict else None, ""))
-    numbers, sequences, ids, prefixes = (list(column) for column in zip(*rows)) if rows else ([], [], [], [])
-    return Chunk(numbers, sequences, ids if any(i is not None for i in ids) else None,
-                 prefixes if any(prefixes) else None, errors)
+            rows.append(Row(line_no, None, value.get("id") if type(value) is dict else None,
+                            error=f"line {line_no}: expected a JSON array of numbers or an object "
+                                  f"{{\"inputs\": [...], \"id\": ...}}, got {what}"))
+    return Chunk.of_rows(rows)
 
 
 def _cell(text: str) -> Any:

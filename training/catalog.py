@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from service.codec import feature_width
+
 from .config import ModelConfig, TrainConfig
 
 # Generators take (rng, batch, length) and return (x [batch, length], y): y is [batch] for a value or
@@ -129,7 +131,8 @@ class Task:
     def work(self) -> float:
         """A rough training cost (LSTM multiply-adds over all steps), to schedule long tasks first."""
         lo, hi = self.train_lengths
-        width, hidden = self.model.embed if self.encoder["type"] == "index" else 1, self.model.hidden
+        width = self.model.embed if self.encoder["type"] == "index" else feature_width(self.encoder)
+        hidden = self.model.hidden
         per_cell = 4 * hidden * (hidden + width) + (self.model.layers - 1) * 8 * hidden * hidden
         return self.train.steps * self.train.batch * (lo + hi) / 2 * per_cell
 

@@ -16,11 +16,11 @@ import onnxruntime as ort
 import torch
 
 from service import manifest as manifest_mod
-from service.codec import Batch
+from service.codec import Batch, feature_width
 from service.predictor import SessionConfig
 
 from .catalog import Task
-from .model import SeqModel, in_width, out_width
+from .model import SeqModel, out_width
 from .trainer import codec_for, rng_for
 
 OPSET = 17
@@ -39,7 +39,7 @@ def tensors(task: Task) -> tuple[dict, dict]:
     indexed = task.encoder["type"] == "index"
     seq = "seq" if task.input["min_length"] != task.input["max_length"] else task.input["min_length"]
     inp = {"name": INPUT, "dtype": "int64" if indexed else "float32",
-           "shape": ["batch", seq] if indexed else ["batch", seq, in_width(task.encoder)]}
+           "shape": ["batch", seq] if indexed else ["batch", seq, feature_width(task.encoder)]}
     out = {"name": OUTPUT, "dtype": "float32", "shape": ["batch", seq, out_width(task.decoder)]}
     return inp, out
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from service.codec import ENCODERS
+from service.codec import feature_width
 
 from .config import ModelConfig
 
@@ -23,7 +23,7 @@ class SeqModel(nn.Module):
             width = cfg.embed
         else:
             self.embed = None
-            width = in_width(encoder)
+            width = feature_width(encoder)
         self.lstm = nn.LSTM(width, cfg.hidden, num_layers=cfg.layers, batch_first=True)
         self.head = nn.Linear(cfg.hidden, out_width)
 
@@ -31,11 +31,6 @@ class SeqModel(nn.Module):
         """x: [batch, seq] int64 indices, or [batch, seq, features] float32 -> [batch, seq, out_width]."""
         h, _ = self.lstm(self.embed(x) if self.indexed else x)
         return self.head(h)
-
-
-def in_width(encoder: dict) -> int:
-    """Features per step of a feature encoder (the ONNX input's last axis)."""
-    return ENCODERS[encoder["type"]](encoder).width
 
 
 def out_width(decoder: dict) -> int:
