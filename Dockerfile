@@ -48,4 +48,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('TOYSEQ_BIND', '0.0.0.0:8000').rsplit(':', 1)[-1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=4)"]
 
-CMD ["gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]
+CMD ["gunicorn", "-c", "python:service.server.gunicorn_conf", "service:create_app()"]

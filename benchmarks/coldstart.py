@@ -1,4 +1,4 @@
-"""Cold start: `gunicorn -c python:service.gunicorn_conf 'service:create_app()'` process start to the first
+"""Cold start: `gunicorn -c python:service.server.gunicorn_conf 'service:create_app()'` process start to the first
 GET /readyz 200 (every worker has loaded and warmed every model), with the bare Flask floor for reference.
 
     python -m benchmarks.coldstart
@@ -10,7 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .server import FLOOR_APP, TOYSEQ_APP, Server
+from tests.support.server import FLOOR_APP, TOYSEQ_APP, Server
+
 from .timing import QUICK, Sizes
 
 
@@ -18,7 +19,7 @@ def run(models_dir: Path, sizes: Sizes, log_dir: Path) -> dict:
     toyseq, floor = [], []
     for _ in range(sizes.cold_starts):  # alternating, like the HTTP runs
         for app, times in ((TOYSEQ_APP, toyseq), (FLOOR_APP, floor)):
-            with Server(app, models_dir, log_dir / "coldstart.log") as server:
+            with Server(log_dir / "coldstart.log", models_dir=models_dir, app=app) as server:
                 times.append(server.ready_seconds)
     tasks = sorted(p.name for p in models_dir.iterdir() if (p / "manifest.json").is_file())
     return {"tasks": tasks, "toyseq_s": statistics.median(toyseq), "floor_s": statistics.median(floor),

@@ -2,14 +2,14 @@
 (orjson) and answers, nothing else. Served by the same gunicorn config as toyseq, so the two differ only
 in what the service does per request.
 
-    gunicorn -c python:service.gunicorn_conf 'benchmarks.floor:create_app()'
+    gunicorn -c python:service.server.gunicorn_conf 'benchmarks.floor:create_app()'
 """
 from __future__ import annotations
 
 import orjson
 from flask import Flask, Response, request
 
-from service.config import Config
+from service.server.config import Config
 
 
 def create_app() -> Flask:

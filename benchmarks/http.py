@@ -18,8 +18,9 @@ from pathlib import Path
 
 import orjson
 
+from tests.support.server import FLOOR_APP, TOYSEQ_APP, Server
+
 from . import load
-from .server import FLOOR_APP, TOYSEQ_APP, Server
 from .timing import QUICK, Sizes
 
 TASK, LENGTH, CONNECTIONS, BIG_BATCH = "echo-lag", 10, 8, 1000
@@ -43,8 +44,8 @@ def run(models_dir: Path, sizes: Sizes, log_dir: Path, one_only: bool = False) -
     path = f"/tasks/{TASK}/predict"
     one, big = body(1), body(BIG_BATCH)
     toyseq_runs, floor_runs, big_runs = [], [], []
-    with Server(TOYSEQ_APP, models_dir, log_dir / "toyseq.log") as toyseq, \
-            Server(FLOOR_APP, models_dir, log_dir / "floor.log") as floor:
+    with Server(log_dir / "toyseq.log", models_dir=models_dir, app=TOYSEQ_APP) as toyseq, \
+            Server(log_dir / "floor.log", models_dir=models_dir, app=FLOOR_APP) as floor:
         for server in (toyseq, floor):  # unmeasured: the first seconds after start run slower for both
             load.run(server.url + path, one, WARM_UP_SECONDS, CONNECTIONS)
         for _ in range(sizes.http_rounds):

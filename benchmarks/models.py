@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from service import manifest as manifest_mod
+from service.core import manifest as manifest_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.predictor import Predictor, SessionConfig
+from service.core.predictor import Predictor, SessionConfig
 
 from . import models
 from .timing import QUICK, Sizes, seconds_per_call
@@ -44,7 +44,7 @@ def check_same_weights(model, predictor: Predictor, batch) -> None:
 
 
 def run(sizes: Sizes, threads: int = 1) -> dict:
-    from service.codec import Batch
+    from service.core.codec import Batch
 
     torch.set_num_threads(threads)
     model = models.untrained(TASK, seed=1)

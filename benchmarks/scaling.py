@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.predictor import Predictor
+from service.core.predictor import Predictor
 
 from .timing import QUICK, Sizes, seconds_per_call
 

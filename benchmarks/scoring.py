@@ -1,11 +1,11 @@
-"""Batch scoring speed (issue 4): local `service.score` vs one request per row to a running service.
+"""Batch scoring speed (issue 4): local `toyseq-score` vs one request per row to a running service.
 
     python -m benchmarks.scoring [--rows 200000] [--task echo-lag] [--models-dir models] [--sample 2000]
 
 1. writes a JSONL file of `--rows` random sequences for the task (lengths 2..30 for echo-lag);
-2. times `python -m service.score TASK FILE -o /dev/null` (a subprocess, start-up included);
+2. times `python -m service.scoring TASK FILE -o /dev/null` (a subprocess, start-up included);
 3. starts gunicorn on 127.0.0.1 with the same models and sends `--sample` of the rows one request per
-   row (keep-alive client, one at a time), then the whole file through `service.score --url`;
+   row (keep-alive client, one at a time), then the whole file through `toyseq-score --url`;
 4. prints rows/s for each and the ratios, all measured in this one run.
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ import argparse
 import os
 import random
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,10 +22,11 @@ from pathlib import Path
 
 import orjson
 
-from service.client import Client, ServiceError
-from service.manifest import load
-from service.predictor import Predictor, SessionConfig
-from service.scoring import LOCAL_CHUNK_ROWS
+from service.core.manifest import load
+from service.core.predictor import Predictor, SessionConfig
+from service.scoring.client import Client
+from service.scoring.engine import LOCAL_CHUNK_ROWS
+from tests.support.server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_ROWS_PER_S = 50_000
@@ -60,18 +60,18 @@ def busy_cpu_seconds() -> float | None:
 
 
 def cli(*args: str, env: dict | None = None) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one `service.score` run."""
+    """(wall seconds, CPU seconds) of one `toyseq-score` run."""
     return cli_and_others(*args, env=env)[:2]
 
 
 def cli_and_others(*args: str, env: dict | None = None) -> tuple[float, float, float | None]:
-    """(wall seconds, CPU seconds, CPU seconds other processes used meanwhile) of one `service.score` run."""
+    """(wall seconds, CPU seconds, CPU seconds other processes used meanwhile) of one `toyseq-score` run."""
     before, busy = resource.getrusage(resource.RUSAGE_CHILDREN), busy_cpu_seconds()
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "service.score", *args, "-o", os.devnull, "-q"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "service.scoring", *args, "-o", os.devnull, "-q"], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, stderr=subprocess.PIPE)
     if done.returncode != 0:
-        sys.exit(f"service.score failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
+        sys.exit(f"service.scoring.cli failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
     wall = time.perf_counter() - started
     after, busy_after = resource.getrusage(resource.RUSAGE_CHILDREN), busy_cpu_seconds()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -90,33 +90,8 @@ def inference_ceiling(models_dir: Path, task: str, rows: list[list]) -> float:
     return len(rows) / (time.process_time() - started)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_gunicorn(models_dir: Path, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOYSEQ_")}
-    env.update({"PYTHONPATH": str(ROOT), "TOYSEQ_BIND": f"127.0.0.1:{port}", "TOYSEQ_MODELS_DIR": str(models_dir),
-                "TOYSEQ_WORKERS": str(workers), "TOYSEQ_LOG_LEVEL": "warning"})
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf",
-                                 "service:create_app()"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    client = Client(url, retries=0)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"gunicorn exited: {log.read_text()[-2000:]}")
-        try:
-            client.request("GET", "/readyz")
-            return proc, url
-        except ServiceError:
-            time.sleep(0.2)
-    proc.terminate()
-    sys.exit("gunicorn did not become ready in 60 s")
+def start_gunicorn(models_dir: Path, workers: int, log: Path) -> Server:
+    return Server(log, {"TOYSEQ_WORKERS": workers, "TOYSEQ_LOG_LEVEL": "warning"}, models_dir)
 
 
 def per_row(url: str, task: str, rows: list[list], budget_s: float) -> tuple[int, float]:
@@ -154,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
         local_s, local_cpu, others = cli_and_others(args.task, str(path), "--models-dir", str(models_dir))
         local_rate = args.rows / local_s
-        print(f"local   service.score               {local_rate:10,.0f} rows/s  ({local_s:.2f} s, start-up included; "
+        print(f"local   toyseq-score                {local_rate:10,.0f} rows/s  ({local_s:.2f} s, start-up included; "
               f"{local_cpu:.2f} CPU-s = {args.rows / local_cpu:,.0f} rows per CPU-s)")
         if others is not None:
             print(f"        other processes meanwhile: {others:.2f} CPU-s ({others / local_s / cores:.0%} of the cores)")
@@ -162,17 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ceiling inference alone             {ceiling * cores:10,.0f} rows/s  "
               f"({ceiling:,.0f} rows per CPU-s x {cores} cores, {len(head):,} rows)")
 
-        proc, url = start_gunicorn(models_dir, args.server_workers, Path(tmp) / "gunicorn.log")
-        try:
+        with start_gunicorn(models_dir, args.server_workers, Path(tmp) / "gunicorn.log") as server:
+            url = server.url
             sent, per_row_s = per_row(url, args.task, head[: args.sample], args.budget)
             per_row_rate = sent / per_row_s
             print(f"remote  one request per row         {per_row_rate:10,.0f} rows/s  ({sent:,} rows in {per_row_s:.2f} s)")
             remote_s, _ = cli(args.task, str(path), "--url", url, "--concurrency", str(2 * args.server_workers))
             remote_rate = args.rows / remote_s
-            print(f"remote  service.score --url         {remote_rate:10,.0f} rows/s  ({remote_s:.2f} s)")
-        finally:
-            proc.terminate()
-            proc.wait(30)
+            print(f"remote  toyseq-score --url          {remote_rate:10,.0f} rows/s  ({remote_s:.2f} s)")
 
     ratio = local_rate / per_row_rate
     print(f"local / one-request-per-row: {ratio:.1f}x (target >= {TARGET_RATIO:g}x); "

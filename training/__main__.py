@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from service.predictor import Predictor
+from service.core.predictor import Predictor
 
 from .catalog import TASKS
 from .evaluation import DEFAULT_EVAL_SEED, DEFAULT_N, evaluate

@@ -1,19 +1,18 @@
 """The task catalog: every toy task toyseq learns, declared as data.
 
 A task is a generator (its docstring shows one worked example), an input contract, an encoder and a
-decoder (specs for service/codec.py, copied into the manifest), a model and training recipe, and the
+decoder (specs for service/core/codec.py, copied into the manifest), a model and training recipe, and the
 gates its exported model must meet on held-out data.
 """
 from __future__ import annotations
 
 import ast
-
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from service.codec import feature_width
+from service.core.codec import feature_width
 
 from .config import ModelConfig, TrainConfig
 

@@ -1,13 +1,13 @@
 """Held-out evaluation of an exported model, through onnxruntime and the service's own predict path.
 
 Every metric draws fresh sequences from the evaluation stream, which training never draws from, and
-asks `service.predictor.Predictor` for the answers, exactly as the service would.
+asks `service.core.predictor.Predictor` for the answers, exactly as the service would.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from service.predictor import Predictor
+from service.core.predictor import Predictor
 
 from .catalog import Gate, Task
 

@@ -15,9 +15,9 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from service import manifest as manifest_mod
-from service.codec import Batch, feature_width
-from service.predictor import SessionConfig
+from service.core import manifest as manifest_mod
+from service.core.codec import Batch, feature_width
+from service.core.predictor import SessionConfig
 
 from .catalog import Task
 from .model import SeqModel, out_width

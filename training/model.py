@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from service.codec import feature_width
+from service.core.codec import feature_width
 
 from .config import ModelConfig
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import onnxruntime as ort
 import torch
 
-from service import manifest as manifest_mod
-from service.predictor import Predictor, SessionConfig
+from service.core import manifest as manifest_mod
+from service.core.predictor import Predictor, SessionConfig
 
 from . import export, plot
 from .catalog import Task

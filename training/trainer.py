@@ -14,7 +14,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from service.codec import Batch, Codec
+from service.core.codec import Batch, Codec
 
 from .catalog import Task
 from .model import SeqModel, out_width

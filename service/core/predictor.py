@@ -1,0 +1,228 @@
+"""A task's predictor: its manifest, codec and onnxruntime session, answering batches of sequences.
+
+The one predict path in toyseq: the HTTP service, the batch scorer and training's evaluation all call
+`Predictor.predict`, so what is evaluated is exactly what is served.
+
+    from service.core.predictor import Predictor
+    p = Predictor.load("models/echo-lag")
+    p.predict(p.codec.check([[5, 3, 8]]))     # -> {"outputs": [[5, 3]]}
+
+A large batch of mixed lengths is answered in several onnxruntime calls of rows sorted by length (see
+Predictor._plan); the answers are the same as one call's, in input order.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnxruntime as ort
+
+from . import manifest as manifest_mod
+from .codec import Batch, Codec
+
+# Cells (rows x padded length x output width) one onnxruntime call may produce: bounds the memory
+# of a request with long echo sequences; typical batches need a single call.
+DEFAULT_CELL_BUDGET = 8_000_000
+
+# Splitting a batch into onnxruntime calls (Predictor._plan). Cells here are rows x padded length.
+# Measured on echo-lag (LSTM 1x64) with one thread: calls of ~1,000 cells run ~15% faster per cell than
+# calls of 5,000+ (the LSTM's per-step buffers stay in the core's cache) and rows below ~32 per call
+# waste the matrix products; a call costs about 64 cells' worth of fixed overhead.
+CALL_CELLS = 1024
+MIN_CALL_ROWS = 32
+CALL_OVERHEAD_CELLS = 64
+SMALL_CELLS = 512  # a batch this small (padded) is one call: sorting would not pay for itself
+UNIFORM_CELLS = 4 * CALL_CELLS  # rows of one length: one call up to this many cells, then CALL_CELLS calls
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+
+    def options(self) -> ort.SessionOptions:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.intra_op_threads
+        opts.inter_op_num_threads = self.inter_op_threads
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle spinning threads would burn the CPU other gunicorn workers need.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        return opts
+
+
+class Predictor:
+    def __init__(self, manifest: dict, session: ort.InferenceSession, cell_budget: int = DEFAULT_CELL_BUDGET):
+        self.manifest = manifest
+        self.task = manifest["task"]
+        self.codec = Codec(manifest)
+        self.session = session
+        self.input_name = manifest["onnx"]["inputs"][0]["name"]
+        self.output_name = manifest["onnx"]["outputs"][0]["name"]
+        width = manifest["onnx"]["outputs"][0]["shape"][-1]
+        self.out_width = width if isinstance(width, int) else 1
+        self.cell_budget = cell_budget
+        self.rollout = manifest["output"]["rollout"]
+        self.sha256 = manifest["onnx"]["sha256"]
+        self._output_names = [self.output_name]
+        self._run_options = ort.RunOptions()  # made once: run() would build a default one per call
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, session_config: SessionConfig = SessionConfig(),
+             cell_budget: int = DEFAULT_CELL_BUDGET) -> "Predictor":
+        """Validate the folder's manifest and model hash, then open an onnxruntime session on it."""
+        folder = Path(folder)
+        manifest = manifest_mod.load(folder)
+        try:
+            session = ort.InferenceSession(str(folder / manifest_mod.MODEL_FILE), session_config.options(),
+                                           providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for a corrupt file
+            raise manifest_mod.ManifestError(f"onnxruntime cannot load {manifest_mod.MODEL_FILE}: "
+                                             f"{str(err).splitlines()[0][:200]}") from None
+        return cls(manifest, session, cell_budget)
+
+    def warm_up(self) -> None:
+        """Run the worked example once so the first request does not pay for lazy initialisation."""
+        self.predict(self.codec.check([self.manifest["example"]["input"]]))
+
+    def run(self, batch: Batch) -> tuple[np.ndarray, Any]:
+        feed, ctx = self.codec.encode(batch)
+        return self.session.run(self._output_names, {self.input_name: feed}, self._run_options)[0], ctx
+
+    def predict(self, sequences: list, steps: int | None = None, top_k: int | None = None) -> dict:
+        """Answer checked sequences (numpy arrays, see Codec.check), in order.
+
+        steps: roll out that many next values per sequence, each fed back into a sliding window.
+        top_k: also return the k most likely values with probabilities (class tasks only).
+        """
+        plan = self._plan(sequences)
+        if plan is None:  # the common case: one call, answers come back in order, nothing to scatter
+            outputs, tops = self._answer(_batch(sequences), steps, top_k)
+        else:
+            gather, calls = plan
+            done, done_tops = [], []
+            for rows in calls:
+                answers, call_tops = self._answer(gather(rows), steps, top_k)
+                done.extend(answers)
+                if top_k:
+                    done_tops.extend(call_tops)
+            # the calls hold the rows in length order: put the answers back in input order
+            where = np.empty(len(sequences), dtype=np.int64)
+            where[np.concatenate(calls)] = np.arange(len(sequences))
+            where = where.tolist()
+            outputs = list(map(done.__getitem__, where))
+            tops = list(map(done_tops.__getitem__, where)) if top_k else None
+        result = {"outputs": outputs}
+        if top_k:
+            result["top_k"] = tops
+        return result
+
+    def _answer(self, batch: Batch, steps: int | None, top_k: int | None) -> tuple[list, list | None]:
+        """One chunk's answers (and top-k lists), in the batch's row order."""
+        out, ctx = self.run(batch)
+        answers = self.codec.decode(out, batch, ctx) if not steps else self._roll(out, batch, ctx, steps)
+        return answers, (self.codec.decoder.top_k(out, batch, top_k) if top_k else None)
+
+    def _roll(self, out: np.ndarray, batch: Batch, ctx: Any, steps: int) -> list:
+        """k steps cost k onnxruntime calls for the whole chunk, never k x rows."""
+        columns = []
+        for step in range(steps):
+            if step:
+                out, ctx = self.run(batch)
+            values = self.codec.next_values(out, batch, ctx)
+            columns.append(values)
+            batch = batch.slide(values)
+        return np.stack(columns, axis=1).tolist()
+
+    def _plan(self, sequences: list) -> tuple[Callable[[np.ndarray], Batch], list[np.ndarray]] | None:
+        """How to split a batch into onnxruntime calls: None for one call of the whole batch (one row,
+        rows of one length, or few cells), else a function that builds a call's Batch from row indices
+        and the row indices of each call.
+
+        A row's outputs do not depend on the other rows of its call nor on padding after its end (the
+        LSTM runs forward), so rows are sorted by length and cut into calls that pad little: a call
+        holds rows of one length, plus shorter ones when padding them wastes less than a call of their
+        own would cost, and about CALL_CELLS cells (rows x padded length), the size that runs fastest."""
+        n = len(sequences)
+        if n == 1:
+            return None
+        if n * self.codec.input.max_length <= SMALL_CELLS:
+            return None  # few cells even at the longest allowed length: skip measuring
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
+        longest = int(lengths.max())
+        if n * longest <= SMALL_CELLS:
+            return None
+        shortest = int(lengths.min())
+        if shortest == longest and n * longest <= UNIFORM_CELLS and n * longest * self.out_width <= self.cell_budget:
+            return None
+        order = np.argsort(lengths, kind="stable")
+        ordered = lengths[order]
+        ends = [*(np.flatnonzero(np.diff(ordered)) + 1).tolist(), n]
+        cells = np.cumsum(ordered).tolist()  # real cells of the first k rows in length order
+        ordered = ordered.tolist()
+        calls, start = [], 0
+        for end in ends:
+            length = ordered[end - 1]
+            if end < n:
+                # carry the rows so far into the next length's call when that pads fewer cells than a
+                # call costs
+                waste = (end - start) * ordered[end] - (cells[end - 1] - (cells[start - 1] if start else 0))
+                if waste <= CALL_OVERHEAD_CELLS:
+                    continue
+            per_call = max(MIN_CALL_ROWS, CALL_CELLS // length)
+            per_call = max(1, min(per_call, self.cell_budget // (length * self.out_width)))
+            count = end - start
+            if count <= per_call:
+                calls.append(order[start:end])
+            else:
+                calls.extend(np.array_split(order[start:end], -(-count // per_call)))
+            start = end
+        if len(calls) == 1:
+            return None
+        return _gatherer(sequences, lengths), calls
+
+
+def top_k_classes(predictor: Predictor) -> int:
+    """How many classes `top_k` may ask for on this task; 0 when the task does not support top_k."""
+    m = predictor.manifest
+    if not predictor.codec.is_class or m["output"]["kind"] == "echo":
+        return 0
+    return int(m["decoder"]["classes"])
+
+
+def _batch(sequences: list[np.ndarray]) -> Batch:
+    """Batch.of, without its length scan and stack for the most common request: one sequence."""
+    if len(sequences) == 1:
+        seq = sequences[0]
+        return Batch(seq[None, :], np.array([len(seq)], dtype=np.int64))
+    return Batch.of(sequences)
+
+
+def _gatherer(sequences: list, lengths: np.ndarray) -> Callable[[np.ndarray], Batch]:
+    """A function building the Batch of the given rows (sorted by length) by indexing into one array
+    of all values: no per-row copies. Padding is zero, as in Batch.of."""
+    flat = np.concatenate(sequences)
+    first = sequences[0]
+    if isinstance(first, np.ndarray) and flat.dtype != first.dtype:
+        flat = flat.astype(first.dtype)
+    starts = np.cumsum(lengths) - lengths
+
+    def gather(rows: np.ndarray) -> Batch:
+        row_lengths = lengths[rows]
+        width = int(row_lengths[-1])
+        steps = np.arange(width)
+        index = starts[rows][:, None] + steps
+        if row_lengths[0] == width:
+            return Batch(flat[index], row_lengths)
+        padding = steps >= row_lengths[:, None]
+        index[padding] = 0
+        x = flat[index]
+        x[padding] = 0
+        return Batch(x, row_lengths)
+
+    return gather

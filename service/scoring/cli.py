@@ -1,0 +1,209 @@
+"""Score a file of sequences with a toyseq task, in-process or against a running service.
+
+    python -m service.scoring TASK [INPUT] [-o OUTPUT] [--steps K] [--top-k K] [--url URL] ...
+    toyseq-score echo-lag rows.jsonl -o answers.jsonl         # local: loads models/echo-lag
+    cat rows.csv | toyseq-score last-value --format csv        # stdin -> stdout
+    toyseq-score ramp rows.jsonl --steps 5 --url http://127.0.0.1:8000 --concurrency 4
+
+INPUT is JSONL (each line a JSON array, or {"inputs": [...], "id": ...}) or CSV (one sequence per row),
+told apart by extension (.jsonl/.ndjson/.json, .csv) or --format; `-` or nothing reads stdin (JSONL
+unless --format). Answers go to OUTPUT (stdout by default) in the input's format, in input order:
+JSONL lines {"id": ..., "output": ...} (id when given) or {"id": ..., "error": "line 7: ..."} for a
+row that fails validation; CSV rows of the output's values or a single cell "error: line 7: ...".
+A bad row never stops the job. Exit status: 0 every row scored, 1 some rows failed (0 with
+--allow-errors), 2 the job could not run (unknown task, unreadable file, service refused or unreachable).
+
+Python API (the same machinery, no HTTP unless `url` is given):
+
+    from service.scoring.cli import score_rows
+    for answer in score_rows("echo-lag", [[5, 3, 8], [1, 2]], models_dir="models"):
+        print(answer.output, answer.error)                  # [5, 3] None, then [1] None
+
+    from service.core.predictor import Predictor                  # or one batch, directly
+    p = Predictor.load("models/echo-lag")
+    p.predict(p.codec.check([[5, 3, 8]]))                    # {"outputs": [[5, 3]]}
+
+    from service.scoring.client import Client                        # or a running service
+    Client("http://127.0.0.1:8000").predict("echo-lag", [[5, 3, 8]])
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+from contextlib import ExitStack
+from typing import IO, Iterable, Iterator
+
+from . import formats as rows_mod
+from .engine import (
+    LOCAL_CHUNK_ROWS,
+    REMOTE_CHUNK_ROWS,
+    LocalBackend,
+    RemoteBackend,
+    Scorer,
+    UsageError,
+    check_options,
+)
+from .formats import Answer
+
+
+def score_rows(task: str, sequences: Iterable, *, models_dir: str | None = None, url: str | None = None,
+               api_key: str | None = None, steps: int | None = None, top_k: int | None = None,
+               concurrency: int = 4) -> Iterator[Answer]:
+    """Answers (`.output`, `.top_k`, `.error`) for `sequences`, lazily and in order. Local unless `url`."""
+    with Scorer(backend(task, models_dir, url, api_key, steps, top_k, concurrency)) as scorer:
+        for _, answer in scorer.score_sequences(sequences):
+            yield answer
+
+
+def backend(task: str, models_dir: str | None, url: str | None, api_key: str | None, steps: int | None,
+            top_k: int | None, concurrency: int = 4, workers: int | None = None,
+            retries: int = 5) -> LocalBackend | RemoteBackend:
+    """The local backend, or a remote one after asking the service whether it knows the task."""
+    if not url:
+        return LocalBackend.load(task, models_dir, steps, top_k, workers)
+    from .client import (  # remote mode only: local start-up skips http.client
+        Client,
+        ServiceError,
+    )
+
+    client = Client(url, api_key, retries=retries)
+    try:
+        info = client.task(task)
+    except ServiceError as err:
+        raise UsageError(str(err) if err.status == 0 else f"{url}: {err}") from None
+    if not info.get("available", True):
+        raise UsageError(f"{url}: task {task} is unavailable: {info.get('reason')}")
+    why = "its output is a list" if info.get("output", {}).get("kind") == "echo" else "its output is not a class"
+    check_options(task, steps, top_k, info.get("max_steps"), info.get("max_top_k"), why)
+    # A chunk must fit the service's per-request limits, or every chunk would be refused.
+    limits = info.get("limits") or {}
+    rows = min(REMOTE_CHUNK_ROWS, limits.get("max_batch") or REMOTE_CHUNK_ROWS)
+    if steps and limits.get("max_rollout_values"):
+        rows = max(1, min(rows, limits["max_rollout_values"] // steps))
+    return RemoteBackend(client, task, steps, top_k, concurrency, rows)
+
+
+class Progress:
+    """A one-line progress report on stderr, only when stderr is a terminal."""
+
+    def __init__(self, stream: IO[bytes], enabled: bool):
+        self.enabled = enabled
+        self.stream = stream
+        self.started = self.shown = time.perf_counter()
+        try:
+            self.size = os.fstat(stream.fileno()).st_size if enabled else 0
+        except (OSError, ValueError, AttributeError):
+            self.size = 0
+
+    def update(self, rows: int, errors: int) -> None:
+        now = time.perf_counter()
+        if not self.enabled or now - self.shown < 0.2:
+            return
+        self.shown = now
+        rate = rows / max(now - self.started, 1e-9)
+        where = ""
+        if self.size:
+            try:
+                where = f"{min(100.0, 100.0 * self.stream.tell() / self.size):5.1f}%  "
+            except (OSError, ValueError):
+                pass
+        sys.stderr.write(f"\r{where}{rows:,} rows  {errors:,} errors  {rate:,.0f} rows/s ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def parser() -> argparse.ArgumentParser:
+    doc = __doc__.split("\n\nPython API")[0].split("\n")
+    p = argparse.ArgumentParser(prog="toyseq-score", description=doc[0], epilog="\n".join(doc[2:]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task", metavar="TASK", help="a task name, e.g. echo-lag")
+    p.add_argument("input", metavar="INPUT", nargs="?", default="-", help="JSONL or CSV file; - for stdin")
+    p.add_argument("-o", "--output", default="-", help="where answers go (default stdout)")
+    p.add_argument("--format", choices=rows_mod.FORMATS, help="input (and output) format; default by extension")
+    p.add_argument("--steps", type=int, help="roll out K next values (next-value tasks)")
+    p.add_argument("--top-k", type=int, help="also the K most likely values (single-class tasks, JSONL)")
+    p.add_argument("--allow-errors", action="store_true", help="exit 0 even when some rows failed")
+    p.add_argument("--models-dir", default=None, help="local mode: models folder (default $TOYSEQ_MODELS_DIR "
+                                                      "or ./models)")
+    p.add_argument("--workers", type=int, default=None, help="local mode: chunks scored side by side "
+                                                               "(default: one per core)")
+    p.add_argument("--url", help="remote mode: base URL of a running service, e.g. http://127.0.0.1:8000")
+    p.add_argument("--api-key", default=os.environ.get("TOYSEQ_API_KEY"),
+                   help="remote mode: API key (default $TOYSEQ_API_KEY)")
+    p.add_argument("--concurrency", type=int, default=4, help="remote mode: chunks in flight (default 4)")
+    p.add_argument("--retries", type=int, default=5, help="remote mode: retries of a request answered 503 or "
+                                                          "not answered, with exponential backoff (default 5)")
+    p.add_argument("--chunk-rows", type=int, default=None,
+                   help=f"rows per chunk (default {LOCAL_CHUNK_ROWS} local, {REMOTE_CHUNK_ROWS} remote)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    fmt = args.format or rows_mod.format_of(args.input)
+    if args.top_k is not None and fmt == "csv":
+        p.error("--top-k needs JSONL (CSV rows hold only the output)")
+    if min(args.concurrency, args.chunk_rows or 1, args.workers or 1) < 1 or args.retries < 0:
+        p.error("--concurrency, --chunk-rows and --workers must be at least 1, --retries at least 0")
+    with ExitStack() as stack:
+        try:
+            chosen = backend(args.task, args.models_dir, args.url, args.api_key, args.steps, args.top_k,
+                             args.concurrency, args.workers, args.retries)
+        except UsageError as err:
+            p.error(str(err))
+        scorer = stack.enter_context(Scorer(chosen, args.chunk_rows))
+        # Millions of short-lived lists would trigger a cyclic collection every few hundred rows, each
+        # scanning everything loaded so far; rows form no cycles, so collect rarely and skip the loaded.
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 1000)
+        try:
+            source = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
+        except OSError as err:
+            p.error(f"cannot read {args.input}: {err.strerror or err}")
+        try:
+            sink = sys.stdout.buffer if args.output == "-" else stack.enter_context(open(args.output, "wb"))
+        except OSError as err:
+            p.error(f"cannot write {args.output}: {err.strerror or err}")
+        try:
+            total, errors, seconds = run(scorer, fmt, source, sink, not args.quiet and sys.stderr.isatty())
+        except UsageError as err:
+            print(f"{p.prog}: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:  # e.g. piped into `head`: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+    if not args.quiet:
+        print(f"{p.prog}: {args.task}: {total:,} rows, {errors:,} errors in {seconds:.2f} s "
+              f"({total / max(seconds, 1e-9):,.0f} rows/s)", file=sys.stderr)
+    return 1 if errors and not args.allow_errors else 0
+
+
+def run(scorer: Scorer, fmt: str, source: IO[bytes], sink: IO[bytes], progress: bool) -> tuple[int, int, float]:
+    """Stream `source` through `scorer` into `sink`; return (rows, rows that failed, seconds)."""
+    started = time.perf_counter()
+    bar = Progress(source, progress)
+    write = rows_mod.writer(fmt)
+    total = errors = 0
+    for chunk, answers in scorer.score_chunks(rows_mod.reader(fmt, source, scorer.chunk_rows)):
+        sink.write(write(chunk, answers))
+        total += len(chunk)
+        errors += len(answers.errors)
+        bar.update(total, errors)
+    sink.flush()
+    bar.close()
+    return total, errors, time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    sys.exit(main())

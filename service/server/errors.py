@@ -1,0 +1,114 @@
+"""Every error the service answers, rendered by one handler as RFC 9457 application/problem+json.
+
+Views raise a ServiceError; werkzeug's HTTP errors (404, 405, 413, ...) are mapped to the same shape;
+anything else is logged and answered with a detail-free 500 (no input is meant to reach it).
+"""
+from __future__ import annotations
+
+import logging
+
+import orjson
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from ..core.codec import Problem
+
+PROBLEM_TYPE = "application/problem+json"
+DRAIN_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read and dropped so that its client sees the 413
+log = logging.getLogger("toyseq.error")
+
+
+class ServiceError(Exception):
+    status = 500
+    title = "Internal Server Error"
+    slug = "internal"
+
+    def __init__(self, message: str, status: int | None = None, errors: list[Problem] | None = None,
+                 total: int | None = None, headers: dict | None = None, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status or self.status
+        self.errors = errors or []
+        self.total = len(self.errors) if total is None else total
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def body(self) -> dict:
+        body = {"type": f"urn:toyseq:problem:{self.slug}", "title": self.title, "status": self.status,
+                "detail": self.message}
+        if self.errors:
+            body["errors"] = [{"pointer": p.pointer, "message": p.message} for p in self.errors]
+            if self.total > len(self.errors):
+                body["errors_total"] = self.total
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(ServiceError):
+    status, title, slug = 400, "Bad Request", "malformed-json"
+
+
+class Unauthorized(ServiceError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+
+class NotFound(ServiceError):
+    status, title, slug = 404, "Not Found", "unknown-task"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, title, slug = 415, "Unsupported Media Type", "not-json"
+
+
+class InvalidRequest(ServiceError):
+    status, title, slug = 422, "Unprocessable Content", "invalid-request"
+
+
+class TaskUnavailable(ServiceError):
+    status, title, slug = 503, "Service Unavailable", "task-unavailable"
+
+
+def problem(body: dict, status: int, headers: dict | None = None) -> Response:
+    response = Response(orjson.dumps(body), status=status, mimetype=PROBLEM_TYPE)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def service_error(err: ServiceError):
+        return problem(err.body(), err.status, err.headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        # werkzeug's own descriptions are generic text: no paths, no internals.
+        status = err.code or 500
+        detail = "no such resource; see /openapi.json" if status == 404 else err.description
+        headers = {k: v for k, v in err.get_headers() if k.lower() == "allow"}
+        if status == 413:
+            _drain(DRAIN_LIMIT)
+        body = {"type": "about:blank", "title": err.name, "status": status, "detail": detail}
+        return problem(body, status, headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception):
+        log.exception("unhandled error in request %s", request.environ.get("toyseq.request_id", "-"))
+        body = {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+                "detail": "internal error; quote the X-Request-ID header when reporting it"}
+        return problem(body, 500)
+
+
+def _drain(limit: int) -> None:
+    """Read and drop the rest of a refused body, up to `limit`. A server that closes the connection while the
+    client is still sending makes the kernel reset it: the client then sees a broken pipe, not the 413.
+    A slow sender holds the worker no longer than any slow request: gunicorn's timeout still applies."""
+    stream = request.environ.get("wsgi.input")
+    try:
+        while stream is not None and limit > 0:
+            chunk = stream.read(min(1 << 16, limit))
+            if not chunk:
+                break
+            limit -= len(chunk)
+    except Exception:  # the client went away: nothing left to answer
+        pass

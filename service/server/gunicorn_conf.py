@@ -1,0 +1,59 @@
+"""gunicorn settings from the same TOYSEQ_ environment variables as the app.
+
+    gunicorn -c python:service.server.gunicorn_conf 'service:create_app()'
+
+No preload_app: each worker builds the app, and so its onnxruntime sessions, after fork. Access lines are
+written by the app (JSON, with request id, task, status and duration), so gunicorn's own access log is off.
+"""
+import os
+import shutil
+import tempfile
+
+from service.server.config import Config
+
+_config = Config.load()
+
+bind = _config.bind
+workers = _config.workers
+worker_class = "sync"
+timeout = _config.timeout
+graceful_timeout = _config.graceful_timeout
+keepalive = _config.keepalive
+limit_request_line = _config.limit_request_line
+limit_request_fields = _config.limit_request_fields
+loglevel = _config.log_level
+accesslog = None
+preload_app = False
+
+# prometheus_client reads this when first imported, which happens in the workers (after this file runs).
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="toyseq-metrics-")
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def on_starting(server):
+    # Files left by an earlier run would be summed into this one's counters.
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+
+
+def worker_exit(server, worker):
+    # Runs in the worker as it exits: write the access lines and metric counts it still holds (atexit does
+    # too; this runs first, while gunicorn's own logging is still up).
+    from service.server.observability import flushing
+
+    flushing.flush_all()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

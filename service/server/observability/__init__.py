@@ -1,0 +1,1 @@
+"""Access lines, Prometheus metrics, and the background flushing that keeps both off the request path."""

@@ -1,0 +1,65 @@
+"""GET /tasks and GET /tasks/<name>: what each task does, its contract, evaluation results and an example."""
+from __future__ import annotations
+
+import orjson
+from flask import Blueprint, Response, request
+
+from ...core.predictor import top_k_classes
+
+
+def blueprint(state) -> Blueprint:
+    bp = Blueprint("tasks", __name__)
+    registry = state.registry
+    # Manifests never change while a worker runs: render every answer once.
+    details = {name: describe(name, state, detail=True) for name in registry.names}
+    listing = orjson.dumps({"tasks": [describe(name, state) for name in registry.names]})
+    rendered = {name: orjson.dumps(d) for name, d in details.items()}
+
+    @bp.get("/tasks")
+    def list_tasks():
+        return Response(listing, mimetype="application/json")
+
+    @bp.get("/tasks/<name>")
+    def show_task(name: str):
+        if name not in rendered:
+            registry.get(name)  # raises the 404 naming the known tasks
+        request.environ["toyseq.task"] = name
+        return Response(rendered[name], mimetype="application/json")
+
+    return bp
+
+
+def describe(name: str, state, detail: bool = False) -> dict:
+    registry = state.registry
+    predictor = registry.predictors.get(name)
+    if predictor is None:
+        return {"name": name, "available": False, "reason": registry.unavailable[name]}
+    m = predictor.manifest
+    top = top_k_classes(predictor)
+    limit = state.limits
+    info = {
+        "name": name,
+        "available": True,
+        "description": m["description"],
+        "input": m["input"],
+        "output": m["output"],
+        "rollout": predictor.rollout,
+        "max_steps": limit.max_steps if predictor.rollout else None,
+        "top_k": bool(top),
+        "max_top_k": (min(top, limit.max_top_k) if limit.max_top_k else top) or None,
+        "model": {"sha256": predictor.sha256, "opset": m["onnx"]["opset"]},
+        "evaluation": m["gates"],
+        "predict": f"/tasks/{name}/predict",
+    }
+    if detail:
+        body = {"inputs": [m["example"]["input"]]}
+        info["example"] = {
+            "request": {"method": "POST", "path": f"/tasks/{name}/predict",
+                        "headers": {"Content-Type": "application/json"}, "body": body},
+            "expected_outputs": [m["example"]["output"]],
+            "curl": (f"curl -s -X POST http://HOST/tasks/{name}/predict -H 'Content-Type: application/json' "
+                     f"-d '{orjson.dumps(body).decode()}'"),
+        }
+        info["limits"] = {"max_batch": limit.max_batch, "max_body_bytes": state.config.max_body_bytes,
+                          "max_rollout_values": limit.max_rollout_values}
+    return info

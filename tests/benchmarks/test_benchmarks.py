@@ -1,0 +1,52 @@
+"""The benchmark scripts run end to end in smoke mode (tiny counts and durations), so they cannot rot.
+Asserts every section is present with positive figures; speed targets belong to the full run, not to tests."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from tests.support.paths import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def positive_numbers(value, where=""):
+    """Every number in the result tree, with its path, so a failure names the figure."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from positive_numbers(item, f"{where}/{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from positive_numbers(item, f"{where}/{i}")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield where, value
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)")
+def test_smoke_run_writes_every_section(tmp_path):
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = orjson.loads((out / "results.json").read_bytes())
+    for section in ("http", "runtime", "rollout", "scaling", "coldstart", "scoring"):
+        assert section in results, section
+    http = results["http"]
+    for side in ("toyseq", "floor"):
+        assert http["one_per_request"][side]["requests_per_s"] > 0
+        assert http["one_per_request"][side]["errors"] == 0
+    assert http["batch_per_request"]["sequences_per_s"] > 0
+    assert http["batch_per_request"]["errors"] == 0
+    assert {row["batch"] for row in results["runtime"]["rows"]} >= {1}
+    assert len(results["scaling"]["by_batch"]) >= 2 and len(results["scaling"]["by_length"]) >= 2
+    measured = [(where, v) for where, v in positive_numbers(results)
+                if where.startswith(("/http", "/runtime", "/rollout", "/scaling", "/coldstart", "/scoring"))
+                and not where.endswith(("/errors", "/non_2xx", "/goal"))]
+    assert measured
+    assert [m for m in measured if m[1] <= 0] == []
+    assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| benchmark |" in done.stdout

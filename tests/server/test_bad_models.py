@@ -1,0 +1,137 @@
+"""Bad model folders: the task is reported unavailable (readyz, GET /tasks, 503 on predict) while every
+other task keeps serving; strict mode refuses to start instead."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import orjson
+import pytest
+
+from service import create_app
+from service.core import manifest as manifest_mod
+from service.server.registry import StartupError
+from tests.support.paths import TASKS
+
+
+def _corrupt_with_matching_hash(folder):
+    """Garbage bytes whose sha256 the manifest records: only onnxruntime can refuse them."""
+    model = folder / manifest_mod.MODEL_FILE
+    model.write_bytes(b"\x08\x07not an onnx model" * 50)
+    path = folder / manifest_mod.MANIFEST_FILE
+    m = json.loads(path.read_text())
+    m["onnx"]["sha256"] = manifest_mod.sha256(model)
+    path.write_text(json.dumps(m))
+
+
+def _truncated(folder):
+    model = folder / manifest_mod.MODEL_FILE
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+
+
+def _wrong_sha(folder):
+    path = folder / manifest_mod.MANIFEST_FILE
+    m = json.loads(path.read_text())
+    m["onnx"]["sha256"] = "0" * 64
+    path.write_text(json.dumps(m))
+
+
+def _missing_model(folder):
+    (folder / manifest_mod.MODEL_FILE).unlink()
+
+
+def _schema_version(folder):
+    path = folder / manifest_mod.MANIFEST_FILE
+    m = json.loads(path.read_text())
+    m["schema_version"] = 99
+    path.write_text(json.dumps(m))
+
+
+def _not_json(folder):
+    (folder / manifest_mod.MANIFEST_FILE).write_text("{ nope")
+
+
+FAULTS = {
+    "corrupt-onnx": (_corrupt_with_matching_hash, "onnxruntime cannot load"),
+    "truncated-onnx": (_truncated, "sha256"),
+    "wrong-sha256": (_wrong_sha, "sha256"),
+    "missing-model": (_missing_model, "model.onnx is missing"),
+    "unknown-schema-version": (_schema_version, "unknown schema_version 99"),
+    "manifest-not-json": (_not_json, "not readable JSON"),
+}
+
+
+@pytest.fixture()
+def broken(tmp_path, models_copy):
+    """A copy of the models with the first task broken by `fault`; returns (models_dir, bad task)."""
+    if len(TASKS) < 2:
+        pytest.skip("needs two committed models")
+
+    def make(fault: str):
+        dest = tmp_path / "models"
+        shutil.copytree(models_copy, dest)
+        FAULTS[fault][0](dest / TASKS[0])
+        return dest, TASKS[0]
+    return make
+
+
+def _example(app, task):
+    return app.extensions["toyseq"].registry.predictors[task].manifest["example"]["input"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_bad_model_makes_only_its_task_unavailable(broken, fault, tmp_path):
+    models, bad = broken(fault)
+    app = create_app({"models_dir": str(models)})
+    client = app.test_client()
+    reason_part = FAULTS[fault][1]
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.mimetype == "application/problem+json"
+    assert bad in ready.get_json()["detail"] and reason_part in ready.get_json()["unavailable"][bad]
+
+    listed = {t["name"]: t for t in client.get("/tasks").get_json()["tasks"]}
+    assert listed[bad]["available"] is False and reason_part in listed[bad]["reason"]
+
+    r = client.post(f"/tasks/{bad}/predict", data=b'{"inputs": [[1]]}', content_type="application/json")
+    assert r.status_code == 503 and r.mimetype == "application/problem+json"
+    assert reason_part in r.get_json()["detail"]
+
+    for good in TASKS[1:]:
+        ok = client.post(f"/tasks/{good}/predict", data=orjson.dumps({"inputs": [_example(app, good)]}),
+                         content_type="application/json")
+        assert ok.status_code == 200 and listed[good]["available"]
+
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert f'toyseq_model_load_failures_total{{task="{bad}"}} 1.0' in metrics
+    for response in (ready, r, client.get("/tasks"), client.get(f"/tasks/{bad}")):
+        text = response.get_data(as_text=True)
+        assert str(tmp_path) not in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("fault", ["corrupt-onnx", "wrong-sha256", "unknown-schema-version"])
+def test_strict_mode_refuses_to_start(broken, fault):
+    models, bad = broken(fault)
+    with pytest.raises(StartupError, match=bad):
+        create_app({"models_dir": str(models), "strict": True})
+
+
+def test_strict_mode_starts_when_every_model_is_good(models_copy):
+    assert create_app({"models_dir": str(models_copy), "strict": "1"}).test_client().get("/readyz").status_code == 200
+
+
+@pytest.mark.slow
+def test_gunicorn_serves_other_tasks_and_strict_gunicorn_exits(broken, gunicorn_server):
+    import requests
+
+    models, bad = broken("wrong-sha256")
+    server = gunicorn_server(models_dir=models, wait_ready=False)
+    assert requests.get(server.base_url + "/readyz", timeout=10).status_code == 503
+    r = requests.post(f"{server.base_url}/tasks/{bad}/predict", json={"inputs": [[1]]}, timeout=10)
+    assert r.status_code == 503 and "sha256" in r.json()["detail"]
+    good = TASKS[1]
+    example = manifest_mod.load(models / good)["example"]["input"]
+    assert requests.post(f"{server.base_url}/tasks/{good}/predict", json={"inputs": [example]}, timeout=10).ok
+
+    with pytest.raises(RuntimeError, match="exited"):
+        gunicorn_server({"TOYSEQ_STRICT": "1"}, models_dir=models, wait_ready=False)

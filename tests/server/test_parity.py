@@ -1,0 +1,45 @@
+"""Parity: what the service answers over HTTP equals what training's evaluation computes through the
+Predictor, on fresh held-out data from training's own generators (training is imported by tests only)."""
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from service.core.predictor import Predictor
+from tests.support.paths import TASKS
+from training.catalog import TASKS as CATALOG
+from training.evaluation import evaluate, future, heldout
+
+N = 1000
+SEED = 4242  # neither the manifests' evaluation seed nor a training stream
+
+
+class ServiceAnswers:
+    """A Predictor look-alike that asks the HTTP service, so training.evaluation can measure the service."""
+
+    def __init__(self, client, task: str):
+        self.client, self.task = client, task
+
+    def predict(self, sequences, steps=None, top_k=None):
+        body = {"inputs": [np.asarray(s).tolist() for s in sequences]}
+        if steps:
+            body["steps"] = steps
+        r = self.client.post(f"/tasks/{self.task}/predict", data=orjson.dumps(body), content_type="application/json")
+        assert r.status_code == 200, r.get_data(as_text=True)[:500]
+        return {"outputs": r.get_json()["outputs"]}
+
+
+@pytest.mark.parametrize("task", [t for t in TASKS if t in CATALOG])
+def test_service_answers_equal_the_predictor_and_the_evaluation(client, models_copy, task):
+    predictor = Predictor.load(models_copy / task)
+    service = ServiceAnswers(client, task)
+    rng = np.random.default_rng(SEED)
+    xs, _ = heldout(CATALOG[task], rng, N)
+    assert service.predict(xs)["outputs"] == predictor.predict(xs)["outputs"]
+    if predictor.rollout:
+        windows, _ = future(CATALOG[task], rng, 200, 10)
+        assert service.predict(windows, steps=10)["outputs"] == predictor.predict(windows, steps=10)["outputs"]
+    measured = evaluate(CATALOG[task], service, eval_seed=SEED, n=N)
+    assert measured == evaluate(CATALOG[task], predictor, eval_seed=SEED, n=N)
+    assert all(g["passed"] for g in measured), measured
