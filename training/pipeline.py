@@ -7,7 +7,6 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import onnxruntime as ort
 import torch
 
 from service.core import manifest as manifest_mod
@@ -36,7 +35,7 @@ def train_task(task: Task, models_dir: Path, seed: int, eval_seed: int, n: int =
                     "steps": result.steps, "seconds": round(result.seconds, 1),
                     "best_val_loss": result.best_val_loss, "onnx_parity_max_abs_diff": parity}
         draft = export.manifest(task, onnx_path, [], training)
-        session = ort.InferenceSession(str(onnx_path), SessionConfig().options(), providers=["CPUExecutionProvider"])
+        session = SessionConfig().session(onnx_path)
         gates = evaluate(task, Predictor(draft, session), eval_seed, n)
         draft["gates"] = gates
         manifest_mod.validate(draft)

@@ -55,6 +55,10 @@ class SessionConfig:
         opts.log_severity_level = 3
         return opts
 
+    def session(self, path: str | os.PathLike) -> ort.InferenceSession:
+        """The one way toyseq opens a model: the service, the scorer, export checks and evaluation."""
+        return ort.InferenceSession(str(path), self.options(), providers=["CPUExecutionProvider"])
+
 
 class Predictor:
     def __init__(self, manifest: dict, session: ort.InferenceSession, cell_budget: int = DEFAULT_CELL_BUDGET):
@@ -79,8 +83,7 @@ class Predictor:
         folder = Path(folder)
         manifest = manifest_mod.load(folder)
         try:
-            session = ort.InferenceSession(str(folder / manifest_mod.MODEL_FILE), session_config.options(),
-                                           providers=["CPUExecutionProvider"])
+            session = session_config.session(folder / manifest_mod.MODEL_FILE)
         except Exception as err:  # onnxruntime raises its own exception types for a corrupt file
             raise manifest_mod.ManifestError(f"onnxruntime cannot load {manifest_mod.MODEL_FILE}: "
                                              f"{str(err).splitlines()[0][:200]}") from None

@@ -40,7 +40,7 @@ def test_parity_check_catches_a_mismatch(tmp_path):
     export.export(model, task, path)
     with torch.no_grad():
         model.head.bias += 0.01  # the ONNX file now holds different weights than the torch model
-    with pytest.raises(export.ExportError, match="differs from torch"):
+    with pytest.raises(export.ParityError, match="differs from torch"):
         export.check_parity(model, task, path)
 
 

@@ -3,16 +3,15 @@ imports prometheus_client) every worker writes its own files and /metrics sums t
 flask run) an app gets its own single-process registry.
 
 Requests update plain in-memory tallies (dict increments: no lock, no mmap write); `flush()` adds what
-changed since the last flush to the Prometheus values. The app's middleware (service/app.py, Observe) owns
+changed since the last flush to the Prometheus values. The app's middleware (service/server/app.py, Observe) owns
 both: it counts the requests it recorded and flushes, every 50 ms on the flushing thread
-(service/flushing.py), at exit, and before /metrics renders. So a worker's own counts are exact in its
+(observability/flushing.py), at exit, and before /metrics renders. So a worker's own counts are exact in its
 answer, and under gunicorn a scrape served by one worker sees the others' requests at most 50 ms late.
 """
 from __future__ import annotations
 
 import os
 import threading
-from bisect import bisect_left
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,7 +23,6 @@ from prometheus_client import (
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_BOUNDS = (*LATENCY_BUCKETS, float("inf"))
 
 
 def multiprocess_dir() -> str | None:
@@ -54,10 +52,10 @@ class Metrics:
         self.load_failures = Counter("toyseq_model_load_failures", "Model folders a worker could not load, "
                                      "by task (each worker counts its own attempt)", ["task"], registry=own)
 
-        # Running totals since start, written by the request thread only: (endpoint, task, status) -> count,
-        # (endpoint, task) -> [count per bucket..., sum of seconds], task -> sequences.
+        # Written by the request thread only: running totals (endpoint, task, status) -> count and
+        # task -> sequences; (endpoint, task) -> the durations not yet flushed.
         self._requests: dict[tuple, int] = {}
-        self._latency: dict[tuple, list] = {}
+        self._latency: dict[tuple, list[float]] = {}
         self._sequences: dict[str, int] = {}
         # What flush() has already added to the Prometheus values, per key.
         self._flushed: dict[tuple, object] = {}
@@ -68,11 +66,10 @@ class Metrics:
         key = (endpoint, task, status)
         requests = self._requests
         requests[key] = requests.get(key, 0) + 1
-        tally = self._latency.get(key[:2])
-        if tally is None:
-            tally = self._latency[key[:2]] = [0] * len(_BOUNDS) + [0.0]
-        tally[bisect_left(_BOUNDS, seconds)] += 1  # the first bucket whose bound is >= seconds, as Prometheus
-        tally[-1] += seconds
+        durations = self._latency.get(key[:2])
+        if durations is None:
+            durations = self._latency[key[:2]] = []
+        durations.append(seconds)
 
     def count_sequences(self, task: str, count: int) -> None:
         sequences = self._sequences
@@ -93,19 +90,15 @@ class Metrics:
                 if delta:
                     self.sequences.labels(key).inc(delta)
                     flushed[("s", key)] = total
-            for key, tally in list(self._latency.items()):
-                now = tally[:]  # one copy: the request thread may be adding to it
-                before = flushed.get(("l", key))
-                if before == now:
-                    continue
-                before = before or [0] * len(now)
-                child = self.latency.labels(*key)
-                # Histogram keeps one value per bucket and the sum; observe() has no batched form.
-                for i, bucket in enumerate(child._buckets):
-                    if now[i] != before[i]:
-                        bucket.inc(now[i] - before[i])
-                child._sum.inc(now[-1] - before[-1])
-                flushed[("l", key)] = now
+            for key, durations in list(self._latency.items()):
+                # A copy, then a delete of exactly the copied head: each is atomic under the GIL, so a
+                # duration the request thread appends meanwhile stays for the next flush.
+                taken = durations[:]
+                if taken:
+                    del durations[: len(taken)]
+                    child = self.latency.labels(*key)
+                    for seconds in taken:
+                        child.observe(seconds)
 
     def render(self) -> bytes:
         if self.pending is not None:

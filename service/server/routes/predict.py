@@ -37,18 +37,9 @@ def blueprint(state) -> Blueprint:
         arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), limits)
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
         environ["toyseq.sequences"] = len(arrays)  # counted by the app's middleware
-        return _Answer(orjson.dumps({"task": name, "model": models[name], **result}), content_type=JSON)
+        return Response(orjson.dumps({"task": name, "model": models[name], **result}), content_type=JSON)
 
     return bp
-
-
-class _Answer(Response):
-    """A predict answer: JSON bytes, status 200, Content-Type and Content-Length set on construction. werkzeug's
-    get_wsgi_headers copies the headers to correct a Location, a missing length or a 204/304; there is none
-    of that here, so they go out as they are."""
-
-    def get_wsgi_headers(self, environ):
-        return self.headers
 
 
 def read_json(environ: dict, max_body: int):
