@@ -18,8 +18,9 @@ from pathlib import Path
 
 import orjson
 
-from . import batch, coldstart, http, models, report, rollout, runtime, scaling
 from .timing import FULL, QUICK, SMOKE
+
+NEEDS = {"requests": "test", "matplotlib": "training", "torch": "training"}
 
 SECTIONS = ("http", "runtime", "rollout", "scaling", "coldstart", "scoring")
 TASKS = ("echo-lag", "arith-next", "echo")
@@ -30,7 +31,17 @@ def machine() -> dict:
             "python": platform.python_version(), "load_average_start": os.getloadavg()[0]}
 
 
+def missing_extras() -> list[str]:
+    """The project extras whose packages are not installed (the benchmarks start servers with requests,
+    draw with matplotlib and compare against torch)."""
+    import importlib.util
+
+    return sorted({extra for module, extra in NEEDS.items() if importlib.util.find_spec(module) is None})
+
+
 def run(sizes, out: Path, only: tuple[str, ...] = SECTIONS, mode: str = "full") -> dict:
+    from . import batch, coldstart, http, models, report, rollout, runtime, scaling
+
     results: dict = {"mode": mode, "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     with tempfile.TemporaryDirectory(prefix="toyseq-bench-") as tmp:
         tmp = Path(tmp)
@@ -64,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(only) - set(SECTIONS)
     if unknown:
         p.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
+    missing = missing_extras()
+    if missing:
+        print(f"python -m benchmarks needs the {' and '.join(missing)} extra: pip install -e '.[{','.join(missing)}]'",
+              file=sys.stderr)
+        return 2
+    from . import report
+
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     results = run(SMOKE if args.smoke else QUICK if args.quick else FULL, args.out, only, mode)
     print(report.table(results))

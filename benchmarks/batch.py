@@ -1,5 +1,5 @@
 """Batch scoring rows/s of the `toyseq-score` CLI, local and remote (--url to gunicorn), and one request per
-row for reference; the steps are benchmarks.scoring's (issue 4), sized by the run.
+row for reference; the steps are benchmarks.scoring's, sized by the run.
 
     python -m benchmarks.scoring   # the standalone, fuller version
 """

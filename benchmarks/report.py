@@ -1,11 +1,19 @@
 """The benchmark results as a text table (Markdown, ready for the README) and as a PNG chart."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
 def _goal(met) -> str:
     return "" if met is None else "met" if met else "MISSED"
+
+
+def ratio(value: float, goal: float | None = None) -> str:
+    """A ratio to two decimals that never reads as meeting a goal it misses: 0.7988 against 0.8 is 0.79x."""
+    if goal and value < goal:
+        value = math.floor(value * 100) / 100
+    return f"{value:.2f}x"
 
 
 def table(r: dict) -> str:
@@ -22,7 +30,7 @@ def table(r: dict) -> str:
         row(f"| HTTP 1 seq/request ({h['task']}, {h['length']} values, wrk {h['connections']} conn) "
             f"| {t['requests_per_s']:,.0f} req/s, p50 {t['p50_ms']:.1f} ms, p99 {t['p99_ms']:.1f} ms "
             f"| floor {f['requests_per_s']:,.0f} req/s, p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms "
-            f"| {one['ratio']:.2f}x | >= {one['goal']}x {_goal(one['met'])} |")
+            f"| {ratio(one['ratio'], one['goal'])} | >= {one['goal']}x {_goal(one['met'])} |")
         row(f"| HTTP {big['sequences']:,} seq/request | {big['sequences_per_s']:,.0f} seq/s "
             f"(p50 {big['p50_ms']:.0f} ms, p99 {big['p99_ms']:.0f} ms) | | | >= {big['goal']:,} seq/s "
             f"{_goal(big['met'])} |")
@@ -31,7 +39,7 @@ def table(r: dict) -> str:
             goal = f">= {x['goal']}x {_goal(x['met'])}" if x["goal"] else ""
             row(f"| runtime, batch {x['batch']:,} ({r['runtime']['task']}, length {x['length']}) "
                 f"| onnxruntime path {x['onnxruntime_ms']:.3f} ms | torch eager {x['torch_eager_ms']:.3f} ms "
-                f"| {x['speedup']:.2f}x | {goal} |")
+                f"| {ratio(x['speedup'], x['goal'])} | {goal} |")
     if "rollout" in r:
         for x in r["rollout"]["rows"]:
             row(f"| rollout {x['steps']} steps x {x['sequences']:,} seq ({r['rollout']['task']}) "
@@ -81,7 +89,7 @@ def chart(r: dict, path: Path) -> None:
         ratios.append((f"rollout n={x['sequences']}\nvs loop", x["speedup"], 0))
     ax = axes[2]
     if ratios:
-        bars = ax.bar(range(len(ratios)), [v for _, v, _ in ratios], color="tab:blue")
+        ax.bar(range(len(ratios)), [v for _, v, _ in ratios], color="tab:blue")
         for i, (_, v, goal) in enumerate(ratios):
             if goal:
                 ax.hlines(goal, i - 0.4, i + 0.4, colors="tab:red", linestyles="dashed")
@@ -89,7 +97,6 @@ def chart(r: dict, path: Path) -> None:
         ax.set_xticks(range(len(ratios)), [n for n, _, _ in ratios], fontsize=7)
         ax.set_yscale("log")
         ax.set_title("ratios measured in this run (red: goal)")
-        del bars
     m = r["machine"]
     fig.suptitle(f"toyseq benchmarks ({r['mode']}), {m['usable_cores']} cores, load avg {m['load_average_start']:.1f}")
     fig.tight_layout()

@@ -1,4 +1,4 @@
-"""Batch scoring speed (issue 4): local `toyseq-score` vs one request per row to a running service.
+"""Batch scoring speed: local `toyseq-score` vs one request per row to a running service.
 
     python -m benchmarks.scoring [--rows 200000] [--task echo-lag] [--models-dir models] [--sample 2000]
 

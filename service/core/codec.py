@@ -84,8 +84,8 @@ class InputContract:
         return arrays
 
     def _fast_all(self, sequences: list) -> list[np.ndarray] | None:
-        """A whole valid request in one numpy conversion: per-sequence checks cost ~10 us each, which is
-        most of the time of a request of many short sequences. None means 'check one by one'."""
+        """A whole valid request in one numpy conversion: per-sequence checks would be most of the time
+        of a request of many short sequences. None means 'check one by one'."""
         if len(sequences) < FAST_ALL_MIN or set(map(type, sequences)) != {list}:
             return None
         lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
@@ -97,7 +97,7 @@ class InputContract:
         if lengths.min() == lengths.max():
             return list(values.reshape(len(sequences), -1))
         ends = np.cumsum(lengths).tolist()
-        return [values[start:end] for start, end in zip([0, *ends[:-1]], ends)]  # views; np.split is ~4x slower
+        return [values[start:end] for start, end in zip([0, *ends[:-1]], ends)]  # views, without np.split's overhead
 
     def _fast(self, seq: Any) -> np.ndarray | None:
         """The common, valid case at C speed; None means 'look closer' (see _explain)."""

@@ -28,9 +28,8 @@ from .codec import Batch, Codec
 DEFAULT_CELL_BUDGET = 8_000_000
 
 # Splitting a batch into onnxruntime calls (Predictor._plan). Cells here are rows x padded length.
-# Measured on echo-lag (LSTM 1x64) with one thread: calls of ~1,000 cells run ~15% faster per cell than
-# calls of 5,000+ (the LSTM's per-step buffers stay in the core's cache) and rows below ~32 per call
-# waste the matrix products; a call costs about 64 cells' worth of fixed overhead.
+# Calls of about a thousand cells keep the LSTM's per-step buffers in the core's cache, fewer than ~32 rows
+# waste the matrix products, and each call has a fixed overhead (docs/performance.md has the figures).
 CALL_CELLS = 1024
 MIN_CALL_ROWS = 32
 CALL_OVERHEAD_CELLS = 64

@@ -23,7 +23,7 @@ from ..core.manifest import ManifestError, discover
 from ..core.predictor import Predictor, SessionConfig, top_k_classes
 from .formats import Answer, Answers, Chunk, Row, chunks_of
 
-if TYPE_CHECKING:  # service.scoring.client (http.client) is imported only for remote mode: local start-up is faster
+if TYPE_CHECKING:  # http.client is imported only in remote mode, to keep local start-up short
     from .client import Client, ServiceError
 
 LOCAL_CHUNK_ROWS = 8192
@@ -78,6 +78,8 @@ class LocalBackend:
              top_k: int | None = None, workers: int | None = None) -> "LocalBackend":
         models_dir = Path(models_dir or os.environ.get("TOYSEQ_MODELS_DIR", "models"))
         folder = models_dir / task
+        if not models_dir.is_dir():
+            raise UsageError(f"no models folder at {models_dir.resolve()}: pass --models-dir or set TOYSEQ_MODELS_DIR")
         if not (folder / "manifest.json").is_file():
             known = ", ".join(p.name for p in discover(models_dir)) or "none"
             raise UsageError(f"unknown task {task!r} in {models_dir} (known: {known})")

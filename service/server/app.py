@@ -169,7 +169,7 @@ class Observe:
 
 
 def _request_ids():
-    """Request ids, 32 hex digits like uuid4().hex but ~10x cheaper: a random per-app prefix (the app is built
+    """Request ids, 32 hex digits like uuid4().hex but without a system call per id: a random per-app prefix (the app is built
     in each worker after fork) and a counter, so ids stay unique across workers and restarts."""
     prefix, counter = os.urandom(8).hex(), itertools.count()
     return lambda: f"{prefix}{next(counter):016x}"

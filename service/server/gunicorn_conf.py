@@ -23,6 +23,7 @@ limit_request_line = _config.limit_request_line
 limit_request_fields = _config.limit_request_fields
 loglevel = _config.log_level
 accesslog = None
+logger_class = "service.server.observability.gunicorn_log.JsonLogger"
 preload_app = False
 
 # prometheus_client reads this when first imported, which happens in the workers (after this file runs).

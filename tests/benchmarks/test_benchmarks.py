@@ -50,3 +50,17 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert [m for m in measured if m[1] <= 0] == []
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| benchmark |" in done.stdout
+
+
+def test_a_missed_goal_never_reads_as_met():
+    from benchmarks.report import ratio
+
+    assert ratio(0.7988, 0.8) == "0.79x" and ratio(0.8, 0.8) == "0.80x" and ratio(0.7988) == "0.80x"
+
+
+def test_missing_extras_are_named_instead_of_a_traceback(monkeypatch, capsys):
+    import benchmarks.__main__ as entry
+
+    monkeypatch.setattr(entry, "NEEDS", {"toyseq_no_such_module": "test"})
+    assert entry.main(["--smoke"]) == 2
+    assert "pip install -e '.[test]'" in capsys.readouterr().err

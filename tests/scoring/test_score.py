@@ -1,4 +1,4 @@
-"""Batch scoring (issue 4): the CLI `python -m service.scoring` run as a subprocess, the Python API, and
+"""Batch scoring: the CLI `python -m service.scoring` run as a subprocess, the Python API, and
 remote mode against a real gunicorn. Expected answers come from Predictor.predict on the same rows."""
 from __future__ import annotations
 
@@ -162,6 +162,11 @@ def test_usage_errors_exit_2_with_a_clear_message(tmp_path, models_copy, task):
     missing = run_cli(task, tmp_path / "missing.jsonl", "--models-dir", models_copy)
     assert missing.returncode == 2 and b"cannot read" in missing.stderr
     assert unknown.stdout == missing.stdout == b""
+    # Run outside the repository (no ./models): the message says where it looked, not "unknown task".
+    nowhere = subprocess.run([sys.executable, "-m", "service.scoring", task], input=b"[1]\n", cwd=tmp_path,
+                             capture_output=True, timeout=TIMEOUT,
+                             env={k: v for k, v in os.environ.items() if k != "TOYSEQ_MODELS_DIR"} | {"PYTHONPATH": str(ROOT)})
+    assert nowhere.returncode == 2 and f"no models folder at {tmp_path / 'models'}".encode() in nowhere.stderr
 
 
 def test_steps_on_a_task_without_rollout_is_a_usage_error(models_copy):

@@ -118,3 +118,8 @@ def test_sigterm_lets_the_request_in_flight_finish(server, models_copy):
     assert status.startswith(b"HTTP/1.1 200"), response[:300]
     assert len(orjson.loads(payload)["outputs"]) == 20
     assert server.proc.wait(30) == 0
+    # Every line on stderr is one JSON object, gunicorn's own included (here: its shutdown lines).
+    lines = server.log().splitlines()
+    assert [line for line in lines if not line.startswith("{")] == []
+    own = [json.loads(line) for line in lines if '"logger":"gunicorn.error"' in line]
+    assert any("Handling signal" in line["msg"] for line in own), own
