@@ -3,14 +3,8 @@
 #   docker run --rm -p 8000:8000 toyseq
 # Configuration comes from the TOYSEQ_* environment variables the README documents (-e TOYSEQ_WORKERS=4 ...).
 
-# The service's run-time dependencies: pyproject.toml's base `dependencies` list only (never torch
-# or the training/test extras). Extracted in their own stage so that editing another part of
-# pyproject.toml leaves the install layer below cached.
-FROM python:3.11-slim AS requirements
-COPY pyproject.toml /
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /requirements.txt
-
+# The service's run-time dependencies, locked: service/requirements.lock resolves pyproject.toml's base
+# `dependencies` (never torch or the training/test extras); tests/server/test_container.py checks the two agree.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,9 +17,9 @@ WORKDIR /app
 
 # Dependencies before code, so that a change to service/ or models/ reuses this layer.
 # The service user gets a home: gunicorn puts its control socket there, onnxruntime its telemetry id.
-COPY --from=requirements /requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt \
+COPY service/requirements.lock /tmp/requirements.lock
+RUN pip install --no-cache-dir --no-deps -r /tmp/requirements.lock \
+    && rm /tmp/requirements.lock \
     && groupadd --gid 10001 toyseq \
     && useradd --uid 10001 --gid toyseq --create-home --home-dir /home/toyseq \
         --shell /usr/sbin/nologin toyseq

