@@ -163,7 +163,8 @@ def test_directory_of_part_files_names_each_file_in_errors(tmp_path, ray_address
             out = tmp_path / "local-part-1.jsonl"
             assert main([task, str(folder / "part-1.jsonl"), "-o", str(out), "--models-dir", str(models_copy), "-q"]) == 0
         expected += out.read_bytes().replace(b'"error":"line ', f'"error":"part-{k}.jsonl line '.encode())
-    summary = score_files(task, str(folder), str(tmp_path / "ray"), models_dir=str(models_copy), chunk_rows=500)
+    # as a file:// URI: the path goes through pyarrow's filesystems, as s3:// or gs:// would
+    summary = score_files(task, f"file://{folder}", str(tmp_path / "ray"), models_dir=str(models_copy), chunk_rows=500)
     assert (summary.files_in, summary.rows, summary.errors) == (3, 6000, 2)
     assert b"".join(p.read_bytes() for p in parts(tmp_path / "ray")) == expected
     assert b'"error":"part-0.jsonl line 102: /0: 100 is outside' in expected
