@@ -4,12 +4,20 @@
     toyseq-score echo-lag rows.jsonl -o answers.jsonl         # local: loads models/echo-lag
     cat rows.csv | toyseq-score last-value --format csv        # stdin -> stdout
     toyseq-score ramp rows.jsonl --steps 5 --url http://127.0.0.1:8000 --concurrency 4
+    toyseq-score echo rows.parquet -o answers.parquet                # Parquet (pip install 'toyseq[parquet]')
+    toyseq-score echo s3://bucket/rows/ -o s3://bucket/answers/ --engine ray   # Ray Data ('toyseq[ray]')
 
 INPUT is JSONL (each line a JSON array, or {"inputs": [...], "id": ...}) or CSV (one sequence per row),
 told apart by extension (.jsonl/.ndjson/.json, .csv) or --format; `-` or nothing reads stdin (JSONL
 unless --format). Answers go to OUTPUT (stdout by default) in the input's format, in input order:
 JSONL lines {"id": ..., "output": ...} (id when given) or {"id": ..., "error": "line 7: ..."} for a
 row that fails validation; CSV rows of the output's values or a single cell "error: line 7: ...".
+Parquet (a file, not stdin): a list column `inputs` (or --column; an `id` column is echoed back), answered
+as columns id, output, top_k, error ("row 7: ..."), one row group per chunk.
+--engine ray runs the same checks and model on Ray Data (a local Ray with this machine's cores, or the
+cluster at --ray-address / $RAY_ADDRESS): INPUT may be a file, a directory of part files or a URI
+(s3://, gs://, file://); OUTPUT is a directory that receives part files part-<file>-<line>.<ext> whose
+sorted names give input order. See service/scoring/ray_engine.py and docs/scoring.md.
 A bad row never stops the job. Exit status: 0 every row scored, 1 some rows failed (0 with
 --allow-errors), 2 the job could not run (unknown task, unreadable file, service refused or unreachable).
 
@@ -83,7 +91,7 @@ def backend(task: str, models_dir: str | None, url: str | None, api_key: str | N
     rows = min(REMOTE_CHUNK_ROWS, limits.get("max_batch") or REMOTE_CHUNK_ROWS)
     if steps and limits.get("max_rollout_values"):
         rows = max(1, min(rows, limits["max_rollout_values"] // steps))
-    return RemoteBackend(client, task, steps, top_k, concurrency, rows)
+    return RemoteBackend(client, task, steps, top_k, concurrency, rows, info.get("output"))
 
 
 class Progress:
@@ -124,7 +132,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="toyseq-score", description=doc[0], epilog="\n".join(doc[2:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task", metavar="TASK", help="a task name, e.g. echo-lag")
-    p.add_argument("input", metavar="INPUT", nargs="?", default="-", help="JSONL or CSV file; - for stdin")
+    p.add_argument("input", metavar="INPUT", nargs="?", default="-",
+                   help="JSONL, CSV or Parquet file; - for stdin (JSONL/CSV); with --engine ray also a directory or URI")
     p.add_argument("-o", "--output", default="-", help="where answers go (default stdout)")
     p.add_argument("--format", choices=rows_mod.FORMATS, help="input (and output) format; default by extension")
     p.add_argument("--steps", type=int, help="roll out K next values (next-value tasks)")
@@ -142,6 +151,12 @@ def parser() -> argparse.ArgumentParser:
                                                           "not answered, with exponential backoff (default 5)")
     p.add_argument("--chunk-rows", type=int, default=None,
                    help=f"rows per chunk (default {LOCAL_CHUNK_ROWS} local, {REMOTE_CHUNK_ROWS} remote)")
+    p.add_argument("--column", help="Parquet: the list column of sequences (default 'inputs', or the only list column)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: Ray Data, writing part files into the directory OUTPUT")
+    p.add_argument("--ray-address", default=None, help="ray engine: the cluster to attach to (default $RAY_ADDRESS; "
+                                                       "none: start a local Ray with this machine's cores)")
+    p.add_argument("--actors", type=int, default=None, help="ray engine: scoring actors (default: one per CPU of the cluster)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     return p
 
@@ -152,8 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     fmt = args.format or rows_mod.format_of(args.input)
     if args.top_k is not None and fmt == "csv":
         p.error("--top-k needs JSONL (CSV rows hold only the output)")
-    if min(args.concurrency, args.chunk_rows or 1, args.workers or 1) < 1 or args.retries < 0:
-        p.error("--concurrency, --chunk-rows and --workers must be at least 1, --retries at least 0")
+    if min(args.concurrency, args.chunk_rows or 1, args.workers or 1, args.actors or 1) < 1 or args.retries < 0:
+        p.error("--concurrency, --chunk-rows, --workers and --actors must be at least 1, --retries at least 0")
+    if args.engine == "ray":
+        return ray_main(p, args)
+    if fmt == "parquet" and args.input == "-":
+        p.error("Parquet is read by row group: give a file, not stdin")
     with ExitStack() as stack:
         try:
             chosen = backend(args.task, args.models_dir, args.url, args.api_key, args.steps, args.top_k,
@@ -174,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             p.error(f"cannot write {args.output}: {err.strerror or err}")
         try:
-            total, errors, seconds = run(scorer, fmt, source, sink, not args.quiet and sys.stderr.isatty())
+            total, errors, seconds = run(scorer, fmt, source, sink, not args.quiet and sys.stderr.isatty(),
+                                         args.column)
         except UsageError as err:
             print(f"{p.prog}: error: {err}", file=sys.stderr)
             return 2
@@ -189,20 +209,69 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if errors and not args.allow_errors else 0
 
 
-def run(scorer: Scorer, fmt: str, source: IO[bytes], sink: IO[bytes], progress: bool) -> tuple[int, int, float]:
+def run(scorer: Scorer, fmt: str, source: IO[bytes], sink: IO[bytes], progress: bool,
+        column: str | None = None) -> tuple[int, int, float]:
     """Stream `source` through `scorer` into `sink`; return (rows, rows that failed, seconds)."""
     started = time.perf_counter()
     bar = Progress(source, progress)
-    write = rows_mod.writer(fmt)
+    if fmt == "parquet":
+        from . import parquet  # pyarrow only for Parquet: JSONL/CSV start-up stays lean
+
+        rows_in = parquet.ParquetInput(source, column)
+        chunks = rows_in.chunks(scorer.chunk_rows)
+        out = parquet.ParquetSink(sink, parquet.output_schema(scorer.backend.output, scorer.backend.steps,
+                                                              bool(scorer.backend.top_k), rows_in.id_type))
+        write, close = out.write, out.close
+    else:
+        chunks = rows_mod.reader(fmt, source, scorer.chunk_rows)
+        to_bytes = rows_mod.writer(fmt)
+
+        def write(chunk, answers):
+            sink.write(to_bytes(chunk, answers))
+
+        close = sink.flush
     total = errors = 0
-    for chunk, answers in scorer.score_chunks(rows_mod.reader(fmt, source, scorer.chunk_rows)):
-        sink.write(write(chunk, answers))
+    for chunk, answers in scorer.score_chunks(chunks):
+        write(chunk, answers)
         total += len(chunk)
         errors += len(answers.errors)
         bar.update(total, errors)
+    close()
     sink.flush()
     bar.close()
     return total, errors, time.perf_counter() - started
+
+
+def ray_main(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """--engine ray: the same options, exit codes and summary line, part files into the directory OUTPUT."""
+    if args.url:
+        p.error("--engine ray scores with the model itself: --url is for the local engine's remote mode")
+    if args.input == "-" or args.output == "-":
+        p.error("--engine ray reads files and writes part files: give INPUT and -o DIRECTORY")
+    from .ray_engine import score_files  # Ray is an optional extra: imported only here
+
+    try:
+        summary = score_files(args.task, args.input, args.output, fmt=args.format, models_dir=args.models_dir,
+                              steps=args.steps, top_k=args.top_k, chunk_rows=args.chunk_rows,
+                              address=args.ray_address, actors=args.actors, column=args.column,
+                              progress=not args.quiet and sys.stderr.isatty())
+    except UsageError as err:
+        p.error(str(err))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # a failure inside Ray (a lost node, an unwritable bucket): the job did not run
+        import ray.exceptions
+        if not isinstance(err, ray.exceptions.RayError):
+            raise
+        print(f"{p.prog}: error: the Ray job failed: {str(err).strip().splitlines()[-1][:500]}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        s = summary
+        print(f"{p.prog}: {args.task}: {s.rows:,} rows, {s.errors:,} errors in {s.seconds:.2f} s "
+              f"({s.rows / max(s.seconds, 1e-9):,.0f} rows/s) on Ray: {s.actors} actors, {s.cpus:g} CPUs, "
+              f"Ray up in {s.startup:.2f} s; {s.files_in} input files -> {s.files_out} part files in {args.output}",
+              file=sys.stderr)
+    return 1 if summary.errors and not args.allow_errors else 0
 
 
 if __name__ == "__main__":

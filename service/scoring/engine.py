@@ -66,6 +66,7 @@ class LocalBackend:
         check_options(predictor.task, steps, top_k, MAX_LOCAL_STEPS if predictor.rollout else 0,
                       top_k_classes(predictor), "its output is a list" if kind == "echo" else "its output is not a class")
         self.predictor = predictor
+        self.output = predictor.manifest["output"]
         self.codec = predictor.codec
         self.steps = steps
         self.top_k = top_k
@@ -139,8 +140,9 @@ class RemoteBackend:
     backoff by the Client."""
 
     def __init__(self, client: Client, task: str, steps: int | None = None, top_k: int | None = None,
-                 concurrency: int = 4, chunk_rows: int = REMOTE_CHUNK_ROWS):
+                 concurrency: int = 4, chunk_rows: int = REMOTE_CHUNK_ROWS, output: dict | None = None):
         self.client = client
+        self.output = output or {}  # the task's manifest "output" section, as the service reports it
         self.task = task
         self.steps = steps
         self.top_k = top_k

@@ -1,4 +1,5 @@
-"""Rows of a scoring file: read JSONL or CSV lazily in Chunks of rows; write answers back.
+"""Rows of a scoring file: read JSONL or CSV lazily in Chunks of rows; write answers back. (Parquet, which
+needs pyarrow, lives in service.scoring.parquet and keeps the same Chunks, Answers and error texts.)
 
 JSONL: each line is a JSON array (one sequence) or an object {"inputs": [...], "id": ...}; blank lines
 are skipped. CSV: one sequence per row, cells are numbers. A line that cannot be read becomes a row
@@ -18,8 +19,9 @@ from typing import IO, Any, Iterable, Iterator, Sequence
 
 import orjson
 
-FORMATS = ("jsonl", "csv")
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+FORMATS = ("jsonl", "csv", "parquet")
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
+               ".pq": "parquet"}
 
 
 @dataclass(slots=True)
@@ -49,16 +51,17 @@ class Chunk:
     ids: list | None = None  # each object row's "id" (None for array rows); None when no row has one
     prefixes: list[str] | None = None  # JSON pointer of each sequence in its line; None: all "" (arrays)
     errors: dict[int, str] = field(default_factory=dict)  # row index -> why its line could not be read
+    where: str = "line"  # how an error names the row's place: "line 7", "row 7" (Parquet), "a.jsonl line 7"
 
     def __len__(self) -> int:
         return len(self.sequences)
 
     @classmethod
-    def of_rows(cls, rows: list[Row]) -> "Chunk":
+    def of_rows(cls, rows: list[Row], where: str = "line") -> "Chunk":
         ids = [r.id for r in rows] if any(r.id is not None for r in rows) else None
         prefixes = [r.prefix for r in rows] if any(r.prefix for r in rows) else None
         errors = {i: r.error for i, r in enumerate(rows) if r.error is not None}
-        return cls([r.line for r in rows], [r.sequence for r in rows], ids, prefixes, errors)
+        return cls([r.line for r in rows], [r.sequence for r in rows], ids, prefixes, errors, where)
 
     def row(self, i: int) -> Row:
         return Row(self.lines[i], self.sequences[i], self.ids[i] if self.ids else None,
@@ -72,7 +75,7 @@ class Chunk:
         for rest, message in problems:
             where = prefix + rest
             parts.append(f"{where}: {message}" if where else message)
-        return f"line {self.lines[i]}: " + "; ".join(parts)
+        return f"{self.where} {self.lines[i]}: " + "; ".join(parts)
 
 
 @dataclass(slots=True)
@@ -116,39 +119,43 @@ def format_of(path: str | None, default: str = "jsonl") -> str:
 # --- readers -------------------------------------------------------------------------------------
 
 def read_jsonl(stream: IO[bytes], chunk_rows: int) -> Iterator[Chunk]:
-    """Chunks of up to `chunk_rows` lines. The usual block (every line a JSON array) is parsed in one
-    pass of C calls; any other block goes line by line."""
-    loads = orjson.loads
+    """Chunks of up to `chunk_rows` lines (see parse_jsonl)."""
     first = 1
     while True:
         lines = list(islice(stream, chunk_rows))
         if not lines:
             return
-        try:
-            values = list(map(loads, lines))  # raises on a blank or malformed line: see _jsonl_chunk
-        except orjson.JSONDecodeError:
-            values = None
-        if values is not None and set(map(type, values)) == {list}:
-            yield Chunk(range(first, first + len(lines)), values)
-        else:
-            yield _jsonl_chunk(lines, first, values)
+        yield parse_jsonl(lines, range(first, first + len(lines)))
         first += len(lines)
 
 
-def _jsonl_chunk(lines: list[bytes], first: int, values: list | None) -> Chunk:
+def parse_jsonl(lines: list[bytes], numbers: Sequence[int], where: str = "line") -> Chunk:
+    """The Chunk of JSONL `lines` whose places are `numbers` (the Ray engine parses its blocks of lines
+    here too). The usual block (every line a JSON array) is parsed in one pass of C calls; any other
+    block goes line by line."""
+    try:
+        values = list(map(orjson.loads, lines))  # raises on a blank or malformed line: see _jsonl_chunk
+    except orjson.JSONDecodeError:
+        values = None
+    if values is not None and set(map(type, values)) == {list}:
+        return Chunk(numbers, values, where=where)
+    return _jsonl_chunk(lines, numbers, values, where)
+
+
+def _jsonl_chunk(lines: list[bytes], numbers: Sequence[int], values: list | None, where: str) -> Chunk:
     """A block line by line: blank lines skipped, objects unpacked, unreadable lines kept as errors.
     `values` are the lines already parsed, when they all could be."""
     rows = []
-    for line_no, line in enumerate(lines, first):
+    for i, (line_no, line) in enumerate(zip(numbers, lines)):
         if values is not None:
-            value = values[line_no - first]
+            value = values[i]
         elif not line.strip():
             continue
         else:
             try:
                 value = orjson.loads(line)
             except orjson.JSONDecodeError as err:
-                rows.append(Row(line_no, None, error=f"line {line_no}: invalid JSON: {err}"))
+                rows.append(Row(line_no, None, error=f"{where} {line_no}: invalid JSON: {err}"))
                 continue
         if type(value) is list:
             rows.append(Row(line_no, value))
@@ -157,9 +164,9 @@ def _jsonl_chunk(lines: list[bytes], first: int, values: list | None) -> Chunk:
         else:
             what = "an object without \"inputs\"" if type(value) is dict else type(value).__name__
             rows.append(Row(line_no, None, value.get("id") if type(value) is dict else None,
-                            error=f"line {line_no}: expected a JSON array of numbers or an object "
+                            error=f"{where} {line_no}: expected a JSON array of numbers or an object "
                                   f"{{\"inputs\": [...], \"id\": ...}}, got {what}"))
-    return Chunk.of_rows(rows)
+    return Chunk.of_rows(rows, where)
 
 
 def _cell(text: str) -> Any:
@@ -188,6 +195,23 @@ def read_csv_rows(stream: IO[bytes]) -> Iterator[Row]:
         yield Row(line_no + 1, None, error=f"line {line_no + 1}: unreadable CSV: {err}")
 
 
+def parse_csv(lines: list[bytes], numbers: Sequence[int], where: str = "line") -> Chunk:
+    """The Chunk of CSV `lines` (one record per line) whose places are `numbers`: the Ray engine's blocks.
+    Each line is decoded on its own, so an undecodable line is one error row, not the end of the block."""
+    rows: list[Row] = []
+    for line_no, line in zip(numbers, lines):
+        try:
+            cells = next(csv.reader([line.decode("utf-8")]), [])
+        except (csv.Error, UnicodeDecodeError) as err:
+            rows.append(Row(line_no, None, error=f"{where} {line_no}: unreadable CSV: {err}"))
+            continue
+        while cells and not cells[-1].strip():  # a trailing comma is not a value
+            cells.pop()
+        if cells:
+            rows.append(Row(line_no, [_cell(c) for c in cells]))
+    return Chunk.of_rows(rows, where)
+
+
 def chunks_of(rows: Iterable[Row], chunk_rows: int) -> Iterator[Chunk]:
     rows = iter(rows)
     while block := list(islice(rows, chunk_rows)):
@@ -201,12 +225,16 @@ def reader(fmt: str, stream: IO[bytes], chunk_rows: int) -> Iterator[Chunk]:
 # --- writers -------------------------------------------------------------------------------------
 
 def jsonl_lines(chunk: Chunk, answers: Answers) -> bytes:
+    return b"".join(jsonl_rows(chunk, answers))
+
+
+def jsonl_rows(chunk: Chunk, answers: Answers) -> list[bytes]:
     """One line per row: {"id": ..., "output": ..., "top_k": ...} or {"id": ..., "error": ...}.
     Assembled from orjson pieces rather than a dict per row, which would dominate the writing time."""
     dumps = orjson.dumps
     if chunk.ids is None and not answers.errors and answers.top_k is None:
         # the usual chunk: every line is {"output": ...}
-        return b"".join([b'{"output":' + dumps(output) + b"}\n" for output in answers.outputs])
+        return [b'{"output":' + dumps(output) + b"}\n" for output in answers.outputs]
     out = []
     ids = chunk.ids or [None] * len(chunk)
     tops = answers.top_k or [None] * len(chunk)
@@ -219,19 +247,31 @@ def jsonl_lines(chunk: Chunk, answers: Answers) -> bytes:
             out.append(head + b'"output":' + dumps(output) + b"}\n")
         else:
             out.append(head + b'"output":' + dumps(output) + b',"top_k":' + dumps(top) + b"}\n")
-    return b"".join(out)
+    return out
 
 
 def csv_lines(chunk: Chunk, answers: Answers) -> bytes:
+    return "".join(_csv_texts(answers)).encode()
+
+
+def csv_rows(chunk: Chunk, answers: Answers) -> list[bytes]:
     """One CSV row per input row: the output's values, or a single cell "error: line N: ..."."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    return [text.encode() for text in _csv_texts(answers)]
+
+
+class _Texts(list):
+    write = list.append  # csv.writer calls write once per row: each row's text lands in its own item
+
+
+def _csv_texts(answers: Answers) -> list[str]:
+    texts = _Texts()
+    writer = csv.writer(texts, lineterminator="\n")
     for i, output in enumerate(answers.outputs):
         if i in answers.errors:
             writer.writerow([f"error: {answers.errors[i]}"])
         else:
             writer.writerow(output if isinstance(output, list) else [output])
-    return buffer.getvalue().encode()
+    return texts
 
 
 def writer(fmt: str):
