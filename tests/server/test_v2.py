@@ -3,6 +3,8 @@ answers equal to the native endpoint's for every task (JSON and binary tensor da
 protocol's {"error": ...} with a 4xx status."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import orjson
 import pytest
@@ -11,6 +13,7 @@ from service.core import manifest as manifest_mod
 from tests.support.paths import MODELS_DIR, TASKS
 
 
+@functools.cache  # loading checks the manifest: ~0.2 s each
 def manifest(task) -> dict:
     return manifest_mod.load(MODELS_DIR / task, check_hash=False)
 

@@ -7,6 +7,8 @@ endpoint's for the same input.
 """
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 import subprocess
@@ -25,6 +27,7 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 KSERVE_PYTHON = Path(os.environ.get("TOYSEQ_KSERVE_PYTHON") or ROOT / ".venv-kserve" / "bin" / "python")
 
 
+@functools.cache  # loading checks the manifest: ~0.2 s each
 def manifest(task) -> dict:
     return manifest_mod.load(MODELS_DIR / task, check_hash=False)
 
@@ -103,7 +106,7 @@ def test_tritonclient_health_metadata_and_infer_json_and_binary(server):
                     tensor.set_data_from_numpy(array, binary_data=binary_in)
                     wanted = [httpclient.InferRequestedOutput(name, binary_data=binary_out) for name in expected]
                     result = client.infer(task, [tensor], outputs=wanted, request_id=f"{task}-{binary_in}-{binary_out}",
-                                          parameters=params or None, headers=AUTH, model_version=version)
+                                          parameters=params or None, headers=dict(AUTH), model_version=version)
                     response = result.get_response()
                     assert response["id"] == f"{task}-{binary_in}-{binary_out}" and response["model_version"] == version
                     for name, values in expected.items():
@@ -111,7 +114,7 @@ def test_tritonclient_health_metadata_and_infer_json_and_binary(server):
             # tritonclient's defaults: binary input, no outputs named (so every output comes back binary)
             tensor = httpclient.InferInput("input", list(array.shape), input_dtype(task))
             tensor.set_data_from_numpy(array)
-            result = client.infer(task, [tensor], parameters=params or None, headers=AUTH)
+            result = client.infer(task, [tensor], parameters=params or None, headers=dict(AUTH))
             for name, values in expected.items():
                 assert result.as_numpy(name).tolist() == values, (task, name, "defaults")
     finally:
@@ -136,7 +139,7 @@ def test_tritonclient_errors_are_raised_with_the_servers_message(server):
         wrong.set_data_from_numpy(array.astype(np.float32))
         if input_dtype(task) == "INT64":
             with pytest.raises(InferenceServerException, match="takes datatype INT64"):
-                client.infer(task, [wrong], headers=AUTH)
+                client.infer(task, [wrong], headers=dict(AUTH))
     finally:
         client.close()
 
