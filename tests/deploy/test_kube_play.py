@@ -17,8 +17,10 @@ import json
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import orjson
 import pytest
 import requests
 import yaml
@@ -29,6 +31,20 @@ from tests.support.server import free_port
 
 pytestmark = pytest.mark.slow
 TASK = "echo-lag"
+
+
+BIG_ROWS, BIG_LENGTH = 1500, 400  # a 1.8 MB body, within the ConfigMap's TOYSEQ_MAX_BODY_BYTES (2 MiB)
+
+
+def cgroup_memory(engine, name: str) -> dict:
+    """The container's memory in MiB: now and the peak so far (cgroup v2, or v1 on a hybrid host)."""
+    for now, peak in (("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.peak"),
+                      ("/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes")):
+        read = engine.run("exec", name, "cat", now, peak, check=False)
+        if read.returncode == 0:
+            current, top = (int(v) / 2**20 for v in read.stdout.split())
+            return {"current_mib": round(current, 1), "peak_mib": round(top, 1)}
+    pytest.fail(f"no cgroup memory files in the container: {read.stderr}")
 
 
 def pod_manifest(image_name: str, port: int, suffix: str) -> tuple[list[dict], dict]:
@@ -114,6 +130,19 @@ def test_deployment_runs_under_podman_kube_play_and_answers_tritonclient(engine,
                 client.infer(TASK, [tensor])
         finally:
             client.close()
+        # memory against the limit: two large batches at once (one per worker), then the cgroup's peak
+        print(f"container memory ready and after the calls: {cgroup_memory(engine, name)}")
+        rng = np.random.default_rng(0)
+        batch = orjson.dumps({"inputs": rng.integers(10, 100, size=(BIG_ROWS, BIG_LENGTH)).tolist()})
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: requests.post(
+                f"{url}/tasks/echo/predict", data=batch, timeout=120,
+                headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}),
+                range(2)))
+        assert [a.status_code for a in answers] == [200, 200], answers[0].text[:300]
+        memory = cgroup_memory(engine, name)
+        print(f"after two {len(batch) / 1e6:.1f} MB echo batches at once: {memory}")
+        assert memory["peak_mib"] < 512, memory
         # no permission errors with the read-only root filesystem
         logs = engine.run("logs", name, check=False)
         text = logs.stdout + logs.stderr
