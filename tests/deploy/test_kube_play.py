@@ -36,11 +36,11 @@ TASK = "echo-lag"
 BIG_ROWS, BIG_LENGTH = 1500, 400  # a 1.8 MB body, within the ConfigMap's TOYSEQ_MAX_BODY_BYTES (2 MiB)
 
 
-def cgroup_memory(engine, name: str) -> dict:
+def cgroup_memory(podman, name: str) -> dict:
     """The container's memory in MiB: now and the peak so far (cgroup v2, or v1 on a hybrid host)."""
     for now, peak in (("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.peak"),
                       ("/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes")):
-        read = engine.run("exec", name, "cat", now, peak, check=False)
+        read = podman.run("exec", name, "cat", now, peak, check=False)
         if read.returncode == 0:
             current, top = (int(v) / 2**20 for v in read.stdout.split())
             return {"current_mib": round(current, 1), "peak_mib": round(top, 1)}

@@ -327,7 +327,7 @@ def test_request_ids_metrics_and_openapi(make_client, any_task):
     r = infer(app_client, any_task, v2_body(any_task, examples(any_task, 3)), headers={"X-Request-ID": "abc-1"})
     assert r.status_code == 200 and r.headers["X-Request-ID"] == "abc-1"
     metrics = app_client.get("/metrics").get_data(as_text=True)
-    assert f'endpoint="v2.infer"' in metrics and f'task="{any_task}"' in metrics
+    assert 'endpoint="v2.infer"' in metrics and f'task="{any_task}"' in metrics
     doc = app_client.get("/openapi.json").get_json()
     for path in ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready",
                  "/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
