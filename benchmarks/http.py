@@ -1,7 +1,8 @@
 """HTTP throughput under gunicorn with the project's config (2 workers, sync): toyseq vs the bare Flask floor
 (benchmarks/floor.py), one echo-lag sequence of 10 values per request, wrk at 8 connections, after one
-unmeasured second on each, rounds alternating A B A B so that machine noise hits both alike; then 1,000
-sequences per request.
+unmeasured second on each, rounds alternating A B C A B C so that machine noise hits all alike: A the native
+predict path, B the floor, C the same sequence through the Open Inference Protocol v2 infer path (JSON); then
+1,000 sequences per request.
 
     python -m benchmarks.http [--rounds N] [--seconds S] [--one-only]   # more A B pairs on a noisy machine
 """
@@ -33,6 +34,13 @@ def body(count: int, seed: int = 0) -> bytes:
     return orjson.dumps({"inputs": [[rng.randint(0, 99) for _ in range(LENGTH)] for _ in range(count)]})
 
 
+def v2_body(count: int, seed: int = 0) -> bytes:
+    """The same sequences as body(count, seed), as a v2 inference request."""
+    rows = orjson.loads(body(count, seed))["inputs"]
+    return orjson.dumps({"inputs": [{"name": "input", "datatype": "INT64", "shape": [count, LENGTH],
+                                     "data": [v for row in rows for v in row]}]})
+
+
 def summary(runs: list[dict]) -> dict:
     return {"requests_per_s": statistics.median(r["requests_per_s"] for r in runs),
             "p50_ms": statistics.median(r["p50_ms"] for r in runs),
@@ -41,24 +49,31 @@ def summary(runs: list[dict]) -> dict:
 
 
 def run(models_dir: Path, sizes: Sizes, log_dir: Path, one_only: bool = False) -> dict:
-    path = f"/tasks/{TASK}/predict"
-    one, big = body(1), body(BIG_BATCH)
-    toyseq_runs, floor_runs, big_runs = [], [], []
+    path, v2_path = f"/tasks/{TASK}/predict", f"/v2/models/{TASK}/infer"
+    one, big, v2_one = body(1), body(BIG_BATCH), v2_body(1)
+    toyseq_runs, floor_runs, v2_runs, big_runs = [], [], [], []
     with Server(log_dir / "toyseq.log", models_dir=models_dir, app=TOYSEQ_APP) as toyseq, \
             Server(log_dir / "floor.log", models_dir=models_dir, app=FLOOR_APP) as floor:
         for server in (toyseq, floor):  # unmeasured: the first seconds after start run slower for both
             load.run(server.url + path, one, WARM_UP_SECONDS, CONNECTIONS)
+        load.run(toyseq.url + v2_path, v2_one, WARM_UP_SECONDS, CONNECTIONS)
         for _ in range(sizes.http_rounds):
             toyseq_runs.append(load.run(toyseq.url + path, one, sizes.http_seconds, CONNECTIONS))
             floor_runs.append(load.run(floor.url + path, one, sizes.http_seconds, CONNECTIONS))
+            v2_runs.append(load.run(toyseq.url + v2_path, v2_one, sizes.http_seconds, CONNECTIONS))
         for _ in range(0 if one_only else sizes.http_rounds):
             big_runs.append(load.run(toyseq.url + path, big, sizes.http_seconds, CONNECTIONS))
-    a, b = summary(toyseq_runs), summary(floor_runs)
+    a, b, c = summary(toyseq_runs), summary(floor_runs), summary(v2_runs)
     # Each pair ran back to back, so its ratio is the least disturbed by drifting load.
     ratios = [t["requests_per_s"] / f["requests_per_s"] for t, f in zip(toyseq_runs, floor_runs)]
     result = {"task": TASK, "length": LENGTH, "connections": CONNECTIONS, "workers": 2,
               "one_per_request": {"toyseq": a, "floor": b, "ratio": statistics.median(ratios), "pair_ratios": ratios,
-                                  "goal": GOAL_RATIO, "met": statistics.median(ratios) >= GOAL_RATIO}}
+                                  "goal": GOAL_RATIO, "met": statistics.median(ratios) >= GOAL_RATIO},
+              # the v2 path vs the native one, each round's pair back to back
+              "v2_one_per_request": {"v2": c, "ratio_to_native": statistics.median(
+                  v["requests_per_s"] / t["requests_per_s"] for v, t in zip(v2_runs, toyseq_runs)),
+                  "ratio_to_floor": statistics.median(
+                  v["requests_per_s"] / f["requests_per_s"] for v, f in zip(v2_runs, floor_runs))}}
     if big_runs:
         big_summary = summary(big_runs)
         big_summary["sequences_per_s"] = big_summary["requests_per_s"] * BIG_BATCH
@@ -79,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         result = run(args.models.resolve(), sizes, Path(tmp), one_only=args.one_only)
     result["load_average"] = [load_start, os.getloadavg()[0]]
-    one = result["one_per_request"]
+    one, v2 = result["one_per_request"], result["v2_one_per_request"]
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     print(f"one sequence/request: toyseq {one['toyseq']['requests_per_s']:,.0f} req/s, floor "
           f"{one['floor']['requests_per_s']:,.0f} req/s; pair ratios "
           f"{', '.join(f'{r:.2f}' for r in one['pair_ratios'])}; median {one['ratio']:.2f}x; "
-          f"load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}", file=sys.stderr)
+          f"load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}; v2 infer {v2['v2']['requests_per_s']:,.0f} req/s "
+          f"({v2['ratio_to_native']:.2f}x native, {v2['ratio_to_floor']:.2f}x floor)", file=sys.stderr)
     return 0
 
 

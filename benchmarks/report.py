@@ -31,6 +31,13 @@ def table(r: dict) -> str:
             f"| {t['requests_per_s']:,.0f} req/s, p50 {t['p50_ms']:.1f} ms, p99 {t['p99_ms']:.1f} ms "
             f"| floor {f['requests_per_s']:,.0f} req/s, p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms "
             f"| {ratio(one['ratio'], one['goal'])} | >= {one['goal']}x {_goal(one['met'])} |")
+        if "v2_one_per_request" in h:
+            v2 = h["v2_one_per_request"]
+            c = v2["v2"]
+            row(f"| HTTP 1 seq/request, Open Inference Protocol v2 infer (JSON) "
+                f"| {c['requests_per_s']:,.0f} req/s, p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms "
+                f"| native {t['requests_per_s']:,.0f} req/s | {v2['ratio_to_native']:.2f}x native, "
+                f"{v2['ratio_to_floor']:.2f}x floor | |")
         row(f"| HTTP {big['sequences']:,} seq/request | {big['sequences_per_s']:,.0f} seq/s "
             f"(p50 {big['p50_ms']:.0f} ms, p99 {big['p99_ms']:.0f} ms) | | | >= {big['goal']:,} seq/s "
             f"{_goal(big['met'])} |")

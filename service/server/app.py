@@ -61,9 +61,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     app.wsgi_app = Observe(app.wsgi_app, metrics, os.getpid())
 
-    from .routes import docs, health, playground, predict, tasks
+    from .routes import docs, health, playground, predict, tasks, v2
 
-    for module in (predict, tasks, health, docs, playground):
+    for module in (predict, tasks, health, docs, playground, v2):
         app.register_blueprint(module.blueprint(state))
     return app
 

@@ -39,6 +39,8 @@ def test_smoke_run_writes_every_section(tmp_path):
     for side in ("toyseq", "floor"):
         assert http["one_per_request"][side]["requests_per_s"] > 0
         assert http["one_per_request"][side]["errors"] == 0
+    assert http["v2_one_per_request"]["v2"]["requests_per_s"] > 0
+    assert http["v2_one_per_request"]["v2"]["errors"] == 0  # wrk counts non-2xx: the v2 body was answered
     assert http["batch_per_request"]["sequences_per_s"] > 0
     assert http["batch_per_request"]["errors"] == 0
     assert {row["batch"] for row in results["runtime"]["rows"]} >= {1}

@@ -1,0 +1,138 @@
+"""The Open Inference Protocol v2 over HTTP (what tritonclient and KServe's clients speak), beside the native
+API: GET /v2, /v2/health/live, /v2/health/ready, /v2/models/<task>[/versions/<v>], .../ready and
+POST .../infer. The translation lives in openinference.py; the API key, body limit, request ids, metrics and
+access lines are the native path's. Errors are the protocol's {"error": "..."}, never problem+json.
+"""
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+import orjson
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from .. import openinference as oip
+from ..errors import DRAIN_LIMIT, ServiceError, Unauthorized, _drain
+from .predict import _authorized, _read_body
+
+JSON = "application/json"
+log = logging.getLogger("toyseq.error")
+
+
+def blueprint(state) -> Blueprint:
+    bp = Blueprint("v2", __name__)
+    registry = state.registry
+    api_key = state.config.api_key.encode() if state.config.api_key else b""
+    max_body = state.config.max_body_bytes
+    models = {name: oip.Model(p, state.limits) for name, p in registry.predictors.items()}
+    metadata = {name: orjson.dumps(m.metadata()) for name, m in models.items()}
+    server = orjson.dumps({"name": "toyseq", "version": _version(), "extensions": oip.EXTENSIONS})
+
+    def model(name: str, version: str | None) -> oip.Model:
+        found = models.get(name)
+        if found is None:
+            registry.get(name)  # raises: 404 unknown, 503 unavailable
+        request.environ["toyseq.task"] = name
+        found.check_version(version)
+        return found
+
+    @bp.get("/v2")
+    def server_metadata():
+        return Response(server, content_type=JSON)
+
+    @bp.get("/v2/health/live")
+    def live():
+        return Response(b'{"live":true}', content_type=JSON)
+
+    @bp.get("/v2/health/ready")
+    def ready():
+        # Ready as /readyz: every model loaded and warmed (a Kubernetes readiness probe).
+        ok = bool(registry.predictors) and not registry.unavailable
+        return Response(b'{"ready":true}' if ok else b'{"ready":false}', status=200 if ok else 503, content_type=JSON)
+
+    @bp.get("/v2/models/<name>")
+    @bp.get("/v2/models/<name>/versions/<version>")
+    def model_metadata(name: str, version: str | None = None):
+        model(name, version)
+        return Response(metadata[name], content_type=JSON)
+
+    @bp.get("/v2/models/<name>/ready")
+    @bp.get("/v2/models/<name>/versions/<version>/ready")
+    def model_ready(name: str, version: str | None = None):
+        if name in registry.unavailable and name not in models:
+            request.environ["toyseq.task"] = name
+            return Response(orjson.dumps({"name": name, "ready": False}), status=503, content_type=JSON)
+        model(name, version)
+        return Response(orjson.dumps({"name": name, "ready": True}), content_type=JSON)
+
+    @bp.post("/v2/models/<name>/infer")
+    @bp.post("/v2/models/<name>/versions/<version>/infer")
+    def infer(name: str, version: str | None = None):
+        environ = request.environ
+        if api_key and not _authorized(api_key):
+            raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+                               headers={"WWW-Authenticate": 'Bearer realm="toyseq"'})
+        found = model(name, version)
+        header, binary = oip.split_body(_read_body(environ, max_body),
+                                        environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"))
+        checked = oip.parse_infer(found, header, binary)
+        result = found.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k)
+        environ["toyseq.sequences"] = len(checked.arrays)  # counted by the app's middleware
+        body, data = oip.render(found, checked, result)
+        if data is None:
+            return Response(body, content_type=JSON)
+        response = Response(body + data, content_type="application/octet-stream")
+        response.headers["Inference-Header-Content-Length"] = str(len(body))
+        return response
+
+    @bp.route("/v2/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def unknown(rest: str):
+        # Reached by any other /v2 path, or a v2 path with the wrong method: the protocol's error either way.
+        adapter = current_app.url_map.bind("")
+        allowed = []
+        for method in ("GET", "POST"):
+            try:
+                endpoint, _ = adapter.match(request.path, method=method)
+            except HTTPException:
+                continue
+            if endpoint != "v2.unknown":
+                allowed.append(method)
+        if allowed:
+            raise ServiceError(f"{request.method} is not allowed on {request.path[:100]}; use {', '.join(allowed)}",
+                               status=405, headers={"Allow": ", ".join(allowed)})
+        raise ServiceError(f"no v2 endpoint {request.method} /v2/{rest[:100]}; see /openapi.json", status=404)
+
+    @bp.errorhandler(ServiceError)
+    def service_error(err: ServiceError):
+        # The protocol's error object; a native 422 (invalid request) is the protocol's 400.
+        status = 400 if err.status == 422 else err.status
+        return _error(err.message, status, err.headers)
+
+    @bp.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        if err.code == 413:
+            _drain(DRAIN_LIMIT)
+        headers = {k: v for k, v in err.get_headers() if k.lower() == "allow"}
+        return _error(f"{err.name}: {err.description}", err.code or 500, headers)
+
+    @bp.errorhandler(Exception)
+    def unexpected(err: Exception):
+        log.exception("unhandled error in request %s", request.environ.get("toyseq.request_id", "-"))
+        return _error("internal error; quote the X-Request-ID header when reporting it", 500)
+
+    return bp
+
+
+def _error(message: str, status: int, headers: dict | None = None) -> Response:
+    response = Response(orjson.dumps({"error": message}), status=status, content_type=JSON)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _version() -> str:
+    try:
+        return version("toyseq")
+    except PackageNotFoundError:  # running from a source tree that was never installed (the container)
+        return "0+unknown"

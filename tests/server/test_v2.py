@@ -1,0 +1,336 @@
+"""The Open Inference Protocol v2 through the Flask test client on the real app: metadata, health, infer
+answers equal to the native endpoint's for every task (JSON and binary tensor data), and every error as the
+protocol's {"error": ...} with a 4xx status."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import orjson
+import pytest
+
+from service.core import manifest as manifest_mod
+from tests.support.paths import MODELS_DIR, TASKS
+
+
+@functools.cache  # loading checks the manifest: ~0.2 s each
+def manifest(task) -> dict:
+    return manifest_mod.load(MODELS_DIR / task, check_hash=False)
+
+
+ROLLOUT = [t for t in TASKS if manifest(t)["output"]["rollout"]]
+TOP_K = [t for t in TASKS if manifest(t)["output"]["classes"] and manifest(t)["output"]["kind"] != "echo"]
+INT_TASKS = [t for t in TASKS if manifest(t)["input"]["dtype"] == "int"]
+FLOAT_TASKS = [t for t in TASKS if manifest(t)["input"]["dtype"] == "float"]
+
+
+@pytest.fixture(scope="module")
+def any_task():
+    if not TASKS:
+        pytest.skip("no committed models yet")
+    return TASKS[0]
+
+
+def dtype_of(task) -> str:
+    return "INT64" if manifest(task)["input"]["dtype"] == "int" else "FP64"
+
+
+def examples(task, n=3) -> list[list]:
+    """n different valid sequences of one length: the worked example, then shifted copies where the
+    range allows (so rows differ and a row mix-up shows)."""
+    m = manifest(task)
+    base = m["example"]["input"]
+    rows = [list(base)]
+    low, high = m["input"].get("low"), m["input"].get("high")
+    for k in range(1, n):
+        shifted = [v + k for v in base]
+        rows.append(shifted if high is None or max(shifted) <= high else list(reversed(base)))
+    assert all(low is None or min(r) >= low for r in rows)
+    return rows
+
+
+def native(client, task, body) -> dict:
+    r = client.post(f"/tasks/{task}/predict", data=orjson.dumps(body), content_type="application/json")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.get_json()
+
+
+def infer(client, task, body, path=None, **kw):
+    return client.post(path or f"/v2/models/{task}/infer", data=orjson.dumps(body),
+                       content_type="application/json", **kw)
+
+
+def v2_body(task, rows, **parameters) -> dict:
+    body = {"id": "req-1", "inputs": [{"name": "input", "datatype": dtype_of(task), "shape": [len(rows), len(rows[0])],
+                                       "data": [v for r in rows for v in r]}]}
+    if parameters:
+        body["parameters"] = parameters
+    return body
+
+
+def tensor(outputs: list, name: str) -> np.ndarray:
+    found = next(o for o in outputs if o["name"] == name)
+    return np.array(found["data"]).reshape(found["shape"])
+
+
+def assert_error(response, status) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"], body
+    assert "Traceback" not in body["error"]
+    return body["error"]
+
+
+# --- metadata and health ----------------------------------------------------------------------------------
+
+def test_server_metadata_live_and_ready(client):
+    meta = client.get("/v2").get_json()
+    assert meta["name"] == "toyseq" and meta["version"] and meta["extensions"] == ["binary_tensor_data"]
+    assert client.get("/v2/health/live").get_json() == {"live": True}
+    r = client.get("/v2/health/ready")
+    assert r.status_code == 200 and r.get_json() == {"ready": True}
+
+
+def test_not_ready_without_models(make_client, tmp_path):
+    r = make_client(models_dir=str(tmp_path)).get("/v2/health/ready")
+    assert r.status_code == 503 and r.get_json() == {"ready": False}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_model_metadata_describes_the_tensors(client, task):
+    m = manifest(task)
+    meta = client.get(f"/v2/models/{task}").get_json()
+    version = m["onnx"]["sha256"][:12]
+    assert meta["name"] == task and meta["versions"] == [version] and meta["platform"] == "onnx_onnxv1"
+    spec = m["input"]
+    length = spec["max_length"] if spec["min_length"] == spec["max_length"] else -1
+    assert meta["inputs"] == [{"name": "input", "datatype": dtype_of(task), "shape": [-1, length]}]
+    names = [o["name"] for o in meta["outputs"]]
+    assert names[0] == "output" and ("rollout" in names) == (task in ROLLOUT)
+    assert ("top_k_values" in names and "top_k_p" in names) == (task in TOP_K)
+    assert meta["outputs"][0]["datatype"] == ("INT64" if m["output"]["dtype"] == "int" else "FP64")
+    assert client.get(f"/v2/models/{task}/versions/{version}").get_json() == meta
+    assert client.get(f"/v2/models/{task}/ready").get_json() == {"name": task, "ready": True}
+    assert client.get(f"/v2/models/{task}/versions/{version}/ready").status_code == 200
+
+
+def test_unknown_model_and_version_are_404(client, any_task):
+    assert "unknown task 'nope'" in assert_error(client.get("/v2/models/nope"), 404)
+    assert_error(client.get("/v2/models/nope/ready"), 404)
+    assert "has no version '0000'" in assert_error(client.get(f"/v2/models/{any_task}/versions/0000"), 404)
+    assert_error(client.get(f"/v2/models/{any_task}/versions/0000/ready"), 404)
+    assert_error(infer(client, any_task, v2_body(any_task, examples(any_task, 1)),
+                       path=f"/v2/models/{any_task}/versions/0000/infer"), 404)
+
+
+def test_unknown_v2_paths_and_wrong_methods(client, any_task):
+    assert_error(client.get("/v2/models"), 404)
+    assert_error(client.get(f"/v2/models/{any_task}/stats"), 404)
+    r = client.get(f"/v2/models/{any_task}/infer")
+    assert "use POST" in assert_error(r, 405) and r.headers["Allow"] == "POST"
+    assert_error(client.post("/v2/health/ready"), 405)
+
+
+# --- infer: the native endpoint's answers -------------------------------------------------------------
+
+@pytest.mark.parametrize("task", TASKS)
+def test_infer_answers_like_the_native_endpoint(client, task):
+    rows = examples(task)
+    r = infer(client, task, v2_body(task, rows))
+    assert r.status_code == 200 and r.mimetype == "application/json", r.get_data(as_text=True)
+    body = r.get_json()
+    m = manifest(task)
+    assert body["model_name"] == task and body["model_version"] == m["onnx"]["sha256"][:12] and body["id"] == "req-1"
+    [out] = body["outputs"]
+    expected = native(client, task, {"inputs": rows})["outputs"]
+    assert out["name"] == "output" and out["datatype"] == ("INT64" if m["output"]["dtype"] == "int" else "FP64")
+    assert tensor(body["outputs"], "output").tolist() == expected
+    assert out["shape"] == list(np.array(expected).shape)
+
+
+@pytest.mark.parametrize("task", ROLLOUT)
+def test_steps_parameter_rolls_out_like_native(client, task):
+    rows = examples(task, 2)
+    body = infer(client, task, v2_body(task, rows, steps=4)).get_json()
+    expected = native(client, task, {"inputs": rows, "steps": 4})["outputs"]
+    assert tensor(body["outputs"], "rollout").tolist() == expected
+    assert tensor(body["outputs"], "output").tolist() == [row[0] for row in expected]
+
+
+@pytest.mark.parametrize("task", TOP_K)
+def test_top_k_parameter_like_native(client, task):
+    rows = examples(task, 2)
+    body = infer(client, task, v2_body(task, rows, top_k=2)).get_json()
+    expected = native(client, task, {"inputs": rows, "top_k": 2})["top_k"]
+    assert tensor(body["outputs"], "top_k_values").tolist() == [[t["value"] for t in row] for row in expected]
+    assert tensor(body["outputs"], "top_k_p").tolist() == [[t["p"] for t in row] for row in expected]
+
+
+def test_nested_data_requested_outputs_and_no_id(client, any_task):
+    rows = examples(any_task, 2)
+    body = v2_body(any_task, rows)
+    body["inputs"][0]["data"] = rows
+    del body["id"]
+    body["outputs"] = [{"name": "output"}]
+    answer = infer(client, any_task, body).get_json()
+    assert "id" not in answer
+    assert tensor(answer["outputs"], "output").tolist() == native(client, any_task, {"inputs": rows})["outputs"]
+
+
+@pytest.mark.parametrize("task", FLOAT_TASKS)
+def test_fp32_input_is_accepted(client, task):
+    rows = [np.float32(v).item() for v in examples(task, 1)[0]]  # values a float32 tensor can hold
+    body = v2_body(task, [rows])
+    body["inputs"][0]["datatype"] = "FP32"
+    answer = infer(client, task, body).get_json()
+    assert tensor(answer["outputs"], "output").tolist() == native(client, task, {"inputs": [rows]})["outputs"]
+
+
+def binary_request(task, rows, datatype=None, outputs=None, parameters=None) -> tuple[bytes, dict]:
+    datatype = datatype or dtype_of(task)
+    data = np.array(rows, dtype={"INT64": "<i8", "INT32": "<i4", "FP64": "<f8", "FP32": "<f4"}[datatype]).tobytes()
+    header = {"inputs": [{"name": "input", "datatype": datatype, "shape": [len(rows), len(rows[0])],
+                          "parameters": {"binary_data_size": len(data)}}]}
+    if outputs is not None:
+        header["outputs"] = outputs
+    if parameters:
+        header["parameters"] = parameters
+    head = orjson.dumps(header)
+    return head + data, {"Inference-Header-Content-Length": str(len(head))}
+
+
+def split_binary(response) -> tuple[dict, bytes]:
+    size = int(response.headers["Inference-Header-Content-Length"])
+    data = response.get_data()
+    return orjson.loads(data[:size]), data[size:]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_binary_tensor_data_in_and_out(client, task):
+    rows = examples(task)
+    body, headers = binary_request(task, rows, outputs=[{"name": "output", "parameters": {"binary_data": True}}])
+    r = client.post(f"/v2/models/{task}/infer", data=body, headers=headers, content_type="application/octet-stream")
+    assert r.status_code == 200 and r.mimetype == "application/octet-stream", r.get_data()[:300]
+    header, data = split_binary(r)
+    [out] = header["outputs"]
+    assert "data" not in out and out["parameters"]["binary_data_size"] == len(data)
+    values = np.frombuffer(data, {"INT64": "<i8", "FP64": "<f8"}[out["datatype"]]).reshape(out["shape"])
+    assert values.tolist() == native(client, task, {"inputs": rows})["outputs"]
+
+
+def test_binary_input_json_output_and_int32(client):
+    task = next(t for t in INT_TASKS if manifest(t)["input"]["high"] < 2**31)
+    rows = examples(task, 2)
+    body, headers = binary_request(task, rows, datatype="INT32")
+    r = client.post(f"/v2/models/{task}/infer", data=body, headers=headers)
+    assert r.status_code == 200 and r.mimetype == "application/json" and "Inference-Header-Content-Length" not in r.headers
+    assert tensor(r.get_json()["outputs"], "output").tolist() == native(client, task, {"inputs": rows})["outputs"]
+
+
+def test_binary_data_output_parameter_and_raw_binary_request(client, any_task):
+    rows = examples(any_task, 1)
+    body, headers = binary_request(any_task, rows, parameters={"binary_data_output": True})
+    header, data = split_binary(client.post(f"/v2/models/{any_task}/infer", data=body, headers=headers))
+    expected = native(client, any_task, {"inputs": rows})["outputs"]
+    kind = {"INT64": "<i8", "FP64": "<f8"}[header["outputs"][0]["datatype"]]
+    assert np.frombuffer(data, kind).reshape(header["outputs"][0]["shape"]).tolist() == expected
+    # a raw request: the body is one sequence's bytes, every output comes back binary
+    raw = np.array(rows[0], dtype={"INT64": "<i8", "FP64": "<f8"}[dtype_of(any_task)]).tobytes()
+    r = client.post(f"/v2/models/{any_task}/infer", data=raw, headers={"Inference-Header-Content-Length": "0"})
+    header, data = split_binary(r)
+    assert np.frombuffer(data, kind).reshape(header["outputs"][0]["shape"]).tolist() == expected
+
+
+# --- errors: the protocol's {"error": ...}, never a 500 -------------------------------------------------
+
+def _bad_bodies(task):
+    good = v2_body(task, examples(task, 1))
+    inp = good["inputs"][0]
+    m = manifest(task)
+    length = len(inp["data"])
+    return {
+        "not an object": [1, 2],
+        "unknown field": {**good, "input": []},
+        "no inputs": {"id": "x"},
+        "two inputs": {**good, "inputs": [inp, inp]},
+        "wrong input name": {**good, "inputs": [{**inp, "name": "x"}]},
+        "wrong datatype": {**good, "inputs": [{**inp, "datatype": "BYTES"}]},
+        "shape of rank 1": {**good, "inputs": [{**inp, "shape": [length]}]},
+        "negative shape": {**good, "inputs": [{**inp, "shape": [-1, length]}]},
+        "data size mismatch": {**good, "inputs": [{**inp, "shape": [2, length]}]},
+        "empty batch": {**good, "inputs": [{**inp, "shape": [0, length], "data": []}]},
+        "no data": {**good, "inputs": [{k: v for k, v in inp.items() if k != "data"}]},
+        "string data": {**good, "inputs": [{**inp, "data": ["a"] * length}]},
+        "value out of range": {**good, "inputs": [{**inp, "data": [10**12] * length}]},
+        "id not a string": {**good, "id": 5},
+        "unknown parameter": {**good, "parameters": {"step": 3}},
+        "parameter is an object": {**good, "parameters": {"steps": {"a": 1}}},
+        "steps without rollout or out of range": {**good, "parameters": {"steps": 0 if m["output"]["rollout"] else 2}},
+        "unknown output": {**good, "outputs": [{"name": "nope"}]},
+        "rollout without steps": {**good, "outputs": [{"name": "rollout"}]},
+        "binary_data not a bool": {**good, "outputs": [{"name": "output", "parameters": {"binary_data": "yes"}}]},
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_bodies(TASKS[0])) if TASKS else [])
+def test_bad_requests_are_400_with_a_message(client, tasks, case):
+    for task in tasks:
+        message = assert_error(infer(client, task, _bad_bodies(task)[case]), 400)
+        assert len(message) < 2000
+
+
+def test_out_of_range_value_names_row_column_and_range(client):
+    task = next(t for t in INT_TASKS if manifest(t)["input"]["high"] is not None)
+    rows = examples(task, 2)
+    rows[1][0] = manifest(task)["input"]["high"] + 1
+    message = assert_error(infer(client, task, v2_body(task, rows)), 400)
+    assert "input 'input' row 1 column 0" in message and f"for task {task}" in message, message
+
+
+def test_bad_binary_requests_are_400(client, any_task):
+    rows = examples(any_task, 1)
+    body, headers = binary_request(any_task, rows)
+    url = f"/v2/models/{any_task}/infer"
+    assert_error(client.post(url, data=body[:-1], headers=headers), 400)  # a byte short
+    assert_error(client.post(url, data=body + b"\0", headers=headers), 400)  # a byte over
+    assert_error(client.post(url, data=body, headers={"Inference-Header-Content-Length": str(len(body) + 1)}), 400)
+    assert_error(client.post(url, data=body, headers={"Inference-Header-Content-Length": "-3"}), 400)
+    assert_error(client.post(url, data=body, headers={"Inference-Header-Content-Length": "3"}), 400)  # cut JSON
+    assert_error(client.post(url, data=b"\1\2\3", headers={"Inference-Header-Content-Length": "0"}), 400)
+    assert_error(client.post(url, data=body), 400)  # binary data without the header is not JSON
+
+
+def test_malformed_json_and_body_over_the_limit(make_client, client, any_task):
+    assert_error(client.post(f"/v2/models/{any_task}/infer", data=b"{", content_type="application/json"), 400)
+    small = make_client(max_body_bytes=100)
+    assert_error(infer(small, any_task, v2_body(any_task, [[1] * 200])), 413)
+
+
+def test_batch_limit_applies(make_client, any_task):
+    limited = make_client(max_batch=2)
+    assert "limit of 2" in assert_error(infer(limited, any_task, v2_body(any_task, examples(any_task, 3))), 400)
+
+
+def test_api_key_applies_to_infer_only(make_client, any_task):
+    keyed = make_client(api_key="s3cret")
+    body = v2_body(any_task, examples(any_task, 1))
+    r = infer(keyed, any_task, body)
+    assert_error(r, 401) and r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert infer(keyed, any_task, body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert infer(keyed, any_task, body, headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert keyed.get(f"/v2/models/{any_task}").status_code == 200  # metadata stays open, like GET /tasks
+
+
+def test_request_ids_metrics_and_openapi(make_client, any_task):
+    app_client = make_client()
+    r = infer(app_client, any_task, v2_body(any_task, examples(any_task, 3)), headers={"X-Request-ID": "abc-1"})
+    assert r.status_code == 200 and r.headers["X-Request-ID"] == "abc-1"
+    metrics = app_client.get("/metrics").get_data(as_text=True)
+    assert 'endpoint="v2.infer"' in metrics and f'task="{any_task}"' in metrics
+    doc = app_client.get("/openapi.json").get_json()
+    for path in ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready",
+                 "/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+        assert path in doc["paths"], path
+    params = doc["components"]["schemas"]["V2InferRequest"]["properties"]["parameters"]["properties"]
+    assert {"steps", "top_k", "binary_data_output"} <= set(params)

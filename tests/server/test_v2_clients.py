@@ -1,0 +1,167 @@
+"""Standard Open Inference Protocol clients against real gunicorn on 127.0.0.1: Triton's `tritonclient.http`
+(JSON and its default binary tensor data) and KServe's SDK REST client (kserve.InferenceRESTClient, run from its
+own venv, .venv-kserve, since kserve pins packages the project pins otherwise). Every answer equals the native
+endpoint's for the same input.
+
+    .venv/bin/python -m pytest tests/server/test_v2_clients.py
+"""
+from __future__ import annotations
+
+import functools
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from service.core import manifest as manifest_mod
+from tests.support.paths import MODELS_DIR, ROOT, TASKS
+
+pytestmark = pytest.mark.slow
+API_KEY = "v2-test-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+KSERVE_PYTHON = Path(os.environ.get("TOYSEQ_KSERVE_PYTHON") or ROOT / ".venv-kserve" / "bin" / "python")
+
+
+@functools.cache  # loading checks the manifest: ~0.2 s each
+def manifest(task) -> dict:
+    return manifest_mod.load(MODELS_DIR / task, check_hash=False)
+
+
+def rows_for(task, n=2) -> list[list]:
+    m = manifest(task)
+    base = m["example"]["input"]
+    high = m["input"].get("high")
+    rows = [list(base)]
+    for k in range(1, n):
+        shifted = [v + k for v in base]
+        rows.append(shifted if high is None or max(shifted) <= high else list(reversed(base)))
+    return rows
+
+
+def input_dtype(task) -> str:
+    return "INT64" if manifest(task)["input"]["dtype"] == "int" else "FP64"
+
+
+def options(task) -> dict:
+    """The toyseq parameters a task takes: a rollout or a top-k, else none."""
+    m = manifest(task)
+    if m["output"]["rollout"]:
+        return {"steps": 3}
+    if m["output"]["classes"] and m["output"]["kind"] != "echo":
+        return {"top_k": 2}
+    return {}
+
+
+def native(url: str, task: str, rows: list, params: dict) -> dict:
+    r = requests.post(f"{url}/tasks/{task}/predict", json={"inputs": rows, **params}, headers=AUTH, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def expected_tensors(answer: dict, params: dict) -> dict[str, list]:
+    """The native answer as the v2 output tensors it must equal."""
+    if "steps" in params:
+        return {"output": [row[0] for row in answer["outputs"]], "rollout": answer["outputs"]}
+    tensors = {"output": answer["outputs"]}
+    if "top_k" in params:
+        tensors["top_k_values"] = [[t["value"] for t in row] for row in answer["top_k"]]
+        tensors["top_k_p"] = [[t["p"] for t in row] for row in answer["top_k"]]
+    return tensors
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, models_copy):
+    from tests.support.server import Server
+
+    if not TASKS:
+        pytest.skip("no committed models yet")
+    with Server(tmp_path_factory.mktemp("v2") / "gunicorn.log", {"TOYSEQ_API_KEY": API_KEY}, models_copy) as s:
+        yield s
+
+
+def test_tritonclient_health_metadata_and_infer_json_and_binary(server):
+    httpclient = pytest.importorskip("tritonclient.http", reason="pip install -e '.[test]' (tritonclient[http])")
+    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}", network_timeout=30.0)
+    try:
+        assert client.is_server_live() and client.is_server_ready()
+        assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
+        for task in TASKS:
+            assert client.is_model_ready(task)
+            meta = client.get_model_metadata(task)
+            version = manifest(task)["onnx"]["sha256"][:12]
+            assert meta["name"] == task and meta["versions"] == [version]
+            assert client.is_model_ready(task, model_version=version)
+            assert not client.is_model_ready(task, model_version="000000000000")
+            rows, params = rows_for(task), options(task)
+            expected = expected_tensors(native(server.url, task, rows, params), params)
+            array = np.array(rows, dtype=np.int64 if input_dtype(task) == "INT64" else np.float64)
+            for binary_in in (False, True):
+                for binary_out in (False, True):
+                    tensor = httpclient.InferInput("input", list(array.shape), input_dtype(task))
+                    tensor.set_data_from_numpy(array, binary_data=binary_in)
+                    wanted = [httpclient.InferRequestedOutput(name, binary_data=binary_out) for name in expected]
+                    result = client.infer(task, [tensor], outputs=wanted, request_id=f"{task}-{binary_in}-{binary_out}",
+                                          parameters=params or None, headers=dict(AUTH), model_version=version)
+                    response = result.get_response()
+                    assert response["id"] == f"{task}-{binary_in}-{binary_out}" and response["model_version"] == version
+                    for name, values in expected.items():
+                        assert result.as_numpy(name).tolist() == values, (task, name, binary_in, binary_out)
+            # tritonclient's defaults: binary input, no outputs named (so every output comes back binary)
+            tensor = httpclient.InferInput("input", list(array.shape), input_dtype(task))
+            tensor.set_data_from_numpy(array)
+            result = client.infer(task, [tensor], parameters=params or None, headers=dict(AUTH))
+            for name, values in expected.items():
+                assert result.as_numpy(name).tolist() == values, (task, name, "defaults")
+    finally:
+        client.close()
+
+
+def test_tritonclient_errors_are_raised_with_the_servers_message(server):
+    httpclient = pytest.importorskip("tritonclient.http", reason="pip install -e '.[test]' (tritonclient[http])")
+    from tritonclient.utils import InferenceServerException
+
+    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}", network_timeout=30.0)
+    task = TASKS[0]
+    array = np.array(rows_for(task), dtype=np.int64 if input_dtype(task) == "INT64" else np.float64)
+    try:
+        tensor = httpclient.InferInput("input", list(array.shape), input_dtype(task))
+        tensor.set_data_from_numpy(array)
+        with pytest.raises(InferenceServerException, match="API key"):
+            client.infer(task, [tensor])
+        with pytest.raises(InferenceServerException, match="unknown task"):
+            client.get_model_metadata("no-such-task")
+        wrong = httpclient.InferInput("input", list(array.shape), "FP32")
+        wrong.set_data_from_numpy(array.astype(np.float32))
+        if input_dtype(task) == "INT64":
+            with pytest.raises(InferenceServerException, match="takes datatype INT64"):
+                client.infer(task, [wrong], headers=dict(AUTH))
+    finally:
+        client.close()
+
+
+def test_kserve_rest_client_answers_like_the_native_endpoint(server):
+    if not KSERVE_PYTHON.exists():
+        pytest.skip(f"KServe's SDK is not installed: {KSERVE_PYTHON} missing (.ci/run creates .venv-kserve with "
+                    "`pip install kserve==0.21.0`)")
+    jobs, expected = [], []
+    for task in TASKS:
+        rows, params = rows_for(task), options(task)
+        requests_ = [{"rows": rows, "datatype": input_dtype(task), "binary": binary, "parameters": params or None,
+                      "id": f"k-{task}-{binary}"} for binary in (False, True)]
+        jobs.append({"url": server.url, "model": task, "headers": AUTH, "requests": requests_})
+        expected.append(expected_tensors(native(server.url, task, rows, params), params))
+    run = subprocess.run([str(KSERVE_PYTHON), str(ROOT / "tests" / "support" / "kserve_driver.py")],
+                         input=json.dumps(jobs), capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout)
+    assert len(results) == len(jobs)
+    for job, want, result in zip(jobs, expected, results):
+        assert result["live"] is True and result["ready"] is True and result["model_ready"] is True
+        for request, answer in zip(job["requests"], result["answers"]):
+            assert answer["id"] == request["id"] and answer["model_name"] == job["model"]
+            assert {name: answer["outputs"][name]["data"] for name in want} == want, (job["model"], request["binary"])
