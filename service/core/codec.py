@@ -73,14 +73,19 @@ class InputContract:
         arrays = self._fast_all(sequences)
         if arrays is not None:
             return arrays
-        arrays, problems = [], []
+        arrays, problems, more = [], [], 0
         for i, seq in enumerate(sequences):
             arr = self._fast(seq)
             if arr is None:
-                problems.extend(self._explain(seq, task, f"{pointer}/{i}"))
+                if len(problems) < MAX_PROBLEMS:
+                    problems.extend(self._explain(seq, task, f"{pointer}/{i}"))
+                else:
+                    # Enough to show: the rest are only counted, one per bad sequence, at C speed, so that a
+                    # large body of bad values is refused in milliseconds, not explained value by value.
+                    more += 1
             arrays.append(arr)
         if problems:
-            raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
+            raise InputError(problems[:MAX_PROBLEMS], total=len(problems) + more)
         return arrays
 
     def _fast_all(self, sequences: list) -> list[np.ndarray] | None:
@@ -138,6 +143,10 @@ class InputContract:
 
     def _value_problem(self, value: Any, task: str) -> str | None:
         kind = "an integer" if self.dtype == "int" else "a number"
+        if self.dtype == "int" and type(value) is float and value.is_integer() and abs(value) >= 2 ** 63:
+            # JSON parsers read integers past 64 bits as floats: say what is wrong with 10**30, its size
+            return (f"{value:.6g} is out of range: outside {_fmt(self.low)}..{_fmt(self.high)} for task {task} "
+                    "(integers past 64 bits are not accepted)")
         if type(value) not in (_INT_TYPES if self.dtype == "int" else _NUMBER_TYPES):
             return f"expected {kind}, got {_json_type(value)} {_short(value)}"
         if isinstance(value, float) and not math.isfinite(value):
