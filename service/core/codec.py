@@ -37,10 +37,12 @@ class Problem:
 class InputError(ValueError):
     """Raised with every problem found, so a client can fix them all at once."""
 
-    def __init__(self, problems: list[Problem], total: int | None = None):
+    def __init__(self, problems: list[Problem], total: int | None = None, stopped: bool = False):
         self.problems = problems
         self.total = len(problems) if total is None else total
+        self.stopped = stopped  # checking stopped once enough problems were found: there may be more
         more = f" (and {self.total - len(problems)} more)" if self.total > len(problems) else ""
+        more += "; checking stopped there" if stopped else ""
         super().__init__("; ".join(map(str, problems)) + more)
 
 
@@ -73,19 +75,18 @@ class InputContract:
         arrays = self._fast_all(sequences)
         if arrays is not None:
             return arrays
-        arrays, problems, more = [], [], 0
+        arrays, problems = [], []
         for i, seq in enumerate(sequences):
             arr = self._fast(seq)
             if arr is None:
-                if len(problems) < MAX_PROBLEMS:
-                    problems.extend(self._explain(seq, task, f"{pointer}/{i}"))
-                else:
-                    # Enough to show: the rest are only counted, one per bad sequence, at C speed, so that a
-                    # large body of bad values is refused in milliseconds, not explained value by value.
-                    more += 1
+                problems.extend(self._explain(seq, task, f"{pointer}/{i}"))
+                if len(problems) >= MAX_PROBLEMS and i + 1 < len(sequences):
+                    # Enough to show: stop, so that a large body of bad values is refused in milliseconds
+                    # rather than explained value by value.
+                    raise InputError(problems[:MAX_PROBLEMS], total=len(problems), stopped=True)
             arrays.append(arr)
         if problems:
-            raise InputError(problems[:MAX_PROBLEMS], total=len(problems) + more)
+            raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
         return arrays
 
     def _fast_all(self, sequences: list) -> list[np.ndarray] | None:

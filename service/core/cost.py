@@ -24,12 +24,12 @@ import os
 from dataclasses import dataclass
 
 # Fitted by `python -m benchmarks.cost` (docs/cost.md has the run, the grid and the load average).
-NS_PER_CELL = 420.0
-NS_PER_CELL_WEIGHT = 0.050
-NS_PER_ROW_STEP = 1500.0
-NS_PER_STEP = 100_000.0
-NS_PER_STEP_WEIGHT = 3.5
-NS_PER_REQUEST = 1_000_000.0
+NS_PER_CELL = 752.1
+NS_PER_CELL_WEIGHT = 0.08886
+NS_PER_ROW_STEP = 3644.0
+NS_PER_STEP = 192_600.0
+NS_PER_STEP_WEIGHT = 5.682
+NS_PER_REQUEST = 1_053_000.0
 BYTES_PER_WEIGHT = 4  # float32 weights in model.onnx
 
 
@@ -64,3 +64,8 @@ class CostModel:
         fixed = self.seconds(0, 0, steps)
         per_row = self.seconds(1, length, steps) - fixed
         return max(0, int((budget - fixed) // per_row)) if per_row > 0 else 0
+
+    def most_steps(self, budget: float, length: int) -> int:
+        """The most rollout steps one sequence of `length` values may take within `budget` seconds."""
+        per_step = self.seconds(1, length, 2) - self.seconds(1, length, 1)
+        return max(0, int((budget - self.seconds(0, 0, 0)) // per_step))

@@ -16,6 +16,7 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
     """Check a decoded predict body; return (checked arrays, steps, top_k) or raise InvalidRequest
     listing every problem, each located by a JSON pointer."""
     task = predictor.task
+    first = None
     if type(body) is not dict:
         raise InvalidRequest("the body must be a JSON object like {\"inputs\": [[...], ...]}",
                              errors=[Problem("", f"expected an object, got {_kind(body)}")])
@@ -25,8 +26,8 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
             check_budget(predictor, inputs, None, limits, [])
             try:
                 return predictor.codec.check(inputs), None, None
-            except InputError:
-                pass  # the full check below lists the problems
+            except InputError as err:
+                first = err  # listed below with the others, not checked twice
     problems = [Problem(f"/{_escape(key)}", f"unknown field; allowed: {', '.join(REQUEST_FIELDS)}")
                 for key in body if key not in REQUEST_FIELDS]
     steps = top_k = None
@@ -51,12 +52,17 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
     else:
         check_budget(predictor, inputs, steps, limits, problems)
         try:
+            if first is not None:
+                raise first
             arrays = predictor.codec.check(inputs)
         except InputError as err:
             problems.extend(err.problems)
             extra = err.total - len(err.problems)
             if extra:
-                problems.append(Problem("/inputs", f"and at least {extra} more problems"))
+                problems.append(Problem("/inputs", f"and {extra} more problems"))
+            if err.stopped:
+                problems.append(Problem("/inputs", f"checking stopped after {MAX_PROBLEMS} problems; "
+                                                   "the sequences after that were not checked"))
     if steps and arrays is not None and steps * len(arrays) > limits.max_rollout_values:
         problems.append(Problem("/steps", f"{steps} steps x {len(arrays)} sequences exceed the limit of "
                                           f"{limits.max_rollout_values} rollout values per request"))
@@ -81,8 +87,12 @@ def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: L
     length = max(1, round(values / rows))
     fits = predictor.cost.largest(budget, length, steps)
     shape = f"{rows} sequences, {values} values" + (f", {steps} steps" if steps else "")
-    advice = (f"send at most {fits} sequences of {length} values per request" if fits
-              else "shorten the sequences" + (" or the steps" if steps else ""))
+    if fits:
+        advice = f"send at most {fits} sequences of {length} values per request"
+    elif steps and predictor.cost.most_steps(budget, length):
+        advice = f"ask for at most {predictor.cost.most_steps(budget, length)} steps per request"
+    else:
+        advice = "send shorter sequences"
     message = (f"this request would take about {seconds:.3g} s of CPU ({shape} on task {predictor.task}), over "
                f"the limit of {budget:g} s per request (TOYSEQ_MAX_REQUEST_SECONDS); {advice}")
     shown = [*problems[:MAX_PROBLEMS - 1], Problem("/inputs", message)]

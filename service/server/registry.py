@@ -29,7 +29,7 @@ class Limits:
     max_steps: int
     max_top_k: int  # 0: the task's number of classes
     max_rollout_values: int
-    max_request_seconds: float = 1.0  # estimated CPU seconds (service/core/cost.py)
+    max_request_seconds: float = 0.5  # estimated CPU seconds (service/core/cost.py)
 
     @classmethod
     def of(cls, config: Config) -> "Limits":
