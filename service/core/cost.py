@@ -68,4 +68,4 @@ class CostModel:
     def most_steps(self, budget: float, length: int) -> int:
         """The most rollout steps one sequence of `length` values may take within `budget` seconds."""
         per_step = self.seconds(1, length, 2) - self.seconds(1, length, 1)
-        return max(0, int((budget - self.seconds(0, 0, 0)) // per_step))
+        return max(0, int((budget - 1e-9 * self.ns_per_request) // per_step))
