@@ -24,12 +24,12 @@ import os
 from dataclasses import dataclass
 
 # Fitted by `python -m benchmarks.cost` (docs/cost.md has the run, the grid and the load average).
-NS_PER_CELL = 752.1
-NS_PER_CELL_WEIGHT = 0.08886
-NS_PER_ROW_STEP = 3644.0
-NS_PER_STEP = 192_600.0
-NS_PER_STEP_WEIGHT = 5.682
-NS_PER_REQUEST = 1_053_000.0
+NS_PER_CELL = 581.6
+NS_PER_CELL_WEIGHT = 0.0825
+NS_PER_ROW_STEP = 8970.0
+NS_PER_STEP = 141_900.0
+NS_PER_STEP_WEIGHT = 5.953
+NS_PER_REQUEST = 1_399_000.0
 BYTES_PER_WEIGHT = 4  # float32 weights in model.onnx
 
 

@@ -42,10 +42,10 @@ def test_the_budget_is_checked_before_the_values(make_client):
     client = make_client(max_request_seconds=0.5)
     row = "[" + ",".join(["1000"] * 1000) + "]"
     body = ('{"inputs": [' + ",".join([row] * 1500) + "]}").encode()
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU of this thread, where the test client runs the app: load-independent
     r = client.post("/tasks/echo/predict", data=body, content_type="application/json")
     assert r.status_code == 422 and r.get_json()["type"].endswith(":over-budget"), r.get_json()["detail"][:200]
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 def test_most_steps_fits_the_budget():
@@ -65,9 +65,9 @@ def test_many_bad_values_within_the_budget_are_refused_quickly(make_client):
     """Regression: every bad value was explained (and a message built) before the 422."""
     client = make_client(max_request_seconds=100)
     body = ('{"inputs": [' + ",".join(["[" + ",".join(["1e9"] * 50) + "]"] * 10_000) + "]}").encode()
-    started = time.perf_counter()
+    started = time.thread_time()
     r = client.post("/tasks/ramp/predict", data=body, content_type="application/json")
-    seconds = time.perf_counter() - started
+    seconds = time.thread_time() - started
     problem = r.get_json()
     assert r.status_code == 422 and len(problem["errors"]) == 20 and problem["errors_total"] > 20
     assert seconds < 1.0, seconds
