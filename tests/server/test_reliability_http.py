@@ -131,6 +131,9 @@ def test_no_redirect_takes_its_location_from_the_host_header(server):
 def test_an_invalid_8_mb_body_is_refused_within_a_second(server):
     """Regression: 8 MB of out-of-range values was explained value by value (10 s of CPU) before its 422."""
     port = server.port
+    # 1 s on this 2-core machine; other jobs' load beyond the test's own two processes (client, worker)
+    # stretches wall time by about load / 2 (see test_reliability_heavy.py)
+    limit = 1.0 * max(1.0, os.getloadavg()[0] / 2)
     row = b"[" + b",".join([b"1000"] * 1000) + b"]"
     for task, body in (("ramp", b'{"inputs": [' + b",".join([b"[" + b",".join([b"1e9"] * 50) + b"]"] * 10_000) + b"]}"),
                        ("echo", b'{"inputs": [' + b",".join([row] * (MAX_BODY // (len(row) + 1) - 10)) + b"]}"),
@@ -143,11 +146,11 @@ def test_an_invalid_8_mb_body_is_refused_within_a_second(server):
             answer = one(port, data)
             seconds = min(seconds, time.monotonic() - started)
             assert_problem(answer, 422)
-            if seconds < 1.0:
+            if seconds < limit:
                 break
-        print(f"\n{task}: invalid body of {len(body) / 2**20:.1f} MiB refused in {seconds:.2f} s "
+        print(f"\n{task}: invalid body of {len(body) / 2**20:.1f} MiB refused in {seconds:.2f} s (bound {limit:.1f} s) "
               f"({answer.json()['detail'][:100]})")
-        assert seconds < 1.0, (task, seconds)
+        assert seconds < limit, (task, seconds, os.getloadavg())
 
 
 def test_a_request_over_the_cost_budget_is_refused_before_any_work(server):
