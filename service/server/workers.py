@@ -95,7 +95,9 @@ class ProblemErrors:
         started = time.perf_counter()
         status, slug, detail = classify(exc, self.cfg)
         addr = addr or ("", -1)
-        if status >= 500 and not isinstance(exc, SystemExit):
+        if isinstance(exc, SystemExit):
+            log.warning("request cut off (%s): answered %s", slug, status)
+        elif status >= 500:
             log.error("error handling a request", exc_info=exc)
         else:
             log.info("refused a request from %s: %s (%s)", addr[0], slug, str(exc)[:DETAIL_CHARS])
