@@ -37,10 +37,12 @@ class Problem:
 class InputError(ValueError):
     """Raised with every problem found, so a client can fix them all at once."""
 
-    def __init__(self, problems: list[Problem], total: int | None = None):
+    def __init__(self, problems: list[Problem], total: int | None = None, stopped: bool = False):
         self.problems = problems
         self.total = len(problems) if total is None else total
+        self.stopped = stopped  # checking stopped once enough problems were found: there may be more
         more = f" (and {self.total - len(problems)} more)" if self.total > len(problems) else ""
+        more += "; checking stopped there" if stopped else ""
         super().__init__("; ".join(map(str, problems)) + more)
 
 
@@ -78,6 +80,10 @@ class InputContract:
             arr = self._fast(seq)
             if arr is None:
                 problems.extend(self._explain(seq, task, f"{pointer}/{i}"))
+                if len(problems) >= MAX_PROBLEMS and i + 1 < len(sequences):
+                    # Enough to show: stop, so that a large body of bad values is refused in milliseconds
+                    # rather than explained value by value.
+                    raise InputError(problems[:MAX_PROBLEMS], total=len(problems), stopped=True)
             arrays.append(arr)
         if problems:
             raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
@@ -138,6 +144,10 @@ class InputContract:
 
     def _value_problem(self, value: Any, task: str) -> str | None:
         kind = "an integer" if self.dtype == "int" else "a number"
+        if self.dtype == "int" and type(value) is float and value.is_integer() and abs(value) >= 2 ** 63:
+            # JSON parsers read integers past 64 bits as floats: say what is wrong with 10**30, its size
+            return (f"{value:.6g} is out of range: outside {_fmt(self.low)}..{_fmt(self.high)} for task {task} "
+                    "(integers past 64 bits are not accepted)")
         if type(value) not in (_INT_TYPES if self.dtype == "int" else _NUMBER_TYPES):
             return f"expected {kind}, got {_json_type(value)} {_short(value)}"
         if isinstance(value, float) and not math.isfinite(value):

@@ -22,6 +22,7 @@ import onnxruntime as ort
 
 from . import manifest as manifest_mod
 from .codec import Batch, Codec
+from .cost import CostModel, weights_of
 
 # Cells (rows x padded length x output width) one onnxruntime call may produce: bounds the memory
 # of a request with long echo sequences; typical batches need a single call.
@@ -74,6 +75,8 @@ class Predictor:
         self.sha256 = manifest["onnx"]["sha256"]
         self._output_names = [self.output_name]
         self._run_options = ort.RunOptions()  # made once: run() would build a default one per call
+        # What a request will cost (service/core/cost.py); `load` counts the weights from model.onnx.
+        self.cost = CostModel(0)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, session_config: SessionConfig = SessionConfig(),
@@ -86,7 +89,9 @@ class Predictor:
         except Exception as err:  # onnxruntime raises its own exception types for a corrupt file
             raise manifest_mod.ManifestError(f"onnxruntime cannot load {manifest_mod.MODEL_FILE}: "
                                              f"{str(err).splitlines()[0][:200]}") from None
-        return cls(manifest, session, cell_budget)
+        predictor = cls(manifest, session, cell_budget)
+        predictor.cost = CostModel(weights_of(folder / manifest_mod.MODEL_FILE))
+        return predictor
 
     def warm_up(self) -> None:
         """Run the worked example once so the first request does not pay for lazy initialisation."""

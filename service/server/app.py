@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from flask import Flask, Request
 from flask.sessions import NullSession, SessionInterface
+from werkzeug.routing import Map
 
 from ..core.predictor import SessionConfig
 from . import errors
@@ -52,7 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                            "seconds": round(registry.load_seconds, 3)}})
     state = State(settings, registry, metrics, Limits.of(settings))
 
-    app = Flask(__name__)
+    app = _Flask(__name__)
     app.request_class = _Request
     app.session_interface = _NoSessions()
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, PROPAGATE_EXCEPTIONS=False,
@@ -66,6 +67,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for module in (predict, tasks, health, docs, playground, v2):
         app.register_blueprint(module.blueprint(state))
     return app
+
+
+class _Map(Map):
+    """No redirects from routing: werkzeug answers `/static//x` (merge_slashes) and a missing trailing slash
+    (strict_slashes) with a 308 whose Location it builds from the request's Host header, which a client
+    controls. Without them such paths simply match or get 404."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("merge_slashes", False)
+        kwargs.setdefault("strict_slashes", False)
+        super().__init__(*args, **kwargs)
+
+
+class _Flask(Flask):
+    url_map_class = _Map
 
 
 class _NoSessions(SessionInterface):
@@ -125,7 +141,19 @@ class Observe:
             answer[:] = status, headers
             return start_response(status, headers, exc_info)
 
-        body = self.wsgi_app(environ, start)
+        try:
+            body = self.wsgi_app(environ, start)
+        except BaseException as exc:
+            # Cut off inside the app: the worker timeout's SystemExit (gunicorn then answers 503, see
+            # workers.py) or an error from the server itself. Counted here, since the request never returns;
+            # the worker's exit hook flushes the count.
+            answer[:] = ("503" if isinstance(exc, SystemExit) else "500"), []
+            self._record(environ, started, rid, answer)
+            raise
+        self._record(environ, started, rid, answer)
+        return body
+
+    def _record(self, environ: dict, started: float, rid: str, answer: list) -> None:
         seconds = time.perf_counter() - started
         req = environ.pop("toyseq.request", None)  # Flask's request object (see _Request); drops the cycle
         record = (time.time(), seconds, rid, answer, req.url_rule if req is not None else None,
@@ -136,7 +164,13 @@ class Observe:
             pending.append(record)
         if len(pending) >= self.MAX_PENDING:
             self.drain()
-        return body
+
+    def record(self, status: int, method: str | None, path: str, remote: str | None, seconds: float) -> None:
+        """Count and log a request the server answered without the app (workers.py: malformed HTTP)."""
+        record = (time.time(), seconds, self.new_id(), (f"{status} ", [("Content-Length", "0")]), None, path or "",
+                  method, remote, "", 0)
+        with self._lock:
+            self._pending.append(record)
 
     def drain(self) -> None:
         """Count and log the requests recorded since the last drain (the flushing thread calls this every

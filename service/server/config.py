@@ -24,6 +24,11 @@ class Config:
     max_steps: int = 1_000
     max_top_k: int = 0  # 0: up to the task's number of classes
     max_rollout_values: int = 2_000_000  # sequences x steps in one request; bounds its time
+    # Estimated CPU seconds of one predict (service/core/cost.py); larger requests get 422 before any work.
+    # The estimate errs high (the largest accepted requests measure 0.2-0.35 s of CPU) and 0.5 s leaves a
+    # tenfold margin: two such requests beside a busy process on 2 shared cores finish in under 5 s of wall
+    # time, far inside TOYSEQ_TIMEOUT (docs/cost.md).
+    max_request_seconds: float = 0.5
     log_level: str = "info"
     api_key: str = ""  # empty: predict is open
     strict: bool = False  # True: any bad model stops start-up
@@ -57,6 +62,8 @@ class Config:
                      "timeout", "limit_request_fields"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be at least 1")
+        if not self.max_request_seconds > 0:  # also refuses NaN
+            raise ConfigError(f"{PREFIX}MAX_REQUEST_SECONDS must be more than 0")
         if self.max_top_k < 0:
             raise ConfigError(f"{PREFIX}MAX_TOP_K must be 0 (no limit) or more")
         # A bearer token is printable ASCII (RFC 6750); other bytes reach WSGI as latin-1 and could never match.
@@ -69,6 +76,8 @@ def _convert(name: str, kind: str, raw: str) -> Any:
     try:
         if kind == "int":
             return int(raw)
+        if kind == "float":
+            return float(raw)
         if kind == "bool":
             if raw.strip().lower() in ("1", "true", "yes", "on"):
                 return True

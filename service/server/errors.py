@@ -5,6 +5,7 @@ anything else is logged and answered with a detail-free 500 (no input is meant t
 """
 from __future__ import annotations
 
+import json
 import logging
 
 import orjson
@@ -12,6 +13,12 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ..core.codec import Problem
+
+try:  # the body-reading errors of gunicorn's parser, raised from wsgi.input.read() inside a view
+    from gunicorn.http.errors import NoMoreData, ParseException
+    _BODY_ERRORS: tuple[type, ...] = (ParseException, NoMoreData)
+except ImportError:  # served by another WSGI server
+    _BODY_ERRORS = ()
 
 PROBLEM_TYPE = "application/problem+json"
 DRAIN_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read and dropped so that its client sees the 413
@@ -64,12 +71,20 @@ class InvalidRequest(ServiceError):
     status, title, slug = 422, "Unprocessable Content", "invalid-request"
 
 
+class OverBudget(InvalidRequest):
+    slug = "over-budget"
+
+
 class TaskUnavailable(ServiceError):
     status, title, slug = 503, "Service Unavailable", "task-unavailable"
 
 
 def problem(body: dict, status: int, headers: dict | None = None) -> Response:
-    response = Response(orjson.dumps(body), status=status, mimetype=PROBLEM_TYPE)
+    try:
+        data = orjson.dumps(body)
+    except TypeError:  # text orjson cannot write (a lone surrogate echoed from the request): escape it instead
+        data = json.dumps(body, default=str).encode()
+    response = Response(data, status=status, mimetype=PROBLEM_TYPE)
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -88,11 +103,19 @@ def register(app: Flask) -> None:
         headers = {k: v for k, v in err.get_headers() if k.lower() == "allow"}
         if status == 413:
             _drain(DRAIN_LIMIT)
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            if limit:
+                detail = f"the body is larger than the limit of {limit} bytes (TOYSEQ_MAX_BODY_BYTES)"
         body = {"type": "about:blank", "title": err.name, "status": status, "detail": detail}
         return problem(body, status, headers)
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception):
+        if _BODY_ERRORS and isinstance(err, _BODY_ERRORS):
+            # gunicorn met malformed chunking (or the client left mid-body) while the app read the body
+            body = {"type": "urn:toyseq:problem:malformed-chunked-body", "title": "Bad Request", "status": 400,
+                    "detail": f"the request body could not be read: {type(err).__name__} {str(err)[:120]}".strip()}
+            return problem(body, 400, {"Connection": "close"})
         log.exception("unhandled error in request %s", request.environ.get("toyseq.request_id", "-"))
         body = {"type": "about:blank", "title": "Internal Server Error", "status": 500,
                 "detail": "internal error; quote the X-Request-ID header when reporting it"}

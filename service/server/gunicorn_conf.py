@@ -58,3 +58,10 @@ def child_exit(server, worker):
 def on_exit(server):
     if _own_metrics_dir:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+# Last, so that it wraps whichever worker class is set above: gunicorn's own error answers (malformed HTTP,
+# oversize request line or headers, worker timeout) become problem+json; see service/server/workers.py.
+from service.server.workers import problem_worker  # noqa: E402
+
+worker_class = problem_worker(worker_class)

@@ -24,12 +24,17 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
             "$ref": "#/components/schemas/PredictRequest"}}}},
         "responses": {
             "200": _json("one output per input, in order", {"$ref": "#/components/schemas/PredictResponse"}),
-            "400": _problem("the body is not valid JSON (or is nested too deeply)"),
+            "400": _problem("the body is not valid JSON (or is nested too deeply, starts with a byte order mark, "
+                            "holds a lone surrogate escape), or its chunked encoding is malformed"),
             "401": _problem("missing or wrong API key (only when the service has one)"),
             "404": _problem("unknown task; the body names the known ones"),
             "413": _problem("the body is larger than the limit"),
-            "415": _problem("the body is not declared as JSON"),
-            "422": _problem("the request is valid JSON but not a valid request; `errors` locates each problem"),
+            "415": _problem("the body is not declared as JSON, is not UTF-8, or has a Content-Encoding other than "
+                            "identity"),
+            "422": _problem("the request is valid JSON but not a valid request; `errors` locates each problem. "
+                            "Type `urn:toyseq:problem:over-budget`: the request's estimated CPU time is over "
+                            f"{limits.max_request_seconds:g} s (TOYSEQ_MAX_REQUEST_SECONDS); `estimated_seconds` "
+                            "and `limit_seconds` say by how much, `detail` how much would fit"),
             "503": _problem("the task's model could not be loaded; `detail` gives the reason"),
         },
     }

@@ -29,10 +29,12 @@ class Limits:
     max_steps: int
     max_top_k: int  # 0: the task's number of classes
     max_rollout_values: int
+    max_request_seconds: float = 0.5  # estimated CPU seconds (service/core/cost.py)
 
     @classmethod
     def of(cls, config: Config) -> "Limits":
-        return cls(config.max_batch, config.max_steps, config.max_top_k, config.max_rollout_values)
+        return cls(config.max_batch, config.max_steps, config.max_top_k, config.max_rollout_values,
+                   config.max_request_seconds)
 
 
 class Registry:

@@ -131,9 +131,39 @@ def test_non_json_body_is_415(client, any_task, content_type):
 
 @pytest.mark.parametrize("raw", [b"", b"{", b'{"inputs": [[1, 2]]', b"{'inputs': 1}", b'{"inputs": [[NaN}',
                                  b"[" * 100_000 + b"]" * 100_000, b"[" * 2000 + b"]" * 2000,
-                                 b'{"a":' * 5000 + b"1" + b"}" * 5000, b"\xff\xfe"])
+                                 b'{"a":' * 5000 + b"1" + b"}" * 5000, b'{"inputs": [[1]], "\\ud800": 1}',
+                                 b'\xef\xbb\xbf{"inputs": [[1]]}'])
 def test_malformed_or_absurdly_nested_json_is_400(client, any_task, raw):
     assert_problem(client.post(f"/tasks/{any_task}/predict", data=raw, content_type="application/json"), 400)
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe", '{"inputs": [[1]]}'.encode("utf-16"), '{"inputs": [[1]]}'.encode("utf-16-be"),
+                                 '{"inputs": [[1]]}'.encode("utf-32-le"), b'{"inputs": [[1]], "\xe9": 1}'])
+def test_bodies_that_are_not_utf8_are_415(client, any_task, raw):
+    problem = assert_problem(client.post(f"/tasks/{any_task}/predict", data=raw, content_type="application/json"), 415)
+    assert "UTF-8" in problem["detail"]
+
+
+@pytest.mark.parametrize("headers", [{"Content-Encoding": "gzip"}, {"Content-Encoding": "br"},
+                                     {"Content-Type": "application/json; charset=latin-1"}])
+def test_compressed_or_other_charset_bodies_are_415(client, any_task, headers):
+    headers = {"Content-Type": "application/json", **headers}
+    r = client.post(f"/tasks/{any_task}/predict", data=b'{"inputs": [[1]]}', headers=headers)
+    assert_problem(r, 415)
+
+
+def test_an_integer_past_64_bits_is_out_of_range_not_a_non_integer(client):
+    problem = assert_problem(client.post("/tasks/echo/predict", data=b'{"inputs": [[1, 1000000000000000000000000000000]]}',
+                                         content_type="application/json"), 422)
+    assert "out of range" in problem["detail"] and "non-integer" not in problem["detail"]
+    assert problem["errors"][0]["pointer"] == "/inputs/0/1"
+
+
+def test_no_routing_redirect_builds_a_location_from_the_host(client):
+    for path in ("/static//x", "//tasks", "/tasks/", "/healthz/"):
+        r = client.get(path, headers={"Host": "evil.example"})
+        assert r.status_code in (200, 404), (path, r.status_code)
+        assert "Location" not in r.headers, (path, r.headers)
 
 
 @pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])

@@ -6,7 +6,7 @@ import json
 
 import orjson
 from flask import Blueprint, Response, request
-from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from ..errors import BadRequest, Unauthorized, UnsupportedMediaType
 from ..parsing import parse_predict
@@ -43,12 +43,25 @@ def blueprint(state) -> Blueprint:
 
 
 def read_json(environ: dict, max_body: int):
-    """The body as JSON, or 415 (not declared JSON) / 400 (malformed, NaN, too deeply nested) / 413 (too big)."""
+    """The body as JSON, or 415 (not declared JSON, not UTF-8, compressed) / 400 (malformed, NaN, too deeply
+    nested, lone surrogates, malformed chunking) / 413 (too big, with or without Content-Length)."""
     # The usual header, exactly "application/json", needs no parsing (request.mimetype parses options).
-    mimetype = "application/json" if environ.get("CONTENT_TYPE") == "application/json" else request.mimetype
-    if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
-        raise UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json), "
-                                   f"got {mimetype or 'no content type'!r}"[:200])
+    content_type = environ.get("CONTENT_TYPE")
+    if content_type == "application/json":
+        mimetype = content_type
+    else:
+        mimetype = request.mimetype
+        if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+            raise UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json), "
+                                       f"got {mimetype or 'no content type'!r}"[:200])
+        charset = request.mimetype_params.get("charset", "utf-8").strip().lower()
+        if charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(f"the body must be UTF-8 JSON (RFC 8259), got charset={charset!r}"[:200],
+                                       extra={"charset": charset[:40]})
+    coding = environ.get("HTTP_CONTENT_ENCODING")
+    if coding and coding.strip().lower() != "identity":
+        raise UnsupportedMediaType(f"Content-Encoding {coding.strip()!r} is not supported; send the JSON "
+                                   "uncompressed (identity)"[:200], headers={"Accept-Encoding": "identity"})
     data = _read_body(environ, max_body)
     try:
         return orjson.loads(data)
@@ -57,26 +70,53 @@ def read_json(environ: dict, max_body: int):
 
 
 def _read_body(environ: dict, max_body: int) -> bytes:
-    """The body. The usual request, a plain Content-Length within the limit, is read straight from the WSGI
-    input (the server stops it at Content-Length); anything else goes through werkzeug, which answers 413
-    past MAX_CONTENT_LENGTH and bounds bodies without a length."""
+    """The body, at most `max_body` bytes (413 past it). A plain Content-Length is read in one call (the server
+    stops it there); a body without one (chunked) is read in blocks up to the limit, since werkzeug would
+    silently cut it at MAX_CONTENT_LENGTH. gunicorn's errors for malformed chunking become 400 (errors.py)."""
     length = environ.get("CONTENT_LENGTH")
-    if length and length.isdigit() and length.isascii():
+    stream = environ["wsgi.input"]
+    if length:
+        if not (length.isdigit() and length.isascii()):
+            raise BadRequest(f"Content-Length {length[:40]!r} is not a number of bytes")
         size = int(length)
-        if size <= max_body:
-            data = environ["wsgi.input"].read(size)
-            if len(data) != size:
-                raise ClientDisconnected()
-            return data
-    return request.get_data(cache=False)  # werkzeug enforces MAX_CONTENT_LENGTH here (413)
+        if size > max_body:
+            raise RequestEntityTooLarge()
+        data = stream.read(size)
+        if len(data) != size:
+            raise ClientDisconnected()
+        return data
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # neither a length nor a terminated stream (chunked): HTTP says there is no body
+    blocks, size = [], 0
+    while True:
+        block = stream.read(min(1 << 16, max_body + 1 - size))
+        if not block:
+            return b"".join(blocks)
+        blocks.append(block)
+        size += len(block)
+        if size > max_body:
+            raise RequestEntityTooLarge()
 
 
 def _lenient(data: bytes, err: Exception):
     """orjson refuses NaN, Infinity and numbers beyond float range, which are well-formed enough to locate:
     read them with the standard parser (it turns them into floats) so validation answers 422 at their
-    pointer. Anything else orjson refused, including nesting past its depth limit, stays a 400."""
+    pointer. Anything else orjson refused, including nesting past its depth limit, stays a 400. Bodies that
+    are not UTF-8 are refused first (the standard parser would guess UTF-16 or UTF-32 from bytes), and so are
+    lone surrogate escapes ("\\ud800"), which no valid Unicode text holds and orjson cannot write back."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]:  # a BOM or a NUL among the first four
+        raise UnsupportedMediaType("the body looks like UTF-16 or UTF-32; JSON on the wire is UTF-8 (RFC 8259)")
+    if data[:3] == b"\xef\xbb\xbf":
+        raise BadRequest("the body starts with a UTF-8 byte order mark; JSON on the wire has none (RFC 8259)")
     try:
-        return json.loads(data)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        raise UnsupportedMediaType(f"the body is not UTF-8: byte {bad.start} is invalid; JSON on the wire "
+                                   "is UTF-8 (RFC 8259)", extra={"position": bad.start}) from None
+    if "surrogate" in str(err):
+        raise BadRequest(f"the body is not valid JSON: {err} (a lone \\uD800-\\uDFFF escape is not a character)")
+    try:
+        return json.loads(text)
     except (ValueError, RecursionError):
         raise BadRequest(f"the body is not valid JSON: {err}") from None
 
