@@ -136,7 +136,7 @@ class RemoteBackend:
 
     A chunk answered 422 is split by the pointers of its problems: rows named there get their error,
     the others are sent again (the service lists at most a few problems per answer, so this repeats
-    until the rest is accepted). 413 halves the chunk. 503 and connection errors are retried with
+    until the rest is accepted). 413, or a 422 over the service's cost budget, halves the chunk. 503 and connection errors are retried with
     backoff by the Client."""
 
     def __init__(self, client: Client, task: str, steps: int | None = None, top_k: int | None = None,
@@ -175,7 +175,8 @@ class RemoteBackend:
 
     def _split(self, err: ServiceError, chunk: Chunk, todo: list[int], errors: dict[int, str]) -> list[list[int]]:
         """What to send again after a refused chunk; raises UsageError when rows are not the cause."""
-        if err.status == 413 and len(todo) > 1:
+        too_big = err.status == 413 or str(err.problem.get("type", "")).endswith(":over-budget")
+        if too_big and len(todo) > 1:  # the chunk, not a row, is the problem: send it in halves
             return [todo[: len(todo) // 2], todo[len(todo) // 2:]]
         if err.status != 422:
             raise UsageError(f"{self.client.base_url}: {err}")

@@ -246,6 +246,19 @@ def test_remote_mode_matches_local_mode(tmp_path, gunicorn_server, models_copy, 
 
 
 @pytest.mark.slow
+def test_remote_chunks_over_the_cost_budget_are_halved(tmp_path, gunicorn_server, models_copy, task, predictor):
+    """A budget that a few dozen rows fill: the chunk of 400 is refused as over budget, sent again in halves."""
+    server = gunicorn_server({"TOYSEQ_MAX_REQUEST_SECONDS": "0.003"})
+    seqs = valid_sequences(predictor, 400, seed=8)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(jsonl([{"inputs": s, "id": i} for i, s in enumerate(seqs)]))
+    local = run_cli(task, path, "--models-dir", models_copy)
+    remote = run_cli(task, path, "--url", server.base_url, "--concurrency", 2)
+    assert remote.returncode == local.returncode == 0, remote.stderr
+    assert remote.stdout == local.stdout
+
+
+@pytest.mark.slow
 def test_client_retries_until_the_service_comes_up(tmp_path, task, models_copy, predictor):
     """Connection refused at first: the client backs off and succeeds once gunicorn listens."""
     seqs = valid_sequences(predictor, 3, seed=7)
