@@ -69,7 +69,7 @@ class InputContract:
     def check(self, sequences: Any, task: str, pointer: str = "/inputs") -> list[np.ndarray]:
         """Return the sequences as numpy arrays, or raise InputError naming every bad place."""
         if not isinstance(sequences, list):
-            raise InputError([Problem(pointer, f"expected a list of sequences, got {_json_type(sequences)}")])
+            raise InputError([Problem(pointer, f"expected a list of sequences, got {json_type(sequences)}")])
         if not sequences:
             raise InputError([Problem(pointer, "expected at least one sequence, got an empty list")])
         arrays = self._fast_all(sequences)
@@ -132,7 +132,7 @@ class InputContract:
 
     def _explain(self, seq: Any, task: str, pointer: str) -> list[Problem]:
         if not isinstance(seq, list):
-            return [Problem(pointer, f"expected a sequence (a JSON array of numbers), got {_json_type(seq)}")]
+            return [Problem(pointer, f"expected a sequence (a JSON array of numbers), got {json_type(seq)}")]
         problems = []
         if not self.min_length <= len(seq) <= self.max_length:
             problems.append(Problem(pointer, f"length {len(seq)} is outside {self.length_text} for task {task}"))
@@ -149,7 +149,7 @@ class InputContract:
             return (f"{value:.6g} is out of range: outside {_fmt(self.low)}..{_fmt(self.high)} for task {task} "
                     "(integers past 64 bits are not accepted)")
         if type(value) not in (_INT_TYPES if self.dtype == "int" else _NUMBER_TYPES):
-            return f"expected {kind}, got {_json_type(value)} {_short(value)}"
+            return f"expected {kind}, got {json_type(value)} {_short(value)}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"expected a finite number, got {value}"
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
@@ -161,7 +161,7 @@ _INT_TYPES = frozenset({int})  # bool is a subclass of int, but type(True) is bo
 _NUMBER_TYPES = frozenset({int, float})
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     names = {bool: "a boolean", type(None): "null", str: "a string", dict: "an object", list: "an array",
              float: "a non-integer number", int: "an integer"}
     return names.get(type(value), type(value).__name__)

@@ -45,6 +45,7 @@ from contextlib import ExitStack
 from typing import IO, Iterable, Iterator
 
 from . import formats as rows_mod
+from ..core.capabilities import Capabilities
 from .engine import (
     LOCAL_CHUNK_ROWS,
     REMOTE_CHUNK_ROWS,
@@ -84,8 +85,7 @@ def backend(task: str, models_dir: str | None, url: str | None, api_key: str | N
         raise UsageError(str(err) if err.status == 0 else f"{url}: {err}") from None
     if not info.get("available", True):
         raise UsageError(f"{url}: task {task} is unavailable: {info.get('reason')}")
-    why = "its output is a list" if info.get("output", {}).get("kind") == "echo" else "its output is not a class"
-    check_options(task, steps, top_k, info.get("max_steps"), info.get("max_top_k"), why)
+    check_options(Capabilities.described(info), steps, top_k)
     # A chunk must fit the service's per-request limits, or every chunk would be refused.
     limits = info.get("limits") or {}
     rows = min(REMOTE_CHUNK_ROWS, limits.get("max_batch") or REMOTE_CHUNK_ROWS)

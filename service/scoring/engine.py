@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..core.codec import InputError
 from ..core.manifest import ManifestError, discover
-from ..core.predictor import Predictor, SessionConfig, top_k_classes
+from ..core.capabilities import Capabilities
+from ..core.predictor import Predictor, SessionConfig
 from .formats import Answer, Answers, Chunk, Row, chunks_of
 
 if TYPE_CHECKING:  # http.client is imported only in remote mode, to keep local start-up short
@@ -35,19 +36,13 @@ class UsageError(Exception):
     """The job cannot run as asked (unknown task, unsupported option, refused by the service)."""
 
 
-def check_options(task: str, steps: int | None, top_k: int | None, max_steps: int | None,
-                  max_top_k: int | None, why_no_top_k: str = "") -> None:
+def check_options(capabilities: Capabilities, steps: int | None, top_k: int | None) -> None:
     """Refuse what the task cannot do before any row is read, in the service's words (it answers 422)."""
-    if steps is not None:
-        if not max_steps:
-            raise UsageError(f"steps is not supported for task {task} (it does not predict a next value)")
-        if not 1 <= steps <= max_steps:
-            raise UsageError(f"--steps {steps} is outside 1..{max_steps}")
-    if top_k is not None:
-        if not max_top_k:
-            raise UsageError(f"top_k is not supported for task {task} ({why_no_top_k})")
-        if not 1 <= top_k <= max_top_k:
-            raise UsageError(f"--top-k {top_k} is outside 1..{max_top_k}")
+    for option, value in (("steps", steps), ("top_k", top_k)):
+        message = None if value is None else capabilities.problem(option, value)
+        if message:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"{flag} {message}" if capabilities.maximum(option) else message)
 
 
 class LocalBackend:
@@ -62,9 +57,7 @@ class LocalBackend:
 
     def __init__(self, predictor: Predictor, steps: int | None = None, top_k: int | None = None,
                  workers: int = 1):
-        kind = predictor.manifest["output"]["kind"]
-        check_options(predictor.task, steps, top_k, MAX_LOCAL_STEPS if predictor.rollout else 0,
-                      top_k_classes(predictor), "its output is a list" if kind == "echo" else "its output is not a class")
+        check_options(Capabilities.of(predictor, MAX_LOCAL_STEPS), steps, top_k)
         self.predictor = predictor
         self.output = predictor.manifest["output"]
         self.codec = predictor.codec

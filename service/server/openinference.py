@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from ..core.predictor import Predictor, top_k_classes
+from ..core.predictor import Predictor
 from .errors import BadRequest, InvalidRequest, NotFound
 from .parsing import parse_predict
 from .registry import Limits
@@ -64,8 +64,7 @@ class Model:
         self.input_dtypes = ACCEPTED[m["input"]["dtype"]]
         self.output_dtype = "INT64" if m["output"]["dtype"] == "int" else "FP64"
         self.echo_skip = int(m["decoder"].get("skip", 0)) if m["output"]["kind"] == "echo" else None
-        top = top_k_classes(p)
-        self.top_k = (min(top, self.limits.max_top_k) if self.limits.max_top_k else top) if top else 0
+        self.top_k = self.limits.capabilities(p).max_top_k
 
     @property
     def length(self) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.codec import MAX_PROBLEMS, InputError, Problem
-from ..core.predictor import Predictor, top_k_classes
+from ..core.capabilities import OPTIONS
+from ..core.codec import MAX_PROBLEMS, InputError, Problem, json_type
+from ..core.predictor import Predictor
 from .errors import InvalidRequest, OverBudget
 from .registry import Limits
 
@@ -15,11 +16,10 @@ REQUEST_FIELDS = ("inputs", "steps", "top_k")
 def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list, int | None, int | None]:
     """Check a decoded predict body; return (checked arrays, steps, top_k) or raise InvalidRequest
     listing every problem, each located by a JSON pointer."""
-    task = predictor.task
     first = None
     if type(body) is not dict:
         raise InvalidRequest("the body must be a JSON object like {\"inputs\": [[...], ...]}",
-                             errors=[Problem("", f"expected an object, got {_kind(body)}")])
+                             errors=[Problem("", f"expected an object, got {json_type(body)}")])
     if len(body) == 1:  # the usual request, {"inputs": [...]} alone: no options to check
         inputs = body.get("inputs")
         if type(inputs) is list and len(inputs) <= limits.max_batch:
@@ -30,18 +30,17 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
                 first = err  # listed below with the others, not checked twice
     problems = [Problem(f"/{_escape(key)}", f"unknown field; allowed: {', '.join(REQUEST_FIELDS)}")
                 for key in body if key not in REQUEST_FIELDS]
-    steps = top_k = None
-    if "steps" in body:  # the messages below are built only when the field is there
-        steps = _optional_int(body, "steps", limits.max_steps if predictor.rollout else 0,
-                              f"steps is not supported for task {task} (it does not predict a next value)",
-                              problems)
-    if "top_k" in body:
-        top_classes = top_k_classes(predictor)
-        top_max = min(top_classes, limits.max_top_k) if limits.max_top_k else top_classes
-        why_not = ("its output is a list" if predictor.manifest["output"]["kind"] == "echo"
-                   else "its output is not a class")
-        top_k = _optional_int(body, "top_k", top_max, f"top_k is not supported for task {task} ({why_not})",
-                              problems)
+    options: dict[str, int | None] = dict.fromkeys(OPTIONS)
+    if "steps" in body or "top_k" in body:
+        capabilities = limits.capabilities(predictor)
+        for option in OPTIONS:
+            if option in body:
+                message = capabilities.problem(option, body[option])
+                if message:
+                    problems.append(Problem(f"/{option}", message))
+                else:
+                    options[option] = body[option]
+    steps, top_k = options["steps"], options["top_k"]
     arrays = None
     inputs = body.get("inputs")
     if "inputs" not in body:
@@ -98,27 +97,6 @@ def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: L
     shown = [*problems[:MAX_PROBLEMS - 1], Problem("/inputs", message)]
     raise OverBudget("; ".join(map(str, shown)), errors=shown, total=len(problems) + 1,
                      extra={"estimated_seconds": round(seconds, 3), "limit_seconds": budget})
-
-
-def _optional_int(body: dict, key: str, maximum: int, unsupported: str, problems: list) -> int | None:
-    if key not in body:
-        return None
-    value = body[key]
-    if not maximum:
-        problems.append(Problem(f"/{key}", unsupported))
-    elif type(value) is not int:  # bool is not accepted: type(True) is bool
-        problems.append(Problem(f"/{key}", f"expected an integer 1..{maximum}, got {_kind(value)}"))
-    elif not 1 <= value <= maximum:
-        problems.append(Problem(f"/{key}", f"{value} is outside 1..{maximum}"))
-    else:
-        return value
-    return None
-
-
-def _kind(value: Any) -> str:
-    names = {bool: "a boolean", type(None): "null", str: "a string", dict: "an object", list: "an array",
-             float: "a non-integer number", int: "an integer"}
-    return names.get(type(value), type(value).__name__)
 
 
 def _escape(key: str) -> str:

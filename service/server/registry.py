@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core import manifest as manifest_mod
+from ..core.capabilities import Capabilities
 from ..core.predictor import Predictor, SessionConfig
 from .config import Config
 from .errors import NotFound, TaskUnavailable
@@ -35,6 +36,9 @@ class Limits:
     def of(cls, config: Config) -> "Limits":
         return cls(config.max_batch, config.max_steps, config.max_top_k, config.max_rollout_values,
                    config.max_request_seconds)
+
+    def capabilities(self, predictor: Predictor) -> Capabilities:
+        return Capabilities.of(predictor, self.max_steps, self.max_top_k)
 
 
 class Registry:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Response, request
 
-from ...core.predictor import top_k_classes
 
 
 def blueprint(state) -> Blueprint:
@@ -35,8 +34,8 @@ def describe(name: str, state, detail: bool = False) -> dict:
     if predictor is None:
         return {"name": name, "available": False, "reason": registry.unavailable[name]}
     m = predictor.manifest
-    top = top_k_classes(predictor)
     limit = state.limits
+    capabilities = limit.capabilities(predictor)
     info = {
         "name": name,
         "available": True,
@@ -44,9 +43,9 @@ def describe(name: str, state, detail: bool = False) -> dict:
         "input": m["input"],
         "output": m["output"],
         "rollout": predictor.rollout,
-        "max_steps": limit.max_steps if predictor.rollout else None,
-        "top_k": bool(top),
-        "max_top_k": (min(top, limit.max_top_k) if limit.max_top_k else top) or None,
+        "max_steps": capabilities.max_steps or None,
+        "top_k": bool(capabilities.max_top_k),
+        "max_top_k": capabilities.max_top_k or None,
         "model": {"sha256": predictor.sha256, "opset": m["onnx"]["opset"]},
         "evaluation": m["gates"],
         "predict": f"/tasks/{name}/predict",
