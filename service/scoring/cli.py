@@ -75,13 +75,13 @@ def backend(task: str, models_dir: str | None, url: str | None, api_key: str | N
         return LocalBackend.load(task, models_dir, steps, top_k, workers)
     from .client import (  # remote mode only: local start-up skips http.client
         Client,
-        ServiceError,
+        RemoteError,
     )
 
     client = Client(url, api_key, retries=retries)
     try:
         info = client.task(task)
-    except ServiceError as err:
+    except RemoteError as err:
         raise UsageError(str(err) if err.status == 0 else f"{url}: {err}") from None
     if not info.get("available", True):
         raise UsageError(f"{url}: task {task} is unavailable: {info.get('reason')}")

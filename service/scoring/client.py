@@ -5,7 +5,7 @@
     client.predict("echo-lag", [[5, 3, 8]])        # -> {"task": ..., "model": {...}, "outputs": [[5, 3]]}
 
 Retries with exponential backoff (and jitter) on 503 and on connection errors; every other error
-status raises ServiceError carrying the RFC 9457 problem body. One keep-alive connection per thread,
+status raises RemoteError carrying the RFC 9457 problem body. One keep-alive connection per thread,
 so a Client can be shared by a thread pool.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ CONNECTION_ERRORS = (ConnectionError, http.client.RemoteDisconnected, http.clien
                      http.client.BadStatusLine, socket.timeout, TimeoutError)
 
 
-class ServiceError(Exception):
+class RemoteError(Exception):
     """A non-2xx answer: `status`, and the problem body (`problem["errors"]` lists bad places)."""
 
     def __init__(self, status: int, problem: dict):
@@ -41,7 +41,7 @@ class ServiceError(Exception):
         return errors if isinstance(errors, list) else []
 
 
-class ServiceUnavailable(ServiceError):
+class ServiceUnavailable(RemoteError):
     """Still 503 or unreachable after every retry."""
 
 
@@ -101,7 +101,7 @@ class Client:
             if 200 <= status < 300:
                 return answer
             problem = answer if isinstance(answer, dict) else {"detail": data[:200].decode(errors="replace")}
-            raise (ServiceUnavailable if status in RETRY_STATUSES else ServiceError)(status, problem)
+            raise (ServiceUnavailable if status in RETRY_STATUSES else RemoteError)(status, problem)
         raise AssertionError("unreachable")
 
     # --- plumbing -------------------------------------------------------------------------------

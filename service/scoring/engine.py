@@ -25,7 +25,7 @@ from ..core.predictor import Predictor, SessionConfig
 from .formats import Answer, Answers, Chunk, Row, chunks_of
 
 if TYPE_CHECKING:  # http.client is imported only in remote mode, to keep local start-up short
-    from .client import Client, ServiceError
+    from .client import Client, RemoteError
 
 LOCAL_CHUNK_ROWS = 8192
 REMOTE_CHUNK_ROWS = 1000  # well under the service's default TOYSEQ_MAX_BATCH (10000)
@@ -148,7 +148,7 @@ class RemoteBackend:
 
     def answer(self, chunk: Chunk) -> Answers:
         from .client import (
-            ServiceError,  # imported by now (the Client exists); see the top of the module
+            RemoteError,  # imported by now (the Client exists); see the top of the module
         )
 
         errors = dict(chunk.errors)
@@ -160,13 +160,13 @@ class RemoteBackend:
                 continue
             try:
                 result = self.client.predict(self.task, [chunk.sequences[i] for i in todo], self.steps, self.top_k)
-            except ServiceError as err:
+            except RemoteError as err:
                 pending.extend(self._split(err, chunk, todo, errors))
                 continue
             answers.fill(todo, result)
         return answers
 
-    def _split(self, err: ServiceError, chunk: Chunk, todo: list[int], errors: dict[int, str]) -> list[list[int]]:
+    def _split(self, err: RemoteError, chunk: Chunk, todo: list[int], errors: dict[int, str]) -> list[list[int]]:
         """What to send again after a refused chunk; raises UsageError when rows are not the cause."""
         too_big = err.status == 413 or str(err.problem.get("type", "")).endswith(":over-budget")
         if too_big and len(todo) > 1:  # the chunk, not a row, is the problem: send it in halves
