@@ -41,16 +41,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+TRAINING_EXTRA = "pip install -e '.[training]'"
+
+
 def report(task: str, gates: list[dict]) -> bool:
     for g in gates:
         mark = "ok  " if g["passed"] else "FAIL"
-        print(f"  {mark} {task:15s} {g['metric']:24s} {g['value']:<12.6g} (gate {g['op']} {g['threshold']:g}, "
-              f"n={g['n']}, eval seed {g['eval_seed']})")
+        metric = g["metric"] + (f" ({g['steps']} steps)" if g.get("steps") else "")
+        print(f"  {mark} {task:15s} {g.get('category', ''):32s} {metric:28s} {g['value']:<12.6g} "
+              f"(gate {g['op']} {g['threshold']:g}, n={g['n']}, eval seed {g['eval_seed']})")
     return all(g["passed"] for g in gates)
 
 
 def train(args) -> int:
-    from .pipeline import train_task  # torch is imported only when training
+    try:
+        from .pipeline import train_task  # torch is imported only when training
+    except ModuleNotFoundError as err:
+        print(f"python -m training train needs {err.name}, which is not installed: install the training "
+              f"extra with `{TRAINING_EXTRA}` (evaluate needs only the service's dependencies)", file=sys.stderr)
+        return 2
 
     jobs = max(1, min(args.jobs, len(args.tasks)))
     started = time.perf_counter()

@@ -49,8 +49,8 @@ class Trainer:
 
     def batch(self, rng: np.random.Generator, size: int, length: int):
         """(model input, target) tensors for one generated batch of a single length."""
-        extra = {"wrong": self.cfg.wrong} if self.cfg.wrong else {}
-        x, y = self.task.generate(rng, size, length, **extra)
+        extra = {k: v for k in ("wrong", "repeated", "jitter") if (v := getattr(self.cfg, k))}
+        x, y = (self.task.train_generate or self.task.generate)(rng, size, length, **extra)
         feed, ctx = self.codec.encode(Batch(x, np.full(len(x), x.shape[1])))
         target = torch.from_numpy(self.codec.encode_target(y, ctx))
         if self.cfg.loss == "l1_unit":  # each row's weight: its unit, relative to the batch's mean unit
