@@ -299,7 +299,7 @@ TASKS = {t.name: t for t in [
           Category("constants_rollout50", "float_constants", "max_value_error", "<=", 1e-6, steps=50)),
          ModelConfig(hidden=32),
          TrainConfig(lengths=(3, 50), lengths_per_step=16, steps=10000, batch=256, loss="l1", eval_every=250,
-                     patience=30)),
+                     patience=1000, jitter=1e-3, val_lengths=48, select="max")),
     Task("arith-next", arith_next, ints(-ARITH_BOUND, ARITH_BOUND, ARITH_WINDOW, ARITH_WINDOW),
          "next", "int", {"type": "robust-step"}, {"type": "wrong-position", "positions": "last", "classes": 7},
          (exact("clean_small_steps", scale="small"),

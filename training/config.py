@@ -25,4 +25,6 @@ class TrainConfig:
     eval_every: int = 100  # steps between validation checks
     patience: int = 8  # validation checks without improvement before stopping
     val_size: int = 2048
+    val_lengths: int = 4  # validation lengths, spread over the training length range
+    select: str = "mean"  # the checkpoint kept: lowest mean validation loss, or "max" (see Trainer.validate)
     grad_clip: float = 1.0
