@@ -380,15 +380,22 @@ class ScaledDecoder(_Positions):
 
 class RelativeDecoder(_Positions):
     """The next value as last value + output * scale, the unit the RelativeEncoder chose.
-    `round` makes integer tasks answer integers."""
+    `round` makes integer tasks answer integers. `quantum` reads the output to the nearest multiple of
+    it: the model's answer in units of the window's largest step is known to that precision, and a
+    rollout that feeds back an answer carrying the model's last-digit bias would add that bias up at
+    every step (quadratically, over a rollout whose window the answers come to fill)."""
 
     def __init__(self, spec: dict):
         super().__init__(spec)
         self.round = bool(spec.get("round", False))
+        self.quantum = float(spec.get("quantum", 0.0))
 
     def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
         anchor, scale = ctx
-        values = anchor + self.pick_last(out, batch)[:, 0].astype(np.float64) * scale
+        output = self.pick_last(out, batch)[:, 0].astype(np.float64)
+        if self.quantum:
+            output = np.rint(output / self.quantum) * self.quantum
+        values = anchor + output * scale
         return np.rint(values).astype(np.int64) if self.round else values
 
     def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:

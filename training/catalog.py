@@ -70,17 +70,11 @@ def alternating(rng, batch, length):
     return x[:, :-1], x[:, -1]
 
 
-def ramp(rng, batch, length, jitter: float = 0.0):
-    """Continue an evenly spaced real sequence: [0.0, 0.05, 0.1, 0.15, 0.2] -> 0.25.
-
-    `jitter` moves each input value by up to that share of the step (the target stays the clean next
-    value): in a rollout the model reads its own slightly-off answers, and must not amplify their error.
-    """
+def ramp(rng, batch, length):
+    """Continue an evenly spaced real sequence: [0.0, 0.05, 0.1, 0.15, 0.2] -> 0.25."""
     start = rng.uniform(-1, 1, (batch, 1))
     step = rng.uniform(0.01, 0.2, (batch, 1)) * rng.choice([-1.0, 1.0], (batch, 1))
     x = start + step * np.arange(length + 1)
-    if jitter:
-        x[:, :-1] += rng.uniform(-jitter, jitter, (batch, length)) * step
     return x[:, :-1], x[:, -1]
 
 
@@ -260,6 +254,7 @@ EXACT = exact()
 EDGES = (exact("edge_lengths", "lengths"), exact("edge_values", "constants"))
 ONE_WRONG = 0.999  # arith-next: share of windows with one wrong value answered exactly, at every position
 RAMP_SCALES = {"scale": "all"}
+RAMP_QUANTUM = 2.0 ** -10  # ramp answers in 1/1024ths of the window's largest step (see RelativeDecoder)
 
 TASKS = {t.name: t for t in [
     Task("echo", echo, ints(0, 99, 1, 1000), "echo", "int", *classes(0, 100, positions="all"), (EXACT, *EDGES),
@@ -290,7 +285,8 @@ TASKS = {t.name: t for t in [
          truth=lambda x: 1 - x[-1]),
     Task("ramp", ramp, {"dtype": "float", "low": -1e6, "high": 1e6, "min_length": 3, "max_length": 50,
                         "min_relative_step": 1e-9},
-         "next", "float", {"type": "relative", "basis": "step"}, {"type": "relative", "positions": "last"},
+         "next", "float", {"type": "relative", "basis": "step"},
+         {"type": "relative", "positions": "last", "quantum": RAMP_QUANTUM},
          (Category("heldout", "heldout", "max_step_error", "<=", 1e-3),
           Category("every_scale", "ramps", "max_step_error", "<=", 1e-3, RAMP_SCALES),
           Category("every_scale_rollout10", "ramps", "max_step_error", "<=", 0.02, RAMP_SCALES, steps=10),
@@ -298,8 +294,8 @@ TASKS = {t.name: t for t in [
           Category("constants", "float_constants", "max_value_error", "<=", 1e-6),
           Category("constants_rollout50", "float_constants", "max_value_error", "<=", 1e-6, steps=50)),
          ModelConfig(hidden=32),
-         TrainConfig(lengths=(3, 50), lengths_per_step=16, steps=10000, batch=256, loss="l1", eval_every=250,
-                     patience=1000, jitter=1e-3, val_lengths=48, select="max")),
+         TrainConfig(lengths=(3, 50), lengths_per_step=16, steps=8000, batch=256, loss="l1", eval_every=250,
+                     patience=1000, val_lengths=48, select="max")),
     Task("arith-next", arith_next, ints(-ARITH_BOUND, ARITH_BOUND, ARITH_WINDOW, ARITH_WINDOW),
          "next", "int", {"type": "robust-step"}, {"type": "wrong-position", "positions": "last", "classes": 7},
          (exact("clean_small_steps", scale="small"),

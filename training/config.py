@@ -21,7 +21,6 @@ class TrainConfig:
     loss: str = "cross_entropy"  # or "mse", "l1" or "l1_unit" (see Trainer.loss) for tasks that answer a number
     wrong: float = 0.0  # arith-next: share of training rows with one wrong value
     repeated: float = 0.0  # copy-first: share of training rows that are a first value, then another repeated
-    jitter: float = 0.0  # ramp: input values moved by up to this share of the step (see catalog.ramp)
     eval_every: int = 100  # steps between validation checks
     patience: int = 8  # validation checks without improvement before stopping
     val_size: int = 2048

@@ -47,11 +47,9 @@ class Trainer:
         self.codec = codec_for(task)
         self.lengths = task.train_lengths
 
-    def batch(self, rng: np.random.Generator, size: int, length: int, train: bool = True):
-        """(model input, target) tensors for one generated batch of a single length. Validation rows
-        are not jittered: they measure the answers to clean input."""
-        keys = ("wrong", "repeated", "jitter") if train else ("wrong", "repeated")
-        extra = {k: v for k in keys if (v := getattr(self.cfg, k))}
+    def batch(self, rng: np.random.Generator, size: int, length: int):
+        """(model input, target) tensors for one generated batch of a single length."""
+        extra = {k: v for k in ("wrong", "repeated") if (v := getattr(self.cfg, k))}
         x, y = (self.task.train_generate or self.task.generate)(rng, size, length, **extra)
         feed, ctx = self.codec.encode(Batch(x, np.full(len(x), x.shape[1])))
         target = torch.from_numpy(self.codec.encode_target(y, ctx))
@@ -75,7 +73,7 @@ class Trainer:
         rng = rng_for(VALIDATION_STREAM, self.seed)
         lengths = np.unique(np.linspace(*self.lengths, self.cfg.val_lengths).round().astype(int))
         per = max(1, self.cfg.val_size // len(lengths))
-        return [self.batch(rng, per, int(n), train=False) for n in lengths]
+        return [self.batch(rng, per, int(n)) for n in lengths]
 
     @torch.no_grad()
     def validate(self, model: SeqModel, val: list) -> float:
