@@ -115,7 +115,7 @@ def best_constant(task) -> np.ndarray:
     targets = []
     lo, hi = task.train_lengths
     for length in np.unique(np.linspace(lo, hi, 4).round().astype(int)):
-        extra = {k: v for k in ("wrong", "repeated") if (v := getattr(task.train, k))}
+        extra = {k: v for k in ("wrong", "repeated", "balanced") if (v := getattr(task.train, k))}
         x, y = (task.train_generate or task.generate)(rng, 512, int(length), **extra)
         _, ctx = codec.encode(Batch(x, np.full(len(x), x.shape[1])))
         targets.append(np.asarray(codec.encode_target(y, ctx)).ravel())

@@ -39,9 +39,19 @@ def second_element(rng, batch, length):
     return x, x[:, 1]
 
 
-def sum_first_two(rng, batch, length):
-    """Add the first two numbers, ignore the third: [40, 2, 77] -> 42."""
+def sum_first_two(rng, batch, length, balanced: float = 0.0):
+    """Add the first two numbers, ignore the third: [40, 2, 77] -> 42.
+
+    `balanced` is the share of rows whose sum is drawn uniformly from 0..200 (then the first addend
+    uniformly among those that make it): uniform addends make sums near 0 and 200 rare (only 0 + 0 makes
+    0), and a classifier learns a rare class last.
+    """
     x = rng.integers(0, 101, (batch, 3))
+    rows = np.flatnonzero(rng.random(batch) < balanced)
+    total = rng.integers(0, 201, len(rows))
+    low, high = np.maximum(0, total - 100), np.minimum(100, total)
+    x[rows, 0] = low + np.floor(rng.random(len(rows)) * (high - low + 1)).astype(np.int64)
+    x[rows, 1] = total - x[rows, 0]
     return x, x[:, 0] + x[:, 1]
 
 
@@ -269,7 +279,7 @@ TASKS = {t.name: t for t in [
     Task("sum-first-two", sum_first_two, ints(0, 100, 3, 3), "value", "int", *classes(0, 201, positions="last"),
          (EXACT, exact("every_input", "every_input")),
          ModelConfig(embed=32, hidden=128),
-         TrainConfig(steps=10000, batch=256, lr=5e-3, eval_every=250, patience=1000),
+         TrainConfig(steps=16000, batch=256, lr=3e-3, eval_every=250, patience=1000, balanced=0.5),
          truth=lambda x: x[0] + x[1]),
     Task("copy-first", copy_first, ints(0, 99, 2, 20), "value", "int", *classes(0, 100, positions="last"),
          (EXACT, *EDGES, exact("first_then_repeated", "first_then_repeated")),

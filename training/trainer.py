@@ -49,7 +49,7 @@ class Trainer:
 
     def batch(self, rng: np.random.Generator, size: int, length: int):
         """(model input, target) tensors for one generated batch of a single length."""
-        extra = {k: v for k in ("wrong", "repeated") if (v := getattr(self.cfg, k))}
+        extra = {k: v for k in ("wrong", "repeated", "balanced") if (v := getattr(self.cfg, k))}
         x, y = (self.task.train_generate or self.task.generate)(rng, size, length, **extra)
         feed, ctx = self.codec.encode(Batch(x, np.full(len(x), x.shape[1])))
         target = torch.from_numpy(self.codec.encode_target(y, ctx))
