@@ -64,7 +64,7 @@ def test_ramp_constant_windows_answer_the_constant(client):
 
 
 def test_ramp_window_too_fine_for_float64_is_422_saying_why(client):
-    r = client.post("/tasks/ramp/predict", json={"inputs": [[1e6, 1e6 + 1e-9, 1e6 + 2e-9], [0.0, 0.5, 1.0]]})
+    r = client.post("/tasks/ramp/predict", json={"inputs": [[1e6 - 2e-9, 1e6 - 1e-9, 1e6], [0.0, 0.5, 1.0]]})
     assert r.status_code == 422
     errors = r.get_json()["errors"]
     assert [e["pointer"] for e in errors] == ["/inputs/0"]
