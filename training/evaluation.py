@@ -175,7 +175,7 @@ def _ramp_steps(xs: list) -> np.ndarray:
     return np.array([abs(x[-1] - x[-2]) for x in xs])
 
 
-def ramps_cases(task, rng, n, steps, scale="all"):
+def ramps_cases(task, rng, n, steps):
     """Evenly spaced windows over the contract's whole length range and scales (see ramps)."""
     xs, truth, units = [], [], []
     lengths, counts = np.unique(spread_lengths(task, n), return_counts=True)
