@@ -135,3 +135,12 @@ def test_train_without_torch_names_the_extra_to_install(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "pip install -e '.[training]'" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "alternating").exists()
+
+
+def test_every_task_pickles_for_the_worker_processes():
+    """`train --jobs 2` sends each Task to a spawned worker: a lambda in a Task would never arrive there
+    (the pool's feeder thread fails, and the task is silently never trained)."""
+    import pickle
+
+    for task in TASKS.values():
+        assert pickle.loads(pickle.dumps(task)).name == task.name

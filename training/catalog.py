@@ -254,6 +254,36 @@ def classes(low, count, **positions):
             {"type": "class", "low": low, "classes": count, **positions})
 
 
+# The right answer for one input row, per task. Named functions, not lambdas: a Task is pickled to the
+# worker processes of `python -m training train --jobs 2`.
+def _itself(x):
+    return x
+
+
+def _all_but_last(x):
+    return x[:-1]
+
+
+def _second(x):
+    return x[1]
+
+
+def _sum_of_first_two(x):
+    return x[0] + x[1]
+
+
+def _first(x):
+    return x[0]
+
+
+def _last(x):
+    return x[-1]
+
+
+def _flip_last(x):
+    return 1 - x[-1]
+
+
 def exact(name="heldout", cases="heldout", **params):
     return Category(name, cases, "exact", ">=", 1.0, params)
 
@@ -266,30 +296,30 @@ RAMP_QUANTUM = 2.0 ** -9  # ramp answers in 1/512ths of the window's largest ste
 TASKS = {t.name: t for t in [
     Task("echo", echo, ints(0, 99, 1, 1000), "echo", "int", *classes(0, 100, positions="all"), (EXACT, *EDGES),
          ModelConfig(embed=32, hidden=64), TrainConfig(lengths=(1, 64), steps=1500, batch=64),
-         truth=lambda x: x),
+         truth=_itself),
     Task("echo-lag", echo_lag, ints(0, 99, 2, 1000), "echo", "int", *classes(0, 100, positions="all", skip=1),
          (EXACT, *EDGES), ModelConfig(embed=32, hidden=64), TrainConfig(lengths=(2, 64), steps=2500, batch=64),
-         truth=lambda x: x[:-1]),
+         truth=_all_but_last),
     Task("second-element", second_element, ints(0, 4, 10, 10), "value", "int", *classes(0, 5, positions="last"),
          (EXACT, exact("edge_values", "constants"), exact("every_first_two", "first_two")),
-         ModelConfig(embed=8, hidden=32), TrainConfig(steps=1500, batch=128), truth=lambda x: x[1]),
+         ModelConfig(embed=8, hidden=32), TrainConfig(steps=1500, batch=128), truth=_second),
     Task("sum-first-two", sum_first_two, ints(0, 100, 3, 3), "value", "int", *classes(0, 201, positions="last"),
          (EXACT, exact("every_input", "every_input")),
          ModelConfig(embed=32, hidden=128),
          TrainConfig(steps=16000, batch=256, lr=3e-3, eval_every=250, patience=1000, balanced=0.5),
-         truth=lambda x: x[0] + x[1]),
+         truth=_sum_of_first_two),
     Task("copy-first", copy_first, ints(0, 99, 2, 20), "value", "int", *classes(0, 100, positions="last"),
          (EXACT, *EDGES, exact("first_then_repeated", "first_then_repeated")),
          ModelConfig(embed=32, hidden=128), TrainConfig(lengths=(2, 20), steps=3000, batch=128, repeated=0.3),
-         truth=lambda x: x[0]),
+         truth=_first),
     Task("last-value", last_value, ints(0, 99, 1, 20), "value", "int", *classes(0, 100, positions="last"),
          (EXACT, *EDGES), ModelConfig(embed=32, hidden=64), TrainConfig(lengths=(1, 20), steps=1000, batch=128),
-         truth=lambda x: x[-1]),
+         truth=_last),
     Task("alternating", alternating, ints(0, 1, 1, 50), "next", "int", *classes(0, 2, positions="last"),
          (exact("every_input", "every_alternation"),
           Category("rollout20", "every_alternation", "exact", ">=", 1.0, steps=20)),
          ModelConfig(embed=4, hidden=16), TrainConfig(lengths=(1, 50), steps=400, batch=64),
-         truth=lambda x: 1 - x[-1]),
+         truth=_flip_last),
     Task("ramp", ramp, {"dtype": "float", "low": -1e6, "high": 1e6, "min_length": 3, "max_length": 50,
                         "min_relative_step": 1e-9},
          "next", "float", {"type": "relative", "basis": "step"},
