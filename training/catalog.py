@@ -291,7 +291,7 @@ def exact(name="heldout", cases="heldout", **params):
 EXACT = exact()
 EDGES = (exact("edge_lengths", "lengths"), exact("edge_values", "constants"))
 ONE_WRONG = 0.999  # arith-next: share of windows with one wrong value answered exactly, at every position
-RAMP_QUANTUM = 2.0 ** -9  # ramp answers in 1/512ths of the window's largest step (see RelativeDecoder)
+RAMP_QUANTUM = 2.0 ** -10  # ramp answers in 1/1024ths of the window's largest step (see RelativeDecoder)
 
 TASKS = {t.name: t for t in [
     Task("echo", echo, ints(0, 99, 1, 1000), "echo", "int", *classes(0, 100, positions="all"), (EXACT, *EDGES),
@@ -331,7 +331,7 @@ TASKS = {t.name: t for t in [
           Category("constants", "float_constants", "max_value_error", "<=", 1e-6),
           Category("constants_rollout50", "float_constants", "max_value_error", "<=", 1e-6, steps=50)),
          ModelConfig(hidden=32),
-         TrainConfig(lengths=(3, 50), lengths_per_step=8, steps=3000, batch=256, loss="l1", eval_every=250,
+         TrainConfig(lengths=(3, 50), lengths_per_step=16, steps=10000, batch=256, loss="l1", eval_every=250,
                      patience=1000, val_lengths=48, select="max")),
     Task("arith-next", arith_next, ints(-ARITH_BOUND, ARITH_BOUND, ARITH_WINDOW, ARITH_WINDOW),
          "next", "int", {"type": "robust-step"}, {"type": "wrong-position", "positions": "last", "classes": 7},
