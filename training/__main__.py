@@ -2,18 +2,21 @@
 
     python -m training train [TASK ...] [--seed 0] [--jobs 2]   # all tasks when none is named
     python -m training evaluate [TASK ...] [--eval-seed N]      # re-measure the committed models
+    python -m training evaluate TASK --record                   # ... and write the figures into its manifest
 
 Exits 1 when a gate is not met (a model that fails is never written to models/), 2 on usage errors.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+from service.core import manifest as manifest_mod
 from service.core.predictor import Predictor
 
 from .catalog import TASKS
@@ -30,6 +33,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         p.add_argument("--eval-seed", type=int, default=DEFAULT_EVAL_SEED,
                        help="seed of the held-out evaluation data (training never draws from it)")
         p.add_argument("-n", type=int, default=DEFAULT_N, help="held-out sequences per gate")
+    sub.choices["evaluate"].add_argument(
+        "--record", action="store_true",
+        help="write the measured suite into each model's manifest (a model whose suite changed but whose "
+             "weights did not need not be retrained); the model file is untouched")
     train = sub.choices["train"]
     train.add_argument("--seed", type=int, default=0, help="training seed: the same seed gives the same metrics")
     train.add_argument("--jobs", type=int, default=2, help="tasks trained side by side, one CPU thread each")
@@ -41,16 +48,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+TRAINING_EXTRA = "pip install -e '.[training]'"
+
+
 def report(task: str, gates: list[dict]) -> bool:
     for g in gates:
         mark = "ok  " if g["passed"] else "FAIL"
-        print(f"  {mark} {task:15s} {g['metric']:24s} {g['value']:<12.6g} (gate {g['op']} {g['threshold']:g}, "
-              f"n={g['n']}, eval seed {g['eval_seed']})")
+        metric = g["metric"] + (f" ({g['steps']} steps)" if g.get("steps") else "")
+        print(f"  {mark} {task:15s} {g.get('category', ''):32s} {metric:28s} {g['value']:<12.6g} "
+              f"(gate {g['op']} {g['threshold']:g}, n={g['n']}, eval seed {g['eval_seed']})")
     return all(g["passed"] for g in gates)
 
 
 def train(args) -> int:
-    from .pipeline import train_task  # torch is imported only when training
+    try:
+        from .pipeline import train_task  # torch is imported only when training
+    except ModuleNotFoundError as err:
+        print(f"python -m training train needs {err.name}, which is not installed: install the training "
+              f"extra with `{TRAINING_EXTRA}` (evaluate needs only the service's dependencies)", file=sys.stderr)
+        return 2
 
     jobs = max(1, min(args.jobs, len(args.tasks)))
     started = time.perf_counter()
@@ -79,8 +95,24 @@ def evaluate_committed(args) -> int:
     ok = True
     for name in args.tasks:
         predictor = Predictor.load(args.models_dir / name)
-        ok &= report(name, evaluate(TASKS[name], predictor, args.eval_seed, args.n))
+        gates = evaluate(TASKS[name], predictor, args.eval_seed, args.n)
+        ok &= report(name, gates)
+        if args.record:
+            record(args.models_dir / name, gates)
     return 0 if ok else 1
+
+
+def record(folder: Path, gates: list[dict]) -> None:
+    """Replace the manifest's gates by `gates`, measured on its unchanged model."""
+    path = folder / manifest_mod.MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    task = TASKS[manifest["task"]]
+    if (manifest["encoder"], manifest["decoder"]) != (task.encoder, task.decoder):
+        raise SystemExit(f"{manifest['task']}: the catalog's encoder or decoder differs from the model's: retrain it")
+    manifest["gates"] = gates
+    manifest["input"].pop("evaluated_on", None)
+    manifest_mod.validate(manifest)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

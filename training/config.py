@@ -20,7 +20,11 @@ class TrainConfig:
     lengths_per_step: int = 1  # a step's batch is split over this many random lengths (each trains every length)
     loss: str = "cross_entropy"  # or "mse", "l1" or "l1_unit" (see Trainer.loss) for tasks that answer a number
     wrong: float = 0.0  # arith-next: share of training rows with one wrong value
+    balanced: float = 0.0  # sum-first-two: share of training rows whose sum is drawn uniformly (see catalog)
+    repeated: float = 0.0  # copy-first: share of training rows that are a first value, then another repeated
     eval_every: int = 100  # steps between validation checks
     patience: int = 8  # validation checks without improvement before stopping
     val_size: int = 2048
+    val_lengths: int = 4  # validation lengths, spread over the training length range
+    select: str = "mean"  # the checkpoint kept: lowest mean validation loss, or "max" (see Trainer.validate)
     grad_clip: float = 1.0

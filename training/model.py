@@ -34,4 +34,4 @@ class SeqModel(nn.Module):
 
 
 def out_width(decoder: dict) -> int:
-    return decoder["classes"] if decoder["type"] == "class" else 1
+    return decoder["classes"] if decoder["type"] in ("class", "wrong-position") else 1

@@ -49,8 +49,8 @@ class Trainer:
 
     def batch(self, rng: np.random.Generator, size: int, length: int):
         """(model input, target) tensors for one generated batch of a single length."""
-        extra = {"wrong": self.cfg.wrong} if self.cfg.wrong else {}
-        x, y = self.task.generate(rng, size, length, **extra)
+        extra = {k: v for k in ("wrong", "repeated", "balanced") if (v := getattr(self.cfg, k))}
+        x, y = (self.task.train_generate or self.task.generate)(rng, size, length, **extra)
         feed, ctx = self.codec.encode(Batch(x, np.full(len(x), x.shape[1])))
         target = torch.from_numpy(self.codec.encode_target(y, ctx))
         if self.cfg.loss == "l1_unit":  # each row's weight: its unit, relative to the batch's mean unit
@@ -71,14 +71,20 @@ class Trainer:
 
     def validation_set(self) -> list:
         rng = rng_for(VALIDATION_STREAM, self.seed)
-        lengths = np.unique(np.linspace(*self.lengths, 4).round().astype(int))
+        lengths = np.unique(np.linspace(*self.lengths, self.cfg.val_lengths).round().astype(int))
         per = max(1, self.cfg.val_size // len(lengths))
         return [self.batch(rng, per, int(n)) for n in lengths]
 
     @torch.no_grad()
     def validate(self, model: SeqModel, val: list) -> float:
+        """The validation loss; with select "max", the largest absolute error of any validation row (a
+        regression whose answers are fed back in rollouts must be right at every length, not on average)."""
         model.eval()
-        loss = float(np.mean([self.loss(model, x, y).item() for x, y in val]))
+        if self.cfg.select == "max":
+            out = [self.codec.decoder.training_slice(model(x))[..., 0] for x, _ in val]
+            loss = max(float((o - y).abs().max()) for o, (_, y) in zip(out, val))
+        else:
+            loss = float(np.mean([self.loss(model, x, y).item() for x, y in val]))
         model.train()
         return loss
 

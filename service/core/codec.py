@@ -55,10 +55,15 @@ class InputContract:
     high: float | None
     min_length: int
     max_length: int
+    # float tasks that extrapolate steps: a window that is not constant must have a largest step of at
+    # least this share of max(1, its largest |value|). Below it, float64 cannot hold the window's values
+    # to the precision the answer is promised in (a step of one ulp cannot be continued to 0.1% of itself).
+    min_relative_step: float | None = None
 
     @classmethod
     def from_manifest(cls, spec: dict) -> "InputContract":
-        return cls(spec["dtype"], spec.get("low"), spec.get("high"), spec["min_length"], spec["max_length"])
+        return cls(spec["dtype"], spec.get("low"), spec.get("high"), spec["min_length"], spec["max_length"],
+                   spec.get("min_relative_step"))
 
     @property
     def length_text(self) -> str:
@@ -73,21 +78,37 @@ class InputContract:
         if not sequences:
             raise InputError([Problem(pointer, "expected at least one sequence, got an empty list")])
         arrays = self._fast_all(sequences)
-        if arrays is not None:
-            return arrays
-        arrays, problems = [], []
-        for i, seq in enumerate(sequences):
-            arr = self._fast(seq)
-            if arr is None:
-                problems.extend(self._explain(seq, task, f"{pointer}/{i}"))
-                if len(problems) >= MAX_PROBLEMS and i + 1 < len(sequences):
-                    # Enough to show: stop, so that a large body of bad values is refused in milliseconds
-                    # rather than explained value by value.
-                    raise InputError(problems[:MAX_PROBLEMS], total=len(problems), stopped=True)
-            arrays.append(arr)
+        if arrays is None:
+            arrays, problems = [], []
+            for i, seq in enumerate(sequences):
+                arr = self._fast(seq)
+                if arr is None:
+                    problems.extend(self._explain(seq, task, f"{pointer}/{i}"))
+                    if len(problems) >= MAX_PROBLEMS and i + 1 < len(sequences):
+                        # Enough to show: stop, so that a large body of bad values is refused quickly
+                        # rather than explained value by value.
+                        raise InputError(problems[:MAX_PROBLEMS], total=len(problems), stopped=True)
+                arrays.append(arr)
+            if problems:
+                raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
+        if self.min_relative_step is not None:
+            self._check_steps(arrays, task, pointer)
+        return arrays
+
+    def _check_steps(self, arrays: list[np.ndarray], task: str, pointer: str) -> None:
+        problems = []
+        for i, arr in enumerate(arrays):
+            if len(arr) < 2:
+                continue
+            largest = float(np.abs(np.diff(arr)).max())
+            floor = self.min_relative_step * max(1.0, float(np.abs(arr).max()))
+            if 0 < largest < floor:
+                problems.append(Problem(f"{pointer}/{i}", (
+                    f"the largest step {largest:.3g} is below {self.min_relative_step:g} x the largest |value| "
+                    f"(at least 1): float64 cannot hold such a window precisely enough for task {task} to "
+                    f"continue it; send a constant window or steps of at least {floor:.3g}")))
         if problems:
             raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
-        return arrays
 
     def _fast_all(self, sequences: list) -> list[np.ndarray] | None:
         """A whole valid request in one numpy conversion: per-sequence checks would be most of the time
@@ -263,10 +284,42 @@ class RelativeEncoder:
         unit = np.abs(base).max(axis=1)
         if self.signed:  # the farthest value always reads -1: rising and falling windows look alike
             unit *= -np.sign(base[np.arange(len(base)), np.abs(base).argmax(axis=1)])
-        unit[np.abs(unit) < self.min_scale] = 1.0  # a constant window: any unit will do
+        constant = np.abs(unit) < self.min_scale
+        unit[constant] = 1.0  # features of a constant window are all 0 whatever the unit
         feats = {"value": values, "step": steps, "value+step": np.stack([values, steps], axis=-1)}[self.basis]
         feats = feats if feats.ndim == 3 else feats[..., None]
-        return (feats / unit[:, None, None]).astype(np.float32), (anchor, unit)
+        # The decoder reads the answer in a unit of 0 for a constant window, so it answers the constant
+        # itself: a window with no step has nothing to extrapolate.
+        return (feats / unit[:, None, None]).astype(np.float32), (anchor, np.where(constant, 0.0, unit))
+
+
+class RobustStepEncoder:
+    """For a progression with at most one wrong value. Each step x_t - x_(t-1) is compared with the
+    window's median step, which one wrong value cannot move (it spoils at most 2 of the steps, and the
+    middle two of the sorted steps stay clean). Two features per step, both 0 on a clean progression:
+    the step's deviation from the median in units of |median| (at least 1), clipped to +-`clip` so that
+    an outlier of any size reads alike; and the deviation itself, log-compressed (sign x log1p(|d|) /
+    `log_scale`), so that a deviation of 1 at a step of 1e8 is as visible as one of 1e9 at a step of 1.
+    The first position has no step and reads 0. The model only has to say which position the
+    deviations point at (see WrongPositionDecoder)."""
+
+    width = 2
+
+    def __init__(self, spec: dict):
+        self.clip = float(spec.get("clip", 4.0))
+        self.log_scale = float(spec.get("log_scale", 10.0))
+
+    def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
+        x = batch.x.astype(np.int64)
+        steps = np.diff(x, axis=1).astype(np.float64)  # exact: steps stay far below 2**53
+        median = np.median(steps, axis=1, keepdims=True)
+        dev = steps - median
+        ratio = np.clip(dev / np.maximum(np.abs(median), 1.0), -self.clip, self.clip)
+        logged = np.sign(dev) * np.log1p(np.abs(dev)) / self.log_scale
+        feats = np.zeros((len(x), x.shape[1], 2), dtype=np.float32)
+        feats[:, 1:, 0] = ratio
+        feats[:, 1:, 1] = logged
+        return feats, x
 
 
 # --- decoders: model output [batch, seq, out] -> answers -----------------------------------------
@@ -337,15 +390,22 @@ class ScaledDecoder(_Positions):
 
 class RelativeDecoder(_Positions):
     """The next value as last value + output * scale, the unit the RelativeEncoder chose.
-    `round` makes integer tasks answer integers."""
+    `round` makes integer tasks answer integers. `quantum` reads the output to the nearest multiple of
+    it: the model's answer in units of the window's largest step is known to that precision, and a
+    rollout that feeds back an answer carrying the model's last-digit bias would add that bias up at
+    every step (quadratically, over a rollout whose window the answers come to fill)."""
 
     def __init__(self, spec: dict):
         super().__init__(spec)
         self.round = bool(spec.get("round", False))
+        self.quantum = float(spec.get("quantum", 0.0))
 
     def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
         anchor, scale = ctx
-        values = anchor + self.pick_last(out, batch)[:, 0].astype(np.float64) * scale
+        output = self.pick_last(out, batch)[:, 0].astype(np.float64)
+        if self.quantum:
+            output = np.rint(output / self.quantum) * self.quantum
+        values = anchor + output * scale
         return np.rint(values).astype(np.int64) if self.round else values
 
     def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
@@ -353,11 +413,61 @@ class RelativeDecoder(_Positions):
 
     def encode_target(self, y: np.ndarray, ctx: Any) -> np.ndarray:
         anchor, scale = ctx
-        return ((np.asarray(y, dtype=np.float64) - anchor) / scale).astype(np.float32)
+        offset = np.asarray(y, dtype=np.float64) - anchor
+        safe = np.where(scale == 0, 1.0, scale)  # a constant window's target is 0 in any unit
+        return np.where(scale == 0, 0.0, offset / safe).astype(np.float32)
 
 
-ENCODERS = {"index": IndexEncoder, "scaled": ScaledEncoder, "relative": RelativeEncoder}
-DECODERS = {"class": ClassDecoder, "scaled": ScaledDecoder, "relative": RelativeDecoder}
+class WrongPositionDecoder(_Positions):
+    """For a fixed window of integers whose last value is right and one earlier value may be wrong.
+    The model's classes are the positions 0..n-2 (that value is wrong) and n-1 (none is). The answer is
+    computed exactly in int64 from the values the model did not flag: the last value plus the mean of
+    the steps (x_last - x_k) / (last - k) over every unflagged k, rounded to the nearest integer. Every
+    earlier value counts, so a wrong value the model misses spoils the answer."""
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.classes = int(spec["classes"])  # the window's length: n - 1 positions, plus "none"
+        last = self.classes - 1
+        self.weights = np.array([math.lcm(*range(1, last + 1)) // (last - k) for k in range(last)], dtype=np.int64)
+
+    def positions_of(self, out: np.ndarray, batch: Batch) -> np.ndarray:
+        return self.pick_last(out, batch).argmax(-1)
+
+    def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
+        x = ctx
+        last = self.classes - 1
+        flagged = self.positions_of(out, batch)
+        keep = np.arange(last)[None, :] != flagged[:, None]
+        spans = (x[:, last:last + 1] - x[:, :last]) * self.weights  # each span in steps, x lcm
+        num = (spans * keep).sum(axis=1)
+        den = keep.sum(axis=1) * int(self.weights[-1])
+        step = (2 * num + den) // (2 * den)  # num / den to the nearest integer, exactly
+        return x[:, last] + step
+
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
+        return self.next_values(out, batch, ctx).tolist()
+
+    def extras(self, out: np.ndarray, batch: Batch) -> dict[str, list]:
+        """The position the model judged wrong, per row (None: it judged every value right)."""
+        flagged = self.positions_of(out, batch)
+        return {"wrong_position": [None if p == self.classes - 1 else p for p in flagged.tolist()]}
+
+    def encode_target(self, y: np.ndarray, ctx: Any) -> np.ndarray:
+        """The class of each training row: the first position that is off the progression the true
+        next value and the last value define (there is at most one), else "none"."""
+        x = ctx
+        last = self.classes - 1
+        step = np.asarray(y, dtype=np.int64) - x[:, last]
+        clean = x[:, last:last + 1] - step[:, None] * np.arange(last, 0, -1)
+        off = x[:, :last] != clean
+        return np.where(off.any(axis=1), off.argmax(axis=1), last).astype(np.int64)
+
+
+ENCODERS = {"index": IndexEncoder, "scaled": ScaledEncoder, "relative": RelativeEncoder,
+            "robust-step": RobustStepEncoder}
+DECODERS = {"class": ClassDecoder, "scaled": ScaledDecoder, "relative": RelativeDecoder,
+            "wrong-position": WrongPositionDecoder}
 
 
 def feature_width(encoder: dict) -> int:

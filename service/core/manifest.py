@@ -58,7 +58,7 @@ SCHEMA = {
                 "high": _nullable_number,
                 "min_length": {"type": "integer", "minimum": 1},
                 "max_length": {"type": "integer", "minimum": 1},
-                "evaluated_on": {"type": "string"},
+                "min_relative_step": {"type": "number", "exclusiveMinimum": 0},
             },
         },
         "output": {
@@ -81,6 +81,7 @@ SCHEMA = {
                 {"properties": {"type": {"const": "scaled"}, "scale": _number}, "required": ["scale"]},
                 {"properties": {"type": {"const": "relative"}, "basis": {"enum": list(RelativeEncoder.BASES)},
                                 "min_scale": _number, "signed": {"type": "boolean"}}},
+                {"properties": {"type": {"const": "robust-step"}, "clip": _number, "log_scale": _number}},
             ],
         },
         "decoder": {
@@ -92,7 +93,11 @@ SCHEMA = {
                  "required": ["low", "classes"]},
                 {"properties": {"type": {"const": "scaled"}, "scale": _number, **_positions},
                  "required": ["scale"]},
-                {"properties": {"type": {"const": "relative"}, "round": {"type": "boolean"}, **_positions}},
+                {"properties": {"type": {"const": "relative"}, "round": {"type": "boolean"},
+                                "quantum": {"type": "number", "minimum": 0}, **_positions}},
+                {"properties": {"type": {"const": "wrong-position"}, "classes": {"type": "integer", "minimum": 2},
+                                **_positions},
+                 "required": ["classes"]},
             ],
         },
         "onnx": {
@@ -113,6 +118,8 @@ SCHEMA = {
                 "type": "object",
                 "required": ["metric", "op", "threshold", "value", "n", "eval_seed", "passed"],
                 "properties": {
+                    "category": {"type": "string"},  # the suite's name for the cases measured
+                    "steps": {"type": ["integer", "null"]},  # a rollout of this many steps, else one answer
                     "metric": {"type": "string"},
                     "op": {"enum": [">=", "<="]},
                     "threshold": _number,

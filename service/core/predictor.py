@@ -77,6 +77,7 @@ class Predictor:
         self._run_options = ort.RunOptions()  # made once: run() would build a default one per call
         # What a request will cost (service/core/cost.py); `load` counts the weights from model.onnx.
         self.cost = CostModel(0)
+        self._extras = getattr(self.codec.decoder, "extras", None)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, session_config: SessionConfig = SessionConfig(),
@@ -109,31 +110,37 @@ class Predictor:
         """
         plan = self._plan(sequences)
         if plan is None:  # the common case: one call, answers come back in order, nothing to scatter
-            outputs, tops = self._answer(_batch(sequences), steps, top_k)
+            outputs, tops, extras = self._answer(_batch(sequences), steps, top_k)
         else:
             gather, calls = plan
-            done, done_tops = [], []
+            done, done_tops, done_extras = [], [], {}
             for rows in calls:
-                answers, call_tops = self._answer(gather(rows), steps, top_k)
+                answers, call_tops, call_extras = self._answer(gather(rows), steps, top_k)
                 done.extend(answers)
                 if top_k:
                     done_tops.extend(call_tops)
+                for key, values in call_extras.items():
+                    done_extras.setdefault(key, []).extend(values)
             # the calls hold the rows in length order: put the answers back in input order
             where = np.empty(len(sequences), dtype=np.int64)
             where[np.concatenate(calls)] = np.arange(len(sequences))
             where = where.tolist()
             outputs = list(map(done.__getitem__, where))
             tops = list(map(done_tops.__getitem__, where)) if top_k else None
+            extras = {key: list(map(values.__getitem__, where)) for key, values in done_extras.items()}
         result = {"outputs": outputs}
         if top_k:
             result["top_k"] = tops
+        result.update(extras)
         return result
 
-    def _answer(self, batch: Batch, steps: int | None, top_k: int | None) -> tuple[list, list | None]:
-        """One chunk's answers (and top-k lists), in the batch's row order."""
+    def _answer(self, batch: Batch, steps: int | None, top_k: int | None) -> tuple[list, list | None, dict]:
+        """One chunk's answers (top-k lists, and what else the decoder reports), in the batch's row order.
+        The decoder's extras (e.g. arith-next's wrong_position) describe the input window, not the rollout."""
         out, ctx = self.run(batch)
+        extras = self._extras(out, batch) if self._extras else {}
         answers = self.codec.decode(out, batch, ctx) if not steps else self._roll(out, batch, ctx, steps)
-        return answers, (self.codec.decoder.top_k(out, batch, top_k) if top_k else None)
+        return answers, (self.codec.decoder.top_k(out, batch, top_k) if top_k else None), extras
 
     def _roll(self, out: np.ndarray, batch: Batch, ctx: Any, steps: int) -> list:
         """k steps cost k onnxruntime calls for the whole chunk, never k x rows."""

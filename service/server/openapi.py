@@ -104,6 +104,12 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
                             "type": "object", "required": ["value", "p"],
                             "properties": {"value": {"type": "integer"},
                                            "p": {"type": "number", "minimum": 0, "maximum": 1}}}}},
+                        "wrong_position": {
+                            "type": "array", "items": {"type": ["integer", "null"], "minimum": 0},
+                            "description": ("arith-next only: per input, the 0-based position of the value the "
+                                            "model judged wrong (the answer is computed from the others), or "
+                                            "null when it judged every value right; with steps, it describes "
+                                            "the input window")},
                     },
                 },
                 "Task": {

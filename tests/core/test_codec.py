@@ -15,6 +15,8 @@ ARITH = {"task": "arith-next", "input": {"dtype": "int", "low": -10**9, "high": 
 SIGNED = {**ARITH, "encoder": {"type": "relative", "basis": "value+step", "signed": True}}
 RAMP = {"task": "ramp", "input": {"dtype": "float", "low": -1e6, "high": 1e6, "min_length": 3, "max_length": 50},
         "encoder": {"type": "relative", "basis": "step"}, "decoder": {"type": "relative", "positions": "last"}}
+WRONG = {**ARITH, "encoder": {"type": "robust-step"},
+         "decoder": {"type": "wrong-position", "positions": "last", "classes": 7}}
 SUM = {"task": "sum-first-two", "input": {"dtype": "int", "low": 0, "high": 100, "min_length": 3, "max_length": 3},
        "encoder": {"type": "scaled", "scale": 100.0}, "decoder": {"type": "scaled", "scale": 100.0, "positions": "last"}}
 
@@ -38,7 +40,9 @@ def perfect_output(codec, batch, target, width):
      [80, 5, -10000], 1),
     (SIGNED, [[10, 20, 30, 40, 50, 60, 70], [5, 5, 5, 5, 5, 5, 5], [-3000, -4000, -5000, -6000, -7000, -8000, -9000]],
      [80, 5, -10000], 1),
-    (RAMP, [[0.0, 0.05, 0.1], [1.0, 0.8, 0.6, 0.4]], [0.15, 0.2], 1),
+    (WRONG, [[10, 20, 30, 40, 50, 60, 70], [5, 5, 5, 5, 5, 5, 5], [10, 20, 30, -40, 50, 60, 70],
+             [-10**9, 0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 999, 6]], [80, 5, 80, 6, 7], 7),
+    (RAMP, [[0.0, 0.05, 0.1], [1.0, 0.8, 0.6, 0.4], [3.0, 3.0, 3.0]], [0.15, 0.2, 3.0], 1),
     (SUM, [[40, 2, 77], [100, 100, 0]], [42.0, 200.0], 1),
 ])
 def test_target_round_trip(spec, seqs, target, width):
@@ -69,7 +73,7 @@ def test_relative_encoding_is_offset_and_scale_free():
 def test_value_and_step_features_share_the_value_unit():
     codec = Codec({**ARITH, "encoder": {"type": "relative", "basis": "value+step"}})
     feed, (anchor, unit) = codec.encode(Batch.of(codec.check([[10, 20, 30, 45, 50, 60, 70], [3, 3, 3, 3, 3, 3, 3]])))
-    assert feed.shape == (2, 7, 2) and unit.tolist() == [60.0, 1.0] and anchor.tolist() == [70.0, 3.0]
+    assert feed.shape == (2, 7, 2) and unit.tolist() == [60.0, 0.0] and anchor.tolist() == [70.0, 3.0]
     assert np.allclose(feed[0, :, 0] * 60, [-60, -50, -40, -25, -20, -10, 0])
     assert np.allclose(feed[0, :, 1] * 60, [0, 10, 10, 15, 5, 10, 10])  # the wrong 45 shows as two odd steps
     assert not feed[1].any()
@@ -79,7 +83,7 @@ def test_signed_unit_makes_rising_and_falling_windows_alike():
     codec = Codec(SIGNED)
     rows = [[10, 20, 30, 45, 50, 60, 70], [130, 120, 110, 95, 90, 80, 70], [3, 3, 3, 3, 3, 3, 3]]
     feed, (anchor, unit) = codec.encode(Batch.of(codec.check(rows)))
-    assert unit.tolist() == [60.0, -60.0, 1.0]  # the farthest value reads -1 whichever side it lies on
+    assert unit.tolist() == [60.0, -60.0, 0.0]  # the farthest value reads -1 whichever side it lies on; a constant answers itself
     assert np.array_equal(feed[0], feed[1]) and feed[0, 0, 0] == -1.0
     assert np.allclose(feed[0, :, 1] * 60, [0, 10, 10, 15, 5, 10, 10]) and not feed[2].any()
 
@@ -135,3 +139,34 @@ def test_every_problem_is_reported_up_to_a_limit():
         Codec(CLASS).check([[200] * 50])
     assert len(err.value.problems) == 20 and err.value.total == 50
     assert "and 30 more" in str(err.value)
+
+
+def test_robust_step_features_are_zero_on_a_clean_window_and_point_at_the_wrong_value():
+    codec = Codec(WRONG)
+    batch = Batch.of(codec.check([[7, 107, 207, 307, 407, 507, 607], [7, 107, 207, 10**9, 407, 507, 607]]))
+    feats, _ = codec.encode(batch)
+    assert feats.shape == (2, 7, 2) and not feats[0].any()
+    off = np.flatnonzero(np.abs(feats[1]).sum(axis=1))
+    assert off.tolist() == [3, 4]  # the steps into and out of position 3, and no other
+    assert feats[1, 3, 0] == 4.0 and feats[1, 4, 0] == -4.0  # clipped: any outlier reads alike
+
+
+def test_wrong_position_decoder_reports_the_flagged_position_and_spoils_the_answer_when_it_misses():
+    codec = Codec(WRONG)
+    batch = Batch.of(codec.check([[10, 20, 30, 400, 50, 60, 70]] * 2))
+    _, ctx = codec.encode(batch)
+    out = np.zeros((2, 7, 7), dtype=np.float32)
+    out[0, -1, 3] = 1.0  # flags position 3: the answer comes from the others
+    out[1, -1, 6] = 1.0  # "none": the wrong 400 is averaged in
+    assert codec.decoder.extras(out, batch) == {"wrong_position": [3, None]}
+    assert codec.next_values(out, batch, ctx).tolist()[0] == 80
+    assert codec.next_values(out, batch, ctx).tolist()[1] != 80
+
+
+def test_ramp_contract_refuses_windows_finer_than_float64_holds():
+    codec = Codec({**RAMP, "input": {**RAMP["input"], "min_relative_step": 1e-9}})
+    assert len(codec.check([[0.0, 0.0, 0.0], [1e6, 1e6 - 1e-3, 1e6 - 2e-3], [0.0, 1e-9, 2e-9]])) == 3
+    with pytest.raises(InputError) as err:
+        codec.check([[0.0, 1.0, 2.0], [1e6, 1e6 - 2**-33, 1e6]])
+    assert [p.pointer for p in err.value.problems] == ["/inputs/1"]
+    assert "float64" in str(err.value)

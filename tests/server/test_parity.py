@@ -46,6 +46,8 @@ def test_service_answers_equal_the_predictor_and_the_evaluation(client, models_c
     if predictor.rollout:
         windows, _ = future(CATALOG[task], rng, 200, 10)
         assert service.predict(windows, steps=10)["outputs"] == predictor.predict(windows, steps=10)["outputs"]
-    measured = evaluate(CATALOG[task], service, eval_seed=SEED, n=N)
-    assert measured == evaluate(CATALOG[task], predictor, eval_seed=SEED, n=N)
+    # the exhaustive categories (a million sum-first-two inputs) go through the Predictor in test_models
+    suite = tuple(c for c in CATALOG[task].suite if c.cases not in ("every_input", "first_then_repeated"))
+    measured = evaluate(CATALOG[task], service, eval_seed=SEED, n=N, suite=suite)
+    assert measured == evaluate(CATALOG[task], predictor, eval_seed=SEED, n=N, suite=suite)
     assert all(g["passed"] for g in measured), measured

@@ -199,7 +199,7 @@ def test_playground_in_a_browser(browser, gunicorn_server, tasks, tmp_path):
         contract = card.find_element("css selector", ".input-contract").text
         assert f"{_js_number(task['input']['low'])}..{_js_number(task['input']['high'])}" in contract
         rows = card.find_elements("css selector", ".gates tbody tr")
-        assert [r.find_element("css selector", "th").text for r in rows] == [g["metric"] for g in task["evaluation"]]
+        assert [r.find_element("css selector", "th").text for r in rows] == [g["category"] for g in task["evaluation"]]
         image = card.find_element("css selector", ".curve img")
         page.wait(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
 

@@ -26,16 +26,20 @@ def test_every_task_is_committed():
 @pytest.mark.parametrize("task", COMMITTED)
 def test_manifest_is_valid_and_records_passed_gates(task):
     manifest = manifest_mod.load(MODELS_DIR / task)
-    recorded = {g["metric"] for g in manifest["gates"]}
-    assert recorded == {g.metric for g in TASKS[task].gates}
-    assert all(g["passed"] and g["n"] >= 10_000 for g in manifest["gates"])
+    recorded = [(g["category"], g["metric"], g["threshold"]) for g in manifest["gates"]]
+    assert recorded == [(c.name, c.metric, c.threshold) for c in TASKS[task].suite]
+    assert all(g["passed"] for g in manifest["gates"])
     assert manifest["training"]["seed"] is not None and manifest["versions"]["torch"].startswith("2.13")
     assert (MODELS_DIR / task / "training.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("task", COMMITTED)
 def test_gates_hold_on_fresh_heldout_data(task):
-    results = evaluate(TASKS[task], Predictor.load(MODELS_DIR / task), FRESH_SEED, N)
+    """Every category of the suite, on fresh cases; exhaustive categories (every input of a small domain)
+    are the same cases whatever the seed; sum-first-two's million inputs are checked once, in
+    tests/test_suites.py."""
+    suite = tuple(c for c in TASKS[task].suite if c.cases != "every_input")
+    results = evaluate(TASKS[task], Predictor.load(MODELS_DIR / task), FRESH_SEED, N, suite)
     failed = [r for r in results if not r["passed"]]
     assert not failed, failed
 
@@ -60,22 +64,12 @@ def randomise_lstm(src, dst, seed=0):
 
 @pytest.mark.parametrize("task", COMMITTED)
 def test_ablation_random_lstm_falls_well_short(task, tmp_path):
-    """The encoder and decoder only normalise: without the trained LSTM every task misses its gate by far."""
+    """The encoder and decoder only normalise: without the trained LSTM every task misses a gate by far.
+    (arith-next's clean categories still pass: from a clean window the decoder's arithmetic is exact
+    whichever position the model flags; its one-wrong categories are the LSTM's.)"""
     randomise_lstm(MODELS_DIR / task, tmp_path / task)
-    results = evaluate(TASKS[task], Predictor.load(tmp_path / task), FRESH_SEED, 500)
-    first = results[0]
-    if first["op"] == ">=":
-        assert first["value"] <= 0.9 * first["threshold"], first
-    else:
-        assert first["value"] >= 10 * first["threshold"], first
-
-
-def test_sum_first_two_over_every_possible_input():
-    """Every pair of addends (101**2), each with eleven distractors spread over 0..100: 112,211 sequences."""
-    if "sum-first-two" not in COMMITTED:
-        pytest.skip("sum-first-two is not committed")
-    axes = [np.arange(101), np.arange(101), np.arange(0, 101, 10)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    answers = np.asarray(Predictor.load(MODELS_DIR / "sum-first-two").predict(list(grid))["outputs"])
-    errors = np.abs(answers - grid[:, 0] - grid[:, 1])
-    assert np.mean(errors < 0.5) >= 0.999 and errors.mean() <= 0.1
+    suite = tuple(c for c in TASKS[task].suite if c.cases not in ("every_input", "first_then_repeated"))
+    results = evaluate(TASKS[task], Predictor.load(tmp_path / task), FRESH_SEED, 500, suite)
+    far = [r for r in results if (r["value"] <= 0.9 * r["threshold"] if r["op"] == ">="
+                                  else r["value"] >= 10 * r["threshold"])]
+    assert far, results

@@ -121,3 +121,26 @@ def test_misses_report_locates_each_wrong_value():
     assert set(found["pos"].tolist()) == set(range(6)) and ((found["where"] >= 0) & (found["where"] <= 1)).all()
     report = misses.table(found)
     assert f"{found['exact'].mean():.4f} exact over {len(found['pos'])}" in report and len(report.splitlines()) == 8
+
+
+def test_train_without_torch_names_the_extra_to_install(tmp_path):
+    """`python -m training train` on a machine with only the service installed: a hint, not a traceback."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"  # torch absent: importing it raises ModuleNotFoundError
+            "from training.__main__ import main\n"
+            f"sys.exit(main(['train', 'alternating', '--models-dir', {str(tmp_path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "pip install -e '.[training]'" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "alternating").exists()
+
+
+def test_every_task_pickles_for_the_worker_processes():
+    """`train --jobs 2` sends each Task to a spawned worker: a lambda in a Task would never arrive there
+    (the pool's feeder thread fails, and the task is silently never trained)."""
+    import pickle
+
+    for task in TASKS.values():
+        assert pickle.loads(pickle.dumps(task)).name == task.name

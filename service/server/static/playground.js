@@ -88,7 +88,9 @@ function contractText(input) {
   const length = input.min_length === input.max_length ? `exactly ${input.min_length}`
     : `${input.min_length} to ${input.max_length}`;
   let text = `${type} in ${input.low}..${input.high}, length ${length}`;
-  if (input.evaluated_on) text += ` (evaluated on ${input.evaluated_on})`;
+  if (input.min_relative_step) {
+    text += `; a window that is not constant needs a step of at least ${input.min_relative_step} x its largest |value|`;
+  }
   return text;
 }
 
@@ -106,13 +108,15 @@ function gatesTable(task, name) {
   const table = el("table", { class: "gates" },
     el("caption", { text: `Evaluation of ${name}` }),
     el("thead", {}, el("tr", {},
-      el("th", { scope: "col", text: "metric" }), el("th", { scope: "col", text: "needs" }),
+      el("th", { scope: "col", text: "category" }), el("th", { scope: "col", text: "metric" }),
+      el("th", { scope: "col", text: "needs" }),
       el("th", { scope: "col", text: "got" }), el("th", { scope: "col", text: "n" }),
       el("th", { scope: "col", text: "passed" }))));
   const body = el("tbody");
   for (const gate of task.evaluation || []) {
     body.append(el("tr", {},
-      el("th", { scope: "row", text: gate.metric }),
+      el("th", { scope: "row", text: gate.category || "" }),
+      el("td", { text: gate.steps ? `${gate.metric}, ${gate.steps}-step rollout` : gate.metric }),
       el("td", { text: `${gate.op} ${gate.threshold}` }),
       el("td", { text: String(gate.value) }),
       el("td", { text: String(gate.n) }),
