@@ -25,9 +25,11 @@ from .evaluation import DEFAULT_EVAL_SEED, DEFAULT_N, evaluate
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("train", "evaluate"):
-        p = sub.add_parser(name)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate}")
+    helps = {"train": "train, export and gate-check tasks; write each model that passes to models/<task>/",
+             "evaluate": "re-measure committed models on their task's evaluation suite (exit 1 if a gate fails)"}
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text, description=text)
         p.add_argument("tasks", nargs="*", metavar="TASK", help=f"any of: {', '.join(TASKS)} (default: all)")
         p.add_argument("--models-dir", type=Path, default=Path("models"))
         p.add_argument("--eval-seed", type=int, default=DEFAULT_EVAL_SEED,

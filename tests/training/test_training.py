@@ -1,6 +1,8 @@
 """Training: export parity on a tiny model, determinism, and never committing a model that fails."""
 import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -144,3 +146,24 @@ def test_every_task_pickles_for_the_worker_processes():
 
     for task in TASKS.values():
         assert pickle.loads(pickle.dumps(task)).name == task.name
+
+
+def test_every_worked_example_is_right():
+    """The example each task shows (manifest, GET /tasks, the playground) is its own right answer."""
+    from collections import Counter
+
+    from training.catalog import TASKS
+
+    def continued(x):  # ramp and arith-next: the last value plus the step most of the window agrees on
+        return x[-1] + Counter(np.diff(x).round(9).tolist()).most_common(1)[0][0]
+
+    for task in TASKS.values():
+        x = np.array(task.example["input"])
+        expected = (task.truth or continued)(x)
+        assert np.allclose(np.asarray(expected), np.asarray(task.example["output"])), task.name
+
+
+def test_training_help_names_each_subcommand():
+    done = subprocess.run([sys.executable, "-m", "training", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    assert "re-measure committed models" in done.stdout and "train, export and gate-check" in done.stdout
