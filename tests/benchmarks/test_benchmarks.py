@@ -66,3 +66,16 @@ def test_missing_extras_are_named_instead_of_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(entry, "NEEDS", {"toyseq_no_such_module": "test"})
     assert entry.main(["--smoke"]) == 2
     assert "pip install -e '.[test]'" in capsys.readouterr().err
+
+
+def test_ray_scoring_benchmark_smoke_run_prints_every_figure():
+    """benchmarks.ray_scoring end to end on a few rows (both engines really run; no speed asserted)."""
+    pytest.importorskip("ray")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.ray_scoring", "--rows", "3000", "--rounds", "1",
+                           "--formats", "parquet", "--timeout", "200"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for needle in ("one core, microseconds per row: read", "round 1 local:", "round 1 ray  :",
+                   "ray / local once started", "estimate, 100M rows of parquet", "per core the time goes to",
+                   "load average"):
+        assert needle in done.stdout, (needle, done.stdout)
