@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -88,7 +88,8 @@ class InputContract:
                         # Enough to show: stop, so that a large body of bad values is refused quickly
                         # rather than explained value by value.
                         raise InputError(problems[:MAX_PROBLEMS], total=len(problems), stopped=True)
-                arrays.append(arr)
+                else:
+                    arrays.append(arr)
             if problems:
                 raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
         if self.min_relative_step is not None:
@@ -101,7 +102,7 @@ class InputContract:
             if len(arr) < 2:
                 continue
             largest = float(np.abs(np.diff(arr)).max())
-            floor = self.min_relative_step * max(1.0, float(np.abs(arr).max()))
+            floor = (self.min_relative_step or 0.0) * max(1.0, float(np.abs(arr).max()))
             if 0 < largest < floor:
                 problems.append(Problem(f"{pointer}/{i}", (
                     f"the largest step {largest:.3g} is below {self.min_relative_step:g} x the largest |value| "
@@ -229,8 +230,28 @@ class Batch:
 
 # --- encoders: Batch -> (model input, context the decoder needs) ---------------------------------
 
+class Encoder(Protocol):
+    width: int  # features per step of the model input (an index encoder feeds one token)
+
+    def encode(self, batch: Batch) -> tuple[np.ndarray, Any]: ...
+
+
+class Decoder(Protocol):
+    positions: str
+
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list[Any]: ...
+
+    def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray: ...
+
+    def encode_target(self, y: np.ndarray, ctx: Any) -> np.ndarray: ...
+
+    def training_slice(self, out: Any) -> Any: ...
+
+
 class IndexEncoder:
     """Integer tokens as class indices (value - low); the model embeds them."""
+
+    width = 1
 
     def __init__(self, spec: dict):
         self.low = int(spec["low"])
@@ -334,7 +355,7 @@ class _Positions:
     def pick_last(self, out: np.ndarray, batch: Batch) -> np.ndarray:
         return out[np.arange(len(out)), batch.lengths - 1]
 
-    def training_slice(self, out):
+    def training_slice(self, out: Any) -> Any:
         """The same selection on an unpadded training batch (works on numpy arrays and torch tensors)."""
         return out[:, -1] if self.positions == "last" else out[:, self.skip:]
 
@@ -464,9 +485,9 @@ class WrongPositionDecoder(_Positions):
         return np.where(off.any(axis=1), off.argmax(axis=1), last).astype(np.int64)
 
 
-ENCODERS = {"index": IndexEncoder, "scaled": ScaledEncoder, "relative": RelativeEncoder,
+ENCODERS: dict[str, Callable[[dict[str, Any]], Encoder]] = {"index": IndexEncoder, "scaled": ScaledEncoder, "relative": RelativeEncoder,
             "robust-step": RobustStepEncoder}
-DECODERS = {"class": ClassDecoder, "scaled": ScaledDecoder, "relative": RelativeDecoder,
+DECODERS: dict[str, Callable[[dict[str, Any]], Decoder]] = {"class": ClassDecoder, "scaled": ScaledDecoder, "relative": RelativeDecoder,
             "wrong-position": WrongPositionDecoder}
 
 
@@ -496,6 +517,10 @@ class Codec:
 
     def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
         return self.decoder.next_values(out, batch, ctx)
+
+    def top_k(self, out: np.ndarray, batch: Batch, k: int) -> list[list[dict[str, Any]]]:
+        assert isinstance(self.decoder, ClassDecoder), "top_k needs a class decoder"
+        return self.decoder.top_k(out, batch, k)
 
     def encode_target(self, y: np.ndarray, ctx: Any) -> np.ndarray:
         return self.decoder.encode_target(y, ctx)

@@ -113,22 +113,24 @@ class Predictor:
             outputs, tops, extras = self._answer(_batch(sequences), steps, top_k)
         else:
             gather, calls = plan
-            done, done_tops, done_extras = [], [], {}
+            done: list[Any] = []
+            done_tops: list[Any] = []
+            done_extras: dict[str, list[Any]] = {}
             for rows in calls:
                 answers, call_tops, call_extras = self._answer(gather(rows), steps, top_k)
                 done.extend(answers)
-                if top_k:
+                if call_tops is not None:
                     done_tops.extend(call_tops)
                 for key, values in call_extras.items():
                     done_extras.setdefault(key, []).extend(values)
             # the calls hold the rows in length order: put the answers back in input order
-            where = np.empty(len(sequences), dtype=np.int64)
-            where[np.concatenate(calls)] = np.arange(len(sequences))
-            where = where.tolist()
+            positions = np.empty(len(sequences), dtype=np.int64)
+            positions[np.concatenate(calls)] = np.arange(len(sequences))
+            where = positions.tolist()
             outputs = list(map(done.__getitem__, where))
             tops = list(map(done_tops.__getitem__, where)) if top_k else None
             extras = {key: list(map(values.__getitem__, where)) for key, values in done_extras.items()}
-        result = {"outputs": outputs}
+        result: dict[str, Any] = {"outputs": outputs}
         if top_k:
             result["top_k"] = tops
         result.update(extras)
@@ -140,7 +142,7 @@ class Predictor:
         out, ctx = self.run(batch)
         extras = self._extras(out, batch) if self._extras else {}
         answers = self.codec.decode(out, batch, ctx) if not steps else self._roll(out, batch, ctx, steps)
-        return answers, (self.codec.decoder.top_k(out, batch, top_k) if top_k else None), extras
+        return answers, (self.codec.top_k(out, batch, top_k) if top_k else None), extras
 
     def _roll(self, out: np.ndarray, batch: Batch, ctx: Any, steps: int) -> list:
         """k steps cost k onnxruntime calls for the whole chunk, never k x rows."""
