@@ -9,13 +9,21 @@ import os
 import shutil
 import tempfile
 
-from service.server.config import Config
+from service.server.config import WORKER_CLASSES, Config
 
 _config = Config.load()
 
 bind = _config.bind
 workers = _config.workers
-worker_class = "sync"
+worker_class = WORKER_CLASSES[_config.worker_class]
+threads = _config.request_threads
+worker_connections = _config.worker_connections
+if _config.worker_class == "gthread":
+    from service.server.worker import BufferedThreadWorker
+
+    # Bytes held by requests still arriving, per worker: 8 bodies of the largest size allowed.
+    BufferedThreadWorker.configure(read_timeout=_config.read_timeout, keepalive_requests=_config.keepalive_requests,
+                                   max_body_bytes=_config.max_body_bytes, buffer_bytes=8 * _config.max_body_bytes)
 timeout = _config.timeout
 graceful_timeout = _config.graceful_timeout
 keepalive = _config.keepalive
