@@ -20,7 +20,9 @@ SHARED = [ORT, "jsonschema>=4.20"]
 
 # The peers' server packages, pinned. The versions are the newest releases when this benchmark was built.
 PEERS: dict[str, list[str]] = {
-    "mlserver": ["mlserver==1.7.1", *SHARED],
+    # MLServer 1.7.1's inference-pool workers call asyncio.get_event_loop() with no loop set, which uvloop
+    # 0.22+ refuses: with the newest uvloop every parallel worker dies at start.
+    "mlserver": ["mlserver==1.7.1", "uvloop==0.21.0", *SHARED],
     "kserve": ["kserve==0.21.0", *SHARED],
     "bentoml": ["bentoml==1.4.40", *SHARED],
 }

@@ -18,6 +18,7 @@ workers = _config.workers
 worker_class = WORKER_CLASSES[_config.worker_class]
 threads = _config.request_threads
 worker_connections = _config.worker_connections
+reuse_port = _config.reuse_port
 if _config.worker_class == "gthread":
     from service.server.worker import BufferedThreadWorker
 
