@@ -14,6 +14,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import orjson
@@ -45,6 +46,11 @@ def per_worker(log: str) -> list[int]:
 def run_once(env: dict, seconds: float, connections: int, tmp: Path) -> dict:
     log = tmp / f"spread-{os.urandom(4).hex()}.log"
     with Server(log, env={"TOYSEQ_LOG_LEVEL": "info", **env}) as server:
+        # /readyz answers once one worker is up: wait until both have logged their models loaded, or the
+        # first would take every connection for a reason no deployment has for long.
+        deadline = time.monotonic() + 60
+        while server.log().count('"models loaded"') < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         result = load.run(server.url + "/tasks/echo-lag/predict", body(1), seconds, connections)
         # Access lines are flushed every 50 ms and at exit.
     counts = per_worker(log.read_text(errors="replace"))

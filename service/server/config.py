@@ -38,7 +38,7 @@ class Config:
     request_threads: int = 2  # gthread: requests one worker runs at once (gunicorn's threads)
     worker_connections: int = 1000  # gthread: open connections one worker holds, kept-alive or arriving
     read_timeout: int = 10  # gthread: seconds to send a whole request (and to read an answer) before the drop
-    keepalive_requests: int = 1000  # gthread: requests per connection before "Connection: close"; 0: no limit
+    keepalive_requests: int = 100  # gthread: requests per connection before "Connection: close"; 0: no limit
     reuse_port: bool = False  # each worker listens on its own SO_REUSEPORT socket; the kernel spreads connections
     limit_request_line: int = 4094
     limit_request_fields: int = 100

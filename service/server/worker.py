@@ -9,9 +9,12 @@ pool thread, whose reads are then served from memory. A request not complete wit
 of its first byte (or of the connection, for a silent one) is dropped, so a stalled client costs one
 socket and its buffered bytes, never a thread. Buffered bytes are bounded per worker (`buffer_bytes`).
 
-Kept-alive connections stay on the worker that accepted them; `keepalive_requests` closes a connection
-after that many requests (the answer says `Connection: close`), so its client reconnects and the
-listener's accept spreads the load again (see docs/performance.md for the measured spread).
+Kept-alive connections stay on the worker that accepted them, so an uneven first spread (or a worker
+restarted while its sibling took every reconnecting client) would last. Two things even it out: a worker
+holding connections waits a little before it accepts a new one (ACCEPT_DELAY_PER_CONN for each it holds),
+so the worker holding fewest accepts first; and `keepalive_requests` closes a connection after that many
+requests (the answer says `Connection: close`), so clients reconnect and the accept spreads them again
+(docs/performance.md has the measured spread).
 
     worker_class = "service.server.worker.BufferedThreadWorker"   # gunicorn_conf.py sets this
 """
@@ -32,7 +35,9 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 UNAVAILABLE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
                b"Connection: close\r\nContent-Length: 98\r\n\r\n"
                b'{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"request buffers full"}')
-LINGER_SECONDS = 2.0  # how long a closed connection is drained for the client's FIN (RFC 9112 section 9.6)
+LINGER_SECONDS = 2.0
+ACCEPT_DELAY_PER_CONN = 0.001  # seconds a worker waits before accepting, per connection it holds
+ACCEPT_DELAY_MAX = 0.02  # how long a closed connection is drained for the client's FIN (RFC 9112 section 9.6)
 
 
 class Pending:
@@ -83,10 +88,18 @@ class BufferedThreadWorker(gthread.ThreadWorker):
         self.receiving: dict[BufferedConn, Pending] = {}
         self.lingering: dict[socket.socket, float] = {}
         self.buffered = 0
+        self.accept_paused_until = -1.0
 
     # --- connections in ----------------------------------------------------------------------------
 
     def accept(self, listener):
+        now = time.monotonic()
+        if self.nr_conns and now - self.accept_paused_until > ACCEPT_DELAY_MAX:
+            # Every worker's poller wakes for a new connection; the one holding fewer connections waits less
+            # and so takes it. Back here right after the pause, this worker accepts if no sibling has.
+            self.accept_paused_until = now + min(ACCEPT_DELAY_MAX, ACCEPT_DELAY_PER_CONN * self.nr_conns)
+            self.set_accept_enabled(False)
+            return
         try:
             client_sock, client_addr = listener.accept()
         except OSError as e:
@@ -258,6 +271,18 @@ class BufferedThreadWorker(gthread.ThreadWorker):
         super()._cap_keepalive(deadline)
         for p in self.receiving.values():
             p.deadline = min(p.deadline, deadline)
+
+    def set_accept_enabled(self, enabled):
+        # gthread's loop re-enables accepting on every turn; a pause set by accept() holds until it ends.
+        if enabled and time.monotonic() < self.accept_paused_until:
+            return
+        super().set_accept_enabled(enabled)
+
+    def wait_for_and_dispatch_events(self, timeout):
+        pause = self.accept_paused_until - time.monotonic()
+        if pause > 0:
+            timeout = min(timeout, pause)
+        super().wait_for_and_dispatch_events(timeout)
 
     # --- connections out ---------------------------------------------------------------------------
 
