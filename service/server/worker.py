@@ -37,7 +37,8 @@ UNAVAILABLE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/p
                b'{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"request buffers full"}')
 LINGER_SECONDS = 2.0
 ACCEPT_DELAY_PER_CONN = 0.001  # seconds a worker waits before accepting, per connection it holds
-ACCEPT_DELAY_MAX = 0.02  # how long a closed connection is drained for the client's FIN (RFC 9112 section 9.6)
+ACCEPT_DELAY_MAX = 0.02
+NOTIFY_EVERY = 0.5  # seconds between heartbeats to the arbiter (its timeout is TOYSEQ_TIMEOUT, 30 s)  # how long a closed connection is drained for the client's FIN (RFC 9112 section 9.6)
 
 
 class Pending:
@@ -89,6 +90,7 @@ class BufferedThreadWorker(gthread.ThreadWorker):
         self.lingering: dict[socket.socket, float] = {}
         self.buffered = 0
         self.accept_paused_until = -1.0
+        self.notified = -NOTIFY_EVERY
 
     # --- connections in ----------------------------------------------------------------------------
 
@@ -271,6 +273,14 @@ class BufferedThreadWorker(gthread.ThreadWorker):
         super()._cap_keepalive(deadline)
         for p in self.receiving.values():
             p.deadline = min(p.deadline, deadline)
+
+    def notify(self):
+        # gthread's loop tells the arbiter it is alive on every turn, i.e. per event under load: a utime()
+        # syscall each time. The arbiter only needs it within `timeout` seconds.
+        now = time.monotonic()
+        if now - self.notified >= NOTIFY_EVERY:
+            self.notified = now
+            super().notify()
 
     def set_accept_enabled(self, enabled):
         # gthread's loop re-enables accepting on every turn; a pause set by accept() holds until it ends.

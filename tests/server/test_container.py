@@ -141,7 +141,9 @@ class Container:
                 if response.status_code == 200:
                     return time.monotonic() - self.started
                 last = f"{response.status_code} {response.text[:300]}"
-            except requests.ConnectionError as error:
+            except (requests.ConnectionError, requests.Timeout) as error:
+                # A timeout too: the port forwarder accepts at once, and the request waits inside until a
+                # worker has loaded its models, which can take longer than one poll on a busy machine.
                 last = f"connection error: {error.__class__.__name__}"
             state = self.engine.run("inspect", "--format", "{{.State.Status}}", self.name, check=False).stdout.strip()
             if state not in ("running", "created", "configured"):
