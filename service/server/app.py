@@ -145,7 +145,7 @@ class Observe:
             body = self.wsgi_app(environ, start)
         except BaseException as exc:
             # Cut off inside the app: the worker timeout's SystemExit (gunicorn then answers 503, see
-            # workers.py) or an error from the server itself. Counted here, since the request never returns;
+            # worker_errors.py) or an error from the server itself. Counted here, since the request never returns;
             # the worker's exit hook flushes the count.
             answer[:] = ("503" if isinstance(exc, SystemExit) else "500"), []
             self._record(environ, started, rid, answer)
@@ -166,7 +166,7 @@ class Observe:
             self.drain()
 
     def record(self, status: int, method: str | None, path: str, remote: str | None, seconds: float) -> None:
-        """Count and log a request the server answered without the app (workers.py: malformed HTTP)."""
+        """Count and log a request the server answered without the app (worker_errors.py: malformed HTTP)."""
         record = (time.time(), seconds, self.new_id(), (f"{status} ", [("Content-Length", "0")]), None, path or "",
                   method, remote, "", 0)
         with self._lock:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 PREFIX = "TOYSEQ_"
+WORKER_CLASSES = {"gthread": "service.server.worker.BufferedThreadWorker", "sync": "sync"}
 
 
 class ConfigError(ValueError):
@@ -34,7 +35,16 @@ class Config:
     strict: bool = False  # True: any bad model stops start-up
     timeout: int = 30  # gunicorn: a worker silent this long is killed and replaced
     graceful_timeout: int = 30  # gunicorn: how long SIGTERM waits for in-flight requests
-    keepalive: int = 2
+    keepalive: int = 2  # seconds an idle kept-alive connection stays open
+    # The worker model (gunicorn_conf.py): "gthread" is gunicorn's threaded worker with whole requests read
+    # by the main loop before a thread sees them (service/server/worker.py); "sync" is gunicorn's sync worker
+    # (one request at a time per worker, no keep-alive, no slow-client protection), kept for comparisons.
+    worker_class: str = "gthread"
+    request_threads: int = 2  # gthread: requests one worker runs at once (gunicorn's threads)
+    worker_connections: int = 1000  # gthread: open connections one worker holds, kept-alive or arriving
+    read_timeout: int = 10  # gthread: seconds to send a whole request (and to read an answer) before the drop
+    keepalive_requests: int = 100  # gthread: requests per connection before "Connection: close"; 0: no limit
+    reuse_port: bool = False  # each worker listens on its own SO_REUSEPORT socket; the kernel spreads connections
     limit_request_line: int = 4094
     limit_request_fields: int = 100
 
@@ -59,11 +69,16 @@ class Config:
 
     def check(self) -> None:
         for name in ("workers", "threads", "max_body_bytes", "max_batch", "max_steps", "max_rollout_values",
-                     "timeout", "limit_request_fields"):
+                     "timeout", "limit_request_fields", "request_threads", "worker_connections",
+                     "read_timeout"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be at least 1")
         if not self.max_request_seconds > 0:  # also refuses NaN
             raise ConfigError(f"{PREFIX}MAX_REQUEST_SECONDS must be more than 0")
+        if self.worker_class not in WORKER_CLASSES:
+            raise ConfigError(f"{PREFIX}WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}")
+        if self.keepalive_requests < 0:
+            raise ConfigError(f"{PREFIX}KEEPALIVE_REQUESTS must be 0 (no limit) or more")
         if self.max_top_k < 0:
             raise ConfigError(f"{PREFIX}MAX_TOP_K must be 0 (no limit) or more")
         # A bearer token is printable ASCII (RFC 6750); other bytes reach WSGI as latin-1 and could never match.

@@ -9,13 +9,22 @@ import os
 import shutil
 import tempfile
 
-from service.server.config import Config
+from service.server.config import WORKER_CLASSES, Config
 
 _config = Config.load()
 
 bind = _config.bind
 workers = _config.workers
-worker_class = "sync"
+worker_class = WORKER_CLASSES[_config.worker_class]
+threads = _config.request_threads
+worker_connections = _config.worker_connections
+reuse_port = _config.reuse_port
+if _config.worker_class == "gthread":
+    from service.server.worker import BufferedThreadWorker
+
+    # Bytes held by requests still arriving, per worker: 8 bodies of the largest size allowed.
+    BufferedThreadWorker.configure(read_timeout=_config.read_timeout, keepalive_requests=_config.keepalive_requests,
+                                   max_body_bytes=_config.max_body_bytes, buffer_bytes=8 * _config.max_body_bytes)
 timeout = _config.timeout
 graceful_timeout = _config.graceful_timeout
 keepalive = _config.keepalive
@@ -61,7 +70,7 @@ def on_exit(server):
 
 
 # Last, so that it wraps whichever worker class is set above: gunicorn's own error answers (malformed HTTP,
-# oversize request line or headers, worker timeout) become problem+json; see service/server/workers.py.
-from service.server.workers import problem_worker  # noqa: E402
+# oversize request line or headers, worker timeout) become problem+json; see service/server/worker_errors.py.
+from service.server.worker_errors import problem_worker  # noqa: E402
 
 worker_class = problem_worker(worker_class)

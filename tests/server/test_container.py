@@ -160,7 +160,8 @@ class Container:
                     return time.monotonic() - self.started
                 last = f"{response.status_code} {response.text[:300]}"
             except (requests.ConnectionError, requests.Timeout) as error:
-                # Timeout: listening, but the workers are still loading the models (over 2 s on a busy machine)
+                # A timeout too: the port forwarder accepts at once, and the request waits inside until a
+                # worker has loaded its models, which can take longer than one poll on a busy machine.
                 last = f"connection error: {error.__class__.__name__}"
             state = self.engine.run("inspect", "--format", "{{.State.Status}}", self.name, check=False).stdout.strip()
             if state not in ("running", "created", "configured"):

@@ -80,6 +80,12 @@ def test_metrics_are_summed_over_both_workers(server, models_copy):
     n, batch = 120, 3
     body = orjson.dumps({"inputs": [example] * batch})
 
+    # /readyz answered once one worker was up; a gthread worker can take every connection before the other
+    # has loaded its models, so both must be up before the load.
+    deadline = time.monotonic() + 60
+    while server.log().count('"models loaded"') < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
     def one(_):
         with requests.post(f"{server.base_url}/tasks/{task}/predict", data=body, timeout=10,
                            headers={"Content-Type": "application/json"}) as r:

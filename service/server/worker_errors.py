@@ -11,7 +11,7 @@ like any other.
 The mixin goes in front of any gunicorn worker class that calls `handle_error(req, client, addr, exc)`
 (sync and gthread both do); gunicorn_conf.py picks the subclass matching the configured worker class:
 
-    worker_class = workers.problem_worker(worker_class)   # "sync" -> "service.server.workers.SyncWorker"
+    worker_class = worker_errors.problem_worker(worker_class)   # "sync" -> "service.server.worker_errors.SyncWorker"
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 from gunicorn.workers.sync import SyncWorker as _SyncWorker
 
 from .errors import PROBLEM_TYPE
+from .worker import BufferedThreadWorker as _BufferedThreadWorker
 
 log = logging.getLogger("toyseq.http")
 
@@ -126,8 +127,13 @@ class ThreadWorker(ProblemErrors, _ThreadWorker):
     pass
 
 
+class BufferedThreadWorker(ProblemErrors, _BufferedThreadWorker):
+    """toyseq's default worker (worker.py) with these error answers."""
+
+
 _BY_NAME = {"sync": SyncWorker, "gthread": ThreadWorker}
-_BY_CLASS = {"gunicorn.workers.sync.SyncWorker": SyncWorker, "gunicorn.workers.gthread.ThreadWorker": ThreadWorker}
+_BY_CLASS = {"gunicorn.workers.sync.SyncWorker": SyncWorker, "gunicorn.workers.gthread.ThreadWorker": ThreadWorker,
+             "service.server.worker.BufferedThreadWorker": BufferedThreadWorker}
 
 
 def problem_worker(worker_class):

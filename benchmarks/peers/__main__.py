@@ -1,0 +1,211 @@
+"""toyseq against its peers, serving the same committed model with the same encode/decode (service.core)
+and the same process and thread counts: MLServer, KServe's model server and BentoML (each installed,
+pinned, in its own virtualenv under ~/.cache/toyseq-peers), with the bare Flask floor under toyseq's own
+gunicorn config and worker class.
+
+    python -m benchmarks.peers [--rounds 3] [--seconds 5] [--only toyseq,floor,kserve,mlserver,bentoml]
+
+Each round starts every server in turn (the order rotates from round to round), measures its cold start
+(process start to the first right answer), checks its answers against service.core's Predictor, reads its
+idle memory, then loads it with wrk (8 connections; one unmeasured second first) at 1 and at 100 sequences
+per request, sampling memory under load, and stops it. Only one server runs at a time. Ratios are taken
+within a round and their median (and spread) reported; the machine's load average is recorded beside them.
+Writes peers.json and peers.png under --out. Needs wrk (apt-get install -y wrk) and the training extra
+(matplotlib); the first run installs the peers (a few minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from service.core.predictor import Predictor
+from tests.support.paths import MODELS_DIR
+
+from .. import load
+from . import envs, report
+from .servers import Running, specs
+
+TASK, LENGTH, BIG = "echo-lag", 10, 100
+CONNECTIONS = 8
+SERVERS = ("toyseq", "floor", "kserve", "mlserver", "bentoml")
+PEERS = ("kserve", "mlserver", "bentoml")
+GOALS = {  # toyseq / peer (or floor), from the issue
+    "one": {"kserve": 1.3, "mlserver": 2.0, "bentoml": 2.0, "floor": 0.85},
+    "hundred": {"kserve": 2.0, "mlserver": 2.0, "bentoml": 2.0},
+    "cold_start": 0.3,  # toyseq / peer at most
+    "idle_rss": 0.5,
+}
+
+
+def inputs(count: int, seed: int) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[rng.randint(0, 99) for _ in range(LENGTH)] for _ in range(count)]
+
+
+class Sampler:
+    """The largest memory reading of a server while a load runs (every 0.25 s)."""
+
+    def __init__(self, server: Running):
+        self.server, self.peak, self.stop = server, {"rss_mib": 0.0, "pss_mib": 0.0}, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.wait(0.25):
+            now = self.server.memory()
+            for key in self.peak:
+                self.peak[key] = max(self.peak[key], now[key])
+
+    def finish(self) -> dict:
+        self.stop.set()
+        self.thread.join(5)
+        return self.peak
+
+
+def measure(name: str, spec, scratch: Path, seconds: float, expected: dict, bodies: dict) -> dict:
+    server = Running(spec, scratch / name, scratch / f"{name}.log")
+    try:
+        one_in, big_in = bodies["one"][0], bodies["hundred"][0]
+        check = (lambda data: True) if spec.outputs is None else (
+            lambda data: spec.outputs(data) == expected["one"])
+        cold = server.wait_answer(spec.body(one_in), check)
+        if spec.outputs is not None:  # the answers first: a peer that answers wrong is not measured
+            status, data = server.post(spec.body(big_in))
+            got = spec.outputs(data) if status == 200 else None
+            if got != expected["hundred"]:
+                raise RuntimeError(f"{name} answered {status} {data[:300]!r}, not service.core's answers")
+        time.sleep(2)
+        idle = server.memory()
+        result = {"cold_start_s": cold, "idle": idle, "load_average": os.getloadavg()[0]}
+        sampler = Sampler(server)
+        try:
+            load.run(server.url, spec.body(one_in), 1, CONNECTIONS)  # unmeasured warm-up
+            for key, body_in in (("one", one_in), ("hundred", big_in)):
+                result[key] = load.run(server.url, spec.body(body_in), seconds, CONNECTIONS)
+        finally:
+            result["loaded"] = sampler.finish()
+        return result
+    except Exception as err:
+        raise RuntimeError(f"{name}: {err}\n--- its log:\n{server.tail()}") from None
+    finally:
+        server.stop()
+
+
+def ratios(rounds: list[dict], value, a: str, b: str) -> dict:
+    """value(round result of one server) for a / b, per round; median, min and max."""
+    per_round = [value(r[a]) / value(r[b]) for r in rounds if a in r and b in r]
+    return {"median": statistics.median(per_round), "min": min(per_round), "max": max(per_round),
+            "rounds": per_round}
+
+
+def summarize(rounds: list[dict], names: list[str]) -> dict:
+    def med(name, value):
+        return statistics.median(value(r[name]) for r in rounds)
+
+    servers = {}
+    for name in names:
+        servers[name] = {
+            "one_rps": med(name, lambda x: x["one"]["requests_per_s"]),
+            "one_p50_ms": med(name, lambda x: x["one"]["p50_ms"]),
+            "one_p99_ms": med(name, lambda x: x["one"]["p99_ms"]),
+            "hundred_rps": med(name, lambda x: x["hundred"]["requests_per_s"]),
+            "hundred_p50_ms": med(name, lambda x: x["hundred"]["p50_ms"]),
+            "hundred_p99_ms": med(name, lambda x: x["hundred"]["p99_ms"]),
+            "cold_start_s": med(name, lambda x: x["cold_start_s"]),
+            "idle_rss_mib": med(name, lambda x: x["idle"]["rss_mib"]),
+            "idle_pss_mib": med(name, lambda x: x["idle"]["pss_mib"]),
+            "loaded_rss_mib": med(name, lambda x: x["loaded"]["rss_mib"]),
+            "loaded_pss_mib": med(name, lambda x: x["loaded"]["pss_mib"]),
+            "processes": rounds[0][name]["idle"]["processes"],
+            "errors": sum(x[name][k]["errors"] + x[name][k]["non_2xx"] for x in rounds for k in ("one", "hundred")),
+        }
+    out = {"servers": servers, "ratios": {}, "goals": []}
+    if "toyseq" not in names:
+        return out
+    for other in (n for n in names if n != "toyseq"):
+        r = out["ratios"][other] = {
+            "one_rps": ratios(rounds, lambda x: x["one"]["requests_per_s"], "toyseq", other),
+            "hundred_rps": ratios(rounds, lambda x: x["hundred"]["requests_per_s"], "toyseq", other),
+            "cold_start": ratios(rounds, lambda x: x["cold_start_s"], "toyseq", other),
+            "idle_rss": ratios(rounds, lambda x: x["idle"]["rss_mib"], "toyseq", other),
+            "loaded_rss": ratios(rounds, lambda x: x["loaded"]["rss_mib"], "toyseq", other),
+        }
+        for key, kind in (("one", "one_rps"), ("hundred", "hundred_rps")):
+            goal = GOALS[key].get(other)
+            if goal:
+                out["goals"].append({"what": f"{key} seq/request vs {other}", "ratio": r[kind]["median"],
+                                     "goal": f">= {goal}x", "met": r[kind]["median"] >= goal})
+        if other in PEERS:
+            for key in ("cold_start", "idle_rss"):
+                out["goals"].append({"what": f"{key} vs {other}", "ratio": r[key]["median"],
+                                     "goal": f"<= {GOALS[key]}x", "met": r[key]["median"] <= GOALS[key]})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__.split("\n")[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=5, help="per wrk run")
+    p.add_argument("--only", default=",".join(SERVERS), help=f"comma-separated subset of {','.join(SERVERS)}")
+    p.add_argument("--workers", type=int, default=2, help="serving processes per server")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per process")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "peers")
+    args = p.parse_args(argv)
+    names = [n for n in args.only.split(",") if n]
+    unknown = set(names) - set(SERVERS)
+    if unknown:
+        p.error(f"unknown servers {sorted(unknown)}; choose from {','.join(SERVERS)}")
+    if not load.available():
+        p.error("wrk is not installed (apt-get install -y wrk)")
+    peers = [n for n in names if n in PEERS]
+    if peers:
+        envs.install_all(peers, log=lambda m: print(m, file=sys.stderr, flush=True))
+
+    started_load = os.getloadavg()
+    rounds: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="toyseq-peers-") as tmp:
+        scratch = Path(tmp)
+        models_dir = scratch / "models"  # the one task only, for every server alike
+        shutil.copytree(MODELS_DIR / TASK, models_dir / TASK)
+        predictor = Predictor.load(models_dir / TASK)
+        bodies = {"one": (inputs(1, 1),), "hundred": (inputs(BIG, 2),)}
+        expected = {key: predictor.predict(predictor.codec.check(b[0]))["outputs"] for key, b in bodies.items()}
+        all_specs = specs(TASK, models_dir, args.workers, args.threads)
+        for index in range(args.rounds):
+            order = names[index % len(names):] + names[:index % len(names)]
+            result = {"order": order}
+            for name in order:
+                print(f"[peers] round {index + 1}/{args.rounds}: {name} (load {os.getloadavg()[0]:.2f})",
+                      file=sys.stderr, flush=True)
+                result[name] = measure(name, all_specs[name], scratch / f"r{index}", args.seconds, expected, bodies)
+            rounds.append(result)
+    results = {
+        "task": TASK, "length": LENGTH, "sequences": {"one": 1, "hundred": BIG}, "connections": CONNECTIONS,
+        "workers": args.workers, "onnxruntime_threads": args.threads, "seconds_per_run": args.seconds,
+        "worker_class": os.environ.get("TOYSEQ_WORKER_CLASS", "gthread"),
+        "versions": {name: envs.PEERS[name][0] for name in peers},
+        "machine": {"cores": os.cpu_count(), "load_average_start": started_load,
+                    "load_average_end": os.getloadavg(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        "command": "python -m benchmarks.peers " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "rounds": rounds, **summarize(rounds, names),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "peers.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    report.chart(results, args.out / "peers.png")
+    print(report.table(results))
+    print(f"\nresults: {args.out / 'peers.json'}  chart: {args.out / 'peers.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""KServe model server custom model: the V1 protocol (POST /v1/models/<task>:predict with
+{"instances": [[...], ...]}, answered {"predictions": [...]}), through service.core via `common.answer`.
+
+    python -m benchmarks.peers.kserve_runtime --task echo-lag --http_port P --workers 2 ...
+    (started by benchmarks.peers.servers)
+
+With --workers > 1 KServe spawns its HTTP processes and pickles the registered model into each: the model
+drops its onnxruntime session when pickled and loads its own in each process."""
+from __future__ import annotations
+
+import argparse
+
+import kserve
+import uvicorn
+
+from benchmarks.peers import common
+
+_config_init = uvicorn.Config.__init__
+
+
+def _loopback(self, *args, **kwargs):
+    # KServe's REST server binds 0.0.0.0 with no option to change it; the benchmark serves 127.0.0.1 only.
+    kwargs["host"] = "127.0.0.1"
+    _config_init(self, *args, **kwargs)
+
+
+uvicorn.Config.__init__ = _loopback
+
+
+class ToyseqModel(kserve.Model):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.predictor = None
+        self.load()
+
+    def load(self) -> bool:
+        self.predictor = common.load()
+        self.ready = True
+        return self.ready
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["predictor"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.load()
+
+    def predict(self, payload: dict, headers: dict | None = None) -> dict:
+        return {"predictions": common.answer(self.predictor, payload["instances"])}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(parents=[kserve.model_server.parser])
+    parser.add_argument("--task", required=True)
+    args, _ = parser.parse_known_args()
+    kserve.ModelServer().start([ToyseqModel(args.task)])

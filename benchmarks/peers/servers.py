@@ -1,0 +1,207 @@
+"""How to start, call and measure each server in the peers benchmark: toyseq and the bare Flask floor under
+the project's gunicorn config, MLServer, KServe's model server and BentoML in their own virtualenvs. All
+bind 127.0.0.1 on a free port, run the same number of serving processes (`workers`) with onnxruntime on one
+intra-op thread, and answer through service.core (benchmarks/peers/common.py)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import orjson
+
+from tests.support.paths import ROOT
+from tests.support.server import FLOOR_APP, TOYSEQ_APP, free_port, gunicorn_command, server_env
+
+from . import envs
+
+READY_TIMEOUT = 180.0  # a cold start on a loaded 2-core machine; a peer slower than this has failed
+
+
+@dataclass
+class Spec:
+    """One server: its command, how to phrase a predict request and how to read the answer's outputs."""
+
+    name: str
+    command: Callable[[int, Path], list[str]]  # (port, scratch dir) -> argv
+    path: str
+    body: Callable[[list], bytes]
+    outputs: Callable[[bytes], list] | None  # None: the floor, whose answer is not a prediction
+    env: dict = field(default_factory=dict)
+    setup: Callable[[int, Path], None] | None = None  # writes config files into the scratch dir
+
+
+def toyseq_body(inputs: list) -> bytes:
+    return orjson.dumps({"inputs": inputs})
+
+
+def specs(task: str, models_dir: Path, workers: int, threads: int) -> dict[str, Spec]:
+    model = models_dir / task
+    peer_env = {"PYTHONPATH": str(ROOT), "TOYSEQ_PEER_MODEL": str(model), "TOYSEQ_THREADS": str(threads),
+                "TOYSEQ_WORKERS": str(workers), "OMP_NUM_THREADS": str(threads),
+                # No usage reports: the benchmark machine talks to nothing but itself.
+                "BENTOML_DO_NOT_TRACK": "true", "DO_NOT_TRACK": "1"}
+
+    def gunicorn(app: str) -> Callable[[int, Path], list[str]]:
+        return lambda port, scratch: gunicorn_command(app)
+
+    def mlserver_setup(port: int, scratch: Path) -> None:
+        (scratch / "settings.json").write_text(json.dumps({
+            "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_endpoint": None,
+            "parallel_workers": workers, "debug": False, "load_models_at_startup": True}))
+        folder = scratch / task
+        folder.mkdir(exist_ok=True)
+        (folder / "model-settings.json").write_text(json.dumps({
+            "name": task, "implementation": "benchmarks.peers.mlserver_runtime.ToyseqRuntime",
+            "parameters": {"uri": str(model)}}))
+
+    def kserve_setup(port: int, scratch: Path) -> None:
+        quiet = {"level": "WARNING", "handlers": ["default"], "propagate": False}
+        (scratch / "logging.json").write_text(json.dumps({
+            "version": 1, "disable_existing_loggers": False,
+            "handlers": {"default": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+            "loggers": {name: quiet for name in ("kserve", "kserve.trace", "uvicorn", "uvicorn.access",
+                                                 "uvicorn.error")}}))
+
+    own = {"TOYSEQ_WORKERS": str(workers), "TOYSEQ_THREADS": str(threads), "TOYSEQ_MODELS_DIR": str(models_dir)}
+    return {
+        "toyseq": Spec("toyseq", gunicorn(TOYSEQ_APP), f"/tasks/{task}/predict", toyseq_body,
+                       lambda data: orjson.loads(data)["outputs"], own),
+        "floor": Spec("floor", gunicorn(FLOOR_APP), f"/tasks/{task}/predict", toyseq_body, None, own),
+        "kserve": Spec(
+            "kserve",
+            lambda port, scratch: [str(envs.python("kserve")), "-m", "benchmarks.peers.kserve_runtime",
+                                   "--task", task, "--http_port", str(port), "--grpc_port", str(free_port()),
+                                   "--workers", str(workers), "--enable_grpc", "false",
+                                   "--enable_latency_logging", "false", "--log_config_file",
+                                   str(scratch / "logging.json")],
+            f"/v1/models/{task}:predict", lambda inputs: orjson.dumps({"instances": inputs}),
+            lambda data: orjson.loads(data)["predictions"], peer_env, kserve_setup),
+        "mlserver": Spec(
+            "mlserver",
+            lambda port, scratch: [str(envs.venv_dir("mlserver") / "bin" / "mlserver"), "start", str(scratch)],
+            f"/v2/models/{task}/infer",
+            lambda inputs: orjson.dumps({"inputs": [{"name": "inputs", "shape": [len(inputs), len(inputs[0])],
+                                                     "datatype": "INT64",
+                                                     "data": [v for row in inputs for v in row]}]}),
+            _v2_outputs, peer_env, mlserver_setup),
+        "bentoml": Spec(
+            "bentoml",
+            lambda port, scratch: [str(envs.venv_dir("bentoml") / "bin" / "bentoml"), "serve",
+                                   "benchmarks.peers.bentoml_service:Toyseq", "--host", "127.0.0.1",
+                                   "--port", str(port)],
+            "/predict", toyseq_body, lambda data: orjson.loads(data)["outputs"], peer_env),
+    }
+
+
+def _v2_outputs(data: bytes) -> list:
+    out = orjson.loads(data)["outputs"][0]
+    rows, width = out["shape"]
+    flat = out["data"]
+    return [flat[i * width:(i + 1) * width] for i in range(rows)]
+
+
+class Running:
+    """A started server: its process group, URL, and process-tree memory."""
+
+    def __init__(self, spec: Spec, scratch: Path, log: Path):
+        self.spec, self.port = spec, free_port()
+        self.url = f"http://127.0.0.1:{self.port}{spec.path}"
+        scratch.mkdir(parents=True, exist_ok=True)
+        if spec.setup:
+            spec.setup(self.port, scratch)
+        if spec.name in ("toyseq", "floor"):
+            env = server_env(self.port, spec.env)
+        else:
+            env = {**{k: v for k, v in os.environ.items() if not k.startswith("TOYSEQ_")}, **spec.env}
+        self.log = log
+        self.started = time.perf_counter()
+        with open(log, "ab") as out:
+            # A session of its own, so the whole tree (workers, spawned inference processes) stops together.
+            self.proc = subprocess.Popen(spec.command(self.port, scratch), cwd=ROOT, env=env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def post(self, body: bytes, timeout: float = 10) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def wait_answer(self, body: bytes, check: Callable[[bytes], bool]) -> float:
+        """Seconds from process start to the first right answer to `body`: the cold start."""
+        deadline = self.started + READY_TIMEOUT
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.spec.name} exited with {self.proc.returncode}: {self.tail()}")
+            try:
+                status, data = self.post(body, timeout=5)
+                if status == 200 and check(data):
+                    return time.perf_counter() - self.started
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.spec.name} gave no right answer in {READY_TIMEOUT:.0f} s: {self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def pids(self) -> list[int]:
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children") as f:
+                        todo += [int(p) for p in f.read().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        return found
+
+    def memory(self) -> dict:
+        """RSS summed over the process tree (pages shared after fork count once per process, as `ps` shows
+        them) and PSS (shared pages split between their users): MiB."""
+        rss = pss = 0
+        pids = self.pids()
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Rss:"):
+                            rss += int(line.split()[1])
+                        elif line.startswith("Pss:"):
+                            pss += int(line.split()[1])
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+        return {"rss_mib": rss / 1024, "pss_mib": pss / 1024, "processes": len(pids)}
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the group (spawned workers)
+        except ProcessLookupError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(5)
+
+
+def python_in(name: str) -> str:
+    return sys.executable if name in ("toyseq", "floor") else str(envs.python(name))
