@@ -6,6 +6,7 @@ Needs `wrk` (apt-get install -y wrk) and the training extra (torch: the runtime 
 stand-ins for tasks whose model is not committed yet). Speed claims are the ratios measured in this one run;
 absolute figures drift with the machine's load, which is recorded next to them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,13 @@ TASKS = ("echo-lag", "arith-next", "echo")
 
 
 def machine() -> dict:
-    return {"cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)), "platform": platform.platform(),
-            "python": platform.python_version(), "load_average_start": os.getloadavg()[0]}
+    return {
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_start": os.getloadavg()[0],
+    }
 
 
 def missing_extras() -> list[str]:
@@ -47,10 +53,14 @@ def run(sizes, out: Path, only: tuple[str, ...] = SECTIONS, mode: str = "full") 
         tmp = Path(tmp)
         models_dir = tmp / "models"
         results["models"] = models.prepare(list(TASKS), models_dir)
-        steps = {"http": lambda: http.run(models_dir, sizes, tmp), "runtime": lambda: runtime.run(sizes),
-                 "rollout": lambda: rollout.run(models_dir, sizes), "scaling": lambda: scaling.run(models_dir, sizes),
-                 "coldstart": lambda: coldstart.run(models_dir, sizes, tmp),
-                 "scoring": lambda: batch.run(models_dir, sizes, tmp)}
+        steps = {
+            "http": lambda: http.run(models_dir, sizes, tmp),
+            "runtime": lambda: runtime.run(sizes),
+            "rollout": lambda: rollout.run(models_dir, sizes),
+            "scaling": lambda: scaling.run(models_dir, sizes),
+            "coldstart": lambda: coldstart.run(models_dir, sizes, tmp),
+            "scoring": lambda: batch.run(models_dir, sizes, tmp),
+        }
         for name in only:
             started = time.perf_counter()
             print(f"... {name}", file=sys.stderr, flush=True)
@@ -77,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
     missing = missing_extras()
     if missing:
-        print(f"python -m benchmarks needs the {' and '.join(missing)} extra: pip install -e '.[{','.join(missing)}]'",
-              file=sys.stderr)
+        print(
+            f"python -m benchmarks needs the {' and '.join(missing)} extra: pip install -e '.[{','.join(missing)}]'",
+            file=sys.stderr,
+        )
         return 2
     from . import report
 

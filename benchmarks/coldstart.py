@@ -3,6 +3,7 @@ GET /readyz 200 (every worker has loaded and warmed every model), with the bare 
 
     python -m benchmarks.coldstart
 """
+
 from __future__ import annotations
 
 import statistics
@@ -22,8 +23,13 @@ def run(models_dir: Path, sizes: Sizes, log_dir: Path) -> dict:
             with Server(log_dir / "coldstart.log", models_dir=models_dir, app=app) as server:
                 times.append(server.ready_seconds)
     tasks = sorted(p.name for p in models_dir.iterdir() if (p / "manifest.json").is_file())
-    return {"tasks": tasks, "toyseq_s": statistics.median(toyseq), "floor_s": statistics.median(floor),
-            "toyseq_runs_s": toyseq, "floor_runs_s": floor}
+    return {
+        "tasks": tasks,
+        "toyseq_s": statistics.median(toyseq),
+        "floor_s": statistics.median(floor),
+        "toyseq_runs_s": toyseq,
+        "floor_runs_s": floor,
+    }
 
 
 def main() -> int:

@@ -12,6 +12,7 @@
    (CPU and wall), so the limit can be checked against the timeout.
 Prints the constants to put in service/core/cost.py, the tables, and the machine's load average.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,6 +80,7 @@ def fit(grid: list[dict]) -> tuple[list[float], float, np.ndarray]:
     """The constants of service/core/cost.py from measured requests: least squares in relative error (each
     request weighs the same, small or large), then all raised by one factor so that no measured request is
     above its estimate. Returns (constants, safety factor, measured/estimated before it)."""
+
     def features(r):
         steps = r["steps"] or 1
         cells = r["rows"] * r["length"] * steps
@@ -103,27 +105,52 @@ def main(argv: list[str] | None = None) -> int:
 
     load_start = os.getloadavg()
     # No limits while measuring: the grid goes past the budget on purpose.
-    app = create_app({"models_dir": args.models_dir, "log_level": "warning", "max_request_seconds": 1e9,
-                      "max_rollout_values": 10**9, "max_body_bytes": 2**30})
+    app = create_app(
+        {
+            "models_dir": args.models_dir,
+            "log_level": "warning",
+            "max_request_seconds": 1e9,
+            "max_rollout_values": 10**9,
+            "max_body_bytes": 2**30,
+        }
+    )
     client = app.test_client()
     predictors = app.extensions["toyseq"].registry.predictors
     rng = np.random.default_rng(0)
     rows_out = []
-    print(f"{'task':15} {'weights':>8} {'rows':>6} {'length':>6} {'steps':>5} {'cells':>10} {'cpu s':>7} {'wall s':>7} "
-          f"{'ns/cell':>8}", flush=True)
+    print(
+        f"{'task':15} {'weights':>8} {'rows':>6} {'length':>6} {'steps':>5} {'cells':>10} {'cpu s':>7} {'wall s':>7} "
+        f"{'ns/cell':>8}",
+        flush=True,
+    )
     for task, predictor in sorted(predictors.items()):
         for rows, length, steps in shapes(predictor.manifest):
             cpu, wall, status = timed(client, task, body_of(predictor.manifest, rows, length, steps, rng), args.repeats)
             assert status == 200, (task, rows, length, steps, status)
             cells = rows * length * (steps or 1)
-            rows_out.append({"task": task, "weights": predictor.cost.weights, "rows": rows, "length": length,
-                             "steps": steps, "cells": cells, "cpu": cpu, "wall": wall})
-            print(f"{task:15} {predictor.cost.weights:8d} {rows:6d} {length:6d} {steps or '-':>5} {cells:10d} "
-                  f"{cpu:7.3f} {wall:7.3f} {cpu / cells * 1e9:8.0f}", flush=True)
+            rows_out.append(
+                {
+                    "task": task,
+                    "weights": predictor.cost.weights,
+                    "rows": rows,
+                    "length": length,
+                    "steps": steps,
+                    "cells": cells,
+                    "cpu": cpu,
+                    "wall": wall,
+                }
+            )
+            print(
+                f"{task:15} {predictor.cost.weights:8d} {rows:6d} {length:6d} {steps or '-':>5} {cells:10d} "
+                f"{cpu:7.3f} {wall:7.3f} {cpu / cells * 1e9:8.0f}",
+                flush=True,
+            )
 
     constants, safety, ratio = fit(rows_out)
-    print(f"\nmeasured/estimated before the safety factor {ratio.min():.2f}..{ratio.max():.2f}; safety factor "
-          f"{safety:.2f} (every measured request at or under its estimate)")
+    print(
+        f"\nmeasured/estimated before the safety factor {ratio.min():.2f}..{ratio.max():.2f}; safety factor "
+        f"{safety:.2f} (every measured request at or under its estimate)"
+    )
     print("service/core/cost.py:\n" + "\n".join(f"{name} = {value:.4g}" for name, value in zip(NAMES, constants)))
 
     # The largest request the budget accepts, per task, with the fitted constants.
@@ -142,17 +169,39 @@ def main(argv: list[str] | None = None) -> int:
         rows = min(rows, 10_000)
         estimate = float(model.seconds(rows, rows * length, steps))
         cpu, wall, status = timed(client, task, body_of(m, rows, length, steps, rng), args.repeats)
-        largest.append({"task": task, "rows": rows, "length": length, "steps": steps, "estimate": estimate,
-                        "cpu": cpu, "wall": wall, "status": status})
+        largest.append(
+            {
+                "task": task,
+                "rows": rows,
+                "length": length,
+                "steps": steps,
+                "estimate": estimate,
+                "cpu": cpu,
+                "wall": wall,
+                "status": status,
+            }
+        )
         print(f"{task:15} {rows:6d} {length:6d} {steps or '-':>5} {estimate:10.3f} {cpu:7.3f} {wall:7.3f}", flush=True)
     load_end = os.getloadavg()
-    print(f"\nload average at start {load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f}, at end "
-          f"{load_end[0]:.2f} / {load_end[1]:.2f} / {load_end[2]:.2f}; {os.cpu_count()} cores; "
-          f"repeats {args.repeats} (best counts)")
+    print(
+        f"\nload average at start {load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f}, at end "
+        f"{load_end[0]:.2f} / {load_end[1]:.2f} / {load_end[2]:.2f}; {os.cpu_count()} cores; "
+        f"repeats {args.repeats} (best counts)"
+    )
     if args.json:
         with open(args.json, "wb") as f:
-            f.write(orjson.dumps({"grid": rows_out, "constants": constants, "safety": safety, "largest": largest,
-                                  "load": [load_start, load_end]}, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+            f.write(
+                orjson.dumps(
+                    {
+                        "grid": rows_out,
+                        "constants": constants,
+                        "safety": safety,
+                        "largest": largest,
+                        "load": [load_start, load_end],
+                    },
+                    option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
+                )
+            )
     return 0
 
 

@@ -4,6 +4,7 @@ in what the service does per request.
 
     gunicorn -c python:service.server.gunicorn_conf 'benchmarks.floor:create_app()'
 """
+
 from __future__ import annotations
 
 import orjson

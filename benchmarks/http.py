@@ -6,6 +6,7 @@ predict path, B the floor, C the same sequence through the Open Inference Protoc
 
     python -m benchmarks.http [--rounds N] [--seconds S] [--one-only]   # more A B pairs on a noisy machine
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,23 +38,38 @@ def body(count: int, seed: int = 0) -> bytes:
 def v2_body(count: int, seed: int = 0) -> bytes:
     """The same sequences as body(count, seed), as a v2 inference request."""
     rows = orjson.loads(body(count, seed))["inputs"]
-    return orjson.dumps({"inputs": [{"name": "input", "datatype": "INT64", "shape": [count, LENGTH],
-                                     "data": [v for row in rows for v in row]}]})
+    return orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "INT64",
+                    "shape": [count, LENGTH],
+                    "data": [v for row in rows for v in row],
+                }
+            ]
+        }
+    )
 
 
 def summary(runs: list[dict]) -> dict:
-    return {"requests_per_s": statistics.median(r["requests_per_s"] for r in runs),
-            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-            "errors": sum(r["errors"] + r["non_2xx"] for r in runs), "runs": runs}
+    return {
+        "requests_per_s": statistics.median(r["requests_per_s"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "errors": sum(r["errors"] + r["non_2xx"] for r in runs),
+        "runs": runs,
+    }
 
 
 def run(models_dir: Path, sizes: Sizes, log_dir: Path, one_only: bool = False) -> dict:
     path, v2_path = f"/tasks/{TASK}/predict", f"/v2/models/{TASK}/infer"
     one, big, v2_one = body(1), body(BIG_BATCH), v2_body(1)
     toyseq_runs, floor_runs, v2_runs, big_runs = [], [], [], []
-    with Server(log_dir / "toyseq.log", models_dir=models_dir, app=TOYSEQ_APP) as toyseq, \
-            Server(log_dir / "floor.log", models_dir=models_dir, app=FLOOR_APP) as floor:
+    with (
+        Server(log_dir / "toyseq.log", models_dir=models_dir, app=TOYSEQ_APP) as toyseq,
+        Server(log_dir / "floor.log", models_dir=models_dir, app=FLOOR_APP) as floor,
+    ):
         for server in (toyseq, floor):  # unmeasured: the first seconds after start run slower for both
             load.run(server.url + path, one, WARM_UP_SECONDS, CONNECTIONS)
         load.run(toyseq.url + v2_path, v2_one, WARM_UP_SECONDS, CONNECTIONS)
@@ -66,19 +82,39 @@ def run(models_dir: Path, sizes: Sizes, log_dir: Path, one_only: bool = False) -
     a, b, c = summary(toyseq_runs), summary(floor_runs), summary(v2_runs)
     # Each pair ran back to back, so its ratio is the least disturbed by drifting load.
     ratios = [t["requests_per_s"] / f["requests_per_s"] for t, f in zip(toyseq_runs, floor_runs)]
-    result = {"task": TASK, "length": LENGTH, "connections": CONNECTIONS, "workers": 2,
-              "one_per_request": {"toyseq": a, "floor": b, "ratio": statistics.median(ratios), "pair_ratios": ratios,
-                                  "goal": GOAL_RATIO, "met": statistics.median(ratios) >= GOAL_RATIO},
-              # the v2 path vs the native one, each round's pair back to back
-              "v2_one_per_request": {"v2": c, "ratio_to_native": statistics.median(
-                  v["requests_per_s"] / t["requests_per_s"] for v, t in zip(v2_runs, toyseq_runs)),
-                  "ratio_to_floor": statistics.median(
-                  v["requests_per_s"] / f["requests_per_s"] for v, f in zip(v2_runs, floor_runs))}}
+    result = {
+        "task": TASK,
+        "length": LENGTH,
+        "connections": CONNECTIONS,
+        "workers": 2,
+        "one_per_request": {
+            "toyseq": a,
+            "floor": b,
+            "ratio": statistics.median(ratios),
+            "pair_ratios": ratios,
+            "goal": GOAL_RATIO,
+            "met": statistics.median(ratios) >= GOAL_RATIO,
+        },
+        # the v2 path vs the native one, each round's pair back to back
+        "v2_one_per_request": {
+            "v2": c,
+            "ratio_to_native": statistics.median(
+                v["requests_per_s"] / t["requests_per_s"] for v, t in zip(v2_runs, toyseq_runs)
+            ),
+            "ratio_to_floor": statistics.median(
+                v["requests_per_s"] / f["requests_per_s"] for v, f in zip(v2_runs, floor_runs)
+            ),
+        },
+    }
     if big_runs:
         big_summary = summary(big_runs)
         big_summary["sequences_per_s"] = big_summary["requests_per_s"] * BIG_BATCH
-        result["batch_per_request"] = {"sequences": BIG_BATCH, **big_summary, "goal": GOAL_SEQUENCES_PER_S,
-                                       "met": big_summary["sequences_per_s"] >= GOAL_SEQUENCES_PER_S}
+        result["batch_per_request"] = {
+            "sequences": BIG_BATCH,
+            **big_summary,
+            "goal": GOAL_SEQUENCES_PER_S,
+            "met": big_summary["sequences_per_s"] >= GOAL_SEQUENCES_PER_S,
+        }
     return result
 
 
@@ -96,11 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     result["load_average"] = [load_start, os.getloadavg()[0]]
     one, v2 = result["one_per_request"], result["v2_one_per_request"]
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-    print(f"one sequence/request: toyseq {one['toyseq']['requests_per_s']:,.0f} req/s, floor "
-          f"{one['floor']['requests_per_s']:,.0f} req/s; pair ratios "
-          f"{', '.join(f'{r:.2f}' for r in one['pair_ratios'])}; median {one['ratio']:.2f}x; "
-          f"load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}; v2 infer {v2['v2']['requests_per_s']:,.0f} req/s "
-          f"({v2['ratio_to_native']:.2f}x native, {v2['ratio_to_floor']:.2f}x floor)", file=sys.stderr)
+    print(
+        f"one sequence/request: toyseq {one['toyseq']['requests_per_s']:,.0f} req/s, floor "
+        f"{one['floor']['requests_per_s']:,.0f} req/s; pair ratios "
+        f"{', '.join(f'{r:.2f}' for r in one['pair_ratios'])}; median {one['ratio']:.2f}x; "
+        f"load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}; v2 infer {v2['v2']['requests_per_s']:,.0f} req/s "
+        f"({v2['ratio_to_native']:.2f}x native, {v2['ratio_to_floor']:.2f}x floor)",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -1,5 +1,6 @@
 """HTTP load from `wrk` (Debian package `wrk`): POST one fixed JSON body over N connections for a while and
 read requests/s and latency percentiles from wrk's Lua `done` hook."""
+
 from __future__ import annotations
 
 import json
@@ -40,15 +41,36 @@ def run(url: str, body: bytes, seconds: float, connections: int = 8, threads: in
         script = Path(tmp) / "post.lua"
         script.write_text(SCRIPT % {"body": body_path})
         duration = f"{max(1, round(seconds))}s"
-        done = subprocess.run(["wrk", "-t", str(min(threads, connections)), "-c", str(connections), "-d", duration,
-                               "--timeout", "30s", "-s", str(script), url], capture_output=True, text=True,
-                              timeout=seconds + 60)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+        done = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                str(min(threads, connections)),
+                "-c",
+                str(connections),
+                "-d",
+                duration,
+                "--timeout",
+                "30s",
+                "-s",
+                str(script),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
+    line = next((text for text in done.stdout.splitlines() if text.startswith("RESULT ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-1500:]} {done.stderr[-1500:]}")
-    raw = json.loads(line[len("RESULT "):])
+    raw = json.loads(line[len("RESULT ") :])
     seconds_run = raw["duration_us"] / 1e6
-    return {"requests": raw["requests"], "seconds": round(seconds_run, 3),
-            "requests_per_s": raw["requests"] / seconds_run, "p50_ms": raw["p50_us"] / 1000,
-            "p99_ms": raw["p99_us"] / 1000, "errors": sum(raw[k] for k in ("connect", "read", "write", "timeout")),
-            "non_2xx": raw["status"]}
+    return {
+        "requests": raw["requests"],
+        "seconds": round(seconds_run, 3),
+        "requests_per_s": raw["requests"] / seconds_run,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "errors": sum(raw[k] for k in ("connect", "read", "write", "timeout")),
+        "non_2xx": raw["status"],
+    }

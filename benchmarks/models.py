@@ -5,6 +5,7 @@ training.export and given a real manifest. Its shapes, operators and so its cost
 model, so speed figures hold; its answers are meaningless, which no benchmark looks at. Every result says
 which kind of model it came from.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,17 @@ def export_folder(model, task_name: str, folder: Path) -> Path:
     onnx_path = folder / manifest_mod.MODEL_FILE
     export.export(model, task, onnx_path)
     # The schema wants at least one gate: say plainly that this model was never evaluated.
-    gates = [{"metric": "untrained stand-in for benchmarks", "op": ">=", "threshold": 1, "value": 0, "n": 1,
-              "eval_seed": 0, "passed": False}]
+    gates = [
+        {
+            "metric": "untrained stand-in for benchmarks",
+            "op": ">=",
+            "threshold": 1,
+            "value": 0,
+            "n": 1,
+            "eval_seed": 0,
+            "passed": False,
+        }
+    ]
     draft = export.manifest(task, onnx_path, gates, {"seed": 0, "config": {"untrained": True}})
     manifest_mod.validate(draft)
     (folder / manifest_mod.MANIFEST_FILE).write_text(json.dumps(draft, indent=2) + "\n")

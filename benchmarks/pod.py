@@ -7,6 +7,7 @@ CPU request and the HPA's target (docs/kubernetes.md).
 
     python -m benchmarks.pod [--rounds N] [--seconds S] [--connections N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,11 +64,17 @@ def combine(runs: list[dict]) -> dict:
     requests, seconds = sum(r["requests"] for r in runs), sum(r["seconds"] for r in runs)
     cpu = sum(r["cpu_seconds"] for r in runs)
     cpu_ms = 1000 * cpu / max(requests, 1)
-    return {"requests": requests, "requests_per_s": round(requests / seconds, 1),
-            "p50_ms": statistics.median(r["p50_ms"] for r in runs), "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-            "errors": sum(r["errors"] + r["non_2xx"] for r in runs), "cpu_seconds": round(cpu, 2),
-            "cpu_ms_per_request": round(cpu_ms, 3), "requests_per_core_s": round(1000 / cpu_ms) if cpu_ms else None,
-            "rounds_requests_per_s": [round(r["requests_per_s"]) for r in runs]}
+    return {
+        "requests": requests,
+        "requests_per_s": round(requests / seconds, 1),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "errors": sum(r["errors"] + r["non_2xx"] for r in runs),
+        "cpu_seconds": round(cpu, 2),
+        "cpu_ms_per_request": round(cpu_ms, 3),
+        "requests_per_core_s": round(1000 / cpu_ms) if cpu_ms else None,
+        "rounds_requests_per_s": [round(r["requests_per_s"]) for r in runs],
+    }
 
 
 def run(models_dir: Path, rounds: int, seconds: float, connections: int, log_dir: Path) -> dict:
@@ -83,10 +90,20 @@ def run(models_dir: Path, rounds: int, seconds: float, connections: int, log_dir
                 runs[name].append(measure(server, path, payload, seconds, connections))
         loaded = memory(server)
     native, v2 = combine(runs["native"]), combine(runs["v2"])
-    return {"workers": 2, "threads": 1, "connections": connections, "rounds": rounds, "seconds": seconds, "models": sorted(p.name for p in models_dir.iterdir()
-                                                                                      if (p / "manifest.json").exists()),
-            "memory_ready": ready, "memory_after_load": loaded, "native": native, "v2": v2,
-            "cores": len(os.sched_getaffinity(0)), "load_average": os.getloadavg()[0]}
+    return {
+        "workers": 2,
+        "threads": 1,
+        "connections": connections,
+        "rounds": rounds,
+        "seconds": seconds,
+        "models": sorted(p.name for p in models_dir.iterdir() if (p / "manifest.json").exists()),
+        "memory_ready": ready,
+        "memory_after_load": loaded,
+        "native": native,
+        "v2": v2,
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average": os.getloadavg()[0],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ requests, and the samples are summed per function (inclusive) and per thread rol
     pip install py-spy==0.4.3
     python -m benchmarks.profile [toyseq|floor] [--sequences 1] [--seconds 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,12 +62,32 @@ def main(argv=None) -> int:
             time.sleep(2)  # both workers up
             pid = children(server.proc.pid)[0]
             result = {}
-            loader = threading.Thread(target=lambda: result.update(load.run(
-                server.url + "/tasks/echo-lag/predict", body(args.sequences), args.seconds + 3, 8)))
+            loader = threading.Thread(
+                target=lambda: result.update(
+                    load.run(server.url + "/tasks/echo-lag/predict", body(args.sequences), args.seconds + 3, 8)
+                )
+            )
             loader.start()
             time.sleep(1)
-            subprocess.run([spy, "record", "-p", str(pid), "-d", str(args.seconds), "-r", "200", "-f", "raw",
-                            "-o", str(raw), "--nonblocking"], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    spy,
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-d",
+                    str(args.seconds),
+                    "-r",
+                    "200",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(raw),
+                    "--nonblocking",
+                ],
+                check=True,
+                capture_output=True,
+            )
             loader.join()
         print(f"{args.app}, {args.sequences} sequence(s)/request: {result.get('requests_per_s', 0):,.0f} req/s")
         print(summarize(raw, args.top))

@@ -18,6 +18,7 @@
 4. prints every figure with its spread over rounds, the load average before and after, and a worked
    estimate for 100M rows on N nodes from the Ray engine's per-core rate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,9 @@ def timed(args: list[str], timeout: float) -> tuple[float, float, float]:
     """(wall seconds, peak summed RSS MiB, CPU seconds) of one command, sampling its process tree every
     0.2 s (CPU a process used in its last 0.2 s before exiting is missed: a small undercount)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     peak = [0.0]
     cpu: dict[int, float] = {}
 
@@ -102,7 +104,18 @@ def timed(args: list[str], timeout: float) -> tuple[float, float, float]:
 
 
 def command(engine: str, task: str, path: Path, out: Path, models_dir: Path) -> list[str]:
-    args = [sys.executable, "-m", "service.scoring", task, str(path), "-o", str(out), "--models-dir", str(models_dir), "-q"]
+    args = [
+        sys.executable,
+        "-m",
+        "service.scoring",
+        task,
+        str(path),
+        "-o",
+        str(out),
+        "--models-dir",
+        str(models_dir),
+        "-q",
+    ]
     return args + (["--engine", "ray"] if engine == "ray" else [])
 
 
@@ -175,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     cores = len(os.sched_getaffinity(0))
     formats = args.formats.split(",")
     load_start = os.getloadavg()
-    print(f"task {args.task}, {args.rows:,} rows, {cores} cores, {args.rounds} rounds; load average "
-          f"{load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} at start")
+    print(
+        f"task {args.task}, {args.rows:,} rows, {cores} cores, {args.rounds} rounds; load average "
+        f"{load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} at start"
+    )
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     with tempfile.TemporaryDirectory(prefix="toyseq-ray-bench-") as tmp:
         tmp = Path(tmp)
@@ -189,18 +204,23 @@ def main(argv: list[str] | None = None) -> int:
             size = (tmp / f"rows.{fmt}").stat().st_size / 2**20
             print(f"\n== {fmt}: {size:.1f} MiB input")
             costs = stage_costs(args.task, models_dir, tmp / f"rows.{fmt}", fmt, min(args.rows, 100_000))
-            print(f"one core, microseconds per row: read {costs['read']:.1f}, check + model {costs['model']:.1f}, "
-                  f"write {costs['write']:.1f}")
-            res = results[fmt] = {e: {"wall": [], "startup": [], "rate": [], "rss": [], "per_cpu": []}
-                                  for e in ("local", "ray")}
+            print(
+                f"one core, microseconds per row: read {costs['read']:.1f}, check + model {costs['model']:.1f}, "
+                f"write {costs['write']:.1f}"
+            )
+            res = results[fmt] = {
+                e: {"wall": [], "startup": [], "rate": [], "rss": [], "per_cpu": []} for e in ("local", "ray")
+            }
             for round_no in range(args.rounds):
                 order = ("local", "ray") if round_no % 2 == 0 else ("ray", "local")
                 for engine in order:
                     n = len(os.listdir(tmp))
-                    tiny, _, tiny_cpu = timed(command(engine, args.task, tmp / f"tiny.{fmt}", tmp / f"o{n}t", models_dir),
-                                    args.timeout)
-                    wall, rss, cpu = timed(command(engine, args.task, tmp / f"rows.{fmt}", tmp / f"o{n}", models_dir),
-                                      args.timeout)
+                    tiny, _, tiny_cpu = timed(
+                        command(engine, args.task, tmp / f"tiny.{fmt}", tmp / f"o{n}t", models_dir), args.timeout
+                    )
+                    wall, rss, cpu = timed(
+                        command(engine, args.task, tmp / f"rows.{fmt}", tmp / f"o{n}", models_dir), args.timeout
+                    )
                     r = res[engine]
                     r["wall"].append(wall)
                     r["startup"].append(tiny)
@@ -208,32 +228,44 @@ def main(argv: list[str] | None = None) -> int:
                     r["rss"].append(rss)
                     # too few rows to tell the run from its start-up: no figure rather than a wild one
                     r["per_cpu"].append(args.rows / (cpu - tiny_cpu) if cpu - tiny_cpu >= 1 else float("nan"))
-                    print(f"  round {round_no + 1} {engine:5}: {wall:6.1f} s, start-up {tiny:5.1f} s, "
-                          f"{args.rows / max(wall - tiny, 1e-9):9,.0f} rows/s once started, "
-                          f"{r['per_cpu'][-1]:7,.0f} rows per CPU-s once started ({cpu:.0f} CPU-s, start-up "
-                          f"{tiny_cpu:.0f}), peak RSS {rss:6.0f} MiB, load {os.getloadavg()[0]:.2f}")
+                    print(
+                        f"  round {round_no + 1} {engine:5}: {wall:6.1f} s, start-up {tiny:5.1f} s, "
+                        f"{args.rows / max(wall - tiny, 1e-9):9,.0f} rows/s once started, "
+                        f"{r['per_cpu'][-1]:7,.0f} rows per CPU-s once started ({cpu:.0f} CPU-s, start-up "
+                        f"{tiny_cpu:.0f}), peak RSS {rss:6.0f} MiB, load {os.getloadavg()[0]:.2f}"
+                    )
             for engine in ("local", "ray"):
                 r = res[engine]
-                print(f"{engine:5} {fmt:7} rows/s once started {spread(r['rate'])}; whole run "
-                      f"{spread([args.rows / w for w in r['wall']])} rows/s; start-up {spread(r['startup'], '.1f')} s; "
-                      f"peak RSS {spread(r['rss'])} MiB; rows per CPU-s once started {spread(r['per_cpu'])}")
+                print(
+                    f"{engine:5} {fmt:7} rows/s once started {spread(r['rate'])}; whole run "
+                    f"{spread([args.rows / w for w in r['wall']])} rows/s; start-up {spread(r['startup'], '.1f')} s; "
+                    f"peak RSS {spread(r['rss'])} MiB; rows per CPU-s once started {spread(r['per_cpu'])}"
+                )
             ratios = [ray / local for ray, local in zip(res["ray"]["rate"], res["local"]["rate"])]
             cpu_ratios = [ray / local for ray, local in zip(res["ray"]["per_cpu"], res["local"]["per_cpu"])]
-            print(f"ray / local once started, by round: rows/s {', '.join(f'{x:.2f}' for x in ratios)}; "
-                  f"rows per CPU-s {', '.join(f'{x:.2f}' for x in cpu_ratios)} (goal >= {GOAL_RATIO})")
+            print(
+                f"ray / local once started, by round: rows/s {', '.join(f'{x:.2f}' for x in ratios)}; "
+                f"rows per CPU-s {', '.join(f'{x:.2f}' for x in cpu_ratios)} (goal >= {GOAL_RATIO})"
+            )
             # A core of its own scores rows per CPU-second: on a shared machine wall-clock rates measure the
             # other tenants too, so the estimate scales the CPU-time rate.
             per_core = statistics.median(res["ray"]["per_cpu"])
-            print(f"estimate, 100M rows of {fmt} ({size * 1e8 / args.rows / 1024:.1f} GiB) at the Ray engine's "
-                  f"{per_core:,.0f} rows per CPU-second, linear in cores (plus start-up, "
-                  f"~{statistics.median(res['ray']['startup']):.0f} s here):")
+            print(
+                f"estimate, 100M rows of {fmt} ({size * 1e8 / args.rows / 1024:.1f} GiB) at the Ray engine's "
+                f"{per_core:,.0f} rows per CPU-second, linear in cores (plus start-up, "
+                f"~{statistics.median(res['ray']['startup']):.0f} s here):"
+            )
             for nodes, node_cores in ((1, cores), (10, 16), (50, 16), (100, 16)):
                 seconds = 1e8 / (nodes * node_cores * per_core)
-                print(f"  {nodes:3} node(s) x {node_cores:2} cores: {seconds / 60:7.1f} min "
-                      f"({nodes * node_cores * per_core:,.0f} rows/s)")
+                print(
+                    f"  {nodes:3} node(s) x {node_cores:2} cores: {seconds / 60:7.1f} min "
+                    f"({nodes * node_cores * per_core:,.0f} rows/s)"
+                )
             total = sum(costs.values())
-            print(f"  per core the time goes to: check + model {costs['model'] / total:.0%}, read {costs['read'] / total:.0%}, "
-                  f"write {costs['write'] / total:.0%}")
+            print(
+                f"  per core the time goes to: check + model {costs['model'] / total:.0%}, read {costs['read'] / total:.0%}, "
+                f"write {costs['write'] / total:.0%}"
+            )
     load_end = os.getloadavg()
     print(f"\nload average {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} at the end")
     return 0

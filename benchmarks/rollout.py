@@ -3,6 +3,7 @@ calls for the whole batch) vs. looping over the sequences one by one (100 calls 
 
     python -m benchmarks.rollout
 """
+
 from __future__ import annotations
 
 import sys
@@ -41,10 +42,18 @@ def run(models_dir: Path, sizes: Sizes) -> dict:
     rows = []
     for count in sizes.rollout_counts:
         arrays = sequences(count, rng)
-        batched = seconds_per_call(lambda: predictor.predict(arrays, steps=STEPS), sizes.timed_seconds, 1)
+        batched = seconds_per_call(lambda arrays=arrays: predictor.predict(arrays, steps=STEPS), sizes.timed_seconds, 1)
         looped = one_by_one(predictor, arrays, sizes.rollout_loop_seconds) * count
-        rows.append({"sequences": count, "steps": STEPS, "batched_ms": batched * 1e3, "one_by_one_ms": looped * 1e3,
-                     "speedup": looped / batched, "values_per_s": count * STEPS / batched})
+        rows.append(
+            {
+                "sequences": count,
+                "steps": STEPS,
+                "batched_ms": batched * 1e3,
+                "one_by_one_ms": looped * 1e3,
+                "speedup": looped / batched,
+                "values_per_s": count * STEPS / batched,
+            }
+        )
     return {"task": TASK, "rows": rows}
 
 

@@ -4,6 +4,7 @@ hold identical weights; torch gets as many threads as onnxruntime (TOYSEQ_THREAD
 
     python -m benchmarks.runtime
 """
+
 from __future__ import annotations
 
 import sys
@@ -31,6 +32,7 @@ def torch_path(model, predictor: Predictor):
         with torch.inference_mode():
             out = model(torch.from_numpy(feed)).numpy()
         return codec.decode(out, batch, ctx)
+
     return predict
 
 
@@ -57,12 +59,20 @@ def run(sizes: Sizes, threads: int = 1) -> dict:
         for batch_size in sizes.runtime_batches:
             arrays = list(rng.integers(0, 100, (batch_size, LENGTH)))
             check_same_weights(model, predictor, Batch.of(arrays))
-            ort_s = seconds_per_call(lambda: predictor.predict(arrays), sizes.timed_seconds)
-            torch_s = seconds_per_call(lambda: eager(Batch.of(arrays)), sizes.timed_seconds)
+            ort_s = seconds_per_call(lambda arrays=arrays: predictor.predict(arrays), sizes.timed_seconds)
+            torch_s = seconds_per_call(lambda arrays=arrays: eager(Batch.of(arrays)), sizes.timed_seconds)
             goal = GOALS.get(batch_size)
-            rows.append({"batch": batch_size, "length": LENGTH, "onnxruntime_ms": ort_s * 1e3,
-                         "torch_eager_ms": torch_s * 1e3, "speedup": torch_s / ort_s, "goal": goal,
-                         "met": None if goal is None else torch_s / ort_s >= goal})
+            rows.append(
+                {
+                    "batch": batch_size,
+                    "length": LENGTH,
+                    "onnxruntime_ms": ort_s * 1e3,
+                    "torch_eager_ms": torch_s * 1e3,
+                    "speedup": torch_s / ort_s,
+                    "goal": goal,
+                    "met": None if goal is None else torch_s / ort_s >= goal,
+                }
+            )
     return {"task": TASK, "threads": threads, "rows": rows}
 
 

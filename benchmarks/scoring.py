@@ -8,6 +8,7 @@
    row (keep-alive client, one at a time), then the whole file through `toyseq-score --url`;
 4. prints rows/s for each and the ratios, all measured in this one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,12 @@ def cli_and_others(*args: str, env: dict | None = None) -> tuple[float, float, f
     """(wall seconds, CPU seconds, CPU seconds other processes used meanwhile) of one `toyseq-score` run."""
     before, busy = resource.getrusage(resource.RUSAGE_CHILDREN), busy_cpu_seconds()
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "service.scoring", *args, "-o", os.devnull, "-q"], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, stderr=subprocess.PIPE)
+    done = subprocess.run(
+        [sys.executable, "-m", "service.scoring", *args, "-o", os.devnull, "-q"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stderr=subprocess.PIPE,
+    )
     if done.returncode != 0:
         sys.exit(f"service.scoring.cli failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
     wall = time.perf_counter() - started
@@ -82,7 +87,7 @@ def inference_ceiling(models_dir: Path, task: str, rows: list[list]) -> float:
     """Rows per CPU-second of Predictor.predict alone (one thread, on checked rows in the scorer's chunks):
     with C cores no scorer can beat C times this, whatever it does around inference."""
     predictor = Predictor.load(models_dir / task, SessionConfig(intra_op_threads=1))
-    chunks = [predictor.codec.check(rows[i:i + LOCAL_CHUNK_ROWS]) for i in range(0, len(rows), LOCAL_CHUNK_ROWS)]
+    chunks = [predictor.codec.check(rows[i : i + LOCAL_CHUNK_ROWS]) for i in range(0, len(rows), LOCAL_CHUNK_ROWS)]
     predictor.predict(chunks[-1])
     started = time.process_time()
     for arrays in chunks:
@@ -129,28 +134,40 @@ def main(argv: list[str] | None = None) -> int:
 
         local_s, local_cpu, others = cli_and_others(args.task, str(path), "--models-dir", str(models_dir))
         local_rate = args.rows / local_s
-        print(f"local   toyseq-score                {local_rate:10,.0f} rows/s  ({local_s:.2f} s, start-up included; "
-              f"{local_cpu:.2f} CPU-s = {args.rows / local_cpu:,.0f} rows per CPU-s)")
+        print(
+            f"local   toyseq-score                {local_rate:10,.0f} rows/s  ({local_s:.2f} s, start-up included; "
+            f"{local_cpu:.2f} CPU-s = {args.rows / local_cpu:,.0f} rows per CPU-s)"
+        )
         if others is not None:
-            print(f"        other processes meanwhile: {others:.2f} CPU-s ({others / local_s / cores:.0%} of the cores)")
+            print(
+                f"        other processes meanwhile: {others:.2f} CPU-s ({others / local_s / cores:.0%} of the cores)"
+            )
         ceiling = inference_ceiling(models_dir, args.task, head)
-        print(f"ceiling inference alone             {ceiling * cores:10,.0f} rows/s  "
-              f"({ceiling:,.0f} rows per CPU-s x {cores} cores, {len(head):,} rows)")
+        print(
+            f"ceiling inference alone             {ceiling * cores:10,.0f} rows/s  "
+            f"({ceiling:,.0f} rows per CPU-s x {cores} cores, {len(head):,} rows)"
+        )
 
         with start_gunicorn(models_dir, args.server_workers, Path(tmp) / "gunicorn.log") as server:
             url = server.url
             sent, per_row_s = per_row(url, args.task, head[: args.sample], args.budget)
             per_row_rate = sent / per_row_s
-            print(f"remote  one request per row         {per_row_rate:10,.0f} rows/s  ({sent:,} rows in {per_row_s:.2f} s)")
+            print(
+                f"remote  one request per row         {per_row_rate:10,.0f} rows/s  ({sent:,} rows in {per_row_s:.2f} s)"
+            )
             remote_s, _ = cli(args.task, str(path), "--url", url, "--concurrency", str(2 * args.server_workers))
             remote_rate = args.rows / remote_s
             print(f"remote  toyseq-score --url          {remote_rate:10,.0f} rows/s  ({remote_s:.2f} s)")
 
     ratio = local_rate / per_row_rate
-    print(f"local / one-request-per-row: {ratio:.1f}x (target >= {TARGET_RATIO:g}x); "
-          f"remote chunked / per-row: {remote_rate / per_row_rate:.1f}x")
-    print(f"local rows/s target >= {TARGET_ROWS_PER_S:,}: {'met' if local_rate >= TARGET_ROWS_PER_S else 'NOT met'}; "
-          f"load average now {os.getloadavg()[0]:.2f}")
+    print(
+        f"local / one-request-per-row: {ratio:.1f}x (target >= {TARGET_RATIO:g}x); "
+        f"remote chunked / per-row: {remote_rate / per_row_rate:.1f}x"
+    )
+    print(
+        f"local rows/s target >= {TARGET_ROWS_PER_S:,}: {'met' if local_rate >= TARGET_ROWS_PER_S else 'NOT met'}; "
+        f"load average now {os.getloadavg()[0]:.2f}"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ with TOYSEQ_KEEPALIVE_REQUESTS (clients reconnect, the accept is redone), and wi
 
     python -m benchmarks.spread [--seconds 5] [--rounds 3] [--connections 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,12 @@ def run_once(env: dict, seconds: float, connections: int, tmp: Path) -> dict:
         # Access lines are flushed every 50 ms and at exit.
     counts = per_worker(log.read_text(errors="replace"))
     counts += [0] * (2 - len(counts))
-    return {"requests_per_s": result["requests_per_s"], "p99_ms": result["p99_ms"], "per_worker": counts,
-            "busiest_share": counts[0] / max(1, sum(counts))}
+    return {
+        "requests_per_s": result["requests_per_s"],
+        "p99_ms": result["p99_ms"],
+        "per_worker": counts,
+        "busiest_share": counts[0] / max(1, sum(counts)),
+    }
 
 
 def main(argv=None) -> int:
@@ -71,14 +76,18 @@ def main(argv=None) -> int:
         for _ in range(args.rounds):  # variants alternate within each round
             for name, env in VARIANTS.items():
                 out[name].append(run_once(env, args.seconds, args.connections, Path(tmp)))
-    print(f"wrk {args.connections} connections, 2 workers, {args.rounds} rounds of {args.seconds:.0f} s; "
-          f"load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}")
+    print(
+        f"wrk {args.connections} connections, 2 workers, {args.rounds} rounds of {args.seconds:.0f} s; "
+        f"load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}"
+    )
     print("| variant | busiest worker's share of requests (each round) | req/s (median) | p99 ms (median) |")
     print("|---|---|---|---|")
     for name, runs in out.items():
         shares = ", ".join(f"{r['busiest_share']:.0%}" for r in runs)
-        print(f"| {name} | {shares} | {statistics.median(r['requests_per_s'] for r in runs):,.0f} "
-              f"| {statistics.median(r['p99_ms'] for r in runs):.1f} |")
+        print(
+            f"| {name} | {shares} | {statistics.median(r['requests_per_s'] for r in runs):,.0f} "
+            f"| {statistics.median(r['p99_ms'] for r in runs):.1f} |"
+        )
     return 0
 
 

@@ -1,10 +1,11 @@
 """Timing helpers shared by the in-process benchmarks, and the run sizes (full, quick, smoke)."""
+
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,23 @@ class Sizes:
     scoring_sample: int
 
 
-FULL = Sizes(10, 3, 2.0, (1, 4096), (1, 1000), 20.0, (1, 10, 100, 1000, 10000), (5, 10, 50, 100, 500, 1000), 100, 3,
-             200_000, 2000)
-QUICK = Sizes(4, 2, 0.7, (1, 4096), (1, 1000), 5.0, (1, 10, 100, 1000, 10000), (5, 10, 50, 100, 500, 1000), 100, 2,
-              50_000, 500)
+FULL = Sizes(
+    10,
+    3,
+    2.0,
+    (1, 4096),
+    (1, 1000),
+    20.0,
+    (1, 10, 100, 1000, 10000),
+    (5, 10, 50, 100, 500, 1000),
+    100,
+    3,
+    200_000,
+    2000,
+)
+QUICK = Sizes(
+    4, 2, 0.7, (1, 4096), (1, 1000), 5.0, (1, 10, 100, 1000, 10000), (5, 10, 50, 100, 500, 1000), 100, 2, 50_000, 500
+)
 SMOKE = Sizes(1, 1, 0.05, (1, 64), (1, 20), 0.3, (1, 10, 100), (5, 50), 10, 1, 500, 20)
 
 

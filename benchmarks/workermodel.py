@@ -5,6 +5,7 @@ round so that the machine's drifting load hits all alike.
 
     python -m benchmarks.workermodel [--rounds 3] [--seconds 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,21 +47,31 @@ def main(argv=None) -> int:
                         runs[(name, app)].append(load.run(server.url + PATH, one, args.seconds, args.connections))
                         if app == "toyseq":
                             runs[(name, "toyseq-100")].append(
-                                load.run(server.url + PATH, hundred, args.seconds, args.connections))
-    print(f"2 workers, wrk {args.connections} connections, {args.rounds} rounds of {args.seconds:.0f} s, medians; "
-          f"load average {load_start:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print("| worker | toyseq 1 seq req/s (p99 ms) | floor req/s (p99 ms) | toyseq / floor (per round) "
-          "| toyseq 100 seq req/s (p99 ms) |")
+                                load.run(server.url + PATH, hundred, args.seconds, args.connections)
+                            )
+    print(
+        f"2 workers, wrk {args.connections} connections, {args.rounds} rounds of {args.seconds:.0f} s, medians; "
+        f"load average {load_start:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    )
+    print(
+        "| worker | toyseq 1 seq req/s (p99 ms) | floor req/s (p99 ms) | toyseq / floor (per round) "
+        "| toyseq 100 seq req/s (p99 ms) |"
+    )
     print("|---|---|---|---|---|")
     for name in VARIANTS:
         t, f, h = runs[(name, "toyseq")], runs[(name, "floor")], runs[(name, "toyseq-100")]
         ratios = [a["requests_per_s"] / b["requests_per_s"] for a, b in zip(t, f)]
 
         def fmt(rs):
-            return (f"{statistics.median(r['requests_per_s'] for r in rs):,.0f} "
-                    f"({statistics.median(r['p99_ms'] for r in rs):.1f})")
-        print(f"| {name} | {fmt(t)} | {fmt(f)} | {statistics.median(ratios):.2f}x "
-              f"({', '.join(f'{r:.2f}' for r in ratios)}) | {fmt(h)} |")
+            return (
+                f"{statistics.median(r['requests_per_s'] for r in rs):,.0f} "
+                f"({statistics.median(r['p99_ms'] for r in rs):.1f})"
+            )
+
+        print(
+            f"| {name} | {fmt(t)} | {fmt(f)} | {statistics.median(ratios):.2f}x "
+            f"({', '.join(f'{r:.2f}' for r in ratios)}) | {fmt(h)} |"
+        )
     return 0
 
 

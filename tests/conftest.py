@@ -1,5 +1,6 @@
 """Shared fixtures: the real app from the factory on the committed models, and real gunicorn servers on
 127.0.0.1 (a factory fixture, so tests can pass their own TOYSEQ_ settings or models)."""
+
 from __future__ import annotations
 
 import shutil
@@ -43,8 +44,10 @@ def client(app):
 @pytest.fixture()
 def make_client(models_copy):
     """A test client for an app built with extra settings (e.g. {"api_key": "k"})."""
+
     def make(**settings):
         return create_app({"models_dir": str(models_copy), **settings}).test_client()
+
     return make
 
 
@@ -55,8 +58,12 @@ def gunicorn_server(tmp_path, models_copy):
     started: list[Server] = []
 
     def start(env_overrides: dict | None = None, models_dir: Path | None = None, wait_ready: bool = True) -> Server:
-        server = Server(tmp_path / "gunicorn.log", env_overrides, models_dir or models_copy,
-                        wait_path="/readyz" if wait_ready else "/healthz")
+        server = Server(
+            tmp_path / "gunicorn.log",
+            env_overrides,
+            models_dir or models_copy,
+            wait_path="/readyz" if wait_ready else "/healthz",
+        )
         started.append(server)
         return server
 

@@ -6,6 +6,7 @@
 
 Exits 1 when a gate is not met (a model that fails is never written to models/), 2 on usage errors.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,19 +27,27 @@ from .evaluation import DEFAULT_EVAL_SEED, DEFAULT_N, evaluate
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate}")
-    helps = {"train": "train, export and gate-check tasks; write each model that passes to models/<task>/",
-             "evaluate": "re-measure committed models on their task's evaluation suite (exit 1 if a gate fails)"}
+    helps = {
+        "train": "train, export and gate-check tasks; write each model that passes to models/<task>/",
+        "evaluate": "re-measure committed models on their task's evaluation suite (exit 1 if a gate fails)",
+    }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("tasks", nargs="*", metavar="TASK", help=f"any of: {', '.join(TASKS)} (default: all)")
         p.add_argument("--models-dir", type=Path, default=Path("models"))
-        p.add_argument("--eval-seed", type=int, default=DEFAULT_EVAL_SEED,
-                       help="seed of the held-out evaluation data (training never draws from it)")
+        p.add_argument(
+            "--eval-seed",
+            type=int,
+            default=DEFAULT_EVAL_SEED,
+            help="seed of the held-out evaluation data (training never draws from it)",
+        )
         p.add_argument("-n", type=int, default=DEFAULT_N, help="held-out sequences per gate")
     sub.choices["evaluate"].add_argument(
-        "--record", action="store_true",
+        "--record",
+        action="store_true",
         help="write the measured suite into each model's manifest (a model whose suite changed but whose "
-             "weights did not need not be retrained); the model file is untouched")
+        "weights did not need not be retrained); the model file is untouched",
+    )
     train = sub.choices["train"]
     train.add_argument("--seed", type=int, default=0, help="training seed: the same seed gives the same metrics")
     train.add_argument("--jobs", type=int, default=2, help="tasks trained side by side, one CPU thread each")
@@ -57,8 +66,10 @@ def report(task: str, gates: list[dict]) -> bool:
     for g in gates:
         mark = "ok  " if g["passed"] else "FAIL"
         metric = g["metric"] + (f" ({g['steps']} steps)" if g.get("steps") else "")
-        print(f"  {mark} {task:15s} {g.get('category', ''):32s} {metric:28s} {g['value']:<12.6g} "
-              f"(gate {g['op']} {g['threshold']:g}, n={g['n']}, eval seed {g['eval_seed']})")
+        print(
+            f"  {mark} {task:15s} {g.get('category', ''):32s} {metric:28s} {g['value']:<12.6g} "
+            f"(gate {g['op']} {g['threshold']:g}, n={g['n']}, eval seed {g['eval_seed']})"
+        )
     return all(g["passed"] for g in gates)
 
 
@@ -66,8 +77,11 @@ def train(args) -> int:
     try:
         from .pipeline import train_task  # torch is imported only when training
     except ModuleNotFoundError as err:
-        print(f"python -m training train needs {err.name}, which is not installed: install the training "
-              f"extra with `{TRAINING_EXTRA}` (evaluate needs only the service's dependencies)", file=sys.stderr)
+        print(
+            f"python -m training train needs {err.name}, which is not installed: install the training "
+            f"extra with `{TRAINING_EXTRA}` (evaluate needs only the service's dependencies)",
+            file=sys.stderr,
+        )
         return 2
 
     jobs = max(1, min(args.jobs, len(args.tasks)))
@@ -77,8 +91,10 @@ def train(args) -> int:
     else:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
             # costliest first, so no long task starts last and runs alone
-            futures = [pool.submit(train_task, TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n, False)
-                       for t in sorted(args.tasks, key=lambda t: -TASKS[t].work)]
+            futures = [
+                pool.submit(train_task, TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n, False)
+                for t in sorted(args.tasks, key=lambda t: -TASKS[t].work)
+            ]
             rows = []
             for future in futures:
                 rows.append(future.result())
@@ -87,8 +103,11 @@ def train(args) -> int:
     for row in rows:
         ok &= report(row["task"], row["gates"])
         if not row["passed"]:
-            print(f"{row['task']}: a gate was not met; the committed model is unchanged, the rejected one is in "
-                  f"{row['saved_to']}", file=sys.stderr)
+            print(
+                f"{row['task']}: a gate was not met; the committed model is unchanged, the rejected one is in "
+                f"{row['saved_to']}",
+                file=sys.stderr,
+            )
     print(f"trained {len(rows)} task(s) in {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1
 

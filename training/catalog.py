@@ -5,10 +5,11 @@ docstring shows the same example), a generator, an input contract, an encoder an
 service/core/codec.py, copied into the manifest), a model and training recipe, and the evaluation suite
 (named categories covering the whole input contract) its exported model must pass on held-out data.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -126,8 +127,10 @@ def arith_next(rng, batch, length, wrong: float = 0.0, scale: str = "small", kin
     return corrupt(rng, x[:, :-1], wrong, kind), x[:, -1]
 
 
-TRAIN_MIX = {"scale": (("small", 0.25), ("large", 0.25), ("all", 0.5)),
-             "kind": (("in_range", 0.45), ("outlier", 0.4), ("near", 0.15))}
+TRAIN_MIX = {
+    "scale": (("small", 0.25), ("large", 0.25), ("all", 0.5)),
+    "kind": (("in_range", 0.45), ("outlier", 0.4), ("near", 0.15)),
+}
 
 
 def arith_next_training(rng, batch, length, wrong: float = 0.0):
@@ -167,10 +170,20 @@ def corrupt(rng, x: np.ndarray, share: float, kind: str = "in_range") -> np.ndar
     else:
         span = np.maximum(high - low, 1)
         far = true + rng.integers(2, 1001, len(rows)) * span * rng.choice([-1, 1], len(rows))
-        options = np.stack([3 * true, -true, np.zeros_like(true), np.full_like(true, 10**6),
-                            np.full_like(true, -10**6), far, np.full_like(true, ARITH_BOUND),
-                            np.full_like(true, -ARITH_BOUND),
-                            rng.integers(-ARITH_BOUND, ARITH_BOUND + 1, len(rows))], axis=1)
+        options = np.stack(
+            [
+                3 * true,
+                -true,
+                np.zeros_like(true),
+                np.full_like(true, 10**6),
+                np.full_like(true, -(10**6)),
+                far,
+                np.full_like(true, ARITH_BOUND),
+                np.full_like(true, -ARITH_BOUND),
+                rng.integers(-ARITH_BOUND, ARITH_BOUND + 1, len(rows)),
+            ],
+            axis=1,
+        )
         draw = options[np.arange(len(rows)), rng.integers(0, options.shape[1], len(rows))]
         draw = np.clip(draw, -ARITH_BOUND, ARITH_BOUND)
         same = draw == true  # e.g. 0 or a sign flip of 0: move one step toward the inside of the contract
@@ -239,8 +252,10 @@ def ints(low, high, min_length, max_length, **extra):
 
 def classes(low, count, **positions) -> dict:
     """The encoder and decoder of a class task: tokens embedded, the answer a class distribution."""
-    return {"encoder": {"type": "index", "low": low, "classes": count},
-            "decoder": {"type": "class", "low": low, "classes": count, **positions}}
+    return {
+        "encoder": {"type": "index", "low": low, "classes": count},
+        "decoder": {"type": "class", "low": low, "classes": count, **positions},
+    }
 
 
 # The right answer for one input row, per task. Named functions, not lambdas: a Task is pickled to the
@@ -280,83 +295,195 @@ def exact(name="heldout", cases="heldout", **params):
 EXACT = exact()
 EDGES = (exact("edge_lengths", "lengths"), exact("edge_values", "constants"))
 ONE_WRONG = 0.999  # arith-next: share of windows with one wrong value answered exactly, at every position
-RAMP_QUANTUM = 2.0 ** -10  # ramp answers in 1/1024ths of the window's largest step (see RelativeDecoder)
+RAMP_QUANTUM = 2.0**-10  # ramp answers in 1/1024ths of the window's largest step (see RelativeDecoder)
 
-TASKS = {t.name: t for t in [
-    Task(name="echo", description="Echo the current observation",
-         example={"input": [42, 7, 99], "output": [42, 7, 99]},
-         generate=echo, truth=_itself, input=ints(0, 99, 1, 1000), kind="echo", output_dtype="int",
-         **classes(0, 100, positions="all"), suite=(EXACT, *EDGES),
-         model=ModelConfig(embed=32, hidden=64), train=TrainConfig(lengths=(1, 64), steps=1500, batch=64)),
-    Task(name="echo-lag", description="Echo the previous observation",
-         example={"input": [42, 7, 99], "output": [42, 7]},
-         generate=echo_lag, truth=_all_but_last, input=ints(0, 99, 2, 1000), kind="echo", output_dtype="int",
-         **classes(0, 100, positions="all", skip=1), suite=(EXACT, *EDGES),
-         model=ModelConfig(embed=32, hidden=64), train=TrainConfig(lengths=(2, 64), steps=2500, batch=64)),
-    Task(name="second-element", description="Return the second element",
-         example={"input": [3, 1, 4, 1, 0, 2, 2, 4, 0, 3], "output": 1},
-         generate=second_element, truth=_second, input=ints(0, 4, 10, 10), kind="value", output_dtype="int",
-         **classes(0, 5, positions="last"),
-         suite=(EXACT, exact("edge_values", "constants"), exact("every_first_two", "first_two")),
-         model=ModelConfig(embed=8, hidden=32), train=TrainConfig(steps=1500, batch=128)),
-    Task(name="sum-first-two", description="Add the first two numbers, ignore the third",
-         example={"input": [40, 2, 77], "output": 42},
-         generate=sum_first_two, truth=_sum_of_first_two, input=ints(0, 100, 3, 3), kind="value",
-         output_dtype="int", **classes(0, 201, positions="last"),
-         suite=(EXACT, exact("every_input", "every_input")),
-         model=ModelConfig(embed=32, hidden=128),
-         train=TrainConfig(steps=16000, batch=256, lr=3e-3, eval_every=250, patience=1000, balanced=0.5)),
-    Task(name="copy-first", description="Remember the first value to the end",
-         example={"input": [17, 3, 65, 8], "output": 17},
-         generate=copy_first, truth=_first, input=ints(0, 99, 2, 20), kind="value", output_dtype="int",
-         **classes(0, 100, positions="last"),
-         suite=(EXACT, *EDGES, exact("first_then_repeated", "first_then_repeated")),
-         model=ModelConfig(embed=32, hidden=128),
-         train=TrainConfig(lengths=(2, 20), steps=3000, batch=128, repeated=0.3)),
-    Task(name="last-value", description="Return the last value",
-         example={"input": [17, 3, 65, 8], "output": 8},
-         generate=last_value, truth=_last, input=ints(0, 99, 1, 20), kind="value", output_dtype="int",
-         **classes(0, 100, positions="last"), suite=(EXACT, *EDGES),
-         model=ModelConfig(embed=32, hidden=64), train=TrainConfig(lengths=(1, 20), steps=1000, batch=128)),
-    Task(name="alternating", description="Continue an alternating 0/1 pattern",
-         example={"input": [0, 1, 0, 1, 0], "output": 1},
-         generate=alternating, truth=_flip_last, input=ints(0, 1, 1, 50), kind="next", output_dtype="int",
-         **classes(0, 2, positions="last"),
-         suite=(exact("every_input", "every_alternation"),
-                Category("rollout20", "every_alternation", "exact", ">=", 1.0, steps=20)),
-         model=ModelConfig(embed=4, hidden=16), train=TrainConfig(lengths=(1, 50), steps=400, batch=64)),
-    Task(name="ramp", description="Continue an evenly spaced real sequence",
-         example={"input": [0.0, 0.05, 0.1, 0.15, 0.2], "output": 0.25},
-         generate=ramp, input={"dtype": "float", "low": -1e6, "high": 1e6, "min_length": 3, "max_length": 50,
-                               "min_relative_step": 1e-9},
-         kind="next", output_dtype="float", encoder={"type": "relative", "basis": "step"},
-         decoder={"type": "relative", "positions": "last", "quantum": RAMP_QUANTUM},
-         suite=(Category("heldout", "heldout", "max_step_error", "<=", 1e-3),
+TASKS = {
+    t.name: t
+    for t in [
+        Task(
+            name="echo",
+            description="Echo the current observation",
+            example={"input": [42, 7, 99], "output": [42, 7, 99]},
+            generate=echo,
+            truth=_itself,
+            input=ints(0, 99, 1, 1000),
+            kind="echo",
+            output_dtype="int",
+            **classes(0, 100, positions="all"),
+            suite=(EXACT, *EDGES),
+            model=ModelConfig(embed=32, hidden=64),
+            train=TrainConfig(lengths=(1, 64), steps=1500, batch=64),
+        ),
+        Task(
+            name="echo-lag",
+            description="Echo the previous observation",
+            example={"input": [42, 7, 99], "output": [42, 7]},
+            generate=echo_lag,
+            truth=_all_but_last,
+            input=ints(0, 99, 2, 1000),
+            kind="echo",
+            output_dtype="int",
+            **classes(0, 100, positions="all", skip=1),
+            suite=(EXACT, *EDGES),
+            model=ModelConfig(embed=32, hidden=64),
+            train=TrainConfig(lengths=(2, 64), steps=2500, batch=64),
+        ),
+        Task(
+            name="second-element",
+            description="Return the second element",
+            example={"input": [3, 1, 4, 1, 0, 2, 2, 4, 0, 3], "output": 1},
+            generate=second_element,
+            truth=_second,
+            input=ints(0, 4, 10, 10),
+            kind="value",
+            output_dtype="int",
+            **classes(0, 5, positions="last"),
+            suite=(EXACT, exact("edge_values", "constants"), exact("every_first_two", "first_two")),
+            model=ModelConfig(embed=8, hidden=32),
+            train=TrainConfig(steps=1500, batch=128),
+        ),
+        Task(
+            name="sum-first-two",
+            description="Add the first two numbers, ignore the third",
+            example={"input": [40, 2, 77], "output": 42},
+            generate=sum_first_two,
+            truth=_sum_of_first_two,
+            input=ints(0, 100, 3, 3),
+            kind="value",
+            output_dtype="int",
+            **classes(0, 201, positions="last"),
+            suite=(EXACT, exact("every_input", "every_input")),
+            model=ModelConfig(embed=32, hidden=128),
+            train=TrainConfig(steps=16000, batch=256, lr=3e-3, eval_every=250, patience=1000, balanced=0.5),
+        ),
+        Task(
+            name="copy-first",
+            description="Remember the first value to the end",
+            example={"input": [17, 3, 65, 8], "output": 17},
+            generate=copy_first,
+            truth=_first,
+            input=ints(0, 99, 2, 20),
+            kind="value",
+            output_dtype="int",
+            **classes(0, 100, positions="last"),
+            suite=(EXACT, *EDGES, exact("first_then_repeated", "first_then_repeated")),
+            model=ModelConfig(embed=32, hidden=128),
+            train=TrainConfig(lengths=(2, 20), steps=3000, batch=128, repeated=0.3),
+        ),
+        Task(
+            name="last-value",
+            description="Return the last value",
+            example={"input": [17, 3, 65, 8], "output": 8},
+            generate=last_value,
+            truth=_last,
+            input=ints(0, 99, 1, 20),
+            kind="value",
+            output_dtype="int",
+            **classes(0, 100, positions="last"),
+            suite=(EXACT, *EDGES),
+            model=ModelConfig(embed=32, hidden=64),
+            train=TrainConfig(lengths=(1, 20), steps=1000, batch=128),
+        ),
+        Task(
+            name="alternating",
+            description="Continue an alternating 0/1 pattern",
+            example={"input": [0, 1, 0, 1, 0], "output": 1},
+            generate=alternating,
+            truth=_flip_last,
+            input=ints(0, 1, 1, 50),
+            kind="next",
+            output_dtype="int",
+            **classes(0, 2, positions="last"),
+            suite=(
+                exact("every_input", "every_alternation"),
+                Category("rollout20", "every_alternation", "exact", ">=", 1.0, steps=20),
+            ),
+            model=ModelConfig(embed=4, hidden=16),
+            train=TrainConfig(lengths=(1, 50), steps=400, batch=64),
+        ),
+        Task(
+            name="ramp",
+            description="Continue an evenly spaced real sequence",
+            example={"input": [0.0, 0.05, 0.1, 0.15, 0.2], "output": 0.25},
+            generate=ramp,
+            input={
+                "dtype": "float",
+                "low": -1e6,
+                "high": 1e6,
+                "min_length": 3,
+                "max_length": 50,
+                "min_relative_step": 1e-9,
+            },
+            kind="next",
+            output_dtype="float",
+            encoder={"type": "relative", "basis": "step"},
+            decoder={"type": "relative", "positions": "last", "quantum": RAMP_QUANTUM},
+            suite=(
+                Category("heldout", "heldout", "max_step_error", "<=", 1e-3),
                 Category("every_scale", "ramps", "max_step_error", "<=", 1e-3),
                 Category("every_scale_rollout10", "ramps", "max_step_error", "<=", 0.02, steps=10),
                 Category("every_scale_rollout50", "ramps", "max_step_error", "<=", 0.1, steps=50),
                 Category("constants", "float_constants", "max_value_error", "<=", 1e-6),
-                Category("constants_rollout50", "float_constants", "max_value_error", "<=", 1e-6, steps=50)),
-         model=ModelConfig(hidden=32),
-         train=TrainConfig(lengths=(3, 50), lengths_per_step=16, steps=10000, batch=256, loss="l1", eval_every=250,
-                           patience=1000, val_lengths=48, select="max")),
-    Task(name="arith-next",
-         description=("Next term of an integer arithmetic progression, even when one of the first six values "
-                      "is wrong"),
-         example={"input": [100, 250, 300, 400, 500, 600, 700], "output": 800},
-         generate=arith_next, train_generate=arith_next_training,
-         input=ints(-ARITH_BOUND, ARITH_BOUND, ARITH_WINDOW, ARITH_WINDOW), kind="next", output_dtype="int",
-         encoder={"type": "robust-step"}, decoder={"type": "wrong-position", "positions": "last", "classes": 7},
-         suite=(exact("clean_small_steps", scale="small"),
+                Category("constants_rollout50", "float_constants", "max_value_error", "<=", 1e-6, steps=50),
+            ),
+            model=ModelConfig(hidden=32),
+            train=TrainConfig(
+                lengths=(3, 50),
+                lengths_per_step=16,
+                steps=10000,
+                batch=256,
+                loss="l1",
+                eval_every=250,
+                patience=1000,
+                val_lengths=48,
+                select="max",
+            ),
+        ),
+        Task(
+            name="arith-next",
+            description=(
+                "Next term of an integer arithmetic progression, even when one of the first six values is wrong"
+            ),
+            example={"input": [100, 250, 300, 400, 500, 600, 700], "output": 800},
+            generate=arith_next,
+            train_generate=arith_next_training,
+            input=ints(-ARITH_BOUND, ARITH_BOUND, ARITH_WINDOW, ARITH_WINDOW),
+            kind="next",
+            output_dtype="int",
+            encoder={"type": "robust-step"},
+            decoder={"type": "wrong-position", "positions": "last", "classes": 7},
+            suite=(
+                exact("clean_small_steps", scale="small"),
                 exact("clean_every_scale", scale="all"),
                 exact("clean_edges", "arith_edges"),
                 Category("clean_every_scale_rollout20", "heldout", "exact", ">=", 1.0, {"scale": "all"}, steps=20),
-                Category("one_outlier", "heldout", "exact_worst_position", ">=", ONE_WRONG,
-                         {"scale": "all", "kind": "outlier", "wrong": 1.0}),
-                Category("one_wrong_in_range_small_steps", "heldout", "exact_worst_position", ">=", ONE_WRONG,
-                         {"scale": "small", "kind": "in_range", "wrong": 1.0}),
-                Category("one_wrong_in_range_large_steps", "heldout", "exact_worst_position", ">=", ONE_WRONG,
-                         {"scale": "large", "kind": "in_range", "wrong": 1.0})),
-         model=ModelConfig(hidden=64, layers=2),
-         train=TrainConfig(steps=3000, batch=256, wrong=0.75, eval_every=250, patience=1000)),
-]}
+                Category(
+                    "one_outlier",
+                    "heldout",
+                    "exact_worst_position",
+                    ">=",
+                    ONE_WRONG,
+                    {"scale": "all", "kind": "outlier", "wrong": 1.0},
+                ),
+                Category(
+                    "one_wrong_in_range_small_steps",
+                    "heldout",
+                    "exact_worst_position",
+                    ">=",
+                    ONE_WRONG,
+                    {"scale": "small", "kind": "in_range", "wrong": 1.0},
+                ),
+                Category(
+                    "one_wrong_in_range_large_steps",
+                    "heldout",
+                    "exact_worst_position",
+                    ">=",
+                    ONE_WRONG,
+                    {"scale": "large", "kind": "in_range", "wrong": 1.0},
+                ),
+            ),
+            model=ModelConfig(hidden=64, layers=2),
+            train=TrainConfig(steps=3000, batch=256, wrong=0.75, eval_every=250, patience=1000),
+        ),
+    ]
+}

@@ -1,4 +1,5 @@
 """Typed model and training configuration, with the defaults most tasks use."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@ Random cases come from the evaluation stream, which training never draws from; e
 input of a small domain) ignore the stream. Every answer comes from `service.core.predictor.Predictor`,
 exactly as the service would give it.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -55,7 +56,7 @@ def future(task: Task, rng, n: int, steps: int, **kw) -> tuple[list[np.ndarray],
         return xs, x[:, -1:] + step[:, None] * np.arange(1, steps + 1)
     xs, ys = heldout(task, rng, n, extra=steps, **kw)
     windows = [x[: len(x) - steps] for x in xs]
-    return windows, np.stack([np.append(x[len(x) - steps:], y)[:steps] for x, y in zip(xs, ys)])
+    return windows, np.stack([np.append(x[len(x) - steps :], y)[:steps] for x, y in zip(xs, ys)])
 
 
 def _truths(task: Task, xs: list) -> list:
@@ -63,6 +64,7 @@ def _truths(task: Task, xs: list) -> list:
 
 
 # --- case builders: (task, rng, n, steps, **params) -> Cases -------------------------------------
+
 
 def heldout_cases(task, rng, n, steps, **params) -> Cases:
     """The task's own generator over its whole length range (params go to the generator)."""
@@ -91,11 +93,13 @@ def constants_cases(task, rng, n, steps):
     """Every allowed value repeated, at the shortest, a middle and the longest length; and the lowest and
     highest values alternating."""
     low, high = task.input["low"], task.input["high"]
-    lengths = sorted({task.input["min_length"], (task.input["min_length"] + task.input["max_length"]) // 2,
-                      task.input["max_length"]})
+    lengths = sorted(
+        {task.input["min_length"], (task.input["min_length"] + task.input["max_length"]) // 2, task.input["max_length"]}
+    )
     xs = [np.full(length, v, dtype=np.int64) for v in range(low, high + 1) for length in lengths]
-    xs += [np.where(np.arange(length) % 2 == first, high, low).astype(np.int64)
-           for first in (0, 1) for length in lengths]
+    xs += [
+        np.where(np.arange(length) % 2 == first, high, low).astype(np.int64) for first in (0, 1) for length in lengths
+    ]
     return Cases(xs, _truths(task, xs))
 
 
@@ -147,8 +151,11 @@ def arith_edges_cases(task, rng, n, steps):
     for size in (0, 1, 2, 1000, 10**6, 10**8, largest):
         for step in {size, -size}:
             span = abs(step) * (ARITH_WINDOW - 1)
-            for start in (-ARITH_BOUND + (span if step < 0 else 0), 0 - span // 2,
-                          ARITH_BOUND - (span if step > 0 else 0)):
+            for start in (
+                -ARITH_BOUND + (span if step < 0 else 0),
+                0 - span // 2,
+                ARITH_BOUND - (span if step > 0 else 0),
+            ):
                 seq = start + step * np.arange(ARITH_WINDOW + 1, dtype=np.int64)
                 xs.append(seq[:-1])
                 ys.append(seq[-1])
@@ -190,8 +197,12 @@ def ramps_cases(task, rng, n, steps):
 def float_constants_cases(task, rng, n, steps):
     """Constant windows at every length, with values at the contract's bounds, 0, +-1 and anywhere."""
     lengths = spread_lengths(task, n)
-    values = np.concatenate([[task.input["low"], task.input["high"], 0.0, 1.0, -1.0, 1e-9],
-                             rng.uniform(task.input["low"], task.input["high"], n - 6)])
+    values = np.concatenate(
+        [
+            [task.input["low"], task.input["high"], 0.0, 1.0, -1.0, 1e-9],
+            rng.uniform(task.input["low"], task.input["high"], n - 6),
+        ]
+    )
     xs = [np.full(int(length), v) for length, v in zip(lengths, values)]
     truth = np.repeat(values[:, None], steps, axis=1) if steps else values
     return Cases(xs, truth, scale=np.maximum(1.0, np.abs(values)))
@@ -212,6 +223,7 @@ CASES = {
 
 
 # --- metrics: (answers, cases) -> float ----------------------------------------------------------
+
 
 def _row_exact(answers: list, cases: Cases) -> np.ndarray:
     return np.array([np.array_equal(a, t) for a, t in zip(answers, cases.truth)])
@@ -248,15 +260,30 @@ def measure(task: Task, predictor: Predictor, category: Category, rng, n: int) -
     return METRICS[category.metric](answers, cases), len(cases.inputs)
 
 
-def evaluate(task: Task, predictor: Predictor, eval_seed: int = DEFAULT_EVAL_SEED, n: int = DEFAULT_N,
-             suite: tuple[Category, ...] | None = None) -> list[dict]:
+def evaluate(
+    task: Task,
+    predictor: Predictor,
+    eval_seed: int = DEFAULT_EVAL_SEED,
+    n: int = DEFAULT_N,
+    suite: tuple[Category, ...] | None = None,
+) -> list[dict]:
     """Measure every category of `task`'s suite; each draws from its own evaluation stream, named by the
     category, so that measuring part of a suite draws the same cases."""
     results = []
     for category in suite or task.suite:
         rng = np.random.default_rng([EVAL_STREAM, eval_seed, zlib.crc32(category.name.encode())])
         value, count = measure(task, predictor, category, rng, n)
-        results.append({"category": category.name, "metric": category.metric, "op": category.op,
-                        "threshold": category.threshold, "value": value, "n": count, "eval_seed": eval_seed,
-                        "steps": category.steps, "passed": category.passes(value)})
+        results.append(
+            {
+                "category": category.name,
+                "metric": category.metric,
+                "op": category.op,
+                "threshold": category.threshold,
+                "value": value,
+                "n": count,
+                "eval_seed": eval_seed,
+                "steps": category.steps,
+                "passed": category.passes(value),
+            }
+        )
     return results

@@ -4,6 +4,7 @@ Inputs, outputs and dynamic axes are declared once below. Parity is checked with
 sizes and lengths other than the export example's, because a wrongly traced dynamic axis only shows up
 at other shapes.
 """
+
 from __future__ import annotations
 
 import platform
@@ -46,8 +47,11 @@ def tensors(task: Task) -> tuple[dict, dict]:
     """The ONNX input and output as the manifest declares them."""
     indexed = task.encoder["type"] == "index"
     seq = "seq" if task.input["min_length"] != task.input["max_length"] else task.input["min_length"]
-    inp = {"name": INPUT, "dtype": "int64" if indexed else "float32",
-           "shape": ["batch", seq] if indexed else ["batch", seq, feature_width(task.encoder)]}
+    inp = {
+        "name": INPUT,
+        "dtype": "int64" if indexed else "float32",
+        "shape": ["batch", seq] if indexed else ["batch", seq, feature_width(task.encoder)],
+    }
     out = {"name": OUTPUT, "dtype": "float32", "shape": ["batch", seq, out_width(task.decoder)]}
     return inp, out
 
@@ -64,13 +68,24 @@ def encoded(task: Task, batch: int, length: int, seed: int) -> np.ndarray:
 
 
 def export(model: SeqModel, task: Task, path: Path) -> None:
-    length = task.input["max_length"] if task.input["min_length"] == task.input["max_length"] \
+    length = (
+        task.input["max_length"]
+        if task.input["min_length"] == task.input["max_length"]
         else min(task.input["min_length"] + 2, task.input["max_length"])
+    )
     example = torch.from_numpy(encoded(task, EXPORT_BATCH, length, seed=0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and LSTM batch-size notes
-        torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=[INPUT], output_names=[OUTPUT], dynamic_axes=dynamic_axes(task))
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes=dynamic_axes(task),
+        )
     onnx.checker.check_model(str(path))
 
 
@@ -90,8 +105,10 @@ def check_parity(model: SeqModel, task: Task, path: Path) -> float:
             expected = model(torch.from_numpy(feed)).numpy()
         actual = session.run([OUTPUT], {INPUT: feed})[0]
         if actual.shape != expected.shape:
-            raise ShapeMismatch(f"{task.name}: onnxruntime output shape {actual.shape} != torch {expected.shape} "
-                              f"at batch {batch}, length {length}")
+            raise ShapeMismatch(
+                f"{task.name}: onnxruntime output shape {actual.shape} != torch {expected.shape} "
+                f"at batch {batch}, length {length}"
+            )
         worst = max(worst, float(np.abs(actual - expected).max()))
     if worst > PARITY_TOLERANCE:
         raise ParityError(f"{task.name}: onnxruntime differs from torch by {worst:.2e} > {PARITY_TOLERANCE:.0e}")
@@ -99,8 +116,13 @@ def check_parity(model: SeqModel, task: Task, path: Path) -> float:
 
 
 def versions() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__, "onnx": onnx.__version__,
-            "onnxruntime": ort.__version__, "numpy": np.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def manifest(task: Task, path: Path, gates: list[dict], training: dict) -> dict:
@@ -111,12 +133,21 @@ def manifest(task: Task, path: Path, gates: list[dict], training: dict) -> dict:
         "description": task.description,
         "example": task.example,
         "input": task.input,
-        "output": {"kind": task.kind, "dtype": task.output_dtype, "rollout": task.rollout,
-                   "classes": task.decoder["type"] == "class"},
+        "output": {
+            "kind": task.kind,
+            "dtype": task.output_dtype,
+            "rollout": task.rollout,
+            "classes": task.decoder["type"] == "class",
+        },
         "encoder": task.encoder,
         "decoder": task.decoder,
-        "onnx": {"file": manifest_mod.MODEL_FILE, "sha256": manifest_mod.sha256(path), "opset": OPSET,
-                 "inputs": [inp], "outputs": [out]},
+        "onnx": {
+            "file": manifest_mod.MODEL_FILE,
+            "sha256": manifest_mod.sha256(path),
+            "opset": OPSET,
+            "inputs": [inp],
+            "outputs": [out],
+        },
         "gates": gates,
         "training": training,
         "versions": versions(),

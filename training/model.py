@@ -4,6 +4,7 @@ Index-encoded tasks embed their tokens; feature-encoded tasks feed their feature
 LSTM. The head emits logits (class tasks) or one number (regression tasks) per step; the codec's
 decoder picks the steps that carry the answer.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Loss curves, because people would rather look than read."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,7 @@ def loss_curve(history: dict, title: str, path: Path) -> None:
     train = np.asarray(history["train"])
     window = max(1, len(train) // 50)
     smooth = np.convolve(train, np.ones(window) / window, mode="valid")
-    ax.plot(history["step"][window - 1:], smooth, label=f"training (mean of {window} steps)", lw=1)
+    ax.plot(history["step"][window - 1 :], smooth, label=f"training (mean of {window} steps)", lw=1)
     ax.plot(history["val_step"], history["val"], "o-", ms=3, label="validation")
     ax.set_yscale("log")
     ax.set_xlabel("step")

@@ -3,6 +3,7 @@
 Data are raw sequences from the task's generator, turned into tensors and targets by the service's own
 codec, so the model learns exactly the encoding it will be served with.
 """
+
 from __future__ import annotations
 
 import copy
@@ -64,7 +65,9 @@ class Trainer:
             return F.mse_loss(out[..., 0], target)
         if self.cfg.loss == "l1":  # pushes most residuals to exactly zero: what rounding needs
             return F.l1_loss(out[..., 0], target)
-        if self.cfg.loss == "l1_unit":  # L1 in the answer's own units: rounding tolerates 0.5 of them, whatever the unit
+        if (
+            self.cfg.loss == "l1_unit"
+        ):  # L1 in the answer's own units: rounding tolerates 0.5 of them, whatever the unit
             target, unit = target
             return ((out[..., 0] - target).abs() * unit).mean()
         return F.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))
@@ -97,8 +100,13 @@ class Trainer:
         val = self.validation_set()
         result = TrainResult(model, 0, 0.0, float("inf"))
         best_state, stale, start = None, 0, time.perf_counter()
-        bar = tqdm(range(1, self.cfg.steps + 1), desc=self.task.name, disable=not self.progress,
-                   leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            range(1, self.cfg.steps + 1),
+            desc=self.task.name,
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
         for step in bar:
             parts = self.cfg.lengths_per_step
             lengths = rng.integers(self.lengths[0], self.lengths[1] + 1, parts)

@@ -13,6 +13,7 @@ within a round and their median (and spread) reported; the machine's load averag
 Writes peers.json and peers.png under --out. Needs wrk (apt-get install -y wrk) and the training extra
 (matplotlib); the first run installs the peers (a few minutes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,7 @@ def measure(name: str, spec, scratch: Path, seconds: float, expected: dict, bodi
     server = Running(spec, scratch / name, scratch / f"{name}.log")
     try:
         one_in, big_in = bodies["one"][0], bodies["hundred"][0]
-        check = (lambda data: True) if spec.outputs is None else (
-            lambda data: spec.outputs(data) == expected["one"])
+        check = (lambda data: True) if spec.outputs is None else (lambda data: spec.outputs(data) == expected["one"])
         cold = server.wait_answer(spec.body(one_in), check)
         if spec.outputs is not None:  # the answers first: a peer that answers wrong is not measured
             status, data = server.post(spec.body(big_in))
@@ -104,8 +104,7 @@ def measure(name: str, spec, scratch: Path, seconds: float, expected: dict, bodi
 def ratios(rounds: list[dict], value, a: str, b: str) -> dict:
     """value(round result of one server) for a / b, per round; median, min and max."""
     per_round = [value(r[a]) / value(r[b]) for r in rounds if a in r and b in r]
-    return {"median": statistics.median(per_round), "min": min(per_round), "max": max(per_round),
-            "rounds": per_round}
+    return {"median": statistics.median(per_round), "min": min(per_round), "max": max(per_round), "rounds": per_round}
 
 
 def summarize(rounds: list[dict], names: list[str]) -> dict:
@@ -143,12 +142,24 @@ def summarize(rounds: list[dict], names: list[str]) -> dict:
         for key, kind in (("one", "one_rps"), ("hundred", "hundred_rps")):
             goal = GOALS[key].get(other)
             if goal:
-                out["goals"].append({"what": f"{key} seq/request vs {other}", "ratio": r[kind]["median"],
-                                     "goal": f">= {goal}x", "met": r[kind]["median"] >= goal})
+                out["goals"].append(
+                    {
+                        "what": f"{key} seq/request vs {other}",
+                        "ratio": r[kind]["median"],
+                        "goal": f">= {goal}x",
+                        "met": r[kind]["median"] >= goal,
+                    }
+                )
         if other in PEERS:
             for key in ("cold_start", "idle_rss"):
-                out["goals"].append({"what": f"{key} vs {other}", "ratio": r[key]["median"],
-                                     "goal": f"<= {GOALS[key]}x", "met": r[key]["median"] <= GOALS[key]})
+                out["goals"].append(
+                    {
+                        "what": f"{key} vs {other}",
+                        "ratio": r[key]["median"],
+                        "goal": f"<= {GOALS[key]}x",
+                        "met": r[key]["median"] <= GOALS[key],
+                    }
+                )
     return out
 
 
@@ -182,22 +193,35 @@ def main(argv: list[str] | None = None) -> int:
         expected = {key: predictor.predict(predictor.codec.check(b[0]))["outputs"] for key, b in bodies.items()}
         all_specs = specs(TASK, models_dir, args.workers, args.threads)
         for index in range(args.rounds):
-            order = names[index % len(names):] + names[:index % len(names)]
+            order = names[index % len(names) :] + names[: index % len(names)]
             result = {"order": order}
             for name in order:
-                print(f"[peers] round {index + 1}/{args.rounds}: {name} (load {os.getloadavg()[0]:.2f})",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"[peers] round {index + 1}/{args.rounds}: {name} (load {os.getloadavg()[0]:.2f})",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 result[name] = measure(name, all_specs[name], scratch / f"r{index}", args.seconds, expected, bodies)
             rounds.append(result)
     results = {
-        "task": TASK, "length": LENGTH, "sequences": {"one": 1, "hundred": BIG}, "connections": CONNECTIONS,
-        "workers": args.workers, "onnxruntime_threads": args.threads, "seconds_per_run": args.seconds,
+        "task": TASK,
+        "length": LENGTH,
+        "sequences": {"one": 1, "hundred": BIG},
+        "connections": CONNECTIONS,
+        "workers": args.workers,
+        "onnxruntime_threads": args.threads,
+        "seconds_per_run": args.seconds,
         "worker_class": os.environ.get("TOYSEQ_WORKER_CLASS", "gthread"),
         "versions": {name: envs.PEERS[name][0] for name in peers},
-        "machine": {"cores": os.cpu_count(), "load_average_start": started_load,
-                    "load_average_end": os.getloadavg(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        "machine": {
+            "cores": os.cpu_count(),
+            "load_average_start": started_load,
+            "load_average_end": os.getloadavg(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
         "command": "python -m benchmarks.peers " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "rounds": rounds, **summarize(rounds, names),
+        "rounds": rounds,
+        **summarize(rounds, names),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "peers.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

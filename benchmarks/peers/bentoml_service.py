@@ -2,6 +2,7 @@
 {"outputs": [...]} through service.core via `common.answer`.
 
     bentoml serve benchmarks.peers.bentoml_service:Toyseq --host 127.0.0.1 --port P   (benchmarks.peers.servers)"""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,9 @@ import bentoml
 from benchmarks.peers import common
 
 
-@bentoml.service(workers=int(os.environ.get("TOYSEQ_WORKERS", "2")), logging={"access": {"enabled": False}},
-                 traffic={"timeout": 30})
+@bentoml.service(
+    workers=int(os.environ.get("TOYSEQ_WORKERS", "2")), logging={"access": {"enabled": False}}, traffic={"timeout": 30}
+)
 class Toyseq:
     def __init__(self) -> None:
         self.predictor = common.load()

@@ -2,6 +2,7 @@
 same manifest check, codec and onnxruntime session options: one intra-op thread, spinning off) and the
 same encode/decode. Imported inside each peer's own virtualenv, with the repository root on PYTHONPATH;
 needs only numpy, onnxruntime and jsonschema."""
+
 from __future__ import annotations
 
 import os

@@ -57,7 +57,8 @@ def install(name: str, log=print) -> Path:
     with open(logfile, "w") as out:
         done = subprocess.run(
             [str(python(name)), "-m", "pip", "install", "--disable-pip-version-check", *PEERS[name]],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     if done.returncode:
         raise RuntimeError(f"pip install for {name} failed; see {logfile}")

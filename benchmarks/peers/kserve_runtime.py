@@ -6,6 +6,7 @@
 
 With --workers > 1 KServe spawns its HTTP processes and pickles the registered model into each: the model
 drops its onnxruntime session when pickled and loads its own in each process."""
+
 from __future__ import annotations
 
 import argparse

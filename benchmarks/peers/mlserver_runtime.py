@@ -2,6 +2,7 @@
 tensor of shape [sequences, length], answered by service.core through `common.answer`.
 
 Started by benchmarks.peers.servers with a model-settings.json naming `benchmarks.peers.mlserver_runtime.ToyseqRuntime`."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,5 +21,6 @@ class ToyseqRuntime(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         inputs = NumpyCodec.decode_input(payload.inputs[0]).tolist()
         outputs = common.answer(self.predictor, inputs)
-        return InferenceResponse(model_name=self.name, id=payload.id,
-                                 outputs=[NumpyCodec.encode_output("outputs", np.asarray(outputs))])
+        return InferenceResponse(
+            model_name=self.name, id=payload.id, outputs=[NumpyCodec.encode_output("outputs", np.asarray(outputs))]
+        )

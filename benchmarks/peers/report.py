@@ -1,4 +1,5 @@
 """The peers benchmark as a Markdown table (ratios with their spread across rounds) and a PNG chart."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,24 +11,37 @@ def _spread(r: dict) -> str:
 
 def table(res: dict) -> str:
     m = res["machine"]
-    lines = [f"{res['task']}, {res['length']} values/sequence, wrk {res['connections']} connections, "
-             f"{res['workers']} processes x {res['onnxruntime_threads']} onnxruntime thread, "
-             f"{len(res['rounds'])} rounds of {res['seconds_per_run']:.0f} s; load average "
-             f"{m['load_average_start'][0]:.2f} -> {m['load_average_end'][0]:.2f} on {m['cores']} cores; "
-             + ", ".join(res["versions"].values()), "",
-             "| server | 1 seq: req/s | p50 / p99 ms | 100 seq: req/s | p50 / p99 ms | cold start s "
-             "| idle RSS (PSS) MiB | loaded RSS MiB | errors |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{res['task']}, {res['length']} values/sequence, wrk {res['connections']} connections, "
+        f"{res['workers']} processes x {res['onnxruntime_threads']} onnxruntime thread, "
+        f"{len(res['rounds'])} rounds of {res['seconds_per_run']:.0f} s; load average "
+        f"{m['load_average_start'][0]:.2f} -> {m['load_average_end'][0]:.2f} on {m['cores']} cores; "
+        + ", ".join(res["versions"].values()),
+        "",
+        "| server | 1 seq: req/s | p50 / p99 ms | 100 seq: req/s | p50 / p99 ms | cold start s "
+        "| idle RSS (PSS) MiB | loaded RSS MiB | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, s in res["servers"].items():
-        lines.append(f"| {name} | {s['one_rps']:,.0f} | {s['one_p50_ms']:.2f} / {s['one_p99_ms']:.2f} "
-                     f"| {s['hundred_rps']:,.0f} | {s['hundred_p50_ms']:.1f} / {s['hundred_p99_ms']:.1f} "
-                     f"| {s['cold_start_s']:.2f} | {s['idle_rss_mib']:.0f} ({s['idle_pss_mib']:.0f}) "
-                     f"| {s['loaded_rss_mib']:.0f} | {s['errors']} |")
+        lines.append(
+            f"| {name} | {s['one_rps']:,.0f} | {s['one_p50_ms']:.2f} / {s['one_p99_ms']:.2f} "
+            f"| {s['hundred_rps']:,.0f} | {s['hundred_p50_ms']:.1f} / {s['hundred_p99_ms']:.1f} "
+            f"| {s['cold_start_s']:.2f} | {s['idle_rss_mib']:.0f} ({s['idle_pss_mib']:.0f}) "
+            f"| {s['loaded_rss_mib']:.0f} | {s['errors']} |"
+        )
     if res["ratios"]:
-        lines += ["", "toyseq / other, median of the rounds (min-max):", "",
-                  "| vs | 1 seq req/s | 100 seq req/s | cold start | idle RSS | loaded RSS |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "toyseq / other, median of the rounds (min-max):",
+            "",
+            "| vs | 1 seq req/s | 100 seq req/s | cold start | idle RSS | loaded RSS |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, r in res["ratios"].items():
-            lines.append(f"| {name} | {_spread(r['one_rps'])} | {_spread(r['hundred_rps'])} "
-                         f"| {_spread(r['cold_start'])} | {_spread(r['idle_rss'])} | {_spread(r['loaded_rss'])} |")
+            lines.append(
+                f"| {name} | {_spread(r['one_rps'])} | {_spread(r['hundred_rps'])} "
+                f"| {_spread(r['cold_start'])} | {_spread(r['idle_rss'])} | {_spread(r['loaded_rss'])} |"
+            )
     if res["goals"]:
         lines += ["", "| goal | ratio | target | |", "|---|---|---|---|"]
         for g in res["goals"]:
@@ -37,12 +51,17 @@ def table(res: dict) -> str:
 
 def chart(res: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(res["servers"])
-    panels = (("one_rps", "req/s, 1 sequence/request"), ("hundred_rps", "req/s, 100 sequences/request"),
-              ("cold_start_s", "cold start, s"), ("idle_rss_mib", "idle RSS, MiB"))
+    panels = (
+        ("one_rps", "req/s, 1 sequence/request"),
+        ("hundred_rps", "req/s, 100 sequences/request"),
+        ("cold_start_s", "cold start, s"),
+        ("idle_rss_mib", "idle RSS, MiB"),
+    )
     fig, axes = plt.subplots(1, len(panels), figsize=(16, 4))
     colors = ["tab:green" if n == "toyseq" else "tab:gray" if n == "floor" else "tab:blue" for n in names]
     for ax, (key, title) in zip(axes, panels):
@@ -53,9 +72,12 @@ def chart(res: dict, path: Path) -> None:
         for i, v in enumerate(values):
             ax.text(i, v, f"{v:,.0f}" if v >= 10 else f"{v:.2f}", ha="center", va="bottom", fontsize=8)
     m = res["machine"]
-    fig.suptitle(f"toyseq vs peers: {res['task']}, {res['workers']} processes, wrk {res['connections']} conn, "
-                 f"medians of {len(res['rounds'])} rounds, load avg {m['load_average_start'][0]:.1f} -> "
-                 f"{m['load_average_end'][0]:.1f} ({m['cores']} cores)", fontsize=10)
+    fig.suptitle(
+        f"toyseq vs peers: {res['task']}, {res['workers']} processes, wrk {res['connections']} conn, "
+        f"medians of {len(res['rounds'])} rounds, load avg {m['load_average_start'][0]:.1f} -> "
+        f"{m['load_average_end'][0]:.1f} ({m['cores']} cores)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -2,6 +2,7 @@
 the project's gunicorn config, MLServer, KServe's model server and BentoML in their own virtualenvs. All
 bind 127.0.0.1 on a free port, run the same number of serving processes (`workers`) with onnxruntime on one
 intra-op thread, and answer through service.core (benchmarks/peers/common.py)."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import orjson
 
@@ -45,60 +46,135 @@ def toyseq_body(inputs: list) -> bytes:
 
 def specs(task: str, models_dir: Path, workers: int, threads: int) -> dict[str, Spec]:
     model = models_dir / task
-    peer_env = {"PYTHONPATH": str(ROOT), "TOYSEQ_PEER_MODEL": str(model), "TOYSEQ_THREADS": str(threads),
-                "TOYSEQ_WORKERS": str(workers), "OMP_NUM_THREADS": str(threads),
-                # No usage reports: the benchmark machine talks to nothing but itself.
-                "BENTOML_DO_NOT_TRACK": "true", "DO_NOT_TRACK": "1"}
+    peer_env = {
+        "PYTHONPATH": str(ROOT),
+        "TOYSEQ_PEER_MODEL": str(model),
+        "TOYSEQ_THREADS": str(threads),
+        "TOYSEQ_WORKERS": str(workers),
+        "OMP_NUM_THREADS": str(threads),
+        # No usage reports: the benchmark machine talks to nothing but itself.
+        "BENTOML_DO_NOT_TRACK": "true",
+        "DO_NOT_TRACK": "1",
+    }
 
     def gunicorn(app: str) -> Callable[[int, Path], list[str]]:
         return lambda port, scratch: gunicorn_command(app)
 
     def mlserver_setup(port: int, scratch: Path) -> None:
-        (scratch / "settings.json").write_text(json.dumps({
-            "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_endpoint": None,
-            "parallel_workers": workers, "debug": False, "load_models_at_startup": True}))
+        (scratch / "settings.json").write_text(
+            json.dumps(
+                {
+                    "host": "127.0.0.1",
+                    "http_port": port,
+                    "grpc_port": free_port(),
+                    "metrics_endpoint": None,
+                    "parallel_workers": workers,
+                    "debug": False,
+                    "load_models_at_startup": True,
+                }
+            )
+        )
         folder = scratch / task
         folder.mkdir(exist_ok=True)
-        (folder / "model-settings.json").write_text(json.dumps({
-            "name": task, "implementation": "benchmarks.peers.mlserver_runtime.ToyseqRuntime",
-            "parameters": {"uri": str(model)}}))
+        (folder / "model-settings.json").write_text(
+            json.dumps(
+                {
+                    "name": task,
+                    "implementation": "benchmarks.peers.mlserver_runtime.ToyseqRuntime",
+                    "parameters": {"uri": str(model)},
+                }
+            )
+        )
 
     def kserve_setup(port: int, scratch: Path) -> None:
         quiet = {"level": "WARNING", "handlers": ["default"], "propagate": False}
-        (scratch / "logging.json").write_text(json.dumps({
-            "version": 1, "disable_existing_loggers": False,
-            "handlers": {"default": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
-            "loggers": {name: quiet for name in ("kserve", "kserve.trace", "uvicorn", "uvicorn.access",
-                                                 "uvicorn.error")}}))
+        (scratch / "logging.json").write_text(
+            json.dumps(
+                {
+                    "version": 1,
+                    "disable_existing_loggers": False,
+                    "handlers": {"default": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+                    "loggers": {
+                        name: quiet for name in ("kserve", "kserve.trace", "uvicorn", "uvicorn.access", "uvicorn.error")
+                    },
+                }
+            )
+        )
 
     own = {"TOYSEQ_WORKERS": str(workers), "TOYSEQ_THREADS": str(threads), "TOYSEQ_MODELS_DIR": str(models_dir)}
     return {
-        "toyseq": Spec("toyseq", gunicorn(TOYSEQ_APP), f"/tasks/{task}/predict", toyseq_body,
-                       lambda data: orjson.loads(data)["outputs"], own),
+        "toyseq": Spec(
+            "toyseq",
+            gunicorn(TOYSEQ_APP),
+            f"/tasks/{task}/predict",
+            toyseq_body,
+            lambda data: orjson.loads(data)["outputs"],
+            own,
+        ),
         "floor": Spec("floor", gunicorn(FLOOR_APP), f"/tasks/{task}/predict", toyseq_body, None, own),
         "kserve": Spec(
             "kserve",
-            lambda port, scratch: [str(envs.python("kserve")), "-m", "benchmarks.peers.kserve_runtime",
-                                   "--task", task, "--http_port", str(port), "--grpc_port", str(free_port()),
-                                   "--workers", str(workers), "--enable_grpc", "false",
-                                   "--enable_latency_logging", "false", "--log_config_file",
-                                   str(scratch / "logging.json")],
-            f"/v1/models/{task}:predict", lambda inputs: orjson.dumps({"instances": inputs}),
-            lambda data: orjson.loads(data)["predictions"], peer_env, kserve_setup),
+            lambda port, scratch: [
+                str(envs.python("kserve")),
+                "-m",
+                "benchmarks.peers.kserve_runtime",
+                "--task",
+                task,
+                "--http_port",
+                str(port),
+                "--grpc_port",
+                str(free_port()),
+                "--workers",
+                str(workers),
+                "--enable_grpc",
+                "false",
+                "--enable_latency_logging",
+                "false",
+                "--log_config_file",
+                str(scratch / "logging.json"),
+            ],
+            f"/v1/models/{task}:predict",
+            lambda inputs: orjson.dumps({"instances": inputs}),
+            lambda data: orjson.loads(data)["predictions"],
+            peer_env,
+            kserve_setup,
+        ),
         "mlserver": Spec(
             "mlserver",
             lambda port, scratch: [str(envs.venv_dir("mlserver") / "bin" / "mlserver"), "start", str(scratch)],
             f"/v2/models/{task}/infer",
-            lambda inputs: orjson.dumps({"inputs": [{"name": "inputs", "shape": [len(inputs), len(inputs[0])],
-                                                     "datatype": "INT64",
-                                                     "data": [v for row in inputs for v in row]}]}),
-            _v2_outputs, peer_env, mlserver_setup),
+            lambda inputs: orjson.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "inputs",
+                            "shape": [len(inputs), len(inputs[0])],
+                            "datatype": "INT64",
+                            "data": [v for row in inputs for v in row],
+                        }
+                    ]
+                }
+            ),
+            _v2_outputs,
+            peer_env,
+            mlserver_setup,
+        ),
         "bentoml": Spec(
             "bentoml",
-            lambda port, scratch: [str(envs.venv_dir("bentoml") / "bin" / "bentoml"), "serve",
-                                   "benchmarks.peers.bentoml_service:Toyseq", "--host", "127.0.0.1",
-                                   "--port", str(port)],
-            "/predict", toyseq_body, lambda data: orjson.loads(data)["outputs"], peer_env),
+            lambda port, scratch: [
+                str(envs.venv_dir("bentoml") / "bin" / "bentoml"),
+                "serve",
+                "benchmarks.peers.bentoml_service:Toyseq",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            "/predict",
+            toyseq_body,
+            lambda data: orjson.loads(data)["outputs"],
+            peer_env,
+        ),
     }
 
 
@@ -106,7 +182,7 @@ def _v2_outputs(data: bytes) -> list:
     out = orjson.loads(data)["outputs"][0]
     rows, width = out["shape"]
     flat = out["data"]
-    return [flat[i * width:(i + 1) * width] for i in range(rows)]
+    return [flat[i * width : (i + 1) * width] for i in range(rows)]
 
 
 class Running:
@@ -126,8 +202,14 @@ class Running:
         self.started = time.perf_counter()
         with open(log, "ab") as out:
             # A session of its own, so the whole tree (workers, spawned inference processes) stops together.
-            self.proc = subprocess.Popen(spec.command(self.port, scratch), cwd=ROOT, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                spec.command(self.port, scratch),
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def post(self, body: bytes, timeout: float = 10) -> tuple[int, bytes]:
         request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})

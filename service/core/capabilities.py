@@ -6,6 +6,7 @@ the batch scorer and its command line, so they cannot disagree.
     caps.problem("steps", 5000)      # -> "5000 is outside 1..1000"
     caps.problem("top_k", 3)         # -> "top_k is not supported for task ramp (its output is not a class)"
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,12 @@ class Capabilities:
     @classmethod
     def described(cls, info: dict[str, Any]) -> Capabilities:
         """From a running service's `GET /tasks/<name>` answer."""
-        return cls(info["name"], info.get("max_steps") or 0, info.get("max_top_k") or 0,
-                   info.get("output", {}).get("kind", "value"))
+        return cls(
+            info["name"],
+            info.get("max_steps") or 0,
+            info.get("max_top_k") or 0,
+            info.get("output", {}).get("kind", "value"),
+        )
 
     def maximum(self, option: str) -> int:
         return self.max_steps if option == "steps" else self.max_top_k

@@ -9,12 +9,14 @@ Worked example (relative encoder, basis "value"; `arith-next` adds the steps as 
     [10, 20, 30, 40, 50, 60, 70]  -- anchor 70, unit 60 (largest distance from it) -->
     features [-1, -0.83, -0.67, -0.5, -0.33, -0.17, 0]  -- LSTM -->  0.16668  -- decode: round(70 + 60 * 0.16668) --> 80
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -61,9 +63,15 @@ class InputContract:
     min_relative_step: float | None = None
 
     @classmethod
-    def from_manifest(cls, spec: dict) -> "InputContract":
-        return cls(spec["dtype"], spec.get("low"), spec.get("high"), spec["min_length"], spec["max_length"],
-                   spec.get("min_relative_step"))
+    def from_manifest(cls, spec: dict) -> InputContract:
+        return cls(
+            spec["dtype"],
+            spec.get("low"),
+            spec.get("high"),
+            spec["min_length"],
+            spec["max_length"],
+            spec.get("min_relative_step"),
+        )
 
     @property
     def length_text(self) -> str:
@@ -104,10 +112,16 @@ class InputContract:
             largest = float(np.abs(np.diff(arr)).max())
             floor = (self.min_relative_step or 0.0) * max(1.0, float(np.abs(arr).max()))
             if 0 < largest < floor:
-                problems.append(Problem(f"{pointer}/{i}", (
-                    f"the largest step {largest:.3g} is below {self.min_relative_step:g} x the largest |value| "
-                    f"(at least 1): float64 cannot hold such a window precisely enough for task {task} to "
-                    f"continue it; send a constant window or steps of at least {floor:.3g}")))
+                problems.append(
+                    Problem(
+                        f"{pointer}/{i}",
+                        (
+                            f"the largest step {largest:.3g} is below {self.min_relative_step:g} x the largest |value| "
+                            f"(at least 1): float64 cannot hold such a window precisely enough for task {task} to "
+                            f"continue it; send a constant window or steps of at least {floor:.3g}"
+                        ),
+                    )
+                )
         if problems:
             raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
 
@@ -147,8 +161,9 @@ class InputContract:
             return None
         if self.dtype == "float" and not np.isfinite(arr).all():
             return None
-        if not short and ((self.low is not None and arr.min() < self.low) or
-                          (self.high is not None and arr.max() > self.high)):
+        if not short and (
+            (self.low is not None and arr.min() < self.low) or (self.high is not None and arr.max() > self.high)
+        ):
             return None
         return arr
 
@@ -166,10 +181,12 @@ class InputContract:
 
     def _value_problem(self, value: Any, task: str) -> str | None:
         kind = "an integer" if self.dtype == "int" else "a number"
-        if self.dtype == "int" and type(value) is float and value.is_integer() and abs(value) >= 2 ** 63:
+        if self.dtype == "int" and type(value) is float and value.is_integer() and abs(value) >= 2**63:
             # JSON parsers read integers past 64 bits as floats: say what is wrong with 10**30, its size
-            return (f"{value:.6g} is out of range: outside {_fmt(self.low)}..{_fmt(self.high)} for task {task} "
-                    "(integers past 64 bits are not accepted)")
+            return (
+                f"{value:.6g} is out of range: outside {_fmt(self.low)}..{_fmt(self.high)} for task {task} "
+                "(integers past 64 bits are not accepted)"
+            )
         if type(value) not in (_INT_TYPES if self.dtype == "int" else _NUMBER_TYPES):
             return f"expected {kind}, got {json_type(value)} {_short(value)}"
         if isinstance(value, float) and not math.isfinite(value):
@@ -184,8 +201,15 @@ _NUMBER_TYPES = frozenset({int, float})
 
 
 def json_type(value: Any) -> str:
-    names = {bool: "a boolean", type(None): "null", str: "a string", dict: "an object", list: "an array",
-             float: "a non-integer number", int: "an integer"}
+    names = {
+        bool: "a boolean",
+        type(None): "null",
+        str: "a string",
+        dict: "an object",
+        list: "an array",
+        float: "a non-integer number",
+        int: "an integer",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -207,7 +231,7 @@ class Batch:
     lengths: np.ndarray  # [batch], int64
 
     @classmethod
-    def of(cls, sequences: list[np.ndarray]) -> "Batch":
+    def of(cls, sequences: list[np.ndarray]) -> Batch:
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
         if (lengths == lengths[0]).all():
             return cls(np.stack(sequences), lengths)
@@ -220,7 +244,7 @@ class Batch:
     def last(self) -> np.ndarray:
         return self.x[np.arange(len(self.x)), self.lengths - 1]
 
-    def slide(self, values: np.ndarray) -> "Batch":
+    def slide(self, values: np.ndarray) -> Batch:
         """The next rollout window: drop each sequence's first value, append its prediction."""
         x = self.x.copy()  # rows shorter than the batch keep their padding in the last column
         x[:, :-1] = self.x[:, 1:]
@@ -229,6 +253,7 @@ class Batch:
 
 
 # --- encoders: Batch -> (model input, context the decoder needs) ---------------------------------
+
 
 class Encoder(Protocol):
     width: int  # features per step of the model input (an index encoder feeds one token)
@@ -345,6 +370,7 @@ class RobustStepEncoder:
 
 # --- decoders: model output [batch, seq, out] -> answers -----------------------------------------
 
+
 class _Positions:
     """Which output steps carry the answer: the last one, or every one from `skip` on."""
 
@@ -357,7 +383,7 @@ class _Positions:
 
     def training_slice(self, out: Any) -> Any:
         """The same selection on an unpadded training batch (works on numpy arrays and torch tensors)."""
-        return out[:, -1] if self.positions == "last" else out[:, self.skip:]
+        return out[:, -1] if self.positions == "last" else out[:, self.skip :]
 
 
 class ClassDecoder(_Positions):
@@ -373,8 +399,8 @@ class ClassDecoder(_Positions):
             return (self.pick_last(out, batch).argmax(-1) + self.low).tolist()
         best = out.argmax(-1) + self.low
         if (batch.lengths == best.shape[1]).all():  # no padding: one conversion for the whole batch
-            return best[:, self.skip:].tolist()
-        return [row[self.skip: n].tolist() for row, n in zip(best, batch.lengths)]
+            return best[:, self.skip :].tolist()
+        return [row[self.skip : n].tolist() for row, n in zip(best, batch.lengths)]
 
     def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
         return self.pick_last(out, batch).argmax(-1) + self.low
@@ -460,7 +486,7 @@ class WrongPositionDecoder(_Positions):
         last = self.classes - 1
         flagged = self.positions_of(out, batch)
         keep = np.arange(last)[None, :] != flagged[:, None]
-        spans = (x[:, last:last + 1] - x[:, :last]) * self.weights  # each span in steps, x lcm
+        spans = (x[:, last : last + 1] - x[:, :last]) * self.weights  # each span in steps, x lcm
         num = (spans * keep).sum(axis=1)
         den = keep.sum(axis=1) * int(self.weights[-1])
         step = (2 * num + den) // (2 * den)  # num / den to the nearest integer, exactly
@@ -480,15 +506,23 @@ class WrongPositionDecoder(_Positions):
         x = ctx
         last = self.classes - 1
         step = np.asarray(y, dtype=np.int64) - x[:, last]
-        clean = x[:, last:last + 1] - step[:, None] * np.arange(last, 0, -1)
+        clean = x[:, last : last + 1] - step[:, None] * np.arange(last, 0, -1)
         off = x[:, :last] != clean
         return np.where(off.any(axis=1), off.argmax(axis=1), last).astype(np.int64)
 
 
-ENCODERS: dict[str, Callable[[dict[str, Any]], Encoder]] = {"index": IndexEncoder, "scaled": ScaledEncoder, "relative": RelativeEncoder,
-            "robust-step": RobustStepEncoder}
-DECODERS: dict[str, Callable[[dict[str, Any]], Decoder]] = {"class": ClassDecoder, "scaled": ScaledDecoder, "relative": RelativeDecoder,
-            "wrong-position": WrongPositionDecoder}
+ENCODERS: dict[str, Callable[[dict[str, Any]], Encoder]] = {
+    "index": IndexEncoder,
+    "scaled": ScaledEncoder,
+    "relative": RelativeEncoder,
+    "robust-step": RobustStepEncoder,
+}
+DECODERS: dict[str, Callable[[dict[str, Any]], Decoder]] = {
+    "class": ClassDecoder,
+    "scaled": ScaledDecoder,
+    "relative": RelativeDecoder,
+    "wrong-position": WrongPositionDecoder,
+}
 
 
 def feature_width(encoder: dict) -> int:

@@ -18,6 +18,7 @@ The constants are CPU time of the whole request in the app (JSON in and out incl
 `python -m benchmarks.cost` on the reference machine (2 cores, see docs/cost.md) and raised so that the
 estimate is at or above every measured request of its grid: the estimate errs on the side of refusing.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,12 @@ class CostModel:
         """Estimated CPU seconds of a request of `rows` sequences holding `values` values in all, rolled out
         `steps` steps (None: a plain predict)."""
         repeat = steps or 1
-        return 1e-9 * (values * repeat * self.ns_per_cell_of_model + rows * repeat * self.ns_per_row_step
-                       + repeat * (self.ns_per_step + self.ns_per_step_weight * self.weights) + self.ns_per_request)
+        return 1e-9 * (
+            values * repeat * self.ns_per_cell_of_model
+            + rows * repeat * self.ns_per_row_step
+            + repeat * (self.ns_per_step + self.ns_per_step_weight * self.weights)
+            + self.ns_per_request
+        )
 
     def largest(self, budget: float, length: int, steps: int | None = None) -> int:
         """The most sequences of `length` values a request may hold within `budget` seconds."""

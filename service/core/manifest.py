@@ -3,6 +3,7 @@
 Training writes it (see training/export.py); the service reads nothing else about a model. `load`
 refuses a manifest that does not match SCHEMA, or whose model.onnx does not hash to its sha256.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,20 @@ SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "toyseq model manifest",
     "type": "object",
-    "required": ["schema_version", "task", "description", "example", "input", "output", "encoder",
-                 "decoder", "onnx", "gates", "training", "versions"],
+    "required": [
+        "schema_version",
+        "task",
+        "description",
+        "example",
+        "input",
+        "output",
+        "encoder",
+        "decoder",
+        "onnx",
+        "gates",
+        "training",
+        "versions",
+    ],
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
         "task": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
@@ -75,12 +88,23 @@ SCHEMA = {
             "type": "object",
             "required": ["type"],
             "oneOf": [
-                {"properties": {"type": {"const": "index"}, "low": {"type": "integer"},
-                                "classes": {"type": "integer", "minimum": 2}},
-                 "required": ["low", "classes"]},
+                {
+                    "properties": {
+                        "type": {"const": "index"},
+                        "low": {"type": "integer"},
+                        "classes": {"type": "integer", "minimum": 2},
+                    },
+                    "required": ["low", "classes"],
+                },
                 {"properties": {"type": {"const": "scaled"}, "scale": _number}, "required": ["scale"]},
-                {"properties": {"type": {"const": "relative"}, "basis": {"enum": list(RelativeEncoder.BASES)},
-                                "min_scale": _number, "signed": {"type": "boolean"}}},
+                {
+                    "properties": {
+                        "type": {"const": "relative"},
+                        "basis": {"enum": list(RelativeEncoder.BASES)},
+                        "min_scale": _number,
+                        "signed": {"type": "boolean"},
+                    }
+                },
                 {"properties": {"type": {"const": "robust-step"}, "clip": _number, "log_scale": _number}},
             ],
         },
@@ -88,16 +112,32 @@ SCHEMA = {
             "type": "object",
             "required": ["type", "positions"],
             "oneOf": [
-                {"properties": {"type": {"const": "class"}, "low": {"type": "integer"},
-                                "classes": {"type": "integer", "minimum": 2}, **_positions},
-                 "required": ["low", "classes"]},
-                {"properties": {"type": {"const": "scaled"}, "scale": _number, **_positions},
-                 "required": ["scale"]},
-                {"properties": {"type": {"const": "relative"}, "round": {"type": "boolean"},
-                                "quantum": {"type": "number", "minimum": 0}, **_positions}},
-                {"properties": {"type": {"const": "wrong-position"}, "classes": {"type": "integer", "minimum": 2},
-                                **_positions},
-                 "required": ["classes"]},
+                {
+                    "properties": {
+                        "type": {"const": "class"},
+                        "low": {"type": "integer"},
+                        "classes": {"type": "integer", "minimum": 2},
+                        **_positions,
+                    },
+                    "required": ["low", "classes"],
+                },
+                {"properties": {"type": {"const": "scaled"}, "scale": _number, **_positions}, "required": ["scale"]},
+                {
+                    "properties": {
+                        "type": {"const": "relative"},
+                        "round": {"type": "boolean"},
+                        "quantum": {"type": "number", "minimum": 0},
+                        **_positions,
+                    }
+                },
+                {
+                    "properties": {
+                        "type": {"const": "wrong-position"},
+                        "classes": {"type": "integer", "minimum": 2},
+                        **_positions,
+                    },
+                    "required": ["classes"],
+                },
             ],
         },
         "onnx": {
@@ -167,8 +207,9 @@ def load(folder: Path, check_hash: bool = True) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ManifestError(f"{MANIFEST_FILE} is not readable JSON: {err}") from None
     if isinstance(manifest, dict) and manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ManifestError(f"unknown schema_version {manifest.get('schema_version')!r} "
-                            f"(this service reads {SCHEMA_VERSION})")
+        raise ManifestError(
+            f"unknown schema_version {manifest.get('schema_version')!r} (this service reads {SCHEMA_VERSION})"
+        )
     validate(manifest)
     if manifest["task"] != folder.name:
         raise ManifestError(f"manifest names task {manifest['task']!r} but its folder is {folder.name!r}")
@@ -178,8 +219,10 @@ def load(folder: Path, check_hash: bool = True) -> dict:
             raise ManifestError(f"{MODEL_FILE} is missing")
         actual = sha256(model)
         if actual != manifest["onnx"]["sha256"]:
-            raise ManifestError(f"{MODEL_FILE} sha256 {actual[:12]}... does not match the manifest's "
-                                f"{manifest['onnx']['sha256'][:12]}...")
+            raise ManifestError(
+                f"{MODEL_FILE} sha256 {actual[:12]}... does not match the manifest's "
+                f"{manifest['onnx']['sha256'][:12]}..."
+            )
     return manifest
 
 

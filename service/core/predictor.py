@@ -10,12 +10,14 @@ The one predict path in toyseq: the HTTP service, the batch scorer and training'
 A large batch of mixed lengths is answered in several onnxruntime calls of rows sorted by length (see
 Predictor._plan); the answers are the same as one call's, in input order.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -80,16 +82,21 @@ class Predictor:
         self._extras = getattr(self.codec.decoder, "extras", None)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, session_config: SessionConfig = SessionConfig(),
-             cell_budget: int = DEFAULT_CELL_BUDGET) -> "Predictor":
+    def load(
+        cls,
+        folder: str | os.PathLike,
+        session_config: SessionConfig = SessionConfig(),
+        cell_budget: int = DEFAULT_CELL_BUDGET,
+    ) -> Predictor:
         """Validate the folder's manifest and model hash, then open an onnxruntime session on it."""
         folder = Path(folder)
         manifest = manifest_mod.load(folder)
         try:
             session = session_config.session(folder / manifest_mod.MODEL_FILE)
         except Exception as err:  # onnxruntime raises its own exception types for a corrupt file
-            raise manifest_mod.ManifestError(f"onnxruntime cannot load {manifest_mod.MODEL_FILE}: "
-                                             f"{str(err).splitlines()[0][:200]}") from None
+            raise manifest_mod.ManifestError(
+                f"onnxruntime cannot load {manifest_mod.MODEL_FILE}: {str(err).splitlines()[0][:200]}"
+            ) from None
         predictor = cls(manifest, session, cell_budget)
         predictor.cost = CostModel(weights_of(folder / manifest_mod.MODEL_FILE))
         return predictor

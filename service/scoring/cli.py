@@ -34,6 +34,7 @@ Python API (the same machinery, no HTTP unless `url` is given):
     from service.scoring.client import Client                        # or a running service
     Client("http://127.0.0.1:8000").predict("echo-lag", [[5, 3, 8]])
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,11 +42,12 @@ import gc
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
-from typing import IO, Iterable, Iterator
+from typing import IO
 
-from . import formats as rows_mod
 from ..core.capabilities import Capabilities
+from . import formats as rows_mod
 from .engine import (
     LOCAL_CHUNK_ROWS,
     REMOTE_CHUNK_ROWS,
@@ -58,18 +60,34 @@ from .engine import (
 from .formats import Answer
 
 
-def score_rows(task: str, sequences: Iterable, *, models_dir: str | None = None, url: str | None = None,
-               api_key: str | None = None, steps: int | None = None, top_k: int | None = None,
-               concurrency: int = 4) -> Iterator[Answer]:
+def score_rows(
+    task: str,
+    sequences: Iterable,
+    *,
+    models_dir: str | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    steps: int | None = None,
+    top_k: int | None = None,
+    concurrency: int = 4,
+) -> Iterator[Answer]:
     """Answers (`.output`, `.top_k`, `.error`) for `sequences`, lazily and in order. Local unless `url`."""
     with Scorer(backend(task, models_dir, url, api_key, steps, top_k, concurrency)) as scorer:
         for _, answer in scorer.score_sequences(sequences):
             yield answer
 
 
-def backend(task: str, models_dir: str | None, url: str | None, api_key: str | None, steps: int | None,
-            top_k: int | None, concurrency: int = 4, workers: int | None = None,
-            retries: int = 5) -> LocalBackend | RemoteBackend:
+def backend(
+    task: str,
+    models_dir: str | None,
+    url: str | None,
+    api_key: str | None,
+    steps: int | None,
+    top_k: int | None,
+    concurrency: int = 4,
+    workers: int | None = None,
+    retries: int = 5,
+) -> LocalBackend | RemoteBackend:
     """The local backend, or a remote one after asking the service whether it knows the task."""
     if not url:
         return LocalBackend.load(task, models_dir, steps, top_k, workers)
@@ -129,34 +147,64 @@ class Progress:
 
 def parser() -> argparse.ArgumentParser:
     doc = __doc__.split("\n\nPython API")[0].split("\n")
-    p = argparse.ArgumentParser(prog="toyseq-score", description=doc[0], epilog="\n".join(doc[2:]),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="toyseq-score",
+        description=doc[0],
+        epilog="\n".join(doc[2:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("task", metavar="TASK", help="a task name, e.g. echo-lag")
-    p.add_argument("input", metavar="INPUT", nargs="?", default="-",
-                   help="JSONL, CSV or Parquet file; - for stdin (JSONL/CSV); with --engine ray also a directory or URI")
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        nargs="?",
+        default="-",
+        help="JSONL, CSV or Parquet file; - for stdin (JSONL/CSV); with --engine ray also a directory or URI",
+    )
     p.add_argument("-o", "--output", default="-", help="where answers go (default stdout)")
     p.add_argument("--format", choices=rows_mod.FORMATS, help="input (and output) format; default by extension")
     p.add_argument("--steps", type=int, help="roll out K next values (next-value tasks)")
     p.add_argument("--top-k", type=int, help="also the K most likely values (single-class tasks, JSONL)")
     p.add_argument("--allow-errors", action="store_true", help="exit 0 even when some rows failed")
-    p.add_argument("--models-dir", default=None, help="local mode: models folder (default $TOYSEQ_MODELS_DIR "
-                                                      "or ./models)")
-    p.add_argument("--workers", type=int, default=None, help="local mode: chunks scored side by side "
-                                                               "(default: one per core)")
+    p.add_argument(
+        "--models-dir", default=None, help="local mode: models folder (default $TOYSEQ_MODELS_DIR or ./models)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="local mode: chunks scored side by side (default: one per core)"
+    )
     p.add_argument("--url", help="remote mode: base URL of a running service, e.g. http://127.0.0.1:8000")
-    p.add_argument("--api-key", default=os.environ.get("TOYSEQ_API_KEY"),
-                   help="remote mode: API key (default $TOYSEQ_API_KEY)")
+    p.add_argument(
+        "--api-key", default=os.environ.get("TOYSEQ_API_KEY"), help="remote mode: API key (default $TOYSEQ_API_KEY)"
+    )
     p.add_argument("--concurrency", type=int, default=4, help="remote mode: chunks in flight (default 4)")
-    p.add_argument("--retries", type=int, default=5, help="remote mode: retries of a request answered 503 or "
-                                                          "not answered, with exponential backoff (default 5)")
-    p.add_argument("--chunk-rows", type=int, default=None,
-                   help=f"rows per chunk (default {LOCAL_CHUNK_ROWS} local, {REMOTE_CHUNK_ROWS} remote)")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="remote mode: retries of a request answered 503 or not answered, with exponential backoff (default 5)",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=None,
+        help=f"rows per chunk (default {LOCAL_CHUNK_ROWS} local, {REMOTE_CHUNK_ROWS} remote)",
+    )
     p.add_argument("--column", help="Parquet: the list column of sequences (default 'inputs', or the only list column)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process (default); ray: Ray Data, writing part files into the directory OUTPUT")
-    p.add_argument("--ray-address", default=None, help="ray engine: the cluster to attach to (default $RAY_ADDRESS; "
-                                                       "none: start a local Ray with this machine's cores)")
-    p.add_argument("--actors", type=int, default=None, help="ray engine: scoring actors (default: one per CPU of the cluster)")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: Ray Data, writing part files into the directory OUTPUT",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="ray engine: the cluster to attach to (default $RAY_ADDRESS; "
+        "none: start a local Ray with this machine's cores)",
+    )
+    p.add_argument(
+        "--actors", type=int, default=None, help="ray engine: scoring actors (default: one per CPU of the cluster)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     return p
 
@@ -175,8 +223,17 @@ def main(argv: list[str] | None = None) -> int:
         p.error("Parquet is read by row group: give a file, not stdin")
     with ExitStack() as stack:
         try:
-            chosen = backend(args.task, args.models_dir, args.url, args.api_key, args.steps, args.top_k,
-                             args.concurrency, args.workers, args.retries)
+            chosen = backend(
+                args.task,
+                args.models_dir,
+                args.url,
+                args.api_key,
+                args.steps,
+                args.top_k,
+                args.concurrency,
+                args.workers,
+                args.retries,
+            )
         except UsageError as err:
             p.error(str(err))
         scorer = stack.enter_context(Scorer(chosen, args.chunk_rows))
@@ -193,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             p.error(f"cannot write {args.output}: {err.strerror or err}")
         try:
-            total, errors, seconds = run(scorer, fmt, source, sink, not args.quiet and sys.stderr.isatty(),
-                                         args.column)
+            total, errors, seconds = run(scorer, fmt, source, sink, not args.quiet and sys.stderr.isatty(), args.column)
         except UsageError as err:
             print(f"{p.prog}: error: {err}", file=sys.stderr)
             return 2
@@ -204,13 +260,17 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
     if not args.quiet:
-        print(f"{p.prog}: {args.task}: {total:,} rows, {errors:,} errors in {seconds:.2f} s "
-              f"({total / max(seconds, 1e-9):,.0f} rows/s)", file=sys.stderr)
+        print(
+            f"{p.prog}: {args.task}: {total:,} rows, {errors:,} errors in {seconds:.2f} s "
+            f"({total / max(seconds, 1e-9):,.0f} rows/s)",
+            file=sys.stderr,
+        )
     return 1 if errors and not args.allow_errors else 0
 
 
-def run(scorer: Scorer, fmt: str, source: IO[bytes], sink: IO[bytes], progress: bool,
-        column: str | None = None) -> tuple[int, int, float]:
+def run(
+    scorer: Scorer, fmt: str, source: IO[bytes], sink: IO[bytes], progress: bool, column: str | None = None
+) -> tuple[int, int, float]:
     """Stream `source` through `scorer` into `sink`; return (rows, rows that failed, seconds)."""
     started = time.perf_counter()
     bar = Progress(source, progress)
@@ -219,8 +279,12 @@ def run(scorer: Scorer, fmt: str, source: IO[bytes], sink: IO[bytes], progress: 
 
         rows_in = parquet.ParquetInput(source, column)
         chunks = rows_in.chunks(scorer.chunk_rows)
-        out = parquet.ParquetSink(sink, parquet.output_schema(scorer.backend.output, scorer.backend.steps,
-                                                              bool(scorer.backend.top_k), rows_in.id_type))
+        out = parquet.ParquetSink(
+            sink,
+            parquet.output_schema(
+                scorer.backend.output, scorer.backend.steps, bool(scorer.backend.top_k), rows_in.id_type
+            ),
+        )
         write, close = out.write, out.close
     else:
         chunks = rows_mod.reader(fmt, source, scorer.chunk_rows)
@@ -251,26 +315,39 @@ def ray_main(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .ray_engine import score_files  # Ray is an optional extra: imported only here
 
     try:
-        summary = score_files(args.task, args.input, args.output, fmt=args.format, models_dir=args.models_dir,
-                              steps=args.steps, top_k=args.top_k, chunk_rows=args.chunk_rows,
-                              address=args.ray_address, actors=args.actors, column=args.column,
-                              progress=not args.quiet and sys.stderr.isatty())
+        summary = score_files(
+            args.task,
+            args.input,
+            args.output,
+            fmt=args.format,
+            models_dir=args.models_dir,
+            steps=args.steps,
+            top_k=args.top_k,
+            chunk_rows=args.chunk_rows,
+            address=args.ray_address,
+            actors=args.actors,
+            column=args.column,
+            progress=not args.quiet and sys.stderr.isatty(),
+        )
     except UsageError as err:
         p.error(str(err))
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # a failure inside Ray (a lost node, an unwritable bucket): the job did not run
         import ray.exceptions
+
         if not isinstance(err, ray.exceptions.RayError):
             raise
         print(f"{p.prog}: error: the Ray job failed: {str(err).strip().splitlines()[-1][:500]}", file=sys.stderr)
         return 2
     if not args.quiet:
         s = summary
-        print(f"{p.prog}: {args.task}: {s.rows:,} rows, {s.errors:,} errors in {s.seconds:.2f} s "
-              f"({s.rows / max(s.seconds, 1e-9):,.0f} rows/s) on Ray: {s.actors} actors, {s.cpus:g} CPUs, "
-              f"Ray up in {s.startup:.2f} s; {s.files_in} input files -> {s.files_out} part files in {args.output}",
-              file=sys.stderr)
+        print(
+            f"{p.prog}: {args.task}: {s.rows:,} rows, {s.errors:,} errors in {s.seconds:.2f} s "
+            f"({s.rows / max(s.seconds, 1e-9):,.0f} rows/s) on Ray: {s.actors} actors, {s.cpus:g} CPUs, "
+            f"Ray up in {s.startup:.2f} s; {s.files_in} input files -> {s.files_out} part files in {args.output}",
+            file=sys.stderr,
+        )
     return 1 if summary.errors and not args.allow_errors else 0
 
 

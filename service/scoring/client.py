@@ -8,6 +8,7 @@ Retries with exponential backoff (and jitter) on 503 and on connection errors; e
 status raises RemoteError carrying the RFC 9457 problem body. One keep-alive connection per thread,
 so a Client can be shared by a thread pool.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -22,8 +23,14 @@ import orjson
 
 RETRY_STATUSES = frozenset({503})
 # What a restarting or overloaded server looks like from here: refused, reset, or closed mid-answer.
-CONNECTION_ERRORS = (ConnectionError, http.client.RemoteDisconnected, http.client.IncompleteRead,
-                     http.client.BadStatusLine, socket.timeout, TimeoutError)
+CONNECTION_ERRORS = (
+    ConnectionError,
+    http.client.RemoteDisconnected,
+    http.client.IncompleteRead,
+    http.client.BadStatusLine,
+    socket.timeout,
+    TimeoutError,
+)
 
 
 class RemoteError(Exception):
@@ -46,8 +53,15 @@ class ServiceUnavailable(RemoteError):
 
 
 class Client:
-    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 60.0,
-                 retries: int = 5, backoff: float = 0.2, max_backoff: float = 5.0):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 5,
+        backoff: float = 0.2,
+        max_backoff: float = 5.0,
+    ):
         parts = urlsplit(base_url if "://" in base_url else f"http://{base_url}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
@@ -130,7 +144,7 @@ class Client:
         return response.status, response.headers, data
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        delay = min(self.max_backoff, self.backoff * 2 ** attempt) * random.uniform(0.5, 1.0)
+        delay = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
         if retry_after and retry_after.strip().isdigit():
             delay = max(delay, min(float(retry_after), self.max_backoff))
         time.sleep(delay)

@@ -9,18 +9,20 @@ bounded by `chunk_rows x in_flight` however long the input is, and yields answer
     for row, answer in scorer.score_sequences([[5, 3, 8], [1, 2]]):
         print(answer.output)          # [5, 3] then [1]
 """
+
 from __future__ import annotations
 
 import os
 import re
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
+from ..core.capabilities import Capabilities
 from ..core.codec import InputError
 from ..core.manifest import ManifestError, discover
-from ..core.capabilities import Capabilities
 from ..core.predictor import Predictor, SessionConfig
 from .formats import Answer, Answers, Chunk, Row, chunks_of
 
@@ -55,8 +57,7 @@ class LocalBackend:
     better than intra-op threads for these small per-step matrices, and reading and writing overlap
     with inference."""
 
-    def __init__(self, predictor: Predictor, steps: int | None = None, top_k: int | None = None,
-                 workers: int = 1):
+    def __init__(self, predictor: Predictor, steps: int | None = None, top_k: int | None = None, workers: int = 1):
         check_options(Capabilities.of(predictor, MAX_LOCAL_STEPS), steps, top_k)
         self.predictor = predictor
         self.output = predictor.manifest["output"]
@@ -68,8 +69,14 @@ class LocalBackend:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="toyseq-score")
 
     @classmethod
-    def load(cls, task: str, models_dir: str | os.PathLike | None = None, steps: int | None = None,
-             top_k: int | None = None, workers: int | None = None) -> "LocalBackend":
+    def load(
+        cls,
+        task: str,
+        models_dir: str | os.PathLike | None = None,
+        steps: int | None = None,
+        top_k: int | None = None,
+        workers: int | None = None,
+    ) -> LocalBackend:
         models_dir = Path(models_dir or os.environ.get("TOYSEQ_MODELS_DIR", "models"))
         folder = models_dir / task
         if not models_dir.is_dir():
@@ -114,7 +121,7 @@ class LocalBackend:
                 arrays.extend(self.codec.check([chunk.sequences[i]]))
                 good.append(i)
             except InputError as err:
-                errors[i] = chunk.error(i, [(p.pointer[len("/inputs/0"):], p.message) for p in err.problems])
+                errors[i] = chunk.error(i, [(p.pointer[len("/inputs/0") :], p.message) for p in err.problems])
         return good, arrays
 
     def close(self) -> None:
@@ -132,8 +139,16 @@ class RemoteBackend:
     until the rest is accepted). 413, or a 422 over the service's cost budget, halves the chunk. 503 and connection errors are retried with
     backoff by the Client."""
 
-    def __init__(self, client: Client, task: str, steps: int | None = None, top_k: int | None = None,
-                 concurrency: int = 4, chunk_rows: int = REMOTE_CHUNK_ROWS, output: dict | None = None):
+    def __init__(
+        self,
+        client: Client,
+        task: str,
+        steps: int | None = None,
+        top_k: int | None = None,
+        concurrency: int = 4,
+        chunk_rows: int = REMOTE_CHUNK_ROWS,
+        output: dict | None = None,
+    ):
         self.client = client
         self.output = output or {}  # the task's manifest "output" section, as the service reports it
         self.task = task
@@ -170,7 +185,7 @@ class RemoteBackend:
         """What to send again after a refused chunk; raises UsageError when rows are not the cause."""
         too_big = err.status == 413 or str(err.problem.get("type", "")).endswith(":over-budget")
         if too_big and len(todo) > 1:  # the chunk, not a row, is the problem: send it in halves
-            return [todo[: len(todo) // 2], todo[len(todo) // 2:]]
+            return [todo[: len(todo) // 2], todo[len(todo) // 2 :]]
         if err.status != 422:
             raise UsageError(f"{self.client.base_url}: {err}")
         by_row: dict[int, list[tuple[str, str]]] = {}
@@ -229,7 +244,7 @@ class Scorer:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Scorer":
+    def __enter__(self) -> Scorer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -9,19 +9,27 @@ A Chunk holds its rows column by column (a list of sequences, and line numbers, 
 prefixes only when they are not the plain case), and Answers likewise: a chunk of thousands of rows
 costs a few Python objects, not thousands.
 """
+
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import IO, Any, Iterable, Iterator, Sequence
+from typing import IO, Any
 
 import orjson
 
 FORMATS = ("jsonl", "csv", "parquet")
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
-               ".pq": "parquet"}
+_EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 @dataclass(slots=True)
@@ -57,15 +65,20 @@ class Chunk:
         return len(self.sequences)
 
     @classmethod
-    def of_rows(cls, rows: list[Row], where: str = "line") -> "Chunk":
+    def of_rows(cls, rows: list[Row], where: str = "line") -> Chunk:
         ids = [r.id for r in rows] if any(r.id is not None for r in rows) else None
         prefixes = [r.prefix for r in rows] if any(r.prefix for r in rows) else None
         errors = {i: r.error for i, r in enumerate(rows) if r.error is not None}
         return cls([r.line for r in rows], [r.sequence for r in rows], ids, prefixes, errors, where)
 
     def row(self, i: int) -> Row:
-        return Row(self.lines[i], self.sequences[i], self.ids[i] if self.ids else None,
-                   self.prefixes[i] if self.prefixes else "", self.errors.get(i))
+        return Row(
+            self.lines[i],
+            self.sequences[i],
+            self.ids[i] if self.ids else None,
+            self.prefixes[i] if self.prefixes else "",
+            self.errors.get(i),
+        )
 
     def error(self, i: int, problems: list[tuple[str, str]]) -> str:
         """One message for row i's problems; pointers are made relative to the row's own line
@@ -88,7 +101,7 @@ class Answers:
     errors: dict[int, str] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, n: int, top_k: bool, errors: dict[int, str]) -> "Answers":
+    def empty(cls, n: int, top_k: bool, errors: dict[int, str]) -> Answers:
         return cls([None] * n, [None] * n if top_k else None, errors)
 
     def fill(self, rows: Iterable[int], result: dict) -> None:
@@ -117,6 +130,7 @@ def format_of(path: str | None, default: str = "jsonl") -> str:
 
 
 # --- readers -------------------------------------------------------------------------------------
+
 
 def read_jsonl(stream: IO[bytes], chunk_rows: int) -> Iterator[Chunk]:
     """Chunks of up to `chunk_rows` lines (see parse_jsonl)."""
@@ -162,10 +176,16 @@ def _jsonl_chunk(lines: list[bytes], numbers: Sequence[int], values: list | None
         elif type(value) is dict and "inputs" in value:
             rows.append(Row(line_no, value["inputs"], value.get("id"), "/inputs"))
         else:
-            what = "an object without \"inputs\"" if type(value) is dict else type(value).__name__
-            rows.append(Row(line_no, None, value.get("id") if type(value) is dict else None,
-                            error=f"{where} {line_no}: expected a JSON array of numbers or an object "
-                                  f"{{\"inputs\": [...], \"id\": ...}}, got {what}"))
+            what = 'an object without "inputs"' if type(value) is dict else type(value).__name__
+            rows.append(
+                Row(
+                    line_no,
+                    None,
+                    value.get("id") if type(value) is dict else None,
+                    error=f"{where} {line_no}: expected a JSON array of numbers or an object "
+                    f'{{"inputs": [...], "id": ...}}, got {what}',
+                )
+            )
     return Chunk.of_rows(rows, where)
 
 
@@ -223,6 +243,7 @@ def reader(fmt: str, stream: IO[bytes], chunk_rows: int) -> Iterator[Chunk]:
 
 
 # --- writers -------------------------------------------------------------------------------------
+
 
 def jsonl_lines(chunk: Chunk, answers: Answers) -> bytes:
     return b"".join(jsonl_rows(chunk, answers))

@@ -14,9 +14,11 @@ for echo tasks and rollouts, else a number), `top_k` (list of {value, p}, when a
 pyarrow is an optional extra (`pip install 'toyseq[parquet]'`); it is imported only when a Parquet file is
 read or written, so JSONL/CSV scoring and the service never load it.
 """
+
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
 
 from .engine import UsageError
 from .formats import Answers, Chunk
@@ -39,15 +41,17 @@ def pyarrow():
     return pa
 
 
-def input_columns(schema: "pa.Schema", column: str | None) -> tuple[str, str | None]:
+def input_columns(schema: pa.Schema, column: str | None) -> tuple[str, str | None]:
     """(sequence column, id column or None) of an input file's schema."""
     pa = pyarrow()
     names = schema.names
     if column is None and DEFAULT_COLUMN not in names:
         lists = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
         if len(lists) != 1:
-            raise UsageError(f"no {DEFAULT_COLUMN!r} column and {len(lists)} list columns ({', '.join(lists) or 'none'}):"
-                             f" name the sequences with --column (columns: {', '.join(names)})")
+            raise UsageError(
+                f"no {DEFAULT_COLUMN!r} column and {len(lists)} list columns ({', '.join(lists) or 'none'}):"
+                f" name the sequences with --column (columns: {', '.join(names)})"
+            )
         column = lists[0]
     column = column or DEFAULT_COLUMN
     if column not in names:
@@ -55,7 +59,7 @@ def input_columns(schema: "pa.Schema", column: str | None) -> tuple[str, str | N
     return column, (ID_COLUMN if ID_COLUMN in names and ID_COLUMN != column else None)
 
 
-def open_file(source: IO[bytes] | Any) -> "Any":
+def open_file(source: IO[bytes] | Any) -> Any:
     """A ParquetFile on a seekable file, or a UsageError saying why not."""
     pa = pyarrow()
     try:
@@ -73,7 +77,7 @@ class ParquetInput:
         self.column, self.id_column = input_columns(self.file.schema_arrow, column)
 
     @property
-    def id_type(self) -> "pa.DataType | None":
+    def id_type(self) -> pa.DataType | None:
         return self.file.schema_arrow.field(self.id_column).type if self.id_column else None
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
@@ -92,7 +96,7 @@ def chunk_of(batch: Any, name: str, id_name: str | None, numbers, where: str = "
     return Chunk(numbers, sequences, ids, where=where)
 
 
-def output_schema(output: dict, steps: int | None, top_k: bool, id_type: "pa.DataType | None") -> "pa.Schema":
+def output_schema(output: dict, steps: int | None, top_k: bool, id_type: pa.DataType | None) -> pa.Schema:
     """The output columns for a task's manifest `output` section: fixed up front, so every row group (and
     every part file the Ray engine writes) has the same schema, even one whose rows all failed."""
     pa = pyarrow()
@@ -105,7 +109,7 @@ def output_schema(output: dict, steps: int | None, top_k: bool, id_type: "pa.Dat
     return pa.schema(fields)
 
 
-def answers_table(chunk: Chunk, answers: Answers, schema: "pa.Schema") -> "pa.Table":
+def answers_table(chunk: Chunk, answers: Answers, schema: pa.Schema) -> pa.Table:
     pa = pyarrow()
     columns = []
     for name in schema.names:
@@ -125,7 +129,7 @@ def answers_table(chunk: Chunk, answers: Answers, schema: "pa.Schema") -> "pa.Ta
 class ParquetSink:
     """Writes each chunk's answers as one row group of `sink`."""
 
-    def __init__(self, sink: IO[bytes], schema: "pa.Schema"):
+    def __init__(self, sink: IO[bytes], schema: pa.Schema):
         self.schema = schema
         self._writer = pyarrow().parquet.ParquetWriter(sink, schema)
 

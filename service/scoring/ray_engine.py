@@ -24,6 +24,7 @@ The pipeline (one Ray Data dataset, streamed):
 
 Ray and pyarrow are optional (`pip install 'toyseq[ray]'`): this module imports them only when called.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,9 +32,10 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -72,10 +74,12 @@ def ray_modules():
     except ImportError:
         raise UsageError(MISSING) from None
     from .parquet import pyarrow
+
     return ray, pyarrow()
 
 
 # --- where things are --------------------------------------------------------------------------
+
 
 def resolve(uri: str) -> tuple[Any, str]:
     """(pyarrow filesystem, path on it) for a local path or a URI (s3://, gs://, file://, ...)."""
@@ -103,16 +107,21 @@ def input_files(uri: str, fmt: str | None) -> tuple[Any, list[str], str, str]:
         else:
             selector = pafs.FileSelector(path, recursive=True)
             # as Ray's own readers: names starting with "_" or "." (_SUCCESS, .crc) are not data
-            files = sorted(f.path for f in fs.get_file_info(selector) if f.type == pafs.FileType.File
-                           and not any(part.startswith(("_", ".")) for part in os.path.relpath(f.path, path).split("/")))
+            files = sorted(
+                f.path
+                for f in fs.get_file_info(selector)
+                if f.type == pafs.FileType.File
+                and not any(part.startswith(("_", ".")) for part in os.path.relpath(f.path, path).split("/"))
+            )
             root = path
     except OSError as err:
         raise UsageError(f"cannot read {uri}: {err}") from None
     if fmt is None:
         found = {rows_mod.format_of(f, "") for f in files} - {""}
         if len(found) != 1:
-            raise UsageError(f"cannot tell the format of {uri} ({', '.join(sorted(found)) or 'no known extension'}): "
-                             f"use --format")
+            raise UsageError(
+                f"cannot tell the format of {uri} ({', '.join(sorted(found)) or 'no known extension'}): use --format"
+            )
         fmt = found.pop()
     if info.type != pafs.FileType.File:
         files = [f for f in files if f.lower().endswith(tuple("." + e for e in EXTENSIONS[fmt]))]
@@ -145,6 +154,7 @@ def model_files(folder: Path) -> dict[str, bytes]:
 
 # --- Ray -------------------------------------------------------------------------------------------
 
+
 def check_reachable(address: str) -> None:
     """Fail fast, in CONNECT_TIMEOUT_S, on an address nothing listens at."""
     if address in ("auto", "local"):
@@ -173,11 +183,17 @@ def start_ray(address: str | None, cpus: int | None = None) -> float:
             check_reachable(address)
             ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=cpus or len(os.sched_getaffinity(0)), include_dashboard=False,
-                     object_store_memory=LOCAL_OBJECT_STORE, **quiet)
+            ray.init(
+                num_cpus=cpus or len(os.sched_getaffinity(0)),
+                include_dashboard=False,
+                object_store_memory=LOCAL_OBJECT_STORE,
+                **quiet,
+            )
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise UsageError(f"cannot start or attach to Ray{' at ' + address if address else ''}: "
-                         f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        raise UsageError(
+            f"cannot start or attach to Ray{' at ' + address if address else ''}: "
+            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        ) from None
     return time.perf_counter() - started
 
 
@@ -210,9 +226,14 @@ def _lines_source(base):
 
             def block():
                 n = len(lines)
-                return pa.table({"file": pa.array(np.full(n, file, dtype=np.int32)),
-                                 "block": pa.array(np.full(n, numbers[0], dtype=np.int64)),
-                                 "line": pa.array(numbers, pa.int64()), "raw": pa.array(lines, pa.binary())})
+                return pa.table(
+                    {
+                        "file": pa.array(np.full(n, file, dtype=np.int32)),
+                        "block": pa.array(np.full(n, numbers[0], dtype=np.int64)),
+                        "line": pa.array(numbers, pa.int64()),
+                        "raw": pa.array(lines, pa.binary()),
+                    }
+                )
 
             line_no = 0
             rest = b""
@@ -258,13 +279,16 @@ def _parquet_source(base):
             name, id_name = input_columns(parquet_file.schema_arrow, self._column)
             file = self._index[path]
             first = 1
-            for batch in parquet_file.iter_batches(batch_size=self._chunk_rows,
-                                                   columns=[name] if id_name is None else [name, id_name]):
+            for batch in parquet_file.iter_batches(
+                batch_size=self._chunk_rows, columns=[name] if id_name is None else [name, id_name]
+            ):
                 n = batch.num_rows
-                columns = {"file": pa.array(np.full(n, file, dtype=np.int32)),
-                           "block": pa.array(np.full(n, first, dtype=np.int64)),
-                           "line": pa.array(np.arange(first, first + n, dtype=np.int64)),
-                           "inputs": batch.column(name)}
+                columns = {
+                    "file": pa.array(np.full(n, file, dtype=np.int32)),
+                    "block": pa.array(np.full(n, first, dtype=np.int64)),
+                    "line": pa.array(np.arange(first, first + n, dtype=np.int64)),
+                    "inputs": batch.column(name),
+                }
                 if id_name:
                     columns["id"] = batch.column(id_name)
                 yield pa.table(columns)
@@ -276,8 +300,16 @@ def _parquet_source(base):
 class ScoreActor:
     """One per actor: loads the task's Predictor once, then answers blocks with the local engine's checks."""
 
-    def __init__(self, task: str, files: list, fmt: str, steps: int | None, top_k: int | None,
-                 labels: list[str], schema: bytes | None):
+    def __init__(
+        self,
+        task: str,
+        files: list,
+        fmt: str,
+        steps: int | None,
+        top_k: int | None,
+        labels: list[str],
+        schema: bytes | None,
+    ):
         import ray
 
         from ..core.predictor import Predictor, SessionConfig
@@ -294,6 +326,7 @@ class ScoreActor:
         self.schema = None
         if schema is not None:
             import pyarrow as pa
+
             self.schema = pa.ipc.read_schema(pa.py_buffer(schema))
 
     def __call__(self, table):
@@ -308,6 +341,7 @@ class ScoreActor:
             where = self.labels[file]
             if self.fmt == "parquet":
                 from .parquet import chunk_of
+
                 chunk = chunk_of(part, "inputs", "id" if "id" in part.column_names else None, numbers, where)
             elif self.fmt == "jsonl":
                 chunk = rows_mod.parse_jsonl(part.column("raw").to_pylist(), numbers, where)
@@ -315,11 +349,14 @@ class ScoreActor:
                 chunk = rows_mod.parse_csv(part.column("raw").to_pylist(), numbers, where)
             answers = self.backend.answer(chunk) if len(chunk) else rows_mod.Answers([], None, {})
             n = len(chunk)
-            head = {"file": pa.array(np.full(n, file, dtype=np.int32)),
-                    "block": pa.array(np.full(n, block, dtype=np.int64)),
-                    "line": pa.array(list(chunk.lines), pa.int64())}
+            head = {
+                "file": pa.array(np.full(n, file, dtype=np.int32)),
+                "block": pa.array(np.full(n, block, dtype=np.int64)),
+                "line": pa.array(list(chunk.lines), pa.int64()),
+            }
             if self.schema is not None:
                 from .parquet import answers_table
+
                 body = answers_table(chunk, answers, self.schema)
                 out.append(pa.table({**head, **{name: body.column(name) for name in body.column_names}}))
             else:
@@ -350,8 +387,10 @@ def _part_sink(base):
             for block in blocks:
                 for start, end in runs(block):
                     part = block.slice(start, end - start)
-                    name = (f"part-{part.column('file')[0].as_py():05d}-{part.column('line')[0].as_py():012d}."
-                            f"{EXTENSIONS[self.fmt][0]}")
+                    name = (
+                        f"part-{part.column('file')[0].as_py():05d}-{part.column('line')[0].as_py():012d}."
+                        f"{EXTENSIONS[self.fmt][0]}"
+                    )
                     with self.filesystem.open_output_stream(f"{self.folder}/{name}") as f:
                         if self.columns is not None:
                             answers = part.select(self.columns)
@@ -371,10 +410,21 @@ def _part_sink(base):
     return PartSink
 
 
-def score_files(task: str, input: str, output: str, *, fmt: str | None = None, models_dir: str | None = None,
-                steps: int | None = None, top_k: int | None = None, chunk_rows: int | None = None,
-                address: str | None = None, actors: int | None = None, column: str | None = None,
-                progress: bool = False) -> Summary:
+def score_files(
+    task: str,
+    input: str,
+    output: str,
+    *,
+    fmt: str | None = None,
+    models_dir: str | None = None,
+    steps: int | None = None,
+    top_k: int | None = None,
+    chunk_rows: int | None = None,
+    address: str | None = None,
+    actors: int | None = None,
+    column: str | None = None,
+    progress: bool = False,
+) -> Summary:
     """Score every row of `input` (a file, a directory of part files or a URI) into part files in the
     directory `output`; raises UsageError when the job cannot run. Starts a local Ray with the
     machine's cores unless `address` (or $RAY_ADDRESS) names a cluster or this process has Ray up."""
@@ -396,14 +446,19 @@ def score_files(task: str, input: str, output: str, *, fmt: str | None = None, m
     schema = None
     if fmt == "parquet":
         from .parquet import input_columns, open_file, output_schema
+
         try:
             with in_fs.open_input_file(files[0]) as f:
                 first_schema = open_file(f).schema_arrow
         except OSError as err:
             raise UsageError(f"cannot read {files[0]}: {err}") from None
         _, id_name = input_columns(first_schema, column)
-        schema = output_schema(local.predictor.manifest["output"], steps, bool(top_k),
-                               first_schema.field(id_name).type if id_name else None)
+        schema = output_schema(
+            local.predictor.manifest["output"],
+            steps,
+            bool(top_k),
+            first_schema.field(id_name).type if id_name else None,
+        )
     out_fs, out_path = output_folder(output)
 
     startup = start_ray(address)
@@ -423,11 +478,21 @@ def score_files(task: str, input: str, output: str, *, fmt: str | None = None, m
     # as is (a bare one would be resolved into inline constructor arguments of every actor)
     files_ref = [ray.put(model_files(folder))]
     dataset = dataset.map_batches(
-        ScoreActor, batch_size=None, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors),
+        ScoreActor,
+        batch_size=None,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=ACTOR_CPUS,
-        fn_constructor_kwargs={"task": task, "files": files_ref, "fmt": fmt, "steps": steps,
-                               "top_k": top_k, "labels": labels,
-                               "schema": None if schema is None else schema.serialize().to_pybytes()})
+        fn_constructor_kwargs={
+            "task": task,
+            "files": files_ref,
+            "fmt": fmt,
+            "steps": steps,
+            "top_k": top_k,
+            "labels": labels,
+            "schema": None if schema is None else schema.serialize().to_pybytes(),
+        },
+    )
     sink = _part_sink(Datasink)(out_fs, out_path, fmt, None if schema is None else schema.names)
     dataset.write_datasink(sink, ray_remote_args={"num_cpus": IO_CPUS})
     rows, errors, files_out = sink.totals

@@ -3,6 +3,7 @@ this process, one blueprint per concern, and the WSGI middleware that tags, time
 
     gunicorn -c python:service.server.gunicorn_conf 'service:create_app()'
 """
+
 from __future__ import annotations
 
 import itertools
@@ -10,8 +11,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask, Request
 from flask.sessions import NullSession, SessionInterface
@@ -44,20 +46,31 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     metrics = Metrics()
     # Loaded here, i.e. in each gunicorn worker after fork (no preload_app): onnxruntime sessions are not
     # fork-safe, and each worker gets its own.
-    registry = Registry.load(settings.models_dir, SessionConfig(intra_op_threads=settings.threads),
-                             strict=settings.strict,
-                             on_failure=lambda task: metrics.load_failures.labels(task).inc())
+    registry = Registry.load(
+        settings.models_dir,
+        SessionConfig(intra_op_threads=settings.threads),
+        strict=settings.strict,
+        on_failure=lambda task: metrics.load_failures.labels(task).inc(),
+    )
     logs.logging.getLogger("toyseq.runtime").info(
-        "models loaded", extra={"fields": {"pid": os.getpid(), "tasks": sorted(registry.predictors),
-                                           "unavailable": registry.unavailable,
-                                           "seconds": round(registry.load_seconds, 3)}})
+        "models loaded",
+        extra={
+            "fields": {
+                "pid": os.getpid(),
+                "tasks": sorted(registry.predictors),
+                "unavailable": registry.unavailable,
+                "seconds": round(registry.load_seconds, 3),
+            }
+        },
+    )
     state = State(settings, registry, metrics, Limits.of(settings))
 
     app = _Flask(__name__)
     app.request_class = _Request
     app.session_interface = _NoSessions()
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, PROPAGATE_EXCEPTIONS=False,
-                      TRAP_HTTP_EXCEPTIONS=False)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, PROPAGATE_EXCEPTIONS=False, TRAP_HTTP_EXCEPTIONS=False
+    )
     app.extensions["toyseq"] = state
     errors.register(app)
     app.wsgi_app = Observe(app.wsgi_app, metrics, os.getpid())
@@ -156,9 +169,18 @@ class Observe:
     def _record(self, environ: dict, started: float, rid: str, answer: list) -> None:
         seconds = time.perf_counter() - started
         req = environ.pop("toyseq.request", None)  # Flask's request object (see _Request); drops the cycle
-        record = (time.time(), seconds, rid, answer, req.url_rule if req is not None else None,
-                  req.path if req is not None else environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD"),
-                  environ.get("REMOTE_ADDR"), environ.get("toyseq.task", ""), environ.get("toyseq.sequences", 0))
+        record = (
+            time.time(),
+            seconds,
+            rid,
+            answer,
+            req.url_rule if req is not None else None,
+            req.path if req is not None else environ.get("PATH_INFO", ""),
+            environ.get("REQUEST_METHOD"),
+            environ.get("REMOTE_ADDR"),
+            environ.get("toyseq.task", ""),
+            environ.get("toyseq.sequences", 0),
+        )
         with self._lock:
             pending = self._pending
             pending.append(record)
@@ -167,8 +189,18 @@ class Observe:
 
     def record(self, status: int, method: str | None, path: str, remote: str | None, seconds: float) -> None:
         """Count and log a request the server answered without the app (worker_errors.py: malformed HTTP)."""
-        record = (time.time(), seconds, self.new_id(), (f"{status} ", [("Content-Length", "0")]), None, path or "",
-                  method, remote, "", 0)
+        record = (
+            time.time(),
+            seconds,
+            self.new_id(),
+            (f"{status} ", [("Content-Length", "0")]),
+            None,
+            path or "",
+            method,
+            remote,
+            "",
+            0,
+        )
         with self._lock:
             self._pending.append(record)
 
@@ -195,9 +227,20 @@ class Observe:
                         if name == "Content-Length":
                             size = int(value)
                             break
-                    logs.access({"request_id": rid, "pid": pid, "method": method, "path": path[:200], "task": task,
-                                 "status": status, "duration_ms": round(seconds * 1000, 3), "bytes": size,
-                                 "remote": remote}, now)
+                    logs.access(
+                        {
+                            "request_id": rid,
+                            "pid": pid,
+                            "method": method,
+                            "path": path[:200],
+                            "task": task,
+                            "status": status,
+                            "duration_ms": round(seconds * 1000, 3),
+                            "bytes": size,
+                            "remote": remote,
+                        },
+                        now,
+                    )
             logs.flush_access()
             self.metrics.flush()  # under gunicorn: into this worker's files, where other workers' scrapes read
 

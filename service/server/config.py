@@ -1,10 +1,12 @@
 """The service's settings: defaults, overridden by TOYSEQ_* environment variables, overridden by a mapping
 passed to `create_app(config)` (tests). gunicorn_conf.py reads the same variables."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 PREFIX = "TOYSEQ_"
 WORKER_CLASSES = {"gthread": "service.server.worker.BufferedThreadWorker", "sync": "sync"}
@@ -49,7 +51,7 @@ class Config:
     limit_request_fields: int = 100
 
     @classmethod
-    def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> "Config":
+    def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
         """Defaults <- TOYSEQ_<FIELD> environment variables <- `overrides` (keys: field names, any case)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -68,9 +70,19 @@ class Config:
         return config
 
     def check(self) -> None:
-        for name in ("workers", "threads", "max_body_bytes", "max_batch", "max_steps", "max_rollout_values",
-                     "timeout", "limit_request_fields", "request_threads", "worker_connections",
-                     "read_timeout"):
+        for name in (
+            "workers",
+            "threads",
+            "max_body_bytes",
+            "max_batch",
+            "max_steps",
+            "max_rollout_values",
+            "timeout",
+            "limit_request_fields",
+            "request_threads",
+            "worker_connections",
+            "read_timeout",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be at least 1")
         if not self.max_request_seconds > 0:  # also refuses NaN

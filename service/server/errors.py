@@ -3,6 +3,7 @@
 Views raise a ServiceError; werkzeug's HTTP errors (404, 405, 413, ...) are mapped to the same shape;
 anything else is logged and answered with a detail-free 500 (no input is meant to reach it).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ from ..core.codec import Problem
 
 try:  # the body-reading errors of gunicorn's parser, raised from wsgi.input.read() inside a view
     from gunicorn.http.errors import NoMoreData, ParseException
+
     _BODY_ERRORS: tuple[type, ...] = (ParseException, NoMoreData)
 except ImportError:  # served by another WSGI server
     _BODY_ERRORS = ()
@@ -30,8 +32,15 @@ class ServiceError(Exception):
     title = "Internal Server Error"
     slug = "internal"
 
-    def __init__(self, message: str, status: int | None = None, errors: list[Problem] | None = None,
-                 total: int | None = None, headers: dict | None = None, extra: dict | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        errors: list[Problem] | None = None,
+        total: int | None = None,
+        headers: dict | None = None,
+        extra: dict | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.status = status or self.status
@@ -41,8 +50,12 @@ class ServiceError(Exception):
         self.extra = extra or {}
 
     def body(self) -> dict:
-        body = {"type": f"urn:toyseq:problem:{self.slug}", "title": self.title, "status": self.status,
-                "detail": self.message}
+        body = {
+            "type": f"urn:toyseq:problem:{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.message,
+        }
         if self.errors:
             body["errors"] = [{"pointer": p.pointer, "message": p.message} for p in self.errors]
             if self.total > len(self.errors):
@@ -113,12 +126,20 @@ def register(app: Flask) -> None:
     def unexpected(err: Exception):
         if _BODY_ERRORS and isinstance(err, _BODY_ERRORS):
             # gunicorn met malformed chunking (or the client left mid-body) while the app read the body
-            body = {"type": "urn:toyseq:problem:malformed-chunked-body", "title": "Bad Request", "status": 400,
-                    "detail": f"the request body could not be read: {type(err).__name__} {str(err)[:120]}".strip()}
+            body = {
+                "type": "urn:toyseq:problem:malformed-chunked-body",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": f"the request body could not be read: {type(err).__name__} {str(err)[:120]}".strip(),
+            }
             return problem(body, 400, {"Connection": "close"})
         log.exception("unhandled error in request %s", request.environ.get("toyseq.request_id", "-"))
-        body = {"type": "about:blank", "title": "Internal Server Error", "status": 500,
-                "detail": "internal error; quote the X-Request-ID header when reporting it"}
+        body = {
+            "type": "about:blank",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": "internal error; quote the X-Request-ID header when reporting it",
+        }
         return problem(body, 500)
 
 

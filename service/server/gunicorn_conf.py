@@ -5,6 +5,7 @@
 No preload_app: each worker builds the app, and so its onnxruntime sessions, after fork. Access lines are
 written by the app (JSON, with request id, task, status and duration), so gunicorn's own access log is off.
 """
+
 import os
 import shutil
 import tempfile
@@ -23,8 +24,12 @@ if _config.worker_class == "gthread":
     from service.server.worker import BufferedThreadWorker
 
     # Bytes held by requests still arriving, per worker: 8 bodies of the largest size allowed.
-    BufferedThreadWorker.configure(read_timeout=_config.read_timeout, keepalive_requests=_config.keepalive_requests,
-                                   max_body_bytes=_config.max_body_bytes, buffer_bytes=8 * _config.max_body_bytes)
+    BufferedThreadWorker.configure(
+        read_timeout=_config.read_timeout,
+        keepalive_requests=_config.keepalive_requests,
+        max_body_bytes=_config.max_body_bytes,
+        buffer_bytes=8 * _config.max_body_bytes,
+    )
 timeout = _config.timeout
 graceful_timeout = _config.graceful_timeout
 keepalive = _config.keepalive

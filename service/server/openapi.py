@@ -1,4 +1,5 @@
 """The OpenAPI 3.1 description of the HTTP contract, built from the tasks a worker serves and its limits."""
+
 from __future__ import annotations
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -13,28 +14,40 @@ def _json(description: str, schema: dict) -> dict:
 
 
 def document(task_names: list[str], limits, api_key: bool) -> dict:
-    task_param = {"name": "name", "in": "path", "required": True, "description": "task name, see GET /tasks",
-                  "schema": {"type": "string", "examples": task_names[:1] or ["echo"]}}
+    task_param = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "description": "task name, see GET /tasks",
+        "schema": {"type": "string", "examples": task_names[:1] or ["echo"]},
+    }
     number = {"type": "number"}
     predict = {
         "summary": "Answer a batch of sequences",
         "operationId": "predict",
         "parameters": [task_param],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "$ref": "#/components/schemas/PredictRequest"}}}},
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+        },
         "responses": {
             "200": _json("one output per input, in order", {"$ref": "#/components/schemas/PredictResponse"}),
-            "400": _problem("the body is not valid JSON (or is nested too deeply, starts with a byte order mark, "
-                            "holds a lone surrogate escape), or its chunked encoding is malformed"),
+            "400": _problem(
+                "the body is not valid JSON (or is nested too deeply, starts with a byte order mark, "
+                "holds a lone surrogate escape), or its chunked encoding is malformed"
+            ),
             "401": _problem("missing or wrong API key (only when the service has one)"),
             "404": _problem("unknown task; the body names the known ones"),
             "413": _problem("the body is larger than the limit"),
-            "415": _problem("the body is not declared as JSON, is not UTF-8, or has a Content-Encoding other than "
-                            "identity"),
-            "422": _problem("the request is valid JSON but not a valid request; `errors` locates each problem. "
-                            "Type `urn:toyseq:problem:over-budget`: the request's estimated CPU time is over "
-                            f"{limits.max_request_seconds:g} s (TOYSEQ_MAX_REQUEST_SECONDS); `estimated_seconds` "
-                            "and `limit_seconds` say by how much, `detail` how much would fit"),
+            "415": _problem(
+                "the body is not declared as JSON, is not UTF-8, or has a Content-Encoding other than identity"
+            ),
+            "422": _problem(
+                "the request is valid JSON but not a valid request; `errors` locates each problem. "
+                "Type `urn:toyseq:problem:over-budget`: the request's estimated CPU time is over "
+                f"{limits.max_request_seconds:g} s (TOYSEQ_MAX_REQUEST_SECONDS); `estimated_seconds` "
+                "and `limit_seconds` say by how much, `detail` how much would fit"
+            ),
             "503": _problem("the task's model could not be loaded; `detail` gives the reason"),
         },
     }
@@ -42,93 +55,200 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
         predict["security"] = [{"bearer": []}, {"apiKey": []}]
     doc = {
         "openapi": "3.1.0",
-        "info": {"title": "toyseq", "version": "1.0.0",
-                 "description": "Serves small LSTM sequence predictors (ONNX + onnxruntime)."},
+        "info": {
+            "title": "toyseq",
+            "version": "1.0.0",
+            "description": "Serves small LSTM sequence predictors (ONNX + onnxruntime).",
+        },
         "paths": {
             "/tasks/{name}/predict": {"post": predict},
-            "/tasks": {"get": {"summary": "Every task with its contract and evaluation results",
-                               "operationId": "listTasks",
-                               "responses": {"200": _json("the tasks", {"type": "object", "required": ["tasks"],
-                                                                        "properties": {"tasks": {
-                                                                            "type": "array",
-                                                                            "items": {"$ref": "#/components/schemas/Task"}}}})}}},
-            "/tasks/{name}": {"get": {"summary": "One task, with a ready-to-run example request",
-                                      "operationId": "getTask", "parameters": [task_param],
-                                      "responses": {"200": _json("the task", {"$ref": "#/components/schemas/Task"}),
-                                                    "404": _problem("unknown task")}}},
-            "/tasks/{name}/training.png": {"get": {
-                "summary": "The task's training curve (training and validation loss per step)",
-                "operationId": "getTrainingCurve", "parameters": [task_param],
-                "responses": {"200": {"description": "PNG image",
-                                      "content": {"image/png": {"schema": {"type": "string",
-                                                                           "contentMediaType": "image/png"}}}},
-                              "404": _problem("unknown task, or the task has no training curve")}}},
-            "/": {"get": {"summary": "The playground: an HTML page to try every task in a browser",
-                          "operationId": "playground",
-                          "responses": {"200": {"description": "HTML page",
-                                                "content": {"text/html": {"schema": {"type": "string"}}}}}}},
-            "/healthz": {"get": {"summary": "The process is alive", "operationId": "healthz",
-                                 "responses": {"200": _json("alive", {"type": "object"})}}},
-            "/readyz": {"get": {"summary": "Every model is loaded and warmed", "operationId": "readyz",
-                                "responses": {"200": _json("ready", {"type": "object"}),
-                                              "503": _problem("not ready; names the tasks that cannot be served")}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics summed over all workers", "operationId": "metrics",
-                                 "responses": {"200": {"description": "Prometheus text format",
-                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
-                                      "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})}}},
+            "/tasks": {
+                "get": {
+                    "summary": "Every task with its contract and evaluation results",
+                    "operationId": "listTasks",
+                    "responses": {
+                        "200": _json(
+                            "the tasks",
+                            {
+                                "type": "object",
+                                "required": ["tasks"],
+                                "properties": {
+                                    "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}}
+                                },
+                            },
+                        )
+                    },
+                }
+            },
+            "/tasks/{name}": {
+                "get": {
+                    "summary": "One task, with a ready-to-run example request",
+                    "operationId": "getTask",
+                    "parameters": [task_param],
+                    "responses": {
+                        "200": _json("the task", {"$ref": "#/components/schemas/Task"}),
+                        "404": _problem("unknown task"),
+                    },
+                }
+            },
+            "/tasks/{name}/training.png": {
+                "get": {
+                    "summary": "The task's training curve (training and validation loss per step)",
+                    "operationId": "getTrainingCurve",
+                    "parameters": [task_param],
+                    "responses": {
+                        "200": {
+                            "description": "PNG image",
+                            "content": {"image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}},
+                        },
+                        "404": _problem("unknown task, or the task has no training curve"),
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "The playground: an HTML page to try every task in a browser",
+                    "operationId": "playground",
+                    "responses": {
+                        "200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "The process is alive",
+                    "operationId": "healthz",
+                    "responses": {"200": _json("alive", {"type": "object"})},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Every model is loaded and warmed",
+                    "operationId": "readyz",
+                    "responses": {
+                        "200": _json("ready", {"type": "object"}),
+                        "503": _problem("not ready; names the tasks that cannot be served"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics summed over all workers",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})},
+                }
+            },
         },
         "components": {
             "schemas": {
                 "PredictRequest": {
-                    "type": "object", "required": ["inputs"], "additionalProperties": False,
+                    "type": "object",
+                    "required": ["inputs"],
+                    "additionalProperties": False,
                     "properties": {
-                        "inputs": {"type": "array", "minItems": 1, "maxItems": limits.max_batch,
-                                   "items": {"type": "array", "items": number},
-                                   "description": "sequences; each task's length and value range: GET /tasks/{name}"},
-                        "steps": {"type": "integer", "minimum": 1, "maximum": limits.max_steps,
-                                  "description": "next-value tasks only: roll out this many values per input"},
-                        "top_k": {"type": "integer", "minimum": 1,
-                                  "description": "single-class tasks only: the k most likely values"},
+                        "inputs": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": limits.max_batch,
+                            "items": {"type": "array", "items": number},
+                            "description": "sequences; each task's length and value range: GET /tasks/{name}",
+                        },
+                        "steps": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": limits.max_steps,
+                            "description": "next-value tasks only: roll out this many values per input",
+                        },
+                        "top_k": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "single-class tasks only: the k most likely values",
+                        },
                     },
                     "examples": [{"inputs": [[3, 1, 4]]}],
                 },
                 "PredictResponse": {
-                    "type": "object", "required": ["task", "model", "outputs"],
+                    "type": "object",
+                    "required": ["task", "model", "outputs"],
                     "properties": {
                         "task": {"type": "string"},
-                        "model": {"type": "object", "required": ["sha256"],
-                                  "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
+                        "model": {
+                            "type": "object",
+                            "required": ["sha256"],
+                            "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                        },
                         "outputs": {"type": "array", "items": {"oneOf": [number, {"type": "array", "items": number}]}},
-                        "top_k": {"type": "array", "items": {"type": "array", "items": {
-                            "type": "object", "required": ["value", "p"],
-                            "properties": {"value": {"type": "integer"},
-                                           "p": {"type": "number", "minimum": 0, "maximum": 1}}}}},
+                        "top_k": {
+                            "type": "array",
+                            "items": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["value", "p"],
+                                    "properties": {
+                                        "value": {"type": "integer"},
+                                        "p": {"type": "number", "minimum": 0, "maximum": 1},
+                                    },
+                                },
+                            },
+                        },
                         "wrong_position": {
-                            "type": "array", "items": {"type": ["integer", "null"], "minimum": 0},
-                            "description": ("arith-next only: per input, the 0-based position of the value the "
-                                            "model judged wrong (the answer is computed from the others), or "
-                                            "null when it judged every value right; with steps, it describes "
-                                            "the input window")},
+                            "type": "array",
+                            "items": {"type": ["integer", "null"], "minimum": 0},
+                            "description": (
+                                "arith-next only: per input, the 0-based position of the value the "
+                                "model judged wrong (the answer is computed from the others), or "
+                                "null when it judged every value right; with steps, it describes "
+                                "the input window"
+                            ),
+                        },
                     },
                 },
                 "Task": {
-                    "type": "object", "required": ["name", "available"],
-                    "properties": {"name": {"type": "string"}, "available": {"type": "boolean"},
-                                   "reason": {"type": "string"}, "description": {"type": "string"},
-                                   "input": {"type": "object"}, "output": {"type": "object"},
-                                   "rollout": {"type": "boolean"}, "top_k": {"type": "boolean"},
-                                   "model": {"type": "object"}, "evaluation": {"type": "array"},
-                                   "example": {"type": "object"}},
+                    "type": "object",
+                    "required": ["name", "available"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "available": {"type": "boolean"},
+                        "reason": {"type": "string"},
+                        "description": {"type": "string"},
+                        "input": {"type": "object"},
+                        "output": {"type": "object"},
+                        "rollout": {"type": "boolean"},
+                        "top_k": {"type": "boolean"},
+                        "model": {"type": "object"},
+                        "evaluation": {"type": "array"},
+                        "example": {"type": "object"},
+                    },
                 },
                 "Problem": {
-                    "type": "object", "required": ["type", "title", "status", "detail"],
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail"],
                     "properties": {
                         "type": {"type": "string", "format": "uri-reference"},
-                        "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
-                        "errors": {"type": "array", "items": {
-                            "type": "object", "required": ["pointer", "message"],
-                            "properties": {"pointer": {"type": "string"}, "message": {"type": "string"}}}},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["pointer", "message"],
+                                "properties": {"pointer": {"type": "string"}, "message": {"type": "string"}},
+                            },
+                        },
                     },
                 },
             },
@@ -153,45 +273,83 @@ def _v2_error(description: str) -> dict:
 
 def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
     """The v2 paths (with and without /versions/{version}) and their schemas, added to the document."""
-    name = {"name": "name", "in": "path", "required": True, "description": "the model: a task name, see GET /tasks",
-            "schema": {"type": "string", "examples": task_names[:1] or ["echo"]}}
-    version = {"name": "version", "in": "path", "required": True,
-               "description": "the model version: the first 12 hex digits of the ONNX file's sha256 "
-                              "(GET /v2/models/{name} lists it)", "schema": {"type": "string"}}
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "description": "the model: a task name, see GET /tasks",
+        "schema": {"type": "string", "examples": task_names[:1] or ["echo"]},
+    }
+    version = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "description": "the model version: the first 12 hex digits of the ONNX file's sha256 "
+        "(GET /v2/models/{name} lists it)",
+        "schema": {"type": "string"},
+    }
     tags = ["Open Inference Protocol v2"]
     missing = _v2_error("unknown model, or a version the model does not have")
     unavailable = _v2_error("the model could not be loaded")
-    metadata = {"summary": "Model metadata: the input and output tensors (-1: a variable dimension)", "tags": tags,
-                "responses": {"200": _json("the model", {"$ref": "#/components/schemas/V2ModelMetadata"}),
-                              "404": missing, "503": unavailable}}
-    ready = {"summary": "Whether the model is loaded and warmed", "tags": tags,
-             "responses": {"200": _json("ready", {"$ref": "#/components/schemas/V2ModelReady"}),
-                           "404": missing, "503": _json("not ready", {"$ref": "#/components/schemas/V2ModelReady"})}}
+    metadata = {
+        "summary": "Model metadata: the input and output tensors (-1: a variable dimension)",
+        "tags": tags,
+        "responses": {
+            "200": _json("the model", {"$ref": "#/components/schemas/V2ModelMetadata"}),
+            "404": missing,
+            "503": unavailable,
+        },
+    }
+    ready = {
+        "summary": "Whether the model is loaded and warmed",
+        "tags": tags,
+        "responses": {
+            "200": _json("ready", {"$ref": "#/components/schemas/V2ModelReady"}),
+            "404": missing,
+            "503": _json("not ready", {"$ref": "#/components/schemas/V2ModelReady"}),
+        },
+    }
     infer = {
         "summary": "Inference on a [batch, length] tensor; toyseq's options are request parameters",
         "tags": tags,
-        "description": ("The input tensor `input` holds `batch` sequences of one `length`, of the datatype "
-                        "GET /v2/models/{name} gives (INT64, INT32 accepted; or FP64, FP32 accepted). "
-                        "Request parameters: `steps` (next-value tasks: roll out that many values per "
-                        "sequence, output `rollout` [batch, steps]), `top_k` (single-class tasks: the k most "
-                        "likely values, outputs `top_k_values` INT64 and `top_k_p` FP64, [batch, k]) and "
-                        "`binary_data_output`. Triton's binary tensor data extension is supported: send the "
-                        "JSON followed by the tensor bytes (little-endian, row-major) with the "
-                        "Inference-Header-Content-Length header and the input parameter `binary_data_size`; "
-                        "ask for binary outputs with the output parameter `binary_data`. The same checks and "
-                        "limits as POST /tasks/{name}/predict apply, and the answers are the same."),
-        "parameters": [{"name": "Inference-Header-Content-Length", "in": "header", "required": False,
-                        "description": "binary tensor data extension: the byte length of the JSON part "
-                                       "(0: the body is one raw sequence)",
-                        "schema": {"type": "integer", "minimum": 0}}],
-        "requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/V2InferRequest"}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        "description": (
+            "The input tensor `input` holds `batch` sequences of one `length`, of the datatype "
+            "GET /v2/models/{name} gives (INT64, INT32 accepted; or FP64, FP32 accepted). "
+            "Request parameters: `steps` (next-value tasks: roll out that many values per "
+            "sequence, output `rollout` [batch, steps]), `top_k` (single-class tasks: the k most "
+            "likely values, outputs `top_k_values` INT64 and `top_k_p` FP64, [batch, k]) and "
+            "`binary_data_output`. Triton's binary tensor data extension is supported: send the "
+            "JSON followed by the tensor bytes (little-endian, row-major) with the "
+            "Inference-Header-Content-Length header and the input parameter `binary_data_size`; "
+            "ask for binary outputs with the output parameter `binary_data`. The same checks and "
+            "limits as POST /tasks/{name}/predict apply, and the answers are the same."
+        ),
+        "parameters": [
+            {
+                "name": "Inference-Header-Content-Length",
+                "in": "header",
+                "required": False,
+                "description": "binary tensor data extension: the byte length of the JSON part "
+                "(0: the body is one raw sequence)",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/V2InferRequest"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
         "responses": {
-            "200": {"description": "the outputs; with binary outputs the JSON is followed by their bytes "
-                                   "(Inference-Header-Content-Length gives the JSON's length)",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/V2InferResponse"}},
-                                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "200": {
+                "description": "the outputs; with binary outputs the JSON is followed by their bytes "
+                "(Inference-Header-Content-Length gives the JSON's length)",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/V2InferResponse"}},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
             "400": _v2_error("not a valid inference request for this model (the message says why)"),
             "401": _v2_error("missing or wrong API key (only when the service has one)"),
             "404": missing,
@@ -202,80 +360,186 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
     if api_key:
         infer["security"] = [{"bearer": []}, {"apiKey": []}]
     paths = doc["paths"]
-    paths["/v2"] = {"get": {"summary": "Server metadata", "tags": tags, "operationId": "v2ServerMetadata",
-                            "responses": {"200": _json("the server", {"$ref": "#/components/schemas/V2ServerMetadata"})}}}
-    paths["/v2/health/live"] = {"get": {"summary": "The server is alive", "tags": tags, "operationId": "v2Live",
-                                        "responses": {"200": _json("alive", {"type": "object", "required": ["live"],
-                                                                             "properties": {"live": {"type": "boolean"}}})}}}
-    paths["/v2/health/ready"] = {"get": {
-        "summary": "Every model is loaded and warmed (as /readyz)", "tags": tags, "operationId": "v2Ready",
-        "responses": {code: _json(what, {"type": "object", "required": ["ready"],
-                                         "properties": {"ready": {"type": "boolean"}}})
-                      for code, what in (("200", "ready"), ("503", "not ready"))}}}
-    for prefix, params, suffix in (("/v2/models/{name}", [name], ""),
-                                   ("/v2/models/{name}/versions/{version}", [name, version], "Version")):
+    paths["/v2"] = {
+        "get": {
+            "summary": "Server metadata",
+            "tags": tags,
+            "operationId": "v2ServerMetadata",
+            "responses": {"200": _json("the server", {"$ref": "#/components/schemas/V2ServerMetadata"})},
+        }
+    }
+    paths["/v2/health/live"] = {
+        "get": {
+            "summary": "The server is alive",
+            "tags": tags,
+            "operationId": "v2Live",
+            "responses": {
+                "200": _json(
+                    "alive", {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}}
+                )
+            },
+        }
+    }
+    paths["/v2/health/ready"] = {
+        "get": {
+            "summary": "Every model is loaded and warmed (as /readyz)",
+            "tags": tags,
+            "operationId": "v2Ready",
+            "responses": {
+                code: _json(
+                    what, {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}}
+                )
+                for code, what in (("200", "ready"), ("503", "not ready"))
+            },
+        }
+    }
+    for prefix, params, suffix in (
+        ("/v2/models/{name}", [name], ""),
+        ("/v2/models/{name}/versions/{version}", [name, version], "Version"),
+    ):
         paths[prefix] = {"get": {**metadata, "operationId": f"v2ModelMetadata{suffix}", "parameters": params}}
         paths[prefix + "/ready"] = {"get": {**ready, "operationId": f"v2ModelReady{suffix}", "parameters": params}}
-        paths[prefix + "/infer"] = {"post": {**infer, "operationId": f"v2Infer{suffix}",
-                                             "parameters": params + infer["parameters"]}}
+        paths[prefix + "/infer"] = {
+            "post": {**infer, "operationId": f"v2Infer{suffix}", "parameters": params + infer["parameters"]}
+        }
     parameter = {"type": ["string", "number", "boolean"]}
-    tensor = {"type": "object", "required": ["name", "datatype", "shape"],
-              "properties": {"name": {"type": "string"}, "datatype": {"type": "string"},
-                             "shape": {"type": "array", "items": {"type": "integer"}}}}
-    doc["components"]["schemas"].update({
-        "V2Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-        "V2ServerMetadata": {"type": "object", "required": ["name", "version", "extensions"],
-                             "properties": {"name": {"type": "string"}, "version": {"type": "string"},
-                                            "extensions": {"type": "array", "items": {"type": "string"}}}},
-        "V2ModelReady": {"type": "object", "required": ["name", "ready"],
-                         "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}},
-        "V2ModelMetadata": {"type": "object", "required": ["name", "platform", "inputs", "outputs"],
-                            "properties": {"name": {"type": "string"},
-                                           "versions": {"type": "array", "items": {"type": "string"}},
-                                           "platform": {"type": "string"},
-                                           "inputs": {"type": "array", "items": tensor},
-                                           "outputs": {"type": "array", "items": tensor}}},
-        "V2InferRequest": {
-            "type": "object", "required": ["inputs"],
-            "properties": {
-                "id": {"type": "string", "description": "echoed in the response"},
-                "parameters": {"type": "object", "additionalProperties": parameter, "properties": {
-                    "steps": {"type": "integer", "minimum": 1, "maximum": limits.max_steps,
-                              "description": "next-value tasks: roll out this many values (output `rollout`)"},
-                    "top_k": {"type": "integer", "minimum": 1,
-                              "description": "single-class tasks: the k most likely values "
-                                             "(outputs `top_k_values`, `top_k_p`)"},
-                    "binary_data_output": {"type": "boolean",
-                                           "description": "every output as binary data unless it says otherwise"}}},
-                "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
-                    "type": "object", "required": ["name", "datatype", "shape"],
-                    "properties": {
-                        "name": {"const": "input"},
-                        "datatype": {"enum": ["INT64", "INT32", "FP64", "FP32"]},
-                        "shape": {"type": "array", "minItems": 2, "maxItems": 2,
-                                  "items": {"type": "integer", "minimum": 0}},
-                        "parameters": {"type": "object", "additionalProperties": parameter, "properties": {
-                            "binary_data_size": {"type": "integer", "minimum": 0}}},
-                        "data": {"type": "array", "items": {"oneOf": [
-                            {"type": "number"}, {"type": "array", "items": {"type": "number"}}]},
-                            "description": "row-major, flat or nested as [batch][length]"}}}},
-                "outputs": {"type": "array", "items": {
-                    "type": "object", "required": ["name"],
-                    "properties": {"name": {"enum": ["output", "rollout", "top_k_values", "top_k_p"]},
-                                   "parameters": {"type": "object", "additionalProperties": parameter,
-                                                  "properties": {"binary_data": {"type": "boolean"}}}}}},
-                "model_name": {"type": "string"}, "model_version": {"type": "string"},
+    tensor = {
+        "type": "object",
+        "required": ["name", "datatype", "shape"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+        },
+    }
+    doc["components"]["schemas"].update(
+        {
+            "V2Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "V2ServerMetadata": {
+                "type": "object",
+                "required": ["name", "version", "extensions"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "version": {"type": "string"},
+                    "extensions": {"type": "array", "items": {"type": "string"}},
+                },
             },
-            "additionalProperties": False,
-            "examples": [{"id": "1", "inputs": [{"name": "input", "datatype": "INT64", "shape": [1, 3],
-                                                  "data": [3, 1, 4]}]}],
-        },
-        "V2InferResponse": {
-            "type": "object", "required": ["model_name", "outputs"],
-            "properties": {"model_name": {"type": "string"}, "model_version": {"type": "string"},
-                           "id": {"type": "string"},
-                           "outputs": {"type": "array", "items": {**tensor, "properties": {
-                               **tensor["properties"], "data": {"type": "array", "items": {"type": "number"}},
-                               "parameters": {"type": "object"}}}}},
-        },
-    })
+            "V2ModelReady": {
+                "type": "object",
+                "required": ["name", "ready"],
+                "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+            },
+            "V2ModelMetadata": {
+                "type": "object",
+                "required": ["name", "platform", "inputs", "outputs"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "versions": {"type": "array", "items": {"type": "string"}},
+                    "platform": {"type": "string"},
+                    "inputs": {"type": "array", "items": tensor},
+                    "outputs": {"type": "array", "items": tensor},
+                },
+            },
+            "V2InferRequest": {
+                "type": "object",
+                "required": ["inputs"],
+                "properties": {
+                    "id": {"type": "string", "description": "echoed in the response"},
+                    "parameters": {
+                        "type": "object",
+                        "additionalProperties": parameter,
+                        "properties": {
+                            "steps": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": limits.max_steps,
+                                "description": "next-value tasks: roll out this many values (output `rollout`)",
+                            },
+                            "top_k": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "description": "single-class tasks: the k most likely values "
+                                "(outputs `top_k_values`, `top_k_p`)",
+                            },
+                            "binary_data_output": {
+                                "type": "boolean",
+                                "description": "every output as binary data unless it says otherwise",
+                            },
+                        },
+                    },
+                    "inputs": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "datatype", "shape"],
+                            "properties": {
+                                "name": {"const": "input"},
+                                "datatype": {"enum": ["INT64", "INT32", "FP64", "FP32"]},
+                                "shape": {
+                                    "type": "array",
+                                    "minItems": 2,
+                                    "maxItems": 2,
+                                    "items": {"type": "integer", "minimum": 0},
+                                },
+                                "parameters": {
+                                    "type": "object",
+                                    "additionalProperties": parameter,
+                                    "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+                                },
+                                "data": {
+                                    "type": "array",
+                                    "items": {
+                                        "oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}}]
+                                    },
+                                    "description": "row-major, flat or nested as [batch][length]",
+                                },
+                            },
+                        },
+                    },
+                    "outputs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {
+                                "name": {"enum": ["output", "rollout", "top_k_values", "top_k_p"]},
+                                "parameters": {
+                                    "type": "object",
+                                    "additionalProperties": parameter,
+                                    "properties": {"binary_data": {"type": "boolean"}},
+                                },
+                            },
+                        },
+                    },
+                    "model_name": {"type": "string"},
+                    "model_version": {"type": "string"},
+                },
+                "additionalProperties": False,
+                "examples": [
+                    {"id": "1", "inputs": [{"name": "input", "datatype": "INT64", "shape": [1, 3], "data": [3, 1, 4]}]}
+                ],
+            },
+            "V2InferResponse": {
+                "type": "object",
+                "required": ["model_name", "outputs"],
+                "properties": {
+                    "model_name": {"type": "string"},
+                    "model_version": {"type": "string"},
+                    "id": {"type": "string"},
+                    "outputs": {
+                        "type": "array",
+                        "items": {
+                            **tensor,
+                            "properties": {
+                                **tensor["properties"],
+                                "data": {"type": "array", "items": {"type": "number"}},
+                                "parameters": {"type": "object"},
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    )

@@ -11,6 +11,7 @@ A task is one model with one input and up to four outputs:
 Every check the native path makes (value ranges, lengths, batch, steps and rollout limits) is made here by
 the same parse_predict, on the same lists, so both paths accept and answer exactly the same sequences.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -85,8 +86,13 @@ class Model:
         return tensors
 
     def metadata(self) -> dict:
-        return {"name": self.name, "versions": [self.version], "platform": PLATFORM,
-                "inputs": [_tensor(INPUT, self.input_dtypes[0], [-1, self.length])], "outputs": self.outputs()}
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": PLATFORM,
+            "inputs": [_tensor(INPUT, self.input_dtypes[0], [-1, self.length])],
+            "outputs": self.outputs(),
+        }
 
     def check_version(self, version: str | None) -> None:
         if version is not None and version != self.version:
@@ -127,21 +133,23 @@ def parse_infer(model: Model, header: bytes | None, binary: bytes) -> InferReque
     except orjson.JSONDecodeError as err:
         raise BadRequest(f"the inference request is not valid JSON: {err}") from None
     if type(body) is not dict:
-        raise BadRequest("the inference request must be a JSON object with an \"inputs\" list")
+        raise BadRequest('the inference request must be a JSON object with an "inputs" list')
     unknown = [key for key in body if key not in REQUEST_FIELDS]
     if unknown:
         raise BadRequest(f"unknown field {_quote(unknown[0])}; allowed: {', '.join(REQUEST_FIELDS)}")
     rid = body.get("id")
     if rid is not None and type(rid) is not str:
-        raise BadRequest("\"id\" must be a string")
+        raise BadRequest('"id" must be a string')
     parameters = _parameters(body.get("parameters"), "the request")
     for key in parameters:
         if key not in REQUEST_PARAMETERS:
             raise BadRequest(f"unknown request parameter {_quote(key)}; toyseq reads: {', '.join(REQUEST_PARAMETERS)}")
     inputs = body.get("inputs")
     if type(inputs) is not list or len(inputs) != 1:
-        raise BadRequest(f"\"inputs\" must be a list of exactly one tensor, named {INPUT!r} "
-                         f"(shape [batch, length], datatype {' or '.join(model.input_dtypes)})")
+        raise BadRequest(
+            f'"inputs" must be a list of exactly one tensor, named {INPUT!r} '
+            f"(shape [batch, length], datatype {' or '.join(model.input_dtypes)})"
+        )
     sequences = _input(model, inputs[0], binary)
     steps, top_k = parameters.get("steps"), parameters.get("top_k")
     native = {"inputs": sequences}
@@ -159,9 +167,11 @@ def parse_infer(model: Model, header: bytes | None, binary: bytes) -> InferReque
 def _raw(model: Model, binary: bytes) -> InferRequest:
     dtype = NUMPY[model.input_dtypes[0]]
     if not binary or len(binary) % dtype.itemsize:
-        raise BadRequest(f"a raw binary request (Inference-Header-Content-Length: 0) must hold one sequence of "
-                         f"{model.input_dtypes[0]} values: a non-zero multiple of {dtype.itemsize} bytes, "
-                         f"got {len(binary)}")
+        raise BadRequest(
+            f"a raw binary request (Inference-Header-Content-Length: 0) must hold one sequence of "
+            f"{model.input_dtypes[0]} values: a non-zero multiple of {dtype.itemsize} bytes, "
+            f"got {len(binary)}"
+        )
     arrays, _, _ = _native(model, {"inputs": [np.frombuffer(binary, dtype).tolist()]})
     return InferRequest(None, arrays, None, None, [(OUTPUT, True)])
 
@@ -199,11 +209,14 @@ def _input(model: Model, tensor, binary: bytes) -> list[list]:
     if name != INPUT:
         raise BadRequest(f"unknown input {_quote(name)}; model {model.name} has one input, {INPUT!r}")
     if datatype not in model.input_dtypes:
-        raise BadRequest(f"input {INPUT!r} of model {model.name} takes datatype {' or '.join(model.input_dtypes)}, "
-                         f"got {_quote(datatype)}")
-    if (type(shape) is not list or len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape)):
-        raise BadRequest(f"input {INPUT!r} must have shape [batch, length] (two non-negative integers), "
-                         f"got {_quote(shape)}")
+        raise BadRequest(
+            f"input {INPUT!r} of model {model.name} takes datatype {' or '.join(model.input_dtypes)}, "
+            f"got {_quote(datatype)}"
+        )
+    if type(shape) is not list or len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape):
+        raise BadRequest(
+            f"input {INPUT!r} must have shape [batch, length] (two non-negative integers), got {_quote(shape)}"
+        )
     batch, length = shape
     if batch > model.limits.max_batch:
         raise BadRequest(f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request")
@@ -214,40 +227,43 @@ def _input(model: Model, tensor, binary: bytes) -> list[list]:
     if binary:
         raise BadRequest("the body has binary data after the JSON but input 'input' has no binary_data_size")
     if "data" not in tensor:
-        raise BadRequest(f"input {INPUT!r} has neither \"data\" nor a binary_data_size parameter")
+        raise BadRequest(f'input {INPUT!r} has neither "data" nor a binary_data_size parameter')
     values = _flatten(tensor["data"], shape)
-    return [values[row * length:(row + 1) * length] for row in range(batch)]
+    return [values[row * length : (row + 1) * length] for row in range(batch)]
 
 
 def _binary_input(datatype: str, shape: list[int], size, binary: bytes, has_data: bool) -> list[list]:
     if has_data:
-        raise BadRequest(f"input {INPUT!r} has both \"data\" and binary_data_size")
+        raise BadRequest(f'input {INPUT!r} has both "data" and binary_data_size')
     dtype = NUMPY[datatype]
     expected = shape[0] * shape[1] * dtype.itemsize
     if type(size) is not int or size != expected:
-        raise BadRequest(f"input {INPUT!r}: binary_data_size must be {expected} ({shape[0]} x {shape[1]} "
-                         f"{datatype} values of {dtype.itemsize} bytes), got {_quote(size)}")
+        raise BadRequest(
+            f"input {INPUT!r}: binary_data_size must be {expected} ({shape[0]} x {shape[1]} "
+            f"{datatype} values of {dtype.itemsize} bytes), got {_quote(size)}"
+        )
     if len(binary) != size:
-        raise BadRequest(f"the body has {len(binary)} bytes of binary data after the JSON; input {INPUT!r} "
-                         f"declares {size}")
+        raise BadRequest(
+            f"the body has {len(binary)} bytes of binary data after the JSON; input {INPUT!r} declares {size}"
+        )
     return np.frombuffer(binary, dtype).reshape(shape).tolist()
 
 
 def _flatten(data, shape: list[int]) -> list:
     """Tensor data given as JSON: row-major, flat or nested as the shape (the protocol allows both)."""
     if type(data) is not list:
-        raise BadRequest(f"input {INPUT!r}: \"data\" must be a JSON array")
+        raise BadRequest(f'input {INPUT!r}: "data" must be a JSON array')
     batch, length = shape
     if all(type(row) is list for row in data) and data:
         if len(data) != batch or any(len(row) != length for row in data):
-            raise BadRequest(f"input {INPUT!r}: nested \"data\" must be {batch} rows of {length} values, as its shape")
+            raise BadRequest(f'input {INPUT!r}: nested "data" must be {batch} rows of {length} values, as its shape')
         flat = [v for row in data for v in row]
     else:
         flat = data
     if len(flat) != batch * length:
-        raise BadRequest(f"input {INPUT!r}: \"data\" has {len(flat)} values; shape {shape} needs {batch * length}")
+        raise BadRequest(f'input {INPUT!r}: "data" has {len(flat)} values; shape {shape} needs {batch * length}')
     if any(type(v) is list for v in flat):
-        raise BadRequest(f"input {INPUT!r}: \"data\" nests deeper than its shape [batch, length]")
+        raise BadRequest(f'input {INPUT!r}: "data" nests deeper than its shape [batch, length]')
     return flat
 
 
@@ -271,17 +287,21 @@ def _outputs(model: Model, requested, steps: int | None, top_k: int | None, defa
     if requested is None:
         return [(name, default_binary) for name in available]
     if type(requested) is not list:
-        raise BadRequest("\"outputs\" must be a list of {\"name\": ...} objects")
+        raise BadRequest('"outputs" must be a list of {"name": ...} objects')
     chosen = []
     for item in requested:
         if type(item) is not dict or type(item.get("name")) is not str:
-            raise BadRequest("each requested output must be an object with a \"name\"")
+            raise BadRequest('each requested output must be an object with a "name"')
         name = item["name"]
         if name not in available:
             known = [t["name"] for t in model.outputs()]
-            why = ("it needs the request parameter steps" if name == ROLLOUT and name in known
-                   else "it needs the request parameter top_k" if name in (TOP_K_VALUES, TOP_K_P) and name in known
-                   else f"model {model.name} has outputs {', '.join(known)}")
+            why = (
+                "it needs the request parameter steps"
+                if name == ROLLOUT and name in known
+                else "it needs the request parameter top_k"
+                if name in (TOP_K_VALUES, TOP_K_P) and name in known
+                else f"model {model.name} has outputs {', '.join(known)}"
+            )
             raise BadRequest(f"output {_quote(name)} cannot be returned: {why}")
         binary = _parameters(item.get("parameters"), f"output {name!r}").get("binary_data", default_binary)
         if type(binary) is not bool:

@@ -1,5 +1,6 @@
 """The check of a predict request body against a task and the limits: every problem listed, each located
 by a JSON pointer, before any model work is done."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,8 +19,10 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
     listing every problem, each located by a JSON pointer."""
     first = None
     if type(body) is not dict:
-        raise InvalidRequest("the body must be a JSON object like {\"inputs\": [[...], ...]}",
-                             errors=[Problem("", f"expected an object, got {json_type(body)}")])
+        raise InvalidRequest(
+            'the body must be a JSON object like {"inputs": [[...], ...]}',
+            errors=[Problem("", f"expected an object, got {json_type(body)}")],
+        )
     if len(body) == 1:  # the usual request, {"inputs": [...]} alone: no options to check
         inputs = body.get("inputs")
         if type(inputs) is list and len(inputs) <= limits.max_batch:
@@ -28,8 +31,11 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
                 return predictor.codec.check(inputs), None, None
             except InputError as err:
                 first = err  # listed below with the others, not checked twice
-    problems = [Problem(f"/{_escape(key)}", f"unknown field; allowed: {', '.join(REQUEST_FIELDS)}")
-                for key in body if key not in REQUEST_FIELDS]
+    problems = [
+        Problem(f"/{_escape(key)}", f"unknown field; allowed: {', '.join(REQUEST_FIELDS)}")
+        for key in body
+        if key not in REQUEST_FIELDS
+    ]
     options: dict[str, int | None] = dict.fromkeys(OPTIONS)
     if "steps" in body or "top_k" in body:
         capabilities = limits.capabilities(predictor)
@@ -46,8 +52,9 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
     if "inputs" not in body:
         problems.append(Problem("/inputs", "required field is missing"))
     elif type(inputs) is list and len(inputs) > limits.max_batch:
-        problems.append(Problem("/inputs", f"{len(inputs)} sequences exceed the limit of {limits.max_batch} "
-                                           "per request"))
+        problems.append(
+            Problem("/inputs", f"{len(inputs)} sequences exceed the limit of {limits.max_batch} per request")
+        )
     else:
         check_budget(predictor, inputs, steps, limits, problems)
         try:
@@ -60,11 +67,20 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
             if extra:
                 problems.append(Problem("/inputs", f"and {extra} more problems"))
             if err.stopped:
-                problems.append(Problem("/inputs", f"checking stopped after {MAX_PROBLEMS} problems; "
-                                                   "the sequences after that were not checked"))
+                problems.append(
+                    Problem(
+                        "/inputs",
+                        f"checking stopped after {MAX_PROBLEMS} problems; the sequences after that were not checked",
+                    )
+                )
     if steps and arrays is not None and steps * len(arrays) > limits.max_rollout_values:
-        problems.append(Problem("/steps", f"{steps} steps x {len(arrays)} sequences exceed the limit of "
-                                          f"{limits.max_rollout_values} rollout values per request"))
+        problems.append(
+            Problem(
+                "/steps",
+                f"{steps} steps x {len(arrays)} sequences exceed the limit of "
+                f"{limits.max_rollout_values} rollout values per request",
+            )
+        )
     if problems:
         shown = problems[:MAX_PROBLEMS]
         more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
@@ -92,11 +108,17 @@ def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: L
         advice = f"ask for at most {predictor.cost.most_steps(budget, length)} steps per request"
     else:
         advice = "send shorter sequences"
-    message = (f"this request would take about {seconds:.3g} s of CPU ({shape} on task {predictor.task}), over "
-               f"the limit of {budget:g} s per request (TOYSEQ_MAX_REQUEST_SECONDS); {advice}")
-    shown = [*problems[:MAX_PROBLEMS - 1], Problem("/inputs", message)]
-    raise OverBudget("; ".join(map(str, shown)), errors=shown, total=len(problems) + 1,
-                     extra={"estimated_seconds": round(seconds, 3), "limit_seconds": budget})
+    message = (
+        f"this request would take about {seconds:.3g} s of CPU ({shape} on task {predictor.task}), over "
+        f"the limit of {budget:g} s per request (TOYSEQ_MAX_REQUEST_SECONDS); {advice}"
+    )
+    shown = [*problems[: MAX_PROBLEMS - 1], Problem("/inputs", message)]
+    raise OverBudget(
+        "; ".join(map(str, shown)),
+        errors=shown,
+        total=len(problems) + 1,
+        extra={"estimated_seconds": round(seconds, 3), "limit_seconds": budget},
+    )
 
 
 def _escape(key: str) -> str:

@@ -4,6 +4,7 @@ before the worker answers.
 Task names from URLs are only ever looked up in the registry's dict of names discovered at start-up,
 so no request can make the service open a path.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,9 +34,10 @@ class Limits:
     max_request_seconds: float = 0.5  # estimated CPU seconds (service/core/cost.py)
 
     @classmethod
-    def of(cls, config: Config) -> "Limits":
-        return cls(config.max_batch, config.max_steps, config.max_top_k, config.max_rollout_values,
-                   config.max_request_seconds)
+    def of(cls, config: Config) -> Limits:
+        return cls(
+            config.max_batch, config.max_steps, config.max_top_k, config.max_rollout_values, config.max_request_seconds
+        )
 
     def capabilities(self, predictor: Predictor) -> Capabilities:
         return Capabilities.of(predictor, self.max_steps, self.max_top_k)
@@ -48,8 +50,9 @@ class Registry:
         self.load_seconds = load_seconds
 
     @classmethod
-    def load(cls, models_dir: str | Path, session_config: SessionConfig, strict: bool = False,
-             on_failure=None) -> "Registry":
+    def load(
+        cls, models_dir: str | Path, session_config: SessionConfig, strict: bool = False, on_failure=None
+    ) -> Registry:
         """Load and warm every model folder under `models_dir`; a bad one is recorded with its reason
         (or, when strict, stops start-up)."""
         started = time.perf_counter()
@@ -79,8 +82,10 @@ class Registry:
         if predictor is not None:
             return predictor
         if name in self.unavailable:
-            raise TaskUnavailable(f"task {name} is unavailable: {self.unavailable[name]}",
-                                  extra={"task": name, "reason": self.unavailable[name]})
+            raise TaskUnavailable(
+                f"task {name} is unavailable: {self.unavailable[name]}",
+                extra={"task": name, "reason": self.unavailable[name]},
+            )
         known = ", ".join(self.names) or "none"
         raise NotFound(f"unknown task {_quote(name)}; known tasks: {known}", extra={"tasks": self.names})
 
@@ -91,8 +96,11 @@ def _client_safe(err: Exception, folder: Path) -> str:
         reason = str(err)
     else:
         reason = f"{type(err).__name__} while loading: {str(err).splitlines()[0][:200] if str(err) else ''}"
-    replacements = {str(folder.resolve()): folder.name, str(folder): folder.name,
-                    str(folder.resolve().parent): "<models>"}
+    replacements = {
+        str(folder.resolve()): folder.name,
+        str(folder): folder.name,
+        str(folder.resolve().parent): "<models>",
+    }
     for path in sorted(replacements, key=len, reverse=True):
         if len(path) > 1:
             reason = reason.replace(path, replacements[path])

@@ -18,6 +18,7 @@ requests (the answer says `Connection: close`), so clients reconnect and the acc
 
     worker_class = "service.server.worker.BufferedThreadWorker"   # gunicorn_conf.py sets this
 """
+
 from __future__ import annotations
 
 import errno
@@ -32,9 +33,11 @@ from gunicorn.workers import gthread
 RECV_BYTES = 256 * 1024
 HEADER_END = b"\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-UNAVAILABLE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
-               b"Connection: close\r\nContent-Length: 98\r\n\r\n"
-               b'{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"request buffers full"}')
+UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+    b"Connection: close\r\nContent-Length: 98\r\n\r\n"
+    b'{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"request buffers full"}'
+)
 LINGER_SECONDS = 2.0
 ACCEPT_DELAY_PER_CONN = 0.001  # seconds a worker waits before accepting, per connection it holds
 ACCEPT_DELAY_MAX = 0.02
@@ -79,8 +82,7 @@ class BufferedThreadWorker(gthread.ThreadWorker):
     buffer_bytes = 64 * 1024 * 1024
 
     @classmethod
-    def configure(cls, *, read_timeout: float, keepalive_requests: int, max_body_bytes: int,
-                  buffer_bytes: int) -> None:
+    def configure(cls, *, read_timeout: float, keepalive_requests: int, max_body_bytes: int, buffer_bytes: int) -> None:
         cls.read_timeout, cls.keepalive_requests = float(read_timeout), int(keepalive_requests)
         cls.max_body_bytes, cls.buffer_bytes = int(max_body_bytes), int(buffer_bytes)
 
@@ -204,7 +206,8 @@ class BufferedThreadWorker(gthread.ThreadWorker):
                 # Last chunk, then trailer fields and a blank line (usually none: "0\r\n\r\n").
                 p.chunk_at = at
                 return data.find(b"\r\n", line_end + 2) >= 0 and (
-                    data[line_end + 2:line_end + 4] == b"\r\n" or data.find(HEADER_END, line_end) >= 0)
+                    data[line_end + 2 : line_end + 4] == b"\r\n" or data.find(HEADER_END, line_end) >= 0
+                )
             if line_end + 2 - p.header_end + size > self.max_body_bytes:
                 return True  # the app refuses it (413) before reading it
             following = line_end + 2 + size + 2
@@ -220,11 +223,11 @@ class BufferedThreadWorker(gthread.ThreadWorker):
             p.conn.sock.send(CONTINUE)
         except OSError:
             return
-        head = bytes(p.data[:p.header_end])
-        lines = [l for l in head[:-4].split(b"\r\n") if not l.lower().startswith(b"expect:")]
+        head = bytes(p.data[: p.header_end])
+        lines = [field for field in head[:-4].split(b"\r\n") if not field.lower().startswith(b"expect:")]
         new_head = b"\r\n".join(lines) + HEADER_END
         shift = len(new_head) - len(head)
-        p.data[:p.header_end] = new_head
+        p.data[: p.header_end] = new_head
         p.header_end += shift
         self.buffered += shift
         if p.body_end >= 0:

@@ -13,6 +13,7 @@ The mixin goes in front of any gunicorn worker class that calls `handle_error(re
 
     worker_class = worker_errors.problem_worker(worker_class)   # "sync" -> "service.server.worker_errors.SyncWorker"
 """
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,17 @@ from .worker import BufferedThreadWorker as _BufferedThreadWorker
 
 log = logging.getLogger("toyseq.http")
 
-REASONS = {400: "Bad Request", 403: "Forbidden", 413: "Content Too Large", 414: "URI Too Long",
-           417: "Expectation Failed", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-           501: "Not Implemented", 503: "Service Unavailable"}
+REASONS = {
+    400: "Bad Request",
+    403: "Forbidden",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
 DETAIL_CHARS = 120  # of gunicorn's own message (it may quote the client's bytes): enough to locate the fault
 
 
@@ -42,23 +51,51 @@ def _classes(*names: str) -> tuple[type, ...]:
 
 # (classes, status, problem slug, what to tell the client); the first match wins.
 _CLIENT_ERRORS = (
-    (_classes("LimitRequestLine"), 414, "request-line-too-long",
-     "the request line is longer than {limit_request_line} bytes (TOYSEQ_LIMIT_REQUEST_LINE)"),
-    (_classes("LimitRequestHeaders"), 431, "headers-too-large",
-     "the request has more than {limit_request_fields} header fields (TOYSEQ_LIMIT_REQUEST_FIELDS) or a header "
-     "field longer than {limit_request_field_size} bytes"),
-    (_classes("InvalidChunkSize", "ChunkMissingTerminator", "InvalidChunkExtension"), 400, "malformed-chunked-body",
-     "the chunked request body is malformed"),
-    (_classes("UnsupportedTransferCoding"), 501, "unsupported-transfer-coding",
-     "the Transfer-Encoding is not supported; send the body with Content-Length or as chunked"),
+    (
+        _classes("LimitRequestLine"),
+        414,
+        "request-line-too-long",
+        "the request line is longer than {limit_request_line} bytes (TOYSEQ_LIMIT_REQUEST_LINE)",
+    ),
+    (
+        _classes("LimitRequestHeaders"),
+        431,
+        "headers-too-large",
+        "the request has more than {limit_request_fields} header fields (TOYSEQ_LIMIT_REQUEST_FIELDS) or a header "
+        "field longer than {limit_request_field_size} bytes",
+    ),
+    (
+        _classes("InvalidChunkSize", "ChunkMissingTerminator", "InvalidChunkExtension"),
+        400,
+        "malformed-chunked-body",
+        "the chunked request body is malformed",
+    ),
+    (
+        _classes("UnsupportedTransferCoding"),
+        501,
+        "unsupported-transfer-coding",
+        "the Transfer-Encoding is not supported; send the body with Content-Length or as chunked",
+    ),
     (_classes("ExpectationFailed"), 417, "expectation-failed", "only 'Expect: 100-continue' is supported"),
     (_classes("ForbiddenProxyRequest"), 403, "forbidden-proxy", "proxy requests are not accepted from this address"),
-    (_classes("InvalidRequestLine", "InvalidRequestMethod", "InvalidHTTPVersion"), 400, "malformed-request-line",
-     "the request line is not 'METHOD /path HTTP/1.1'"),
-    (_classes("InvalidHeader", "InvalidHeaderName", "ObsoleteFolding", "InvalidSchemeHeaders"), 400,
-     "malformed-header", "a header field is malformed"),
-    (_classes("InvalidProxyLine", "InvalidH2CPreface", "ParseException"), 400, "malformed-http",
-     "the request is not valid HTTP/1.1"),
+    (
+        _classes("InvalidRequestLine", "InvalidRequestMethod", "InvalidHTTPVersion"),
+        400,
+        "malformed-request-line",
+        "the request line is not 'METHOD /path HTTP/1.1'",
+    ),
+    (
+        _classes("InvalidHeader", "InvalidHeaderName", "ObsoleteFolding", "InvalidSchemeHeaders"),
+        400,
+        "malformed-header",
+        "a header field is malformed",
+    ),
+    (
+        _classes("InvalidProxyLine", "InvalidH2CPreface", "ParseException"),
+        400,
+        "malformed-http",
+        "the request is not valid HTTP/1.1",
+    ),
 )
 
 
@@ -66,9 +103,11 @@ def classify(exc: BaseException, cfg) -> tuple[int, str, str]:
     """(status, problem slug, detail) of an error gunicorn met while serving a request."""
     for classes, status, slug, detail in _CLIENT_ERRORS:
         if classes and isinstance(exc, classes):
-            detail = detail.format(limit_request_line=cfg.limit_request_line,
-                                   limit_request_fields=cfg.limit_request_fields,
-                                   limit_request_field_size=cfg.limit_request_field_size)
+            detail = detail.format(
+                limit_request_line=cfg.limit_request_line,
+                limit_request_fields=cfg.limit_request_fields,
+                limit_request_field_size=cfg.limit_request_field_size,
+            )
             said = str(exc)[:DETAIL_CHARS]
             return status, slug, f"{detail}: {said}" if said and status == 400 else detail
     if isinstance(exc, SystemExit):
@@ -76,16 +115,27 @@ def classify(exc: BaseException, cfg) -> tuple[int, str, str]:
         # fast shutdown (code 0). Either way this request was cut off and the client may retry it: 503.
         if exc.code == 0:
             return 503, "shutting-down", "the server is shutting down; retry the request"
-        return 503, "worker-timeout", ("the request ran longer than the worker timeout of {timeout} s "
-                                       "(TOYSEQ_TIMEOUT) and was stopped").format(timeout=cfg.timeout)
+        return (
+            503,
+            "worker-timeout",
+            (f"the request ran longer than the worker timeout of {cfg.timeout} s (TOYSEQ_TIMEOUT) and was stopped"),
+        )
     return 500, "internal", "internal error"
 
 
 def render(status: int, slug: str, detail: str) -> bytes:
-    body = json.dumps({"type": f"urn:toyseq:problem:{slug}", "title": REASONS.get(status, "Error"),
-                       "status": status, "detail": detail}).encode()  # ensure_ascii: any client bytes are safe
-    head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nConnection: close\r\n"
-            f"Content-Type: {PROBLEM_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n")
+    body = json.dumps(
+        {
+            "type": f"urn:toyseq:problem:{slug}",
+            "title": REASONS.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+        }
+    ).encode()  # ensure_ascii: any client bytes are safe
+    head = (
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nConnection: close\r\n"
+        f"Content-Type: {PROBLEM_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode("latin-1") + body
 
 
@@ -132,8 +182,11 @@ class BufferedThreadWorker(ProblemErrors, _BufferedThreadWorker):
 
 
 _BY_NAME = {"sync": SyncWorker, "gthread": ThreadWorker}
-_BY_CLASS = {"gunicorn.workers.sync.SyncWorker": SyncWorker, "gunicorn.workers.gthread.ThreadWorker": ThreadWorker,
-             "service.server.worker.BufferedThreadWorker": BufferedThreadWorker}
+_BY_CLASS = {
+    "gunicorn.workers.sync.SyncWorker": SyncWorker,
+    "gunicorn.workers.gthread.ThreadWorker": ThreadWorker,
+    "service.server.worker.BufferedThreadWorker": BufferedThreadWorker,
+}
 
 
 def problem_worker(worker_class):

@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end in smoke mode (tiny counts and durations), so they cannot rot.
 Asserts every section is present with positive figures; speed targets belong to the full run, not to tests."""
+
 from __future__ import annotations
 
 import shutil
@@ -29,8 +30,13 @@ def positive_numbers(value, where=""):
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)")
 def test_smoke_run_writes_every_section(tmp_path):
     out = tmp_path / "results"
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = orjson.loads((out / "results.json").read_bytes())
     for section in ("http", "runtime", "rollout", "scaling", "coldstart", "scoring"):
@@ -45,9 +51,12 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert http["batch_per_request"]["errors"] == 0
     assert {row["batch"] for row in results["runtime"]["rows"]} >= {1}
     assert len(results["scaling"]["by_batch"]) >= 2 and len(results["scaling"]["by_length"]) >= 2
-    measured = [(where, v) for where, v in positive_numbers(results)
-                if where.startswith(("/http", "/runtime", "/rollout", "/scaling", "/coldstart", "/scoring"))
-                and not where.endswith(("/errors", "/non_2xx", "/goal"))]
+    measured = [
+        (where, v)
+        for where, v in positive_numbers(results)
+        if where.startswith(("/http", "/runtime", "/rollout", "/scaling", "/coldstart", "/scoring"))
+        and not where.endswith(("/errors", "/non_2xx", "/goal"))
+    ]
     assert measured
     assert [m for m in measured if m[1] <= 0] == []
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -71,11 +80,33 @@ def test_missing_extras_are_named_instead_of_a_traceback(monkeypatch, capsys):
 def test_ray_scoring_benchmark_smoke_run_prints_every_figure():
     """benchmarks.ray_scoring end to end on a few rows (both engines really run; no speed asserted)."""
     pytest.importorskip("ray")
-    done = subprocess.run([sys.executable, "-m", "benchmarks.ray_scoring", "--rows", "3000", "--rounds", "1",
-                           "--formats", "parquet", "--timeout", "200"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=280)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.ray_scoring",
+            "--rows",
+            "3000",
+            "--rounds",
+            "1",
+            "--formats",
+            "parquet",
+            "--timeout",
+            "200",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    for needle in ("one core, microseconds per row: read", "round 1 local:", "round 1 ray  :",
-                   "ray / local once started", "estimate, 100M rows of parquet", "per core the time goes to",
-                   "load average"):
+    for needle in (
+        "one core, microseconds per row: read",
+        "round 1 local:",
+        "round 1 ray  :",
+        "ray / local once started",
+        "estimate, 100M rows of parquet",
+        "per core the time goes to",
+        "load average",
+    ):
         assert needle in done.stdout, (needle, done.stdout)

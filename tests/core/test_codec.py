@@ -1,4 +1,5 @@
 """The codec: what training encodes is what the service decodes, and bad input is named precisely."""
+
 import math
 
 import numpy as np
@@ -6,19 +7,37 @@ import pytest
 
 from service.core.codec import Batch, Codec, InputError
 
-CLASS = {"task": "echo-lag", "input": {"dtype": "int", "low": 0, "high": 99, "min_length": 2, "max_length": 1000},
-         "encoder": {"type": "index", "low": 0, "classes": 100},
-         "decoder": {"type": "class", "low": 0, "classes": 100, "positions": "all", "skip": 1}}
+CLASS = {
+    "task": "echo-lag",
+    "input": {"dtype": "int", "low": 0, "high": 99, "min_length": 2, "max_length": 1000},
+    "encoder": {"type": "index", "low": 0, "classes": 100},
+    "decoder": {"type": "class", "low": 0, "classes": 100, "positions": "all", "skip": 1},
+}
 LAST = {**CLASS, "task": "last-value", "decoder": {**CLASS["decoder"], "positions": "last", "skip": 0}}
-ARITH = {"task": "arith-next", "input": {"dtype": "int", "low": -10**9, "high": 10**9, "min_length": 7, "max_length": 7},
-         "encoder": {"type": "relative"}, "decoder": {"type": "relative", "positions": "last", "round": True}}
+ARITH = {
+    "task": "arith-next",
+    "input": {"dtype": "int", "low": -(10**9), "high": 10**9, "min_length": 7, "max_length": 7},
+    "encoder": {"type": "relative"},
+    "decoder": {"type": "relative", "positions": "last", "round": True},
+}
 SIGNED = {**ARITH, "encoder": {"type": "relative", "basis": "value+step", "signed": True}}
-RAMP = {"task": "ramp", "input": {"dtype": "float", "low": -1e6, "high": 1e6, "min_length": 3, "max_length": 50},
-        "encoder": {"type": "relative", "basis": "step"}, "decoder": {"type": "relative", "positions": "last"}}
-WRONG = {**ARITH, "encoder": {"type": "robust-step"},
-         "decoder": {"type": "wrong-position", "positions": "last", "classes": 7}}
-SUM = {"task": "sum-first-two", "input": {"dtype": "int", "low": 0, "high": 100, "min_length": 3, "max_length": 3},
-       "encoder": {"type": "scaled", "scale": 100.0}, "decoder": {"type": "scaled", "scale": 100.0, "positions": "last"}}
+RAMP = {
+    "task": "ramp",
+    "input": {"dtype": "float", "low": -1e6, "high": 1e6, "min_length": 3, "max_length": 50},
+    "encoder": {"type": "relative", "basis": "step"},
+    "decoder": {"type": "relative", "positions": "last"},
+}
+WRONG = {
+    **ARITH,
+    "encoder": {"type": "robust-step"},
+    "decoder": {"type": "wrong-position", "positions": "last", "classes": 7},
+}
+SUM = {
+    "task": "sum-first-two",
+    "input": {"dtype": "int", "low": 0, "high": 100, "min_length": 3, "max_length": 3},
+    "encoder": {"type": "scaled", "scale": 100.0},
+    "decoder": {"type": "scaled", "scale": 100.0, "positions": "last"},
+}
 
 
 def perfect_output(codec, batch, target, width):
@@ -34,17 +53,38 @@ def perfect_output(codec, batch, target, width):
     return out, ctx
 
 
-@pytest.mark.parametrize("spec,seqs,target,width", [
-    (LAST, [[3, 9, 1], [7, 2]], [1, 2], 100),
-    (ARITH, [[10, 20, 30, 40, 50, 60, 70], [5, 5, 5, 5, 5, 5, 5], [-3000, -4000, -5000, -6000, -7000, -8000, -9000]],
-     [80, 5, -10000], 1),
-    (SIGNED, [[10, 20, 30, 40, 50, 60, 70], [5, 5, 5, 5, 5, 5, 5], [-3000, -4000, -5000, -6000, -7000, -8000, -9000]],
-     [80, 5, -10000], 1),
-    (WRONG, [[10, 20, 30, 40, 50, 60, 70], [5, 5, 5, 5, 5, 5, 5], [10, 20, 30, -40, 50, 60, 70],
-             [-10**9, 0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 999, 6]], [80, 5, 80, 6, 7], 7),
-    (RAMP, [[0.0, 0.05, 0.1], [1.0, 0.8, 0.6, 0.4], [3.0, 3.0, 3.0]], [0.15, 0.2, 3.0], 1),
-    (SUM, [[40, 2, 77], [100, 100, 0]], [42.0, 200.0], 1),
-])
+@pytest.mark.parametrize(
+    "spec,seqs,target,width",
+    [
+        (LAST, [[3, 9, 1], [7, 2]], [1, 2], 100),
+        (
+            ARITH,
+            [[10, 20, 30, 40, 50, 60, 70], [5, 5, 5, 5, 5, 5, 5], [-3000, -4000, -5000, -6000, -7000, -8000, -9000]],
+            [80, 5, -10000],
+            1,
+        ),
+        (
+            SIGNED,
+            [[10, 20, 30, 40, 50, 60, 70], [5, 5, 5, 5, 5, 5, 5], [-3000, -4000, -5000, -6000, -7000, -8000, -9000]],
+            [80, 5, -10000],
+            1,
+        ),
+        (
+            WRONG,
+            [
+                [10, 20, 30, 40, 50, 60, 70],
+                [5, 5, 5, 5, 5, 5, 5],
+                [10, 20, 30, -40, 50, 60, 70],
+                [-(10**9), 0, 1, 2, 3, 4, 5],
+                [0, 1, 2, 3, 4, 999, 6],
+            ],
+            [80, 5, 80, 6, 7],
+            7,
+        ),
+        (RAMP, [[0.0, 0.05, 0.1], [1.0, 0.8, 0.6, 0.4], [3.0, 3.0, 3.0]], [0.15, 0.2, 3.0], 1),
+        (SUM, [[40, 2, 77], [100, 100, 0]], [42.0, 200.0], 1),
+    ],
+)
 def test_target_round_trip(spec, seqs, target, width):
     codec = Codec(spec)
     batch = Batch.of(codec.check(seqs))
@@ -83,7 +123,11 @@ def test_signed_unit_makes_rising_and_falling_windows_alike():
     codec = Codec(SIGNED)
     rows = [[10, 20, 30, 45, 50, 60, 70], [130, 120, 110, 95, 90, 80, 70], [3, 3, 3, 3, 3, 3, 3]]
     feed, (anchor, unit) = codec.encode(Batch.of(codec.check(rows)))
-    assert unit.tolist() == [60.0, -60.0, 0.0]  # the farthest value reads -1 whichever side it lies on; a constant answers itself
+    assert unit.tolist() == [
+        60.0,
+        -60.0,
+        0.0,
+    ]  # the farthest value reads -1 whichever side it lies on; a constant answers itself
     assert np.array_equal(feed[0], feed[1]) and feed[0, 0, 0] == -1.0
     assert np.allclose(feed[0, :, 1] * 60, [0, 10, 10, 15, 5, 10, 10]) and not feed[2].any()
 
@@ -104,17 +148,20 @@ def test_top_k_probabilities():
     assert top[0]["p"] > top[1]["p"] > top[2]["p"] and math.isclose(sum(t["p"] for t in top), 1, abs_tol=0.01)
 
 
-@pytest.mark.parametrize("seqs,pointer,words", [
-    ([[1, 2, 140]], "/inputs/0/2", "140 is outside 0..99 for task echo-lag"),
-    ([[1, True]], "/inputs/0/1", "got a boolean"),
-    ([[1, "2"]], "/inputs/0/1", "got a string"),
-    ([[1, None]], "/inputs/0/1", "got null"),
-    ([[1, 2.5]], "/inputs/0/1", "expected an integer"),
-    ([[1, 10**30]], "/inputs/0/1", "outside 0..99"),
-    ([[1]], "/inputs/0", "length 1 is outside 2..1000"),
-    ([[1, 2], 5], "/inputs/1", "expected a sequence"),
-    ([[1, 2], {"a": 1}], "/inputs/1", "got an object"),
-])
+@pytest.mark.parametrize(
+    "seqs,pointer,words",
+    [
+        ([[1, 2, 140]], "/inputs/0/2", "140 is outside 0..99 for task echo-lag"),
+        ([[1, True]], "/inputs/0/1", "got a boolean"),
+        ([[1, "2"]], "/inputs/0/1", "got a string"),
+        ([[1, None]], "/inputs/0/1", "got null"),
+        ([[1, 2.5]], "/inputs/0/1", "expected an integer"),
+        ([[1, 10**30]], "/inputs/0/1", "outside 0..99"),
+        ([[1]], "/inputs/0", "length 1 is outside 2..1000"),
+        ([[1, 2], 5], "/inputs/1", "expected a sequence"),
+        ([[1, 2], {"a": 1}], "/inputs/1", "got an object"),
+    ],
+)
 def test_rejections_name_the_place(seqs, pointer, words):
     with pytest.raises(InputError) as err:
         Codec(CLASS).check(seqs)

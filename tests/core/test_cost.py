@@ -1,5 +1,6 @@
 """The request cost model and its budget: estimates grow with the work, the largest accepted request sits at the
 budget, and the app refuses a request over it (422 naming TOYSEQ_MAX_REQUEST_SECONDS) before checking a value."""
+
 from __future__ import annotations
 
 import time
@@ -56,8 +57,11 @@ def test_most_steps_fits_the_budget():
 
 def test_a_request_within_the_budget_is_answered(make_client):
     client = make_client(max_request_seconds=0.5)
-    r = client.post("/tasks/arith-next/predict", data=b'{"inputs": [[1, 2, 3, 4, 5, 6, 7]], "steps": 3}',
-                    content_type="application/json")
+    r = client.post(
+        "/tasks/arith-next/predict",
+        data=b'{"inputs": [[1, 2, 3, 4, 5, 6, 7]], "steps": 3}',
+        content_type="application/json",
+    )
     assert r.status_code == 200 and r.get_json()["outputs"] == [[8, 9, 10]]
 
 

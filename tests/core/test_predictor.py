@@ -1,6 +1,7 @@
 """Predictor.predict splits large mixed-length batches into onnxruntime calls of rows sorted by length:
 the answers must be exactly those of each sequence answered alone, in input order, for every task,
 with rollouts and top_k too; small and one-sequence batches stay one call."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,8 +60,9 @@ def test_split_batches_answer_like_each_sequence_alone(predictor):
 def test_split_rollouts_and_top_k_answer_like_each_sequence_alone(predictor):
     arrays = predictor.codec.check(sequences(predictor, 200, seed=1))
     if predictor.rollout:
-        assert predictor.predict(arrays, steps=3)["outputs"] == [predictor.predict([a], steps=3)["outputs"][0]
-                                                                 for a in arrays]
+        assert predictor.predict(arrays, steps=3)["outputs"] == [
+            predictor.predict([a], steps=3)["outputs"][0] for a in arrays
+        ]
     if top_k_classes(predictor):
         together = predictor.predict(arrays, top_k=2)
         assert together["top_k"] == [predictor.predict([a], top_k=2)["top_k"][0] for a in arrays]

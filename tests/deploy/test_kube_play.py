@@ -10,6 +10,7 @@ emptyDir, resource limits) is the manifest's own.
 
     source ../shared/container/prepare.sh && .venv/bin/python -m pytest tests/deploy/test_kube_play.py -s
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,8 +39,10 @@ BIG_ROWS, BIG_LENGTH = 1500, 400  # a 1.8 MB body, within the ConfigMap's TOYSEQ
 
 def cgroup_memory(podman, name: str) -> dict:
     """The container's memory in MiB: now and the peak so far (cgroup v2, or v1 on a hybrid host)."""
-    for now, peak in (("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.peak"),
-                      ("/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes")):
+    for now, peak in (
+        ("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.peak"),
+        ("/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes"),
+    ):
         read = podman.run("exec", name, "cat", now, peak, check=False)
         if read.returncode == 0:
             current, top = (int(v) / 2**20 for v in read.stdout.split())
@@ -49,7 +52,9 @@ def cgroup_memory(podman, name: str) -> dict:
 
 def pod_manifest(image_name: str, port: int, suffix: str) -> tuple[list[dict], dict]:
     resources = kustomized()
-    configmap, deployment, secret = (json.loads(json.dumps(resources[k])) for k in ("ConfigMap", "Deployment", "Secret"))
+    configmap, deployment, secret = (
+        json.loads(json.dumps(resources[k])) for k in ("ConfigMap", "Deployment", "Secret")
+    )
     configmap["metadata"]["name"] += f"-{suffix}"
     configmap["data"]["TOYSEQ_BIND"] = f"127.0.0.1:{port}"
     deployment["metadata"]["name"] += f"-{suffix}"
@@ -86,8 +91,15 @@ def test_deployment_runs_under_podman_kube_play_and_answers_tritonclient(engine,
     api_key = secret["stringData"]["api-key"]
     secret_name = f"toyseq-key-{suffix}"
     payload = json.dumps({k: base64.b64encode(v.encode()).decode() for k, v in secret["stringData"].items()})
-    subprocess.run([engine.name, "secret", "create", secret_name, "-"], input=payload, text=True, env=engine.env,
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [engine.name, "secret", "create", secret_name, "-"],
+        input=payload,
+        text=True,
+        env=engine.env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     name = f"{docs[1]['metadata']['name']}-pod-0-toyseq"
     try:
         started = time.monotonic()
@@ -122,8 +134,12 @@ def test_deployment_runs_under_podman_kube_play_and_answers_tritonclient(engine,
             tensor = httpclient.InferInput("input", list(rows.shape), "INT64")
             tensor.set_data_from_numpy(rows)  # binary tensor data, tritonclient's default
             result = client.infer(TASK, [tensor], headers={"Authorization": f"Bearer {api_key}"})
-            native = requests.post(f"{url}/tasks/{TASK}/predict", json={"inputs": rows.tolist()},
-                                   headers={"Authorization": f"Bearer {api_key}"}, timeout=30).json()
+            native = requests.post(
+                f"{url}/tasks/{TASK}/predict",
+                json={"inputs": rows.tolist()},
+                headers={"Authorization": f"Bearer {api_key}"},
+                timeout=30,
+            ).json()
             assert result.as_numpy("output").tolist() == native["outputs"]
             # the key from the Secret is required
             with pytest.raises(InferenceServerException, match="API key"):
@@ -135,10 +151,17 @@ def test_deployment_runs_under_podman_kube_play_and_answers_tritonclient(engine,
         rng = np.random.default_rng(0)
         batch = orjson.dumps({"inputs": rng.integers(10, 100, size=(BIG_ROWS, BIG_LENGTH)).tolist()})
         with ThreadPoolExecutor(2) as pool:
-            answers = list(pool.map(lambda _: requests.post(
-                f"{url}/tasks/echo/predict", data=batch, timeout=120,
-                headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}),
-                range(2)))
+            answers = list(
+                pool.map(
+                    lambda _: requests.post(
+                        f"{url}/tasks/echo/predict",
+                        data=batch,
+                        timeout=120,
+                        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+                    ),
+                    range(2),
+                )
+            )
         assert [a.status_code for a in answers] == [200, 200], answers[0].text[:300]
         memory = cgroup_memory(engine, name)
         print(f"after two {len(batch) / 1e6:.1f} MB echo batches at once: {memory}")

@@ -6,6 +6,7 @@ tests/support/schemas/, with unknown fields refused as strict validation would);
 say for toyseq to run well: probes on the right paths, settings the service accepts, a grace period longer
 than gunicorn's, a non-root read-only container with a writable /tmp, and selectors that match.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -49,10 +50,12 @@ def test_kustomization_lists_every_manifest_in_the_folder():
     assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1" and kustomization["kind"] == "Kustomization"
     files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert sorted(kustomization["resources"]) == sorted(files)
-    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap",
-            "Secret"} == set(kustomized())
-    assert [image["name"] for image in kustomization["images"]] == [kustomized()["Deployment"]["spec"]["template"][
-        "spec"]["containers"][0]["image"]]
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap", "Secret"} == set(
+        kustomized()
+    )
+    assert [image["name"] for image in kustomization["images"]] == [
+        kustomized()["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    ]
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -97,7 +100,9 @@ def test_deployment_probes_settings_security_and_graceful_stop():
     # every setting is one the service knows, with a value it accepts
     assert [ref["configMapRef"]["name"] for ref in box["envFrom"]] == [configmap["metadata"]["name"]]
     settings = env_settings(configmap, box["env"])
-    unknown = [k for k in settings if k.startswith(PREFIX) and k[len(PREFIX):].lower() not in Config.__dataclass_fields__]
+    unknown = [
+        k for k in settings if k.startswith(PREFIX) and k[len(PREFIX) :].lower() not in Config.__dataclass_fields__
+    ]
     assert not unknown, unknown
     config = Config.load(environ={k: v for k, v in settings.items() if k.startswith(PREFIX)})
     assert config.bind.endswith(":8000") and box["ports"][0]["containerPort"] == 8000
@@ -140,8 +145,11 @@ def test_service_pdb_and_hpa_point_at_the_deployment():
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
     assert resources["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
     hpa = resources["HorizontalPodAutoscaler"]["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                     "name": deployment["metadata"]["name"]}
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
     [metric] = hpa["metrics"]
     assert metric["resource"]["name"] == "cpu" and 0 < metric["resource"]["target"]["averageUtilization"] <= 100
     # the PDB leaves a pod to evict at the HPA's minimum
@@ -149,6 +157,7 @@ def test_service_pdb_and_hpa_point_at_the_deployment():
 
 
 # --- KServe ---------------------------------------------------------------------------------------------
+
 
 def unknown_fields(value, schema: dict, where: str = "") -> list[str]:
     """Fields the schema does not declare: what a strict apply refuses (the API server would prune them)."""

@@ -7,6 +7,7 @@ bounded load, and what was lost is counted: only requests in flight on it.
 haproxy plays a Kubernetes Service's part: readiness-checked back ends (GET /v2/health/ready), new connections
 retried on another replica when one refuses them.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,9 @@ KILL_AFTER = 2.5  # seconds into the load
 
 
 def haproxy_config(port: int, backends: dict[str, int], stats: Path) -> str:
-    servers = "\n".join(f"    server {name} 127.0.0.1:{p} check inter 300ms fall 1 rise 2" for name, p in backends.items())
+    servers = "\n".join(
+        f"    server {name} 127.0.0.1:{p} check inter 300ms fall 1 rise 2" for name, p in backends.items()
+    )
     return f"""global
     maxconn 256
     stats socket {stats} mode 600 level admin
@@ -158,11 +161,17 @@ def test_two_replicas_answer_alike_and_a_killed_one_loses_only_its_requests_in_f
     v2_body = {"inputs": [{"name": "input", "datatype": "INT64", "shape": [2, 4], "data": [5, 3, 8, 1, 9, 9, 2, 7]}]}
     answers: dict[str, dict[str, set]] = {"native": {}, "v2": {}}
     with requests.Session() as http:
-        for kind, path, body in (("native", f"/tasks/{TASK}/predict", native_body),
-                                 ("v2", f"/v2/models/{TASK}/infer", v2_body)):
+        for kind, path, body in (
+            ("native", f"/tasks/{TASK}/predict", native_body),
+            ("v2", f"/v2/models/{TASK}/infer", v2_body),
+        ):
             for _ in range(6):  # round robin: three from each replica
-                r = http.post(balancer.url + path, data=orjson.dumps(body), timeout=30,
-                              headers={"Content-Type": "application/json", "Connection": "close"})
+                r = http.post(
+                    balancer.url + path,
+                    data=orjson.dumps(body),
+                    timeout=30,
+                    headers={"Content-Type": "application/json", "Connection": "close"},
+                )
                 assert r.status_code == 200, r.text
                 answer = r.json()
                 answer.pop("id", None)
@@ -184,16 +193,24 @@ def test_two_replicas_answer_alike_and_a_killed_one_loses_only_its_requests_in_f
     started = time.monotonic()
     timer.start()
     try:
-        tally = drive(balancer.url, lambda rng: predict_call(TASK, rng), threads=THREADS, seconds=LOAD_SECONDS,
-                      max_requests=MAX_REQUESTS, seed=3)
+        tally = drive(
+            balancer.url,
+            lambda rng: predict_call(TASK, rng),
+            threads=THREADS,
+            seconds=LOAD_SECONDS,
+            max_requests=MAX_REQUESTS,
+            seed=3,
+        )
     finally:
         timer.cancel()
     assert killed_at, "the replica was not killed during the load"
     lost = [o for o in tally.outcomes if o.result != "ok"]
     after = [o for o in tally.outcomes if o.at > killed_at[0] + 2.0]
-    print(f"\nscale-out: {tally.summary()}; replica a frozen {killed_at[0] - started:.1f} s in and killed 1 s "
-          f"later with {in_flight[0]} requests on it; lost {len(lost)} ({[f'{o.result} {o.status}' for o in lost]}); "
-          f"{len(after)} requests answered from 1 s after the kill on")
+    print(
+        f"\nscale-out: {tally.summary()}; replica a frozen {killed_at[0] - started:.1f} s in and killed 1 s "
+        f"later with {in_flight[0]} requests on it; lost {len(lost)} ({[f'{o.result} {o.status}' for o in lost]}); "
+        f"{len(after)} requests answered from 1 s after the kill on"
+    )
     assert not [o for o in lost if o.result == "wrong"], tally.failures()  # never a wrong answer
     # only the requests in flight on the killed replica, which can be no more than one per client connection
     assert len(lost) <= in_flight[0] <= THREADS, (in_flight, tally.failures(10))

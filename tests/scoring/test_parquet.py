@@ -1,5 +1,6 @@
 """Parquet for the local engine (issue 17): a list column in, id/output/top_k/error columns out, bad rows
 reported in place as in JSONL, memory flat over row groups; pyarrow and Ray stay optional imports."""
+
 from __future__ import annotations
 
 import os
@@ -39,9 +40,9 @@ def test_round_trip_keeps_ids_order_and_reports_bad_rows_by_row_number(tmp_path,
     seqs = valid_sequences(predictor, 3000, seed=11)
     high = int(predictor.manifest["input"]["high"])
     inputs = list(seqs)
-    inputs[10] = [high + 1] + seqs[10][1:]   # row 11: a value out of range at /0
-    inputs[1500] = []                         # row 1501: too short
-    inputs[2999] = None                       # row 3000: a null sequence
+    inputs[10] = [high + 1] + seqs[10][1:]  # row 11: a value out of range at /0
+    inputs[1500] = []  # row 1501: too short
+    inputs[2999] = None  # row 3000: a null sequence
     ids = [f"r{i}" for i in range(3000)]
     path = write_parquet(tmp_path / "in.parquet", {"id": ids, "inputs": inputs})
     out = tmp_path / "out.parquet"
@@ -98,29 +99,52 @@ def test_parquet_usage_errors_exit_2(tmp_path, models_copy, task):
 def test_missing_extras_are_named_and_the_service_never_imports_them(tmp_path, models_copy, task):
     path = write_parquet(tmp_path / "in.parquet", {"inputs": [[1, 2]]})
     # a module set to None in sys.modules cannot be imported: exactly what a machine without the extra sees
-    script = ("import sys; sys.modules['pyarrow'] = sys.modules['ray'] = None; "
-              "from service.scoring.cli import main; sys.exit(main(sys.argv[1:]))")
-    for args, message in (([str(path)], b"pip install 'toyseq[parquet]'"),
-                          ([str(path), "--engine", "ray"], b"pip install 'toyseq[ray]'")):
-        done = subprocess.run([sys.executable, "-c", script, task, *args, "-o", str(tmp_path / "out"),
-                               "--models-dir", str(models_copy)], cwd=ROOT, capture_output=True, timeout=TIMEOUT)
+    script = (
+        "import sys; sys.modules['pyarrow'] = sys.modules['ray'] = None; "
+        "from service.scoring.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    for args, message in (
+        ([str(path)], b"pip install 'toyseq[parquet]'"),
+        ([str(path), "--engine", "ray"], b"pip install 'toyseq[ray]'"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", script, task, *args, "-o", str(tmp_path / "out"), "--models-dir", str(models_copy)],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=TIMEOUT,
+        )
         assert done.returncode == 2 and message in done.stderr, done.stderr
-    probe = ("import sys; from service import create_app; create_app({'models_dir': sys.argv[1]}); "
-             "from service.scoring.cli import score_rows; list(score_rows(sys.argv[2], [[1, 2]], models_dir=sys.argv[1])); "
-             "print(sorted(m for m in ('ray', 'pyarrow') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", probe, str(models_copy), task], cwd=ROOT, capture_output=True,
-                          timeout=TIMEOUT, check=True)
+    probe = (
+        "import sys; from service import create_app; create_app({'models_dir': sys.argv[1]}); "
+        "from service.scoring.cli import score_rows; list(score_rows(sys.argv[2], [[1, 2]], models_dir=sys.argv[1])); "
+        "print(sorted(m for m in ('ray', 'pyarrow') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(models_copy), task],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
     assert done.stdout.strip() == b"[]"
 
 
 def peak_rss_mib(*args: str) -> float:
     """Peak RSS of one CLI run, measured in a fresh parent so earlier children cannot mask it."""
-    probe = ("import resource, subprocess, sys; "
-             "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-             "assert r.returncode == 0, r.returncode; "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    done = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "service.scoring", *args], cwd=ROOT,
-                          capture_output=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    probe = (
+        "import resource, subprocess, sys; "
+        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "assert r.returncode == 0, r.returncode; "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, sys.executable, "-m", "service.scoring", *args],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
     return int(done.stdout) / 1024
 
 
@@ -134,8 +158,16 @@ def test_memory_stays_flat_on_a_parquet_file_of_200_chunks(tmp_path, models_copy
     started = time.monotonic()
     for name, repeat in (("small", 10), ("large", 100)):
         path = write_parquet(tmp_path / f"{name}.parquet", {"inputs": seqs * repeat}, row_group_size=chunk)
-        sizes[name] = peak_rss_mib(task, str(path), "-o", str(tmp_path / f"{name}.out.parquet"),
-                                   "--models-dir", str(models_copy), "--chunk-rows", str(chunk))
+        sizes[name] = peak_rss_mib(
+            task,
+            str(path),
+            "-o",
+            str(tmp_path / f"{name}.out.parquet"),
+            "--models-dir",
+            str(models_copy),
+            "--chunk-rows",
+            str(chunk),
+        )
     assert pq.read_metadata(tmp_path / "large.out.parquet").num_rows == 200 * chunk
     assert sizes["large"] - sizes["small"] < 20, sizes
     assert time.monotonic() - started < TIMEOUT

@@ -2,6 +2,7 @@
 the module: for JSONL, CSV and Parquet and for a rollout task and an echo task, on 20,000 rows with a
 few bad rows, the Ray engine's part files hold the local engine's rows (order restored by id, and by
 the part names); a directory of part files as input; an unreachable cluster is a clear exit 2."""
+
 from __future__ import annotations
 
 import csv
@@ -36,8 +37,9 @@ def ray_address():
     CLI subprocesses attach to it through RAY_ADDRESS."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=300 * 2**20, logging_level="ERROR",
-             log_to_driver=False)
+    ray.init(
+        num_cpus=2, include_dashboard=False, object_store_memory=300 * 2**20, logging_level="ERROR", log_to_driver=False
+    )
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -123,8 +125,14 @@ def test_ray_engine_output_equals_local_engine(tmp_path, ray_address, models_cop
     extra = CASES[task][1]
     local = local_output(tmp_path, models_copy, task, path, extra)
     started = time.monotonic()
-    summary = score_files(task, str(path), str(tmp_path / "ray"), models_dir=str(models_copy), chunk_rows=CHUNK,
-                          steps=int(extra[1]) if extra else None)
+    summary = score_files(
+        task,
+        str(path),
+        str(tmp_path / "ray"),
+        models_dir=str(models_copy),
+        chunk_rows=CHUNK,
+        steps=int(extra[1]) if extra else None,
+    )
     assert summary.rows >= ROWS - 1 and summary.errors >= len(BAD)  # CSV skips the empty row, as locally
     assert time.monotonic() - started < 300
     assert (summary.rows, summary.errors) == counts(local, fmt)
@@ -153,7 +161,7 @@ def test_directory_of_part_files_names_each_file_in_errors(tmp_path, ray_address
     folder = tmp_path / "in"
     folder.mkdir()
     for k in range(3):
-        block = rows[k * 2000:(k + 1) * 2000]
+        block = rows[k * 2000 : (k + 1) * 2000]
         (folder / f"part-{k}.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in block))
     (folder / "_SUCCESS").write_bytes(b"")  # markers like this are not data
     expected = b""
@@ -161,7 +169,9 @@ def test_directory_of_part_files_names_each_file_in_errors(tmp_path, ray_address
         out = local_output(tmp_path, models_copy, task, folder / f"part-{k}.jsonl", []) if k != 1 else None
         if out is None:  # part-1 holds no bad row: exit 0
             out = tmp_path / "local-part-1.jsonl"
-            assert main([task, str(folder / "part-1.jsonl"), "-o", str(out), "--models-dir", str(models_copy), "-q"]) == 0
+            assert (
+                main([task, str(folder / "part-1.jsonl"), "-o", str(out), "--models-dir", str(models_copy), "-q"]) == 0
+            )
         expected += out.read_bytes().replace(b'"error":"line ', f'"error":"part-{k}.jsonl line '.encode())
     # as a file:// URI: the path goes through pyarrow's filesystems, as s3:// or gs:// would
     summary = score_files(task, f"file://{folder}", str(tmp_path / "ray"), models_dir=str(models_copy), chunk_rows=500)
@@ -179,15 +189,29 @@ def test_cli_attaches_to_a_cluster_and_keeps_exit_codes(tmp_path, ray_address, m
     done = run_cli(task, path, "-o", tmp_path / "out", "--engine", "ray", "--models-dir", models_copy, env=env)
     assert done.returncode == 1, done.stderr
     assert b"3 rows, 1 errors" in done.stderr and b"on Ray: 2 actors, 2 CPUs" in done.stderr
-    assert b"".join(p.read_bytes() for p in parts(tmp_path / "out")) == \
-        b'{"output":[1,2,3]}\n{"output":[4,5]}\n{"error":"line 3: /0: 100 is outside 0..99 for task echo"}\n'
-    again = run_cli(task, path, "-o", tmp_path / "out2", "--engine", "ray", "--allow-errors", "-q",
-                    "--models-dir", models_copy, env=env)
+    assert (
+        b"".join(p.read_bytes() for p in parts(tmp_path / "out"))
+        == b'{"output":[1,2,3]}\n{"output":[4,5]}\n{"error":"line 3: /0: 100 is outside 0..99 for task echo"}\n'
+    )
+    again = run_cli(
+        task,
+        path,
+        "-o",
+        tmp_path / "out2",
+        "--engine",
+        "ray",
+        "--allow-errors",
+        "-q",
+        "--models-dir",
+        models_copy,
+        env=env,
+    )
     assert again.returncode == 0 and b" rows, " not in again.stderr  # -q: no summary line
     refused = run_cli(task, path, "-o", tmp_path / "out", "--engine", "ray", "--models-dir", models_copy, env=env)
     assert refused.returncode == 2 and b"is not empty" in refused.stderr
-    missing = run_cli(task, tmp_path / "nope.jsonl", "-o", tmp_path / "out3", "--engine", "ray",
-                      "--models-dir", models_copy, env=env)
+    missing = run_cli(
+        task, tmp_path / "nope.jsonl", "-o", tmp_path / "out3", "--engine", "ray", "--models-dir", models_copy, env=env
+    )
     assert missing.returncode == 2 and b"no such file" in missing.stderr
 
 
@@ -198,14 +222,39 @@ def test_unreachable_cluster_is_a_clear_error_and_exit_2_within_seconds(tmp_path
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     started = time.monotonic()
-    done = run_cli(task, tmp_path / "in.jsonl", "-o", tmp_path / "out", "--engine", "ray",
-                   "--ray-address", f"127.0.0.1:{port}", "--models-dir", models_copy)
+    done = run_cli(
+        task,
+        tmp_path / "in.jsonl",
+        "-o",
+        tmp_path / "out",
+        "--engine",
+        "ray",
+        "--ray-address",
+        f"127.0.0.1:{port}",
+        "--models-dir",
+        models_copy,
+    )
     assert time.monotonic() - started < 60
     assert done.returncode == 2
     assert f"cannot reach the Ray cluster at 127.0.0.1:{port}".encode() in done.stderr, done.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
-    env_done = subprocess.run([sys.executable, "-m", "service.scoring", task, str(tmp_path / "in.jsonl"), "-o",
-                               str(tmp_path / "out4"), "--engine", "ray", "--models-dir", str(models_copy)],
-                              capture_output=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
-                              env={**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}"})
+    env_done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service.scoring",
+            task,
+            str(tmp_path / "in.jsonl"),
+            "-o",
+            str(tmp_path / "out4"),
+            "--engine",
+            "ray",
+            "--models-dir",
+            str(models_copy),
+        ],
+        capture_output=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}"},
+    )
     assert env_done.returncode == 2 and b"cannot reach the Ray cluster" in env_done.stderr

@@ -1,5 +1,6 @@
 """Batch scoring: the CLI `python -m service.scoring` run as a subprocess, the Python API, and
 remote mode against a real gunicorn. Expected answers come from Predictor.predict on the same rows."""
+
 from __future__ import annotations
 
 import csv
@@ -24,9 +25,14 @@ TIMEOUT = 120
 
 
 def run_cli(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "service.scoring", *map(str, args)], input=stdin, cwd=ROOT,
-                          capture_output=True, timeout=TIMEOUT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "service.scoring", *map(str, args)],
+        input=stdin,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
 
 
 def pick(*wanted: str) -> str:
@@ -96,20 +102,22 @@ def test_bad_rows_are_reported_with_their_line_number_and_do_not_stop_the_job(mo
     good = valid_sequences(predictor, 6, seed=2)
     high = int(predictor.manifest["input"]["high"])
     lines = [
-        orjson.dumps(good[0]),                                # line 1
-        b"",                                                  # line 2: blank, skipped
-        orjson.dumps({"inputs": good[1], "id": 7}),           # line 3
-        orjson.dumps([good[2][0], high + 1] + good[2][2:]),   # line 4: value out of range at /1
-        b"{not json",                                         # line 5
-        orjson.dumps({"inputs": [], "id": "empty"}),          # line 6: too short
-        orjson.dumps("a string"),                             # line 7
-        orjson.dumps(good[3]),                                # line 8
+        orjson.dumps(good[0]),  # line 1
+        b"",  # line 2: blank, skipped
+        orjson.dumps({"inputs": good[1], "id": 7}),  # line 3
+        orjson.dumps([good[2][0], high + 1] + good[2][2:]),  # line 4: value out of range at /1
+        b"{not json",  # line 5
+        orjson.dumps({"inputs": [], "id": "empty"}),  # line 6: too short
+        orjson.dumps("a string"),  # line 7
+        orjson.dumps(good[3]),  # line 8
     ]
     done = run_cli(task, "--models-dir", models_copy, "--chunk-rows", 3, stdin=b"\n".join(lines) + b"\n")
     assert done.returncode == 1, done.stderr
     answers = parse_jsonl(done.stdout)
     assert len(answers) == 7
-    assert [a["output"] for a in (answers[0], answers[1], answers[6])] == expected(predictor, [good[0], good[1], good[3]])
+    assert [a["output"] for a in (answers[0], answers[1], answers[6])] == expected(
+        predictor, [good[0], good[1], good[3]]
+    )
     assert answers[1]["id"] == 7
     assert answers[2]["error"].startswith(f"line 4: /1: {high + 1} is outside")
     assert answers[3]["error"].startswith("line 5: invalid JSON")
@@ -129,8 +137,10 @@ def test_chunk_checked_at_once_still_names_each_bad_row(models_copy, task, predi
     answers = parse_jsonl(done.stdout)
     assert done.returncode == 1
     assert [i for i, a in enumerate(answers) if "error" in a] == sorted(bad)
-    assert all(answers[i]["error"].startswith(f"line {i + 1}: ") and "/0: expected an integer" in answers[i]["error"]
-               for i in bad)
+    assert all(
+        answers[i]["error"].startswith(f"line {i + 1}: ") and "/0: expected an integer" in answers[i]["error"]
+        for i in bad
+    )
     assert [a["output"] for a in answers if "output" in a] == expected(predictor, [s for s in rows if s != ["x"]])
 
 
@@ -163,9 +173,14 @@ def test_usage_errors_exit_2_with_a_clear_message(tmp_path, models_copy, task):
     assert missing.returncode == 2 and b"cannot read" in missing.stderr
     assert unknown.stdout == missing.stdout == b""
     # Run outside the repository (no ./models): the message says where it looked, not "unknown task".
-    nowhere = subprocess.run([sys.executable, "-m", "service.scoring", task], input=b"[1]\n", cwd=tmp_path,
-                             capture_output=True, timeout=TIMEOUT,
-                             env={k: v for k, v in os.environ.items() if k != "TOYSEQ_MODELS_DIR"} | {"PYTHONPATH": str(ROOT)})
+    nowhere = subprocess.run(
+        [sys.executable, "-m", "service.scoring", task],
+        input=b"[1]\n",
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=TIMEOUT,
+        env={k: v for k, v in os.environ.items() if k != "TOYSEQ_MODELS_DIR"} | {"PYTHONPATH": str(ROOT)},
+    )
     assert nowhere.returncode == 2 and f"no models folder at {tmp_path / 'models'}".encode() in nowhere.stderr
 
 
@@ -195,22 +210,46 @@ def test_rollout_and_top_k_match_predictor(models_copy):
 
 # --- memory ---------------------------------------------------------------------------------------
 
+
 def peak_rss_mib(path: Path, task: str, models_dir: Path) -> float:
     """Peak RSS of one CLI run, measured in a fresh parent so earlier children cannot mask it."""
-    probe = ("import resource, subprocess, sys; "
-             "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-             "assert r.returncode == 0, r.returncode; "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    done = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "service.scoring", task, str(path),
-                           "-o", os.devnull, "--models-dir", str(models_dir)], cwd=ROOT, capture_output=True,
-                          timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    probe = (
+        "import resource, subprocess, sys; "
+        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "assert r.returncode == 0, r.returncode; "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            sys.executable,
+            "-m",
+            "service.scoring",
+            task,
+            str(path),
+            "-o",
+            os.devnull,
+            "--models-dir",
+            str(models_dir),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
     return int(done.stdout) / 1024
 
 
 @pytest.mark.slow
 def test_memory_stays_flat_on_a_large_file(tmp_path, models_copy, task, predictor):
     spec = predictor.manifest["input"]
-    short = [[int(spec["low"])] * spec["min_length"], [int(spec["high"])] * min(spec["max_length"], spec["min_length"] + 3)]
+    short = [
+        [int(spec["low"])] * spec["min_length"],
+        [int(spec["high"])] * min(spec["max_length"], spec["min_length"] + 3),
+    ]
     block = jsonl([short[i % 2] for i in range(10_000)])
     small, large = tmp_path / "small.jsonl", tmp_path / "large.jsonl"
     # 100k rows already reach the steady state (buffers of every in-flight chunk and thread allocated);
@@ -225,6 +264,7 @@ def test_memory_stays_flat_on_a_large_file(tmp_path, models_copy, task, predicto
 
 
 # --- remote mode ----------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_remote_mode_matches_local_mode(tmp_path, gunicorn_server, models_copy, task, predictor):

@@ -1,5 +1,6 @@
 """Bad model folders: the task is reported unavailable (readyz, GET /tasks, 503 on predict) while every
 other task keeps serving; strict mode refuses to start instead."""
+
 from __future__ import annotations
 
 import json
@@ -72,6 +73,7 @@ def broken(tmp_path, models_copy):
         shutil.copytree(models_copy, dest)
         FAULTS[fault][0](dest / TASKS[0])
         return dest, TASKS[0]
+
     return make
 
 
@@ -98,8 +100,11 @@ def test_a_bad_model_makes_only_its_task_unavailable(broken, fault, tmp_path):
     assert reason_part in r.get_json()["detail"]
 
     for good in TASKS[1:]:
-        ok = client.post(f"/tasks/{good}/predict", data=orjson.dumps({"inputs": [_example(app, good)]}),
-                         content_type="application/json")
+        ok = client.post(
+            f"/tasks/{good}/predict",
+            data=orjson.dumps({"inputs": [_example(app, good)]}),
+            content_type="application/json",
+        )
         assert ok.status_code == 200 and listed[good]["available"]
 
     metrics = client.get("/metrics").get_data(as_text=True)

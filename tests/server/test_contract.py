@@ -1,4 +1,5 @@
 """The HTTP contract through the Flask test client on the real app (real onnxruntime sessions)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -29,6 +30,7 @@ def tasks_where(predicate) -> list[str]:
 
 def _models():
     from tests.support.paths import MODELS_DIR
+
     return MODELS_DIR
 
 
@@ -54,6 +56,7 @@ def assert_problem(response, status) -> dict:
 
 
 # --- answers --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("task", TASKS)
 def test_predict_answers_the_worked_example_like_the_predictor(app, client, task, models_copy):
@@ -91,6 +94,7 @@ def test_top_k_lists_the_most_likely_values_first(client, app, task):
 
 # --- every error class ----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def any_task():
     if not TASKS:
@@ -104,8 +108,9 @@ def test_unknown_task_is_404_naming_the_known_ones(client):
     assert_problem(client.get("/tasks/no-such-task"), 404)
 
 
-@pytest.mark.parametrize("path", ["/tasks/..%2F..%2Fetc%2Fpasswd/predict", "/tasks/%2e%2e/predict",
-                                  "/tasks/../models/predict"])
+@pytest.mark.parametrize(
+    "path", ["/tasks/..%2F..%2Fetc%2Fpasswd/predict", "/tasks/%2e%2e/predict", "/tasks/../models/predict"]
+)
 def test_task_names_never_reach_the_filesystem(client, path):
     r = client.post(path, data=b'{"inputs": [[1]]}', content_type="application/json")
     assert r.status_code in (404, 405)
@@ -123,29 +128,52 @@ def test_unknown_path_is_404(client):
     assert_problem(client.get("/nowhere"), 404)
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
 def test_non_json_body_is_415(client, any_task, content_type):
     kw = {"content_type": content_type} if content_type else {}
     assert_problem(client.post(f"/tasks/{any_task}/predict", data=b'{"inputs": [[1]]}', **kw), 415)
 
 
-@pytest.mark.parametrize("raw", [b"", b"{", b'{"inputs": [[1, 2]]', b"{'inputs': 1}", b'{"inputs": [[NaN}',
-                                 b"[" * 100_000 + b"]" * 100_000, b"[" * 2000 + b"]" * 2000,
-                                 b'{"a":' * 5000 + b"1" + b"}" * 5000, b'{"inputs": [[1]], "\\ud800": 1}',
-                                 b'\xef\xbb\xbf{"inputs": [[1]]}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{",
+        b'{"inputs": [[1, 2]]',
+        b"{'inputs': 1}",
+        b'{"inputs": [[NaN}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b"[" * 2000 + b"]" * 2000,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        b'{"inputs": [[1]], "\\ud800": 1}',
+        b'\xef\xbb\xbf{"inputs": [[1]]}',
+    ],
+)
 def test_malformed_or_absurdly_nested_json_is_400(client, any_task, raw):
     assert_problem(client.post(f"/tasks/{any_task}/predict", data=raw, content_type="application/json"), 400)
 
 
-@pytest.mark.parametrize("raw", [b"\xff\xfe", '{"inputs": [[1]]}'.encode("utf-16"), '{"inputs": [[1]]}'.encode("utf-16-be"),
-                                 '{"inputs": [[1]]}'.encode("utf-32-le"), b'{"inputs": [[1]], "\xe9": 1}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xfe",
+        '{"inputs": [[1]]}'.encode("utf-16"),
+        '{"inputs": [[1]]}'.encode("utf-16-be"),
+        '{"inputs": [[1]]}'.encode("utf-32-le"),
+        b'{"inputs": [[1]], "\xe9": 1}',
+    ],
+)
 def test_bodies_that_are_not_utf8_are_415(client, any_task, raw):
     problem = assert_problem(client.post(f"/tasks/{any_task}/predict", data=raw, content_type="application/json"), 415)
     assert "UTF-8" in problem["detail"]
 
 
-@pytest.mark.parametrize("headers", [{"Content-Encoding": "gzip"}, {"Content-Encoding": "br"},
-                                     {"Content-Type": "application/json; charset=latin-1"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{"Content-Encoding": "gzip"}, {"Content-Encoding": "br"}, {"Content-Type": "application/json; charset=latin-1"}],
+)
 def test_compressed_or_other_charset_bodies_are_415(client, any_task, headers):
     headers = {"Content-Type": "application/json", **headers}
     r = client.post(f"/tasks/{any_task}/predict", data=b'{"inputs": [[1]]}', headers=headers)
@@ -153,8 +181,14 @@ def test_compressed_or_other_charset_bodies_are_415(client, any_task, headers):
 
 
 def test_an_integer_past_64_bits_is_out_of_range_not_a_non_integer(client):
-    problem = assert_problem(client.post("/tasks/echo/predict", data=b'{"inputs": [[1, 1000000000000000000000000000000]]}',
-                                         content_type="application/json"), 422)
+    problem = assert_problem(
+        client.post(
+            "/tasks/echo/predict",
+            data=b'{"inputs": [[1, 1000000000000000000000000000000]]}',
+            content_type="application/json",
+        ),
+        422,
+    )
     assert "out of range" in problem["detail"] and "non-integer" not in problem["detail"]
     assert problem["errors"][0]["pointer"] == "/inputs/0/1"
 
@@ -168,7 +202,7 @@ def test_no_routing_redirect_builds_a_location_from_the_host(client):
 
 @pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
 def test_non_finite_numbers_are_422_at_their_place(client, any_task, token):
-    body = b'{"inputs": [[1, ' + token + b']]}'
+    body = b'{"inputs": [[1, ' + token + b"]]}"
     problem = assert_problem(client.post(f"/tasks/{any_task}/predict", data=body, content_type="application/json"), 422)
     assert "/inputs/0/1" in [e["pointer"] for e in problem["errors"]]
 
@@ -180,16 +214,30 @@ def test_body_over_the_limit_is_413(make_client, any_task):
 
 
 def test_json_with_charset_and_problem_suffix_types_are_accepted(client, app, any_task):
-    r = client.post(f"/tasks/{any_task}/predict", data=orjson.dumps({"inputs": [example(app, any_task)]}),
-                    content_type="application/json; charset=utf-8")
+    r = client.post(
+        f"/tasks/{any_task}/predict",
+        data=orjson.dumps({"inputs": [example(app, any_task)]}),
+        content_type="application/json; charset=utf-8",
+    )
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("body,pointer", [
-    ({}, "/inputs"), ({"inputs": []}, "/inputs"), ({"inputs": None}, "/inputs"), ({"inputs": "abc"}, "/inputs"),
-    ({"inputs": [7]}, "/inputs/0"), ({"inputs": [None]}, "/inputs/0"), ({"inputs": [{}]}, "/inputs/0"),
-    ([1, 2], ""), ("inputs", ""), (None, ""), (3, ""),
-])
+@pytest.mark.parametrize(
+    "body,pointer",
+    [
+        ({}, "/inputs"),
+        ({"inputs": []}, "/inputs"),
+        ({"inputs": None}, "/inputs"),
+        ({"inputs": "abc"}, "/inputs"),
+        ({"inputs": [7]}, "/inputs/0"),
+        ({"inputs": [None]}, "/inputs/0"),
+        ({"inputs": [{}]}, "/inputs/0"),
+        ([1, 2], ""),
+        ("inputs", ""),
+        (None, ""),
+        (3, ""),
+    ],
+)
 def test_semantically_wrong_bodies_are_422_located_by_pointer(client, any_task, body, pointer):
     problem = assert_problem(post(client, any_task, body), 422)
     assert problem["errors"][0]["pointer"] == pointer
@@ -213,8 +261,9 @@ def test_out_of_range_value_message_names_the_range_and_task(client, app, task):
     seqs[3][0] = high + 41
     problem = assert_problem(post(client, task, {"inputs": seqs}), 422)
     low = int(m["input"]["low"])
-    assert problem["errors"] == [{"pointer": "/inputs/3/0",
-                                  "message": f"{high + 41} is outside {low}..{high} for task {task}"}]
+    assert problem["errors"] == [
+        {"pointer": "/inputs/3/0", "message": f"{high + 41} is outside {low}..{high} for task {task}"}
+    ]
     assert f"/inputs/3/0: {high + 41} is outside {low}..{high} for task {task}" in problem["detail"]
 
 
@@ -289,6 +338,7 @@ def test_top_k_on_a_task_without_single_class_output_is_422(client, app, task):
 
 # --- the rest of the API --------------------------------------------------------------------------
 
+
 def test_tasks_lists_every_task_with_contract_and_evaluation(client):
     listed = {t["name"]: t for t in client.get("/tasks").get_json()["tasks"]}
     assert sorted(listed) == sorted(TASKS)
@@ -300,8 +350,9 @@ def test_tasks_lists_every_task_with_contract_and_evaluation(client):
 def test_task_detail_example_is_ready_to_run(client, task):
     detail = client.get(f"/tasks/{task}").get_json()
     request = detail["example"]["request"]
-    r = client.open(request["path"], method=request["method"], headers=request["headers"],
-                    data=orjson.dumps(request["body"]))
+    r = client.open(
+        request["path"], method=request["method"], headers=request["headers"], data=orjson.dumps(request["body"])
+    )
     assert r.status_code == 200
     assert len(r.get_json()["outputs"]) == len(detail["example"]["expected_outputs"])
 
@@ -316,15 +367,22 @@ def test_openapi_document_is_valid_3_1(client):
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.1")
     validate(doc)
-    assert {"/tasks/{name}/predict", "/tasks", "/tasks/{name}", "/healthz", "/readyz", "/metrics",
-            "/openapi.json"} <= set(doc["paths"])
+    assert {
+        "/tasks/{name}/predict",
+        "/tasks",
+        "/tasks/{name}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    } <= set(doc["paths"])
 
 
 def test_request_id_is_echoed_or_generated(client):
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
     generated = client.get("/healthz").headers["X-Request-ID"]
     assert len(generated) == 32 and generated != client.get("/healthz").headers["X-Request-ID"]
-    unsafe = client.get("/healthz", headers={"X-Request-ID": "a b\"c" + "x" * 300}).headers["X-Request-ID"]
+    unsafe = client.get("/healthz", headers={"X-Request-ID": 'a b"c' + "x" * 300}).headers["X-Request-ID"]
     assert len(unsafe) == 32
 
 
@@ -342,14 +400,20 @@ def test_metrics_count_requests_and_sequences(make_client, app, any_task):
 
 # --- API key ----------------------------------------------------------------------------------------
 
+
 def test_api_key_is_required_on_predict_when_set(make_client, app, any_task):
     client = make_client(api_key="s3cret-key")
     body = {"inputs": [example(app, any_task)]}
     r = assert_problem(post(client, any_task, body), 401)
     assert "s3cret" not in orjson.dumps(r).decode()
     assert post(client, any_task, body).headers["WWW-Authenticate"].startswith("Bearer")
-    for headers in ({"Authorization": "Bearer wrong"}, {"X-API-Key": "s3cret-ke"}, {"Authorization": "s3cret-key"},
-                    {"X-API-Key": "s3cret-key-and-more"}, {"Authorization": "Basic czNjcmV0LWtleQ=="}):
+    for headers in (
+        {"Authorization": "Bearer wrong"},
+        {"X-API-Key": "s3cret-ke"},
+        {"Authorization": "s3cret-key"},
+        {"X-API-Key": "s3cret-key-and-more"},
+        {"Authorization": "Basic czNjcmV0LWtleQ=="},
+    ):
         assert_problem(post(client, any_task, body, headers=headers), 401)
     assert_problem(post(client, "no-such-task", body), 401)  # no task names for strangers
     assert post(client, any_task, body, headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
@@ -364,22 +428,35 @@ def test_predict_is_open_without_an_api_key(client, app, any_task):
 
 # --- import hygiene ---------------------------------------------------------------------------------
 
+
 def test_service_never_imports_torch_or_training(tmp_path):
-    code = ("import sys, service, service.server.app, service.server.registry, service.server.routes.predict, service.server.routes.tasks, "
-            "service.server.routes.health, service.server.routes.docs, service.server.gunicorn_conf, service.server.observability.metrics, service.server.openapi;"
-            "service.create_app({'models_dir': sys.argv[1]});"
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'training')]; print(bad); "
-            "sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, service, service.server.app, service.server.registry, service.server.routes.predict, service.server.routes.tasks, "
+        "service.server.routes.health, service.server.routes.docs, service.server.gunicorn_conf, service.server.observability.metrics, service.server.openapi;"
+        "service.create_app({'models_dir': sys.argv[1]});"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'training')]; print(bad); "
+        "sys.exit(1 if bad else 0)"
+    )
     from tests.support.paths import MODELS_DIR
-    result = subprocess.run([sys.executable, "-c", code, str(MODELS_DIR)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
-                                                          "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(MODELS_DIR)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
 
 
 def test_importing_the_codec_does_not_import_flask():
-    result = subprocess.run([sys.executable, "-c", "import sys, service.core.codec; sys.exit('flask' in sys.modules)"],
-                            cwd=ROOT, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys, service.core.codec; sys.exit('flask' in sys.modules)"],
+        cwd=ROOT,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0
 
 

@@ -1,5 +1,6 @@
 """End to end on a real gunicorn (2 workers, 127.0.0.1): answers, metrics summed over workers, structured
 access logs, graceful SIGTERM."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,7 @@ def test_predict_rollout_top_k_and_readiness(server, models_copy):
             body["steps"] = 3
         if m["output"]["classes"] and m["output"]["kind"] != "echo":
             body["top_k"] = 2
-        r = requests.post(f"{url}/tasks/{task}/predict", json=body, headers={"X-Request-ID": f"e2e-{task}"},
-                          timeout=10)
+        r = requests.post(f"{url}/tasks/{task}/predict", json=body, headers={"X-Request-ID": f"e2e-{task}"}, timeout=10)
         assert r.status_code == 200 and r.headers["X-Request-ID"] == f"e2e-{task}"
         answer = r.json()
         assert answer["model"]["sha256"] == m["onnx"]["sha256"]
@@ -64,8 +64,12 @@ def test_predict_rollout_top_k_and_readiness(server, models_copy):
         if "top_k" in body:
             assert len(answer["top_k"][0]) == 2 and answer["top_k"][0][0]["value"] == first
         assert first == m["example"]["output"] or m["output"]["dtype"] == "float"
-    bad = requests.post(f"{url}/tasks/{TASKS[0]}/predict", data=b'{"inputs": [[', timeout=10,
-                        headers={"Content-Type": "application/json"})
+    bad = requests.post(
+        f"{url}/tasks/{TASKS[0]}/predict",
+        data=b'{"inputs": [[',
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
     assert bad.status_code == 400 and bad.headers["Content-Type"] == "application/problem+json"
     time.sleep(0.2)
     logged = {line["request_id"]: line for line in access_lines(server)}
@@ -87,8 +91,12 @@ def test_metrics_are_summed_over_both_workers(server, models_copy):
         time.sleep(0.05)
 
     def one(_):
-        with requests.post(f"{server.base_url}/tasks/{task}/predict", data=body, timeout=10,
-                           headers={"Content-Type": "application/json"}) as r:
+        with requests.post(
+            f"{server.base_url}/tasks/{task}/predict",
+            data=body,
+            timeout=10,
+            headers={"Content-Type": "application/json"},
+        ) as r:
             return r.status_code
 
     with ThreadPoolExecutor(8) as pool:
@@ -109,8 +117,10 @@ def test_sigterm_lets_the_request_in_flight_finish(server, models_copy):
     body = orjson.dumps({"inputs": [example] * 20})
     host, port = server.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=20) as sock:
-        head = (f"POST /tasks/{task}/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nX-Request-ID: in-flight\r\n\r\n").encode()
+        head = (
+            f"POST /tasks/{task}/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nX-Request-ID: in-flight\r\n\r\n"
+        ).encode()
         sock.sendall(head + body[:5])  # a worker is now reading this request's body
         time.sleep(0.5)
         server.proc.send_signal(signal.SIGTERM)

@@ -1,6 +1,7 @@
 """The request path's bookkeeping: the middleware records each request, and the flushing thread (or a scrape,
 or another log line, or the process exit) turns records into access lines and metric counts. Nothing is lost
 and the log keeps its order."""
+
 from __future__ import annotations
 
 import subprocess
@@ -37,8 +38,13 @@ SCRIPT = APP + textwrap.dedent("""
 
 
 def run(mode: str) -> list[dict]:
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(MODELS_DIR), mode], cwd=ROOT, capture_output=True,
-                            timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(MODELS_DIR), mode],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return [orjson.loads(line) for line in result.stderr.splitlines() if line.startswith(b"{")]
 
@@ -57,8 +63,11 @@ def test_access_lines_are_written_at_exit():
 
 def test_access_lines_come_before_a_later_log_line():
     lines = run("error-line")
-    order = [line.get("request_id", line["msg"]) for line in lines if line["logger"] != "toyseq.runtime"
-             or line["msg"] == "after three requests"]
+    order = [
+        line.get("request_id", line["msg"])
+        for line in lines
+        if line["logger"] != "toyseq.runtime" or line["msg"] == "after three requests"
+    ]
     assert order == ["r0", "r1", "r2", "after three requests"]
     access = [line for line in lines if line["logger"] == "toyseq.access"]
     assert all(line["status"] == 200 and line["duration_ms"] > 0 and line["bytes"] > 0 for line in access)
@@ -75,8 +84,7 @@ def test_metrics_count_every_request_of_the_scraping_worker(make_client, app, ta
         total = {1: 1, 2: 3, 5: 8}[n]
         assert f'toyseq_requests_total{{endpoint="predict.predict",status="200",task="{task}"}} {total}.0' in text
         assert f'toyseq_sequences_predicted_total{{task="{task}"}} {2 * total}.0' in text
-        assert (f'toyseq_request_duration_seconds_count{{endpoint="predict.predict",task="{task}"}} {total}.0'
-                in text)
+        assert f'toyseq_request_duration_seconds_count{{endpoint="predict.predict",task="{task}"}} {total}.0' in text
     # the scrapes count too, from the next scrape on
     assert 'toyseq_requests_total{endpoint="health.prometheus",status="200",task=""} 2.0' in text
 
@@ -91,14 +99,22 @@ MULTIPROCESS_SCRIPT = APP + textwrap.dedent("""
 
 def test_a_worker_writes_its_last_counts_to_the_shared_files_at_exit(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", MULTIPROCESS_SCRIPT, str(MODELS_DIR)], cwd=ROOT,
-                            capture_output=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", MULTIPROCESS_SCRIPT, str(MODELS_DIR)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     task = result.stdout.decode().split()[-1]
-    read = ("import sys; from prometheus_client import CollectorRegistry, generate_latest, multiprocess; "
-            "r = CollectorRegistry(); multiprocess.MultiProcessCollector(r); sys.stdout.write(generate_latest(r).decode())")
-    text = subprocess.run([sys.executable, "-c", read], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env=env, check=True).stdout
+    read = (
+        "import sys; from prometheus_client import CollectorRegistry, generate_latest, multiprocess; "
+        "r = CollectorRegistry(); multiprocess.MultiProcessCollector(r); sys.stdout.write(generate_latest(r).decode())"
+    )
+    text = subprocess.run(
+        [sys.executable, "-c", read], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env, check=True
+    ).stdout
     assert f'toyseq_requests_total{{endpoint="predict.predict",status="200",task="{task}"}} 7.0' in text
     assert f'toyseq_sequences_predicted_total{{task="{task}"}} 21.0' in text
     assert f'toyseq_request_duration_seconds_count{{endpoint="predict.predict",task="{task}"}} 7.0' in text

@@ -1,5 +1,6 @@
 """Parity: what the service answers over HTTP equals what training's evaluation computes through the
 Predictor, on fresh held-out data from training's own generators (training is imported by tests only)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,11 +27,12 @@ class ServiceAnswers:
     def predict(self, sequences, steps=None, top_k=None):
         outputs = []
         for start in range(0, len(sequences), self.PER_REQUEST):
-            body = {"inputs": [np.asarray(s).tolist() for s in sequences[start:start + self.PER_REQUEST]]}
+            body = {"inputs": [np.asarray(s).tolist() for s in sequences[start : start + self.PER_REQUEST]]}
             if steps:
                 body["steps"] = steps
-            r = self.client.post(f"/tasks/{self.task}/predict", data=orjson.dumps(body),
-                                 content_type="application/json")
+            r = self.client.post(
+                f"/tasks/{self.task}/predict", data=orjson.dumps(body), content_type="application/json"
+            )
             assert r.status_code == 200, r.get_data(as_text=True)[:500]
             outputs.extend(r.get_json()["outputs"])
         return {"outputs": outputs}

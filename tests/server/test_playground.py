@@ -1,5 +1,6 @@
 """The playground: GET / and its static files, training curves by task name, and the page itself driven in
 headless Chromium (Debian's chromium + chromium-driver, through selenium) against a real gunicorn."""
+
 from __future__ import annotations
 
 import base64
@@ -24,6 +25,7 @@ KEY = "s3cret-playground-key"
 
 
 # ---- the routes (Flask test client on the real app) ----------------------------------------------
+
 
 def test_page_and_its_files_are_served(client):
     page = client.get("/")
@@ -86,6 +88,7 @@ def test_openapi_documents_the_playground_routes(client):
 
 # ---- the page in a real browser -------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -96,9 +99,17 @@ def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     # Without the background-networking flags chromium's own connections are refused on a sealed machine.
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,1400"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1400",
+    ):
         options.add_argument(flag)
     profile = tempfile.mkdtemp(dir=tmp_path_factory.mktemp("chromium"))
     options.add_argument(f"--user-data-dir={profile}")
@@ -115,7 +126,7 @@ class Page:
     def __init__(self, driver, base_url: str):
         self.driver, self.base_url = driver, base_url
 
-    def open(self) -> "Page":
+    def open(self) -> Page:
         self.driver.get(self.base_url + "/")
         self.wait(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
         return self
@@ -146,16 +157,24 @@ class Page:
         """Click a button and wait for the answer or the problem that replaces the previous result."""
         self.driver.execute_script("document.getElementById('result').replaceChildren()")
         self.find(button).click()
-        return self.wait(lambda d: (d.find_elements("css selector", "#answer-value") or
-                                    d.find_elements("css selector", "#result .problem") or [None])[0])
+        return self.wait(
+            lambda d: (
+                d.find_elements("css selector", "#answer-value")
+                or d.find_elements("css selector", "#result .problem")
+                or [None]
+            )[0]
+        )
 
     def problem(self) -> dict:
         box = self.find("#result .problem")
-        return {"title": box.find_element("css selector", ".problem-title").text,
-                "detail": box.find_element("css selector", ".problem-detail").text,
-                "errors": [(li.find_element("css selector", ".pointer").text,
-                            li.find_element("css selector", ".message").text)
-                           for li in box.find_elements("css selector", ".problem-errors li")]}
+        return {
+            "title": box.find_element("css selector", ".problem-title").text,
+            "detail": box.find_element("css selector", ".problem-detail").text,
+            "errors": [
+                (li.find_element("css selector", ".pointer").text, li.find_element("css selector", ".message").text)
+                for li in box.find_elements("css selector", ".problem-errors li")
+            ],
+        }
 
 
 def pick(listing: list[dict], wanted, preferred: tuple[str, ...]) -> dict | None:
@@ -201,7 +220,9 @@ def test_playground_in_a_browser(browser, gunicorn_server, tasks, tmp_path):
         rows = card.find_elements("css selector", ".gates tbody tr")
         assert [r.find_element("css selector", "th").text for r in rows] == [g["category"] for g in task["evaluation"]]
         image = card.find_element("css selector", ".curve img")
-        page.wait(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
+        page.wait(
+            lambda d, image=image: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
+        )
 
     # A prediction: the page shows exactly what the API answers for the same input.
     chosen = pick(listing, lambda t: True, ("arith-next", "echo-lag", "second-element"))
@@ -260,11 +281,13 @@ def test_playground_in_a_browser(browser, gunicorn_server, tasks, tmp_path):
         page.choose(classy["name"])
         page.press("#predict")
         k = min(5, classy["max_top_k"])
-        expected = api_predict(server.base_url, classy["name"],
-                               {"inputs": [example(server.base_url, classy["name"])], "top_k": k}).json()
+        expected = api_predict(
+            server.base_url, classy["name"], {"inputs": [example(server.base_url, classy["name"])], "top_k": k}
+        ).json()
         bars = page.find_all("#result .topk li")
-        assert [(int(b.get_attribute("data-value")), float(b.get_attribute("data-p"))) for b in bars] == \
-            [(c["value"], c["p"]) for c in expected["top_k"][0]]
+        assert [(int(b.get_attribute("data-value")), float(b.get_attribute("data-p"))) for b in bars] == [
+            (c["value"], c["p"]) for c in expected["top_k"][0]
+        ]
         widths = [b.find_element("css selector", ".bar").size["width"] for b in bars]
         assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1] >= 0
 

@@ -3,6 +3,7 @@ flight on it fail; SIGTERM stops gracefully, losing no request that reached the 
 
     TOYSEQ_FAULT_SECONDS=20 .venv/bin/python -m pytest tests/test_reliability_faults.py -s   # longer load
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,17 @@ class Background:
         self.result = None
 
         def run():
-            self.result = drive(base_url, mixed_calls(tasks), CLIENTS, seconds=120, max_requests=MAX_REQUESTS,
-                                seed=seed, stop=self.stop, on_sent=self._count)
+            self.result = drive(
+                base_url,
+                mixed_calls(tasks),
+                CLIENTS,
+                seconds=120,
+                max_requests=MAX_REQUESTS,
+                seed=seed,
+                stop=self.stop,
+                on_sent=self._count,
+            )
+
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
 
@@ -95,9 +105,11 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_in_flight_fail(gunico
     failed = [o for o in tally.outcomes if o.result != "ok"]
     during = [o for o in tally.outcomes if killed_at < o.at < replaced_at and o.result == "ok"]
     after = [o for o in tally.outcomes if o.at > replaced_at + 0.5]
-    print(f"\nworker crash: {tally.summary()}; failed {len(failed)} "
-          f"({[o.result for o in failed]}); answered while the worker was replaced ({replaced_at - killed_at:.1f}s): "
-          f"{len(during)}; after: {len(after)}; the replacement answered within {spread_at - replaced_at:.1f}s")
+    print(
+        f"\nworker crash: {tally.summary()}; failed {len(failed)} "
+        f"({[o.result for o in failed]}); answered while the worker was replaced ({replaced_at - killed_at:.1f}s): "
+        f"{len(during)}; after: {len(after)}; the replacement answered within {spread_at - replaced_at:.1f}s"
+    )
     assert replaced, f"worker {victim} not replaced: {children(server.proc.pid)}"
     assert len(failed) <= CLIENTS, tally.failures(20)
     # Only connections the dead worker held can fail: resets, never a wrong answer or a 5xx.
@@ -124,9 +136,11 @@ def test_sigterm_under_load_loses_no_accepted_request_and_exits_in_time(gunicorn
     lost = [o for o in tally.outcomes if o.request_id in reached_app and o.result != "ok"]
     dropped = [o for o in tally.outcomes if o.result == "dropped"]
     refused = tally.count("refused")
-    print(f"\ngraceful stop: exit {code} after {exit_seconds:.2f}s; {tally.summary()}; reached the app "
-          f"{len(reached_app & {o.request_id for o in tally.outcomes})}, all answered: {not lost}; refused "
-          f"{refused}; reset while queued in the kernel backlog (never reached the app) {len(dropped)}")
+    print(
+        f"\ngraceful stop: exit {code} after {exit_seconds:.2f}s; {tally.summary()}; reached the app "
+        f"{len(reached_app & {o.request_id for o in tally.outcomes})}, all answered: {not lost}; refused "
+        f"{refused}; reset while queued in the kernel backlog (never reached the app) {len(dropped)}"
+    )
     assert code == 0, server.log()[-2000:]
     assert exit_seconds < GRACEFUL_TIMEOUT
     assert not lost, [(o.result, o.detail) for o in lost[:5]]

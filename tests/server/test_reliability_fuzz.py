@@ -4,6 +4,7 @@ empty and oversized batches). Zero 5xx; every error is problem+json with a statu
 
     TOYSEQ_FUZZ_EXAMPLES=500 .venv/bin/python -m pytest tests/test_reliability_fuzz.py   # a longer run
 """
+
 from __future__ import annotations
 
 import os
@@ -23,15 +24,23 @@ from tests.support.load import ORACLES, PROBLEM
 EXAMPLES = int(os.environ.get("TOYSEQ_FUZZ_EXAMPLES", "") or 40)
 MAX_BATCH = 20
 MAX_BODY = 50_000
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(models_copy):
     """Small limits, so generated batches and bodies can cross them."""
-    return create_app({"models_dir": str(models_copy), "max_batch": MAX_BATCH, "max_body_bytes": MAX_BODY,
-                       "max_steps": 50, "log_level": "warning"})
+    return create_app(
+        {
+            "models_dir": str(models_copy),
+            "max_batch": MAX_BATCH,
+            "max_body_bytes": MAX_BODY,
+            "max_steps": 50,
+            "log_level": "warning",
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +62,7 @@ def operations(schema) -> list:
 def test_openapi_fuzz_never_fails_the_contract(openapi_schema, mode):
     tried = []
     for operation in operations(openapi_schema):
+
         @given(case=operation.as_strategy(generation_mode=mode))
         @SETTINGS
         def check(case):
@@ -63,6 +73,7 @@ def test_openapi_fuzz_never_fails_the_contract(openapi_schema, mode):
             if response.status_code >= 400:  # the v2 protocol's errors are its own {"error": ...} JSON
                 expected = "application/json" if case.path.startswith("/v2") else PROBLEM
                 assert response.headers.get("content-type", [""])[0].startswith(expected), response.headers
+
         try:
             check()
         except Unsatisfiable:  # negative mode: no body and an unconstrained string name: nothing to get wrong
@@ -80,16 +91,23 @@ NUMBERS = st.one_of(
     st.sampled_from([0, -0.0, 5e-324, 1e-308, 1.7976931348623157e308, 2**63, -(2**63) - 1, 0.5, 99, 100]),
 )
 SCALARS = st.one_of(NUMBERS, st.booleans(), st.none(), st.text(max_size=20))
-JSON = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=5),
-                                                     st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                    max_leaves=30)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=30,
+)
 SEQUENCE = st.one_of(st.lists(NUMBERS, max_size=60), JSON)
 BODIES = st.one_of(
-    st.builds(lambda extra, body: {**extra, **body}, st.dictionaries(st.text(max_size=10), JSON, max_size=2),
-              st.fixed_dictionaries({"inputs": st.lists(SEQUENCE, max_size=MAX_BATCH + 5)},
-                                    optional={"steps": JSON, "top_k": JSON})),
-    st.fixed_dictionaries({"inputs": st.just([]) | st.lists(st.just([1, 0]), min_size=MAX_BATCH + 1,
-                                                            max_size=MAX_BATCH + 3)}),
+    st.builds(
+        lambda extra, body: {**extra, **body},
+        st.dictionaries(st.text(max_size=10), JSON, max_size=2),
+        st.fixed_dictionaries(
+            {"inputs": st.lists(SEQUENCE, max_size=MAX_BATCH + 5)}, optional={"steps": JSON, "top_k": JSON}
+        ),
+    ),
+    st.fixed_dictionaries(
+        {"inputs": st.just([]) | st.lists(st.just([1, 0]), min_size=MAX_BATCH + 1, max_size=MAX_BATCH + 3)}
+    ),
     JSON,
 )
 
@@ -117,15 +135,19 @@ def _check_answer(response, task_statuses: set[int], what):
 
 @pytest.fixture(scope="module")
 def statuses(fuzz_app) -> set[int]:
-    return documented(orjson.loads(fuzz_app.test_client().get("/openapi.json").data), "POST",
-                      "/tasks/{name}/predict")
+    return documented(orjson.loads(fuzz_app.test_client().get("/openapi.json").data), "POST", "/tasks/{name}/predict")
 
 
 def test_hostile_bodies_get_documented_answers(fuzz_app, statuses, tasks):
     client = fuzz_app.test_client()
 
-    @given(task=st.sampled_from(tasks), body=BODIES, shape=st.sampled_from(("hostile", "valid", "one bad value")),
-           rng=st.randoms(use_true_random=False), bad=NUMBERS | SCALARS)
+    @given(
+        task=st.sampled_from(tasks),
+        body=BODIES,
+        shape=st.sampled_from(("hostile", "valid", "one bad value")),
+        rng=st.randoms(use_true_random=False),
+        bad=NUMBERS | SCALARS,
+    )
     @SETTINGS
     def check(task, body, shape, rng, bad):
         if shape != "hostile":  # valid sequences, or valid but for one hostile value: 200 or a located 422
@@ -136,6 +158,7 @@ def test_hostile_bodies_get_documented_answers(fuzz_app, statuses, tasks):
         data = orjson.dumps(body) if not _has_special(body) else _dumps(body)
         r = client.post(f"/tasks/{task}/predict", data=data, content_type="application/json")
         _check_answer(r, statuses, body)
+
     SEEN.clear()
     check()
     print(f"\nhostile bodies: {sum(SEEN.values())} requests, statuses {dict(SEEN)}")
@@ -145,15 +168,26 @@ def test_hostile_bodies_get_documented_answers(fuzz_app, statuses, tasks):
 def test_raw_bytes_deep_nesting_and_unicode_get_documented_answers(fuzz_app, statuses, tasks):
     client = fuzz_app.test_client()
     fixed = [_nested(d) for d in (1, 2, 3, 50, 254, 255, 256, 1000, 100_000)]
-    fixed += [b"", b"null", b"\xff\xfe", "{\"inputs\": [[\"\u202e\U0001F600\"]]}".encode(), b"\x00" * 10,
-              b'{"inputs": [[1]], "inputs": [[2]]}', b'{"inputs": [[1' + b"0" * 5000 + b"]]}", b"1" * 60_000]
+    fixed += [
+        b"",
+        b"null",
+        b"\xff\xfe",
+        '{"inputs": [["\u202e\U0001f600"]]}'.encode(),
+        b"\x00" * 10,
+        b'{"inputs": [[1]], "inputs": [[2]]}',
+        b'{"inputs": [[1' + b"0" * 5000 + b"]]}",
+        b"1" * 60_000,
+    ]
 
-    @given(task=st.sampled_from(tasks), data=st.one_of(st.binary(max_size=200), st.sampled_from(fixed),
-                                                        st.text(max_size=100).map(str.encode)))
+    @given(
+        task=st.sampled_from(tasks),
+        data=st.one_of(st.binary(max_size=200), st.sampled_from(fixed), st.text(max_size=100).map(str.encode)),
+    )
     @SETTINGS
     def check(task, data):
         r = client.post(f"/tasks/{task}/predict", data=data, content_type="application/json")
         _check_answer(r, statuses, data[:100])
+
     SEEN.clear()
     check()
     print(f"\nraw bodies: {sum(SEEN.values())} requests, statuses {dict(SEEN)}")

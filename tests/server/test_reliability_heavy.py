@@ -6,6 +6,7 @@ busy with model work).
 
     TOYSEQ_HEAVY_ROUNDS=5 .venv/bin/python -m pytest tests/server/test_reliability_heavy.py -s   # more rounds
 """
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,10 @@ def largest_requests(models_dir) -> list[tuple[str, bytes, float]]:
     arith-next rollout (3-layer LSTM, 1000 steps) and echo at full length (1000 values, 100 output classes)."""
     budget = Config().max_request_seconds
     out = []
-    for task, row, steps in (("arith-next", [1, 2, 3, 4, 5, 6, 7], 1000), ("echo", [i % 100 for i in range(1000)], None)):
+    for task, row, steps in (
+        ("arith-next", [1, 2, 3, 4, 5, 6, 7], 1000),
+        ("echo", [i % 100 for i in range(1000)], None),
+    ):
         model = CostModel(weights_of(models_dir / task / MODEL_FILE))
         rows = model.largest(budget, len(row), steps)
         while not rows and steps:  # not one sequence of this many steps fits: fewer steps
@@ -52,7 +56,9 @@ def largest_requests(models_dir) -> list[tuple[str, bytes, float]]:
 def test_two_largest_requests_beside_a_busy_process(gunicorn_server, models_copy):
     server = gunicorn_server({"TOYSEQ_WORKERS": 3, "TOYSEQ_LOG_LEVEL": "warning"})
     heavy = largest_requests(models_copy)
-    busy = subprocess.Popen([sys.executable, "-c", f"import time\nt = time.time()\nwhile time.time() - t < {BUSY_SECONDS}: pass"])
+    busy = subprocess.Popen(
+        [sys.executable, "-c", f"import time\nt = time.time()\nwhile time.time() - t < {BUSY_SECONDS}: pass"]
+    )
     results, health = [], []
     stop = threading.Event()
 
@@ -66,8 +72,9 @@ def test_two_largest_requests_beside_a_busy_process(gunicorn_server, models_copy
 
     def send(task, body):
         started = time.perf_counter()
-        r = requests.post(f"{server.url}/tasks/{task}/predict", data=body,
-                          headers={"Content-Type": "application/json"}, timeout=60)
+        r = requests.post(
+            f"{server.url}/tasks/{task}/predict", data=body, headers={"Content-Type": "application/json"}, timeout=60
+        )
         results.append((task, r.status_code, time.perf_counter() - started, r.headers.get("Content-Type")))
 
     load_before = os.getloadavg()[0]
@@ -91,9 +98,11 @@ def test_two_largest_requests_beside_a_busy_process(gunicorn_server, models_copy
     estimates = {task: round(seconds, 2) for task, _, seconds in heavy}
     longest = max(s for _, _, s, _ in results)
     slowest_health = max(s for _, s in health)
-    print(f"\nheavy: estimated CPU {estimates} s; {len(results)} requests, wall "
-          f"{sorted(round(s, 2) for _, _, s, _ in results)} s; /healthz {len(health)} polls, slowest "
-          f"{slowest_health * 1000:.0f} ms; load average {load:.1f} (wall bound {wall_limit:.1f} s)")
+    print(
+        f"\nheavy: estimated CPU {estimates} s; {len(results)} requests, wall "
+        f"{sorted(round(s, 2) for _, _, s, _ in results)} s; /healthz {len(health)} polls, slowest "
+        f"{slowest_health * 1000:.0f} ms; load average {load:.1f} (wall bound {wall_limit:.1f} s)"
+    )
     assert len(results) == 2 * ROUNDS
     assert all(status == 200 for _, status, _, _ in results), results
     assert longest <= wall_limit, results

@@ -6,6 +6,7 @@ lines, headers, chunking and pipelining.
 
     TOYSEQ_HTTP_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest tests/server/test_reliability_http.py   # longer
 """
+
 from __future__ import annotations
 
 import gzip
@@ -62,19 +63,22 @@ def one(port: int, data: bytes, deadline: float = 15.0) -> Answer:
 
 # --- the issue's probes, one by one --------------------------------------------------------------------------
 
+
 def chunks_of(data: bytes, size: int = 1 << 16) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 def test_gunicorns_own_errors_are_problem_json(server):
     port = server.port
     assert_problem(one(port, b"GARBAGE\r\n\r\n"), 400, "request line")
     assert_problem(one(port, b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n"), 400)
-    assert_problem(one(port, b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"), 414,
-                   "TOYSEQ_LIMIT_REQUEST_LINE")
+    assert_problem(
+        one(port, b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"), 414, "TOYSEQ_LIMIT_REQUEST_LINE"
+    )
     many = b"".join(b"X-%d: 1\r\n" % i for i in range(200))
-    assert_problem(one(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"), 431,
-                   "TOYSEQ_LIMIT_REQUEST_FIELDS")
+    assert_problem(
+        one(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"), 431, "TOYSEQ_LIMIT_REQUEST_FIELDS"
+    )
     assert_problem(one(port, b"GET /healthz HTTP/1.1\r\nX-A: " + b"a" * 10_000 + b"\r\n\r\n"), 431)
     assert_problem(one(port, b"GET /healthz HTTP/1.1\r\nBad Header: 1\r\n\r\n"), 400, "header")
     assert_problem(one(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n\r\n"), 400)
@@ -91,31 +95,51 @@ def test_chunked_bodies_are_held_to_the_limit_and_checked(server):
     ok = one(port, request("POST", PREDICT, JSON, chunked=small))
     assert ok.status == 200 and ok.json()["outputs"] == [[1, 2, 3]]
     head = request("POST", PREDICT, JSON, chunked=[]).split(b"0\r\n\r\n")[0]
-    for broken in (b"zz\r\n{}\r\n0\r\n\r\n", b"5\r\n{}\r\n0\r\n\r\n", b"2;\x00=1\r\n{}\r\n0\r\n\r\n",
-                   b"2\r\n{}XX0\r\n\r\n", b"-2\r\n{}\r\n0\r\n\r\n", b"ffffffffffffffffff\r\n{}\r\n0\r\n\r\n"):
+    for broken in (
+        b"zz\r\n{}\r\n0\r\n\r\n",
+        b"5\r\n{}\r\n0\r\n\r\n",
+        b"2;\x00=1\r\n{}\r\n0\r\n\r\n",
+        b"2\r\n{}XX0\r\n\r\n",
+        b"-2\r\n{}\r\n0\r\n\r\n",
+        b"ffffffffffffffffff\r\n{}\r\n0\r\n\r\n",
+    ):
         assert_problem(one(port, head + broken), 400)
 
 
 def test_bodies_are_utf8_json_uncompressed(server):
     port = server.port
     payload = '{"inputs": [[1, 2]]}'
-    for encoded in (payload.encode("utf-16"), payload.encode("utf-16-le"), payload.encode("utf-16-be"),
-                    payload.encode("utf-32"), payload.encode("utf-32-le")):
+    for encoded in (
+        payload.encode("utf-16"),
+        payload.encode("utf-16-le"),
+        payload.encode("utf-16-be"),
+        payload.encode("utf-32"),
+        payload.encode("utf-32-le"),
+    ):
         assert_problem(one(port, request("POST", PREDICT, JSON, encoded)), 415, "UTF-8")
-    assert_problem(one(port, request("POST", PREDICT, {"Content-Type": "application/json; charset=utf-16"},
-                                     payload.encode("utf-16"))), 415, "UTF-8")
+    assert_problem(
+        one(
+            port,
+            request("POST", PREDICT, {"Content-Type": "application/json; charset=utf-16"}, payload.encode("utf-16")),
+        ),
+        415,
+        "UTF-8",
+    )
     assert_problem(one(port, request("POST", PREDICT, JSON, b'{"inputs": [["\xff"]]}')), 415, "UTF-8")
     for coding in ("gzip", "deflate", "br", "gzip, identity"):
-        answer = one(port, request("POST", PREDICT, {**JSON, "Content-Encoding": coding},
-                                   gzip.compress(payload.encode())))
+        answer = one(
+            port, request("POST", PREDICT, {**JSON, "Content-Encoding": coding}, gzip.compress(payload.encode()))
+        )
         assert_problem(answer, 415, "Content-Encoding")
     plain = one(port, request("POST", PREDICT, {**JSON, "Content-Encoding": "identity"}, payload.encode()))
     assert plain.status == 200
-    body = assert_problem(one(port, request("POST", PREDICT, JSON, b'{"inputs":[[1]],"\\ud800":1}')), 400,
-                          "surrogate")
+    body = assert_problem(one(port, request("POST", PREDICT, JSON, b'{"inputs":[[1]],"\\ud800":1}')), 400, "surrogate")
     assert "ud800" in body["detail"].lower() or "surrogate" in body["detail"]
-    body = assert_problem(one(port, request("POST", PREDICT, JSON, b'{"inputs": [[1000000000000000000000000000000]]}')),
-                          422, "out of range")
+    body = assert_problem(
+        one(port, request("POST", PREDICT, JSON, b'{"inputs": [[1000000000000000000000000000000]]}')),
+        422,
+        "out of range",
+    )
     assert "non-integer" not in body["detail"]
 
 
@@ -135,9 +159,11 @@ def test_an_invalid_8_mb_body_is_refused_within_a_second(server):
     # stretches wall time by about load / 2 (see test_reliability_heavy.py)
     limit = 1.0 * max(1.0, os.getloadavg()[0] / 2)
     row = b"[" + b",".join([b"1000"] * 1000) + b"]"
-    for task, body in (("ramp", b'{"inputs": [' + b",".join([b"[" + b",".join([b"1e9"] * 50) + b"]"] * 10_000) + b"]}"),
-                       ("echo", b'{"inputs": [' + b",".join([row] * (MAX_BODY // (len(row) + 1) - 10)) + b"]}"),
-                       ("copy-first", b'{"inputs": [' + b",".join([b'["x","y"]'] * 10_000) + b"]}")):
+    for task, body in (
+        ("ramp", b'{"inputs": [' + b",".join([b"[" + b",".join([b"1e9"] * 50) + b"]"] * 10_000) + b"]}"),
+        ("echo", b'{"inputs": [' + b",".join([row] * (MAX_BODY // (len(row) + 1) - 10)) + b"]}"),
+        ("copy-first", b'{"inputs": [' + b",".join([b'["x","y"]'] * 10_000) + b"]}"),
+    ):
         assert len(body) < MAX_BODY
         data = request("POST", f"/tasks/{task}/predict", JSON, body)
         seconds = float("inf")
@@ -148,8 +174,10 @@ def test_an_invalid_8_mb_body_is_refused_within_a_second(server):
             assert_problem(answer, 422)
             if seconds < limit:
                 break
-        print(f"\n{task}: invalid body of {len(body) / 2**20:.1f} MiB refused in {seconds:.2f} s (bound {limit:.1f} s) "
-              f"({answer.json()['detail'][:100]})")
+        print(
+            f"\n{task}: invalid body of {len(body) / 2**20:.1f} MiB refused in {seconds:.2f} s (bound {limit:.1f} s) "
+            f"({answer.json()['detail'][:100]})"
+        )
         assert seconds < limit, (task, seconds, os.getloadavg())
 
 
@@ -165,26 +193,84 @@ def test_a_request_over_the_cost_budget_is_refused_before_any_work(server):
 
 # --- hypothesis: the HTTP layer -------------------------------------------------------------------------------
 
-TOKEN = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"), min_size=1,
-                max_size=12)
+TOKEN = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"), min_size=1, max_size=12
+)
 ANY_BYTES = st.binary(max_size=40)
-PATHS = st.one_of(st.sampled_from(["/healthz", "/tasks", "/tasks/echo", PREDICT, "/metrics", "/static//x", "//",
-                                   "/tasks/%2e%2e/predict", "*", "http://evil.example/healthz", "/%ff%fe"]),
-                  st.text(max_size=30).map(lambda s: "/" + s), ANY_BYTES.map(lambda b: "/" + b.decode("latin-1")))
-METHODS = st.one_of(st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "CONNECT",
-                                     "TRACE", "get", "PRI"]), TOKEN)
-VERSIONS = st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.2", "HTTP/0.9", "http/1.1", "HTTP/1.1 x",
-                            "", "HTTP/11"])
-HEADER_NAMES = st.one_of(st.sampled_from(["Host", "Content-Type", "Content-Length", "Transfer-Encoding",
-                                          "Content-Encoding", "Expect", "Connection", "X-Request-ID",
-                                          "Authorization", "X-Forwarded-For", "Upgrade", "Trailer"]), TOKEN,
-                         ANY_BYTES.map(lambda b: b.decode("latin-1")))
-HEADER_VALUES = st.one_of(st.sampled_from(["application/json", "chunked", "gzip", "identity", "0", "-1", "10",
-                                           "99999999999999999999", "100-continue", "close", "keep-alive",
-                                           "chunked, gzip", "gzip, chunked", "h2c", "application/json; charset=utf-16"]),
-                          st.text(max_size=30), ANY_BYTES.map(lambda b: b.decode("latin-1")))
-BODIES = st.one_of(st.just(b""), st.sampled_from([b'{"inputs": [[1, 2]]}', b'{"inputs": [[1]], "\\ud800": 1}',
-                                                  b"[[[", b'{"inputs": [[1e999]]}']), ANY_BYTES)
+PATHS = st.one_of(
+    st.sampled_from(
+        [
+            "/healthz",
+            "/tasks",
+            "/tasks/echo",
+            PREDICT,
+            "/metrics",
+            "/static//x",
+            "//",
+            "/tasks/%2e%2e/predict",
+            "*",
+            "http://evil.example/healthz",
+            "/%ff%fe",
+        ]
+    ),
+    st.text(max_size=30).map(lambda s: "/" + s),
+    ANY_BYTES.map(lambda b: "/" + b.decode("latin-1")),
+)
+METHODS = st.one_of(
+    st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "CONNECT", "TRACE", "get", "PRI"]),
+    TOKEN,
+)
+VERSIONS = st.sampled_from(
+    ["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.2", "HTTP/0.9", "http/1.1", "HTTP/1.1 x", "", "HTTP/11"]
+)
+HEADER_NAMES = st.one_of(
+    st.sampled_from(
+        [
+            "Host",
+            "Content-Type",
+            "Content-Length",
+            "Transfer-Encoding",
+            "Content-Encoding",
+            "Expect",
+            "Connection",
+            "X-Request-ID",
+            "Authorization",
+            "X-Forwarded-For",
+            "Upgrade",
+            "Trailer",
+        ]
+    ),
+    TOKEN,
+    ANY_BYTES.map(lambda b: b.decode("latin-1")),
+)
+HEADER_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "application/json",
+            "chunked",
+            "gzip",
+            "identity",
+            "0",
+            "-1",
+            "10",
+            "99999999999999999999",
+            "100-continue",
+            "close",
+            "keep-alive",
+            "chunked, gzip",
+            "gzip, chunked",
+            "h2c",
+            "application/json; charset=utf-16",
+        ]
+    ),
+    st.text(max_size=30),
+    ANY_BYTES.map(lambda b: b.decode("latin-1")),
+)
+BODIES = st.one_of(
+    st.just(b""),
+    st.sampled_from([b'{"inputs": [[1, 2]]}', b'{"inputs": [[1]], "\\ud800": 1}', b"[[[", b'{"inputs": [[1e999]]}']),
+    ANY_BYTES,
+)
 
 
 @st.composite
@@ -193,8 +279,12 @@ def chunked_body(draw) -> bytes:
     parts = []
     for _ in range(draw(st.integers(0, 4))):
         data = draw(st.binary(max_size=20))
-        size = draw(st.one_of(st.just(b"%x" % len(data)), st.sampled_from([b"zz", b"-1", b"", b" 5", b"0x5",
-                                                                            b"fffffffffffffffffff", b"%X" % len(data)])))
+        size = draw(
+            st.one_of(
+                st.just(b"%x" % len(data)),
+                st.sampled_from([b"zz", b"-1", b"", b" 5", b"0x5", b"fffffffffffffffffff", b"%X" % len(data)]),
+            )
+        )
         ext = draw(st.sampled_from([b"", b";a=b", b";", b';a="b"', b";\x00"]))
         end = draw(st.sampled_from([b"\r\n", b"\n", b"", b"\r\r\n"]))
         parts.append(size + ext + b"\r\n" + data + end)
@@ -213,11 +303,11 @@ def raw_request(draw) -> bytes:
     head = line + eol + "".join(f"{name}: {value}{eol}" for name, value in headers) + eol
     if draw(st.booleans()):
         body = draw(chunked_body())
-        head = head[:-len(eol)] + f"Transfer-Encoding: chunked{eol}{eol}"
+        head = head[: -len(eol)] + f"Transfer-Encoding: chunked{eol}{eol}"
     else:
         body = draw(BODIES)
         if draw(st.booleans()):
-            head = head[:-len(eol)] + f"Content-Length: {len(body)}{eol}{eol}"
+            head = head[: -len(eol)] + f"Content-Length: {len(body)}{eol}{eol}"
     return head.encode("latin-1", "replace") + body
 
 
@@ -234,8 +324,9 @@ def check_exchange(port: int, data: bytes) -> None:
         assert re.match(rb"HTTP/1\.[01] [1-5]\d\d ", result.rest), (result.rest[:200], data[:300])
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 @given(requests_=st.lists(raw_request(), min_size=1, max_size=3))
 def _fuzz(port, requests_):
     check_exchange(port, b"".join(requests_))  # more than one: pipelined on one connection
@@ -262,15 +353,19 @@ def test_refused_requests_are_counted_in_metrics(server):
 
 def _count(server, status: str) -> float:
     text = requests.get(server.url + "/metrics", timeout=5).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("toyseq_requests_total{") and f'status="{status}"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("toyseq_requests_total{") and f'status="{status}"' in line
+    )
 
 
 def test_a_worker_timeout_answers_problem_json_and_is_counted(gunicorn_server):
     """The backstop behind the cost budget: a request that still runs into TOYSEQ_TIMEOUT (here the budget is
     lifted and the timeout is 2 s) gets a 503 problem+json, not gunicorn's HTML 500, and /metrics counts it."""
-    server = gunicorn_server({"TOYSEQ_TIMEOUT": 2, "TOYSEQ_MAX_REQUEST_SECONDS": 1000, "TOYSEQ_WORKERS": 2,
-                              "TOYSEQ_LOG_LEVEL": "warning"})
+    server = gunicorn_server(
+        {"TOYSEQ_TIMEOUT": 2, "TOYSEQ_MAX_REQUEST_SECONDS": 1000, "TOYSEQ_WORKERS": 2, "TOYSEQ_LOG_LEVEL": "warning"}
+    )
     body = orjson.dumps({"inputs": [[1, 2, 3, 4, 5, 6, 7]] * 500, "steps": 1000})  # ~20 s of CPU
     answer = one(server.port, request("POST", "/tasks/arith-next/predict", JSON, body), deadline=30)
     assert_problem(answer, 503, "TOYSEQ_TIMEOUT")

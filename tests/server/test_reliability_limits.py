@@ -4,6 +4,7 @@ batches 422 while normal requests next to them get right answers; clients that s
 
     TOYSEQ_LIMITS_SECONDS=30 .venv/bin/python -m pytest tests/test_reliability_limits.py -s   # longer load
 """
+
 from __future__ import annotations
 
 import random
@@ -34,6 +35,7 @@ def _problem(status: int, words: str):
         if answer.get("status") != status or words not in answer.get("detail", ""):
             return f"expected a {status} problem about {words!r}, got {answer}"
         return None
+
     return check
 
 
@@ -52,9 +54,11 @@ def limit_calls(task: str):
         if kind == "batch":
             body = orjson.dumps({"inputs": [oracle.make(rng) for _ in range(MAX_BATCH + 1)]})
             assert len(body) < MAX_BODY
-            return Call("batch", "POST", f"/tasks/{task}/predict", body, 422,
-                        _problem(422, f"exceed the limit of {MAX_BATCH}"))
+            return Call(
+                "batch", "POST", f"/tasks/{task}/predict", body, 422, _problem(422, f"exceed the limit of {MAX_BATCH}")
+            )
         return predict_call(task, rng)
+
     return make
 
 
@@ -63,8 +67,9 @@ def test_body_and_batch_limits_hold_under_concurrency(gunicorn_server, tasks):
     server = gunicorn_server({"TOYSEQ_MAX_BODY_BYTES": MAX_BODY, "TOYSEQ_MAX_BATCH": MAX_BATCH})
     tallies = {}
     for task in tasks:
-        tallies[task] = tally = drive(server.base_url, limit_calls(task), CLIENTS, seconds=SECONDS / len(tasks),
-                                      max_requests=100_000, seed=5)
+        tallies[task] = tally = drive(
+            server.base_url, limit_calls(task), CLIENTS, seconds=SECONDS / len(tasks), max_requests=100_000, seed=5
+        )
         print(f"\nlimits {task}: {tally.summary()} kinds {dict(tally.by_kind())}")
         assert tally.count("ok") == tally.sent, tally.failures()
         assert {"body", "batch", "predict"} <= set(tally.by_kind())
@@ -74,8 +79,10 @@ def _stall(base_url: str, task: str) -> socket.socket:
     """Open a connection, send the headers and part of a declared 1000-byte body, then stall."""
     port = int(base_url.rsplit(":", 1)[1])
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.sendall(f"POST /tasks/{task}/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: 1000\r\n\r\n{{\"inputs\": [[".encode())
+    sock.sendall(
+        f"POST /tasks/{task}/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f'Content-Length: 1000\r\n\r\n{{"inputs": [['.encode()
+    )
     return sock
 
 
@@ -85,7 +92,7 @@ def _closed_by_server(sock: socket.socket, seconds: float) -> bool:
         return sock.recv(4096) == b"" or True  # EOF, or the start of an error answer: either way it let go
     except ConnectionResetError:
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
 
 
@@ -110,10 +117,14 @@ def test_slow_clients_hold_no_worker_and_are_dropped_after_the_read_timeout(guni
         client.close()
         for s in stalled:
             s.close()
-    print(f"\nslowloris: {len(stalled)} stalled sockets, {len(outcomes)} normal requests, "
-          f"{sum(o.result == 'ok' for o in outcomes)} ok; first answered after {waits[0]:.3f}s, "
-          f"longest wait {max(waits):.3f}s")
-    assert all(o.result == "ok" for o in outcomes), [(o.result, o.status, o.detail) for o in outcomes if o.result != "ok"]
+    print(
+        f"\nslowloris: {len(stalled)} stalled sockets, {len(outcomes)} normal requests, "
+        f"{sum(o.result == 'ok' for o in outcomes)} ok; first answered after {waits[0]:.3f}s, "
+        f"longest wait {max(waits):.3f}s"
+    )
+    assert all(o.result == "ok" for o in outcomes), [
+        (o.result, o.status, o.detail) for o in outcomes if o.result != "ok"
+    ]
     assert len(outcomes) >= 20
     assert max(waits) < 1.0  # served at once, not after a worker timeout
     assert all(let_go), "a stalled connection was never dropped by the server"
@@ -129,8 +140,9 @@ def test_a_client_sending_a_large_body_reads_its_413(gunicorn_server, tasks):
     row = orjson.dumps(ORACLES[tasks[0]].make(random.Random(7)))
     body = b'{"inputs": [' + b",".join([row] * (9 * 2**20 // len(row))) + b"]}"
     client = Client(server.base_url)
-    outcomes = [client.send(Call("body", "POST", f"/tasks/{tasks[0]}/predict", body, 413, _problem(413, "")))
-                for _ in range(3)]
+    outcomes = [
+        client.send(Call("body", "POST", f"/tasks/{tasks[0]}/predict", body, 413, _problem(413, ""))) for _ in range(3)
+    ]
     client.close()
     assert [o.result for o in outcomes] == ["ok"] * 3, [(o.result, o.detail) for o in outcomes]
     ok = client.send(predict_call(tasks[0], random.Random(8)))

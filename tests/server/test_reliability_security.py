@@ -1,6 +1,7 @@
 """Security: the optional API key on predict, no debug mode, no stack traces or paths in any error, and task
 names that cannot reach the filesystem (in the app and through gunicorn's own URL decoding). The container's
 non-root user is checked in test_container.py."""
+
 from __future__ import annotations
 
 import random
@@ -44,20 +45,24 @@ def _assert_problem(response, status: int):
     return body
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Bearer wrong"},
-    {"Authorization": "Bearer "},
-    {"Authorization": f"Bearer {KEY[:-1]}"},  # a prefix of the key
-    {"Authorization": f"Bearer {KEY}x"},  # the key plus one character
-    {"Authorization": f"Basic {KEY}"},  # not a bearer token
-    {"X-API-Key": "wrong"},
-    {"X-API-Key": KEY.upper()},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Bearer "},
+        {"Authorization": f"Bearer {KEY[:-1]}"},  # a prefix of the key
+        {"Authorization": f"Bearer {KEY}x"},  # the key plus one character
+        {"Authorization": f"Basic {KEY}"},  # not a bearer token
+        {"X-API-Key": "wrong"},
+        {"X-API-Key": KEY.upper()},
+    ],
+)
 def test_predict_requires_the_api_key(make_client, tasks, headers):
     client = make_client(api_key=KEY)
-    r = client.post(f"/tasks/{tasks[0]}/predict", data=_body(tasks[0]), content_type="application/json",
-                    headers=headers)
+    r = client.post(
+        f"/tasks/{tasks[0]}/predict", data=_body(tasks[0]), content_type="application/json", headers=headers
+    )
     body = _assert_problem(r, 401)
     assert r.headers["WWW-Authenticate"].startswith("Bearer") and KEY not in r.get_data(as_text=True)
     assert "API key" in body["detail"]
@@ -66,8 +71,9 @@ def test_predict_requires_the_api_key(make_client, tasks, headers):
 def test_the_right_api_key_is_accepted_either_way(make_client, tasks):
     client = make_client(api_key=KEY)
     for headers in ({"Authorization": f"Bearer {KEY}"}, {"Authorization": f"bearer  {KEY}"}, {"X-API-Key": KEY}):
-        r = client.post(f"/tasks/{tasks[0]}/predict", data=_body(tasks[0]), content_type="application/json",
-                        headers=headers)
+        r = client.post(
+            f"/tasks/{tasks[0]}/predict", data=_body(tasks[0]), content_type="application/json", headers=headers
+        )
         assert r.status_code == 200, headers
     # The key guards predict only: discovery, health and metrics stay open (documented in the threat model).
     for path in ("/tasks", "/healthz", "/readyz", "/openapi.json", "/metrics"):
@@ -144,14 +150,23 @@ def test_over_real_http_traversals_get_404_and_errors_leak_nothing(gunicorn_serv
     try:
         for path in TRAVERSALS:
             method = "POST" if path.endswith("/predict") else "GET"
-            outcome = client.send(Call("traversal", method, path, b'{"inputs": [[1]]}' if method == "POST" else None,
-                                       404, headers=auth))
+            outcome = client.send(
+                Call("traversal", method, path, b'{"inputs": [[1]]}' if method == "POST" else None, 404, headers=auth)
+            )
             assert outcome.result == "ok", (path, outcome.result, outcome.status, outcome.detail)
         for method, path, data, content_type, status in _error_requests(tasks[0]):
             headers = dict(auth, **({"Content-Type": content_type} if content_type else {}))
-            outcome = client.send(Call("error", method, path, data, status,
-                                       check=lambda a: next((f"leaks {x}" for x in LEAKS if x in str(a)), None),
-                                       headers=headers))
+            outcome = client.send(
+                Call(
+                    "error",
+                    method,
+                    path,
+                    data,
+                    status,
+                    check=lambda a: next((f"leaks {x}" for x in LEAKS if x in str(a)), None),
+                    headers=headers,
+                )
+            )
             assert outcome.result == "ok", (method, path, outcome.result, outcome.status, outcome.detail)
         unauthorized = client.send(Call("401", "POST", f"/tasks/{tasks[0]}/predict", _body(tasks[0]), 401))
         assert unauthorized.result == "ok", unauthorized.detail

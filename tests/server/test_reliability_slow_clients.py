@@ -11,6 +11,7 @@ one TOYSEQ_READ_TIMEOUT so each one is dropped and re-opened at least once); the
 
 The same attack against the sync worker (the control) blocks the normal clients: the test can fail.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -43,8 +44,10 @@ HALF_BODY = b'{"inputs": [[1, 2, 3'
 def _stall(port: int) -> socket.socket:
     """Headers declaring a 1000-byte body, then part of it, then nothing."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.sendall(b"POST /tasks/" + TASK.encode() + b"/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                 b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + HALF_BODY)
+    sock.sendall(
+        b"POST /tasks/" + TASK.encode() + b"/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + HALF_BODY
+    )
     return sock
 
 
@@ -61,6 +64,7 @@ class Attacker:
 
     def run(self):
         import selectors
+
         sel = selectors.DefaultSelector()
         for s in self.socks:
             s.setblocking(False)
@@ -132,9 +136,12 @@ def test_64_stalled_connections_do_not_slow_8_normal_clients(gunicorn_server):
     results = {}
     try:
         time.sleep(0.5)
-        runs = [threading.Thread(target=lambda name=name, url=url: results.update(
-            {name: normal_clients(url, STALL_SECONDS)})) for name, url in (("attacked", server.base_url),
-                                                                         ("twin", twin.base_url))]
+        runs = [
+            threading.Thread(
+                target=lambda name=name, url=url: results.update({name: normal_clients(url, STALL_SECONDS)})
+            )
+            for name, url in (("attacked", server.base_url), ("twin", twin.base_url))
+        ]
         for run in runs:
             run.start()
         for run in runs:
@@ -146,12 +153,14 @@ def test_64_stalled_connections_do_not_slow_8_normal_clients(gunicorn_server):
     failed = [(o.result, o.status, o.detail[:200]) for o in outcomes if o.result != "ok"]
     p99, quiet_p99 = p99_ms(latencies), p99_ms(quiet)
     limit = max(P99_LIMIT_MS, LOADED_FACTOR * quiet_p99)
-    print(f"\n{STALLED} stalled connections for {STALL_SECONDS:.0f} s ({attacker.opened} opened, "
-          f"{attacker.dropped} dropped by the server after TOYSEQ_READ_TIMEOUT={READ_TIMEOUT}); {NORMAL} normal "
-          f"clients: {len(outcomes)} requests, {len(failed)} failed, p50 "
-          f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms, max {max(latencies) * 1000:.1f} ms; "
-          f"the twin without the attack p50 {statistics.median(quiet) * 1000:.1f} ms, p99 {quiet_p99:.1f} ms; "
-          f"limit {limit:.0f} ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"\n{STALLED} stalled connections for {STALL_SECONDS:.0f} s ({attacker.opened} opened, "
+        f"{attacker.dropped} dropped by the server after TOYSEQ_READ_TIMEOUT={READ_TIMEOUT}); {NORMAL} normal "
+        f"clients: {len(outcomes)} requests, {len(failed)} failed, p50 "
+        f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms, max {max(latencies) * 1000:.1f} ms; "
+        f"the twin without the attack p50 {statistics.median(quiet) * 1000:.1f} ms, p99 {quiet_p99:.1f} ms; "
+        f"limit {limit:.0f} ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     assert not failed, failed[:5]
     assert len(outcomes) >= 20 * STALL_SECONDS  # the normal clients were served throughout, not just once
     assert p99 < limit
@@ -173,8 +182,10 @@ def test_the_sync_worker_is_the_control_stalled_clients_block_it(gunicorn_server
     finally:
         attacker.finish()
     failed = [o for o in outcomes if o.result != "ok"]
-    print(f"\nsync control: {len(outcomes)} normal requests, {len(failed)} failed"
-          + (f", p99 {p99_ms(latencies):.0f} ms" if len(latencies) > 1 else ""))
+    print(
+        f"\nsync control: {len(outcomes)} normal requests, {len(failed)} failed"
+        + (f", p99 {p99_ms(latencies):.0f} ms" if len(latencies) > 1 else "")
+    )
     assert failed or len(latencies) < 2 or p99_ms(latencies) > P99_LIMIT_MS
 
 
@@ -196,8 +207,16 @@ def _raw_exchange(port: int, payload: bytes, answers: int, timeout: float = 10) 
 
 
 def _request(body: bytes, extra: bytes = b"") -> bytes:
-    return (b"POST /tasks/" + TASK.encode() + b"/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + extra + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST /tasks/"
+        + TASK.encode()
+        + b"/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + extra
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 def test_kept_alive_pipelined_chunked_and_expect_continue_requests_are_answered(gunicorn_server):
@@ -208,8 +227,10 @@ def test_kept_alive_pipelined_chunked_and_expect_continue_requests_are_answered(
     assert [orjson.loads(a)["outputs"] for a in answers] == [[[1, 2]]] * 3
     # Chunked, split across writes with a pause: buffered until the last chunk.
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    head = (b"POST /tasks/" + TASK.encode() + b"/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /tasks/" + TASK.encode() + b"/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
     sock.sendall(head + b"%x\r\n" % 5 + one[:5] + b"\r\n")
     time.sleep(0.3)
     sock.sendall(b"%x\r\n" % (len(one) - 5) + one[5:] + b"\r\n0\r\n\r\n")
@@ -218,8 +239,9 @@ def test_kept_alive_pipelined_chunked_and_expect_continue_requests_are_answered(
     assert status == 200 and orjson.loads(data)["outputs"] == [[1, 2]]
     # Expect: 100-continue: the server says 100 before the client sends the body.
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    sock.sendall(_request(b"", b"Expect: 100-continue\r\n").replace(b"Content-Length: 0",
-                                                                      b"Content-Length: %d" % len(one)))
+    sock.sendall(
+        _request(b"", b"Expect: 100-continue\r\n").replace(b"Content-Length: 0", b"Content-Length: %d" % len(one))
+    )
     assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
     sock.sendall(one)
     with sock, sock.makefile("rb") as reader:

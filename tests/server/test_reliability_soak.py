@@ -3,6 +3,7 @@ Zero 5xx, zero dropped connections, every answer right, worker memory flat.
 
     TOYSEQ_SOAK_SECONDS=60 .venv/bin/python -m pytest tests/test_reliability_soak.py -s   # full length
 """
+
 from __future__ import annotations
 
 import pytest
@@ -38,9 +39,11 @@ def test_soak_mixed_load_is_all_correct_and_memory_stays_flat(gunicorn_server, t
 
     after = {pid: rss_bytes(pid) for pid in workers}
     growth_mb = {pid: (after[pid] - before[pid]) / 2**20 for pid in workers}
-    print(f"\nsoak: {tally.summary()}\nkinds {dict(tally.by_kind())}\n"
-          f"worker RSS MB before {[round(b / 2**20, 1) for b in before.values()]} "
-          f"after {[round(a / 2**20, 1) for a in after.values()]} growth {[round(g, 1) for g in growth_mb.values()]}")
+    print(
+        f"\nsoak: {tally.summary()}\nkinds {dict(tally.by_kind())}\n"
+        f"worker RSS MB before {[round(b / 2**20, 1) for b in before.values()]} "
+        f"after {[round(a / 2**20, 1) for a in after.values()]} growth {[round(g, 1) for g in growth_mb.values()]}"
+    )
     assert tally.sent > CLIENTS * 10, tally.summary()
     assert not [s for s in tally.by_status() if s >= 500], tally.failures()
     assert tally.count("dropped") == 0 and tally.count("refused") == 0, tally.failures()

@@ -1,6 +1,7 @@
 """The Open Inference Protocol v2 through the Flask test client on the real app: metadata, health, infer
 answers equal to the native endpoint's for every task (JSON and binary tensor data), and every error as the
 protocol's {"error": ...} with a 4xx status."""
+
 from __future__ import annotations
 
 import functools
@@ -56,13 +57,23 @@ def native(client, task, body) -> dict:
 
 
 def infer(client, task, body, path=None, **kw):
-    return client.post(path or f"/v2/models/{task}/infer", data=orjson.dumps(body),
-                       content_type="application/json", **kw)
+    return client.post(
+        path or f"/v2/models/{task}/infer", data=orjson.dumps(body), content_type="application/json", **kw
+    )
 
 
 def v2_body(task, rows, **parameters) -> dict:
-    body = {"id": "req-1", "inputs": [{"name": "input", "datatype": dtype_of(task), "shape": [len(rows), len(rows[0])],
-                                       "data": [v for r in rows for v in r]}]}
+    body = {
+        "id": "req-1",
+        "inputs": [
+            {
+                "name": "input",
+                "datatype": dtype_of(task),
+                "shape": [len(rows), len(rows[0])],
+                "data": [v for r in rows for v in r],
+            }
+        ],
+    }
     if parameters:
         body["parameters"] = parameters
     return body
@@ -83,6 +94,7 @@ def assert_error(response, status) -> str:
 
 
 # --- metadata and health ----------------------------------------------------------------------------------
+
 
 def test_server_metadata_live_and_ready(client):
     meta = client.get("/v2").get_json()
@@ -120,8 +132,15 @@ def test_unknown_model_and_version_are_404(client, any_task):
     assert_error(client.get("/v2/models/nope/ready"), 404)
     assert "has no version '0000'" in assert_error(client.get(f"/v2/models/{any_task}/versions/0000"), 404)
     assert_error(client.get(f"/v2/models/{any_task}/versions/0000/ready"), 404)
-    assert_error(infer(client, any_task, v2_body(any_task, examples(any_task, 1)),
-                       path=f"/v2/models/{any_task}/versions/0000/infer"), 404)
+    assert_error(
+        infer(
+            client,
+            any_task,
+            v2_body(any_task, examples(any_task, 1)),
+            path=f"/v2/models/{any_task}/versions/0000/infer",
+        ),
+        404,
+    )
 
 
 def test_unknown_v2_paths_and_wrong_methods(client, any_task):
@@ -133,6 +152,7 @@ def test_unknown_v2_paths_and_wrong_methods(client, any_task):
 
 
 # --- infer: the native endpoint's answers -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("task", TASKS)
 def test_infer_answers_like_the_native_endpoint(client, task):
@@ -190,8 +210,16 @@ def test_fp32_input_is_accepted(client, task):
 def binary_request(task, rows, datatype=None, outputs=None, parameters=None) -> tuple[bytes, dict]:
     datatype = datatype or dtype_of(task)
     data = np.array(rows, dtype={"INT64": "<i8", "INT32": "<i4", "FP64": "<f8", "FP32": "<f4"}[datatype]).tobytes()
-    header = {"inputs": [{"name": "input", "datatype": datatype, "shape": [len(rows), len(rows[0])],
-                          "parameters": {"binary_data_size": len(data)}}]}
+    header = {
+        "inputs": [
+            {
+                "name": "input",
+                "datatype": datatype,
+                "shape": [len(rows), len(rows[0])],
+                "parameters": {"binary_data_size": len(data)},
+            }
+        ]
+    }
     if outputs is not None:
         header["outputs"] = outputs
     if parameters:
@@ -224,7 +252,9 @@ def test_binary_input_json_output_and_int32(client):
     rows = examples(task, 2)
     body, headers = binary_request(task, rows, datatype="INT32")
     r = client.post(f"/v2/models/{task}/infer", data=body, headers=headers)
-    assert r.status_code == 200 and r.mimetype == "application/json" and "Inference-Header-Content-Length" not in r.headers
+    assert (
+        r.status_code == 200 and r.mimetype == "application/json" and "Inference-Header-Content-Length" not in r.headers
+    )
     assert tensor(r.get_json()["outputs"], "output").tolist() == native(client, task, {"inputs": rows})["outputs"]
 
 
@@ -243,6 +273,7 @@ def test_binary_data_output_parameter_and_raw_binary_request(client, any_task):
 
 
 # --- errors: the protocol's {"error": ...}, never a 500 -------------------------------------------------
+
 
 def _bad_bodies(task):
     good = v2_body(task, examples(task, 1))
@@ -329,8 +360,15 @@ def test_request_ids_metrics_and_openapi(make_client, any_task):
     metrics = app_client.get("/metrics").get_data(as_text=True)
     assert 'endpoint="v2.infer"' in metrics and f'task="{any_task}"' in metrics
     doc = app_client.get("/openapi.json").get_json()
-    for path in ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready",
-                 "/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+    for path in (
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/{name}",
+        "/v2/models/{name}/ready",
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}/infer",
+    ):
         assert path in doc["paths"], path
     params = doc["components"]["schemas"]["V2InferRequest"]["properties"]["parameters"]["properties"]
     assert {"steps", "top_k", "binary_data_output"} <= set(params)

@@ -5,10 +5,10 @@ endpoint's for the same input.
 
     .venv/bin/python -m pytest tests/server/test_v2_clients.py
 """
+
 from __future__ import annotations
 
 import functools
-
 import json
 import os
 import subprocess
@@ -105,8 +105,15 @@ def test_tritonclient_health_metadata_and_infer_json_and_binary(server):
                     tensor = httpclient.InferInput("input", list(array.shape), input_dtype(task))
                     tensor.set_data_from_numpy(array, binary_data=binary_in)
                     wanted = [httpclient.InferRequestedOutput(name, binary_data=binary_out) for name in expected]
-                    result = client.infer(task, [tensor], outputs=wanted, request_id=f"{task}-{binary_in}-{binary_out}",
-                                          parameters=params or None, headers=dict(AUTH), model_version=version)
+                    result = client.infer(
+                        task,
+                        [tensor],
+                        outputs=wanted,
+                        request_id=f"{task}-{binary_in}-{binary_out}",
+                        parameters=params or None,
+                        headers=dict(AUTH),
+                        model_version=version,
+                    )
                     response = result.get_response()
                     assert response["id"] == f"{task}-{binary_in}-{binary_out}" and response["model_version"] == version
                     for name, values in expected.items():
@@ -146,17 +153,32 @@ def test_tritonclient_errors_are_raised_with_the_servers_message(server):
 
 def test_kserve_rest_client_answers_like_the_native_endpoint(server):
     if not KSERVE_PYTHON.exists():
-        pytest.skip(f"KServe's SDK is not installed: {KSERVE_PYTHON} missing (.ci/run creates .venv-kserve with "
-                    "`pip install kserve==0.21.0`)")
+        pytest.skip(
+            f"KServe's SDK is not installed: {KSERVE_PYTHON} missing (.ci/run creates .venv-kserve with "
+            "`pip install kserve==0.21.0`)"
+        )
     jobs, expected = [], []
     for task in TASKS:
         rows, params = rows_for(task), options(task)
-        requests_ = [{"rows": rows, "datatype": input_dtype(task), "binary": binary, "parameters": params or None,
-                      "id": f"k-{task}-{binary}"} for binary in (False, True)]
+        requests_ = [
+            {
+                "rows": rows,
+                "datatype": input_dtype(task),
+                "binary": binary,
+                "parameters": params or None,
+                "id": f"k-{task}-{binary}",
+            }
+            for binary in (False, True)
+        ]
         jobs.append({"url": server.url, "model": task, "headers": AUTH, "requests": requests_})
         expected.append(expected_tensors(native(server.url, task, rows, params), params))
-    run = subprocess.run([str(KSERVE_PYTHON), str(ROOT / "tests" / "support" / "kserve_driver.py")],
-                         input=json.dumps(jobs), capture_output=True, text=True, timeout=180)
+    run = subprocess.run(
+        [str(KSERVE_PYTHON), str(ROOT / "tests" / "support" / "kserve_driver.py")],
+        input=json.dumps(jobs),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(run.stdout)
     assert len(results) == len(jobs)

@@ -1,6 +1,7 @@
 """Load driver for the reliability tests: request makers whose expected answers are computed here,
 independently of the service (from each task's definition), a keep-alive HTTP client on 127.0.0.1, and a
 driver that runs N client threads bounded in time and in requests and tallies every outcome."""
+
 from __future__ import annotations
 
 import http.client
@@ -10,8 +11,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import urlsplit
 
 import orjson
@@ -20,6 +21,7 @@ PROBLEM = "application/problem+json"
 
 
 # --- tasks: an input generator and the true answer, from the task's definition ------------------------
+
 
 @dataclass(frozen=True)
 class Oracle:
@@ -76,14 +78,18 @@ def rollout_answer(oracle: Oracle, x: list, steps: int) -> list:
 
 def close(expected, got, tolerance: float) -> bool:
     if isinstance(expected, list):
-        return isinstance(got, list) and len(got) == len(expected) and all(
-            close(e, g, tolerance) for e, g in zip(expected, got))
+        return (
+            isinstance(got, list)
+            and len(got) == len(expected)
+            and all(close(e, g, tolerance) for e, g in zip(expected, got))
+        )
     if not isinstance(got, (int, float)) or isinstance(got, bool):
         return False
     return got == expected if tolerance == 0 else abs(got - expected) < tolerance
 
 
 # --- calls: what to send and how to judge the answer --------------------------------------------------
+
 
 @dataclass
 class Call:
@@ -109,6 +115,7 @@ def predict_call(task: str, rng: random.Random, kind: str = "predict") -> Call:
         def check_invalid(answer):
             pointers = [e["pointer"] for e in answer.get("errors", [])]
             return None if pointer in pointers else f"422 without pointer {pointer}: {answer}"
+
         return Call(kind, "POST", path, orjson.dumps({"inputs": inputs}), 422, check_invalid)
     body: dict = {"inputs": inputs}
     if kind == "rollout":
@@ -128,11 +135,13 @@ def predict_call(task: str, rng: random.Random, kind: str = "predict") -> Call:
                 if len(best) != k or best[0]["value"] != want or ps != sorted(ps, reverse=True):
                     return f"{task} top_k {best}, expected {want} first"
         return None
+
     return Call(kind, "POST", path, orjson.dumps(body), 200, check)
 
 
 def mixed_calls(tasks: list[str]) -> Callable[[random.Random], Call]:
     """Every request kind on every task: predictions (plain, rollout, top_k), 422s, listings and metrics."""
+
     def tasks_listing(answer):
         names = {t["name"] for t in answer.get("tasks", [])}
         return None if set(tasks) <= names else f"GET /tasks lacks {set(tasks) - names}"
@@ -152,15 +161,21 @@ def mixed_calls(tasks: list[str]) -> Callable[[random.Random], Call]:
         if kind == "metrics":
             return Call(kind, "GET", "/metrics", check=metrics_text)
         if kind == "task":
-            return Call(kind, "GET", f"/tasks/{task}",
-                        check=lambda a: None if a.get("name") == task and a.get("example") else f"GET /tasks/{task}")
+            return Call(
+                kind,
+                "GET",
+                f"/tasks/{task}",
+                check=lambda a: None if a.get("name") == task and a.get("example") else f"GET /tasks/{task}",
+            )
         if kind == "unknown":
             return Call(kind, "POST", "/tasks/no-such-task/predict", b'{"inputs": [[1]]}', 404)
         return predict_call(task, rng, kind)
+
     return make
 
 
 # --- the client and the driver -------------------------------------------------------------------------
+
 
 @dataclass
 class Outcome:
@@ -244,18 +259,30 @@ class Tally:
         return Counter(o.call.kind for o in self.outcomes)
 
     def failures(self, limit: int = 5) -> list[str]:
-        return [f"{o.result} {o.call.method} {o.call.path} {o.status} {o.detail[:300]}"
-                for o in self.outcomes if o.result != "ok"][:limit]
+        return [
+            f"{o.result} {o.call.method} {o.call.path} {o.status} {o.detail[:300]}"
+            for o in self.outcomes
+            if o.result != "ok"
+        ][:limit]
 
     def summary(self) -> str:
         results = Counter(o.result for o in self.outcomes)
-        return (f"{self.sent} requests in {self.seconds:.1f}s ({self.sent / max(self.seconds, 1e-9):.0f}/s): "
-                f"{dict(results)}; statuses {dict(self.by_status())}")
+        return (
+            f"{self.sent} requests in {self.seconds:.1f}s ({self.sent / max(self.seconds, 1e-9):.0f}/s): "
+            f"{dict(results)}; statuses {dict(self.by_status())}"
+        )
 
 
-def drive(base_url: str, make: Callable[[random.Random], Call], threads: int, seconds: float,
-          max_requests: int, seed: int = 0, stop: threading.Event | None = None,
-          on_sent: Callable[[int], None] | None = None) -> Tally:
+def drive(
+    base_url: str,
+    make: Callable[[random.Random], Call],
+    threads: int,
+    seconds: float,
+    max_requests: int,
+    seed: int = 0,
+    stop: threading.Event | None = None,
+    on_sent: Callable[[int], None] | None = None,
+) -> Tally:
     """Run `threads` clients, each sending make(rng) calls back to back, until `seconds` pass, `max_requests`
     were sent in all, or `stop` is set. Returns every outcome."""
     tally, lock, crashes = Tally(), threading.Lock(), []
@@ -293,6 +320,7 @@ def drive(base_url: str, make: Callable[[random.Random], Call], threads: int, se
 
 
 # --- processes -----------------------------------------------------------------------------------------
+
 
 def children(pid: int) -> list[int]:
     """The gunicorn master's worker pids, from /proc."""

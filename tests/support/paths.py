@@ -1,4 +1,5 @@
 """Where the repository and its committed models are, and which of those models can be served."""
+
 from pathlib import Path
 
 from service.core import manifest as manifest_mod

@@ -1,5 +1,6 @@
 """Raw HTTP/1.1 over a socket to 127.0.0.1, for requests no HTTP client library would send (malformed request
 lines, broken chunking, pipelining): send bytes, read every answer until the server closes, parse them."""
+
 from __future__ import annotations
 
 import socket
@@ -49,7 +50,7 @@ def exchange(port: int, data: bytes, deadline: float = 10.0, half_close: bool = 
             sock.settimeout(max(0.05, deadline - (time.monotonic() - started)))
             try:
                 chunk = sock.recv(1 << 16)
-            except socket.timeout:
+            except TimeoutError:
                 break
             except OSError:  # reset after the answer: what was read stands
                 closed = True
@@ -83,8 +84,13 @@ def parse(buf: bytes) -> tuple[list[Answer], bytes]:
     return answers, buf
 
 
-def request(method: str = "GET", path: str = "/healthz", headers: dict | None = None, body: bytes = b"",
-            chunked: list[bytes] | None = None) -> bytes:
+def request(
+    method: str = "GET",
+    path: str = "/healthz",
+    headers: dict | None = None,
+    body: bytes = b"",
+    chunked: list[bytes] | None = None,
+) -> bytes:
     """A well-formed request's bytes (Content-Length, or chunked when `chunked` holds the chunks)."""
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]

@@ -1,5 +1,6 @@
 """gunicorn on 127.0.0.1 for tests and benchmarks: the project's gunicorn config, any app spec, a free
 port, started by this process and stopped by it (SIGTERM, then kill if it hangs)."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,15 @@ def free_port() -> int:
 def server_env(port: int, env_overrides: dict | None = None, models_dir: Path = MODELS_DIR) -> dict:
     """This process's environment without any TOYSEQ_ setting, then the test's: 2 workers x 1 thread."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOYSEQ_") and k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update({"PYTHONPATH": str(ROOT), "TOYSEQ_BIND": f"127.0.0.1:{port}", "TOYSEQ_MODELS_DIR": str(models_dir),
-                "TOYSEQ_WORKERS": "2", "TOYSEQ_THREADS": "1"})
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "TOYSEQ_BIND": f"127.0.0.1:{port}",
+            "TOYSEQ_MODELS_DIR": str(models_dir),
+            "TOYSEQ_WORKERS": "2",
+            "TOYSEQ_THREADS": "1",
+        }
+    )
     env.update({k: str(v) for k, v in (env_overrides or {}).items()})
     return env
 
@@ -44,15 +52,26 @@ class Server:
     """`gunicorn -c python:service.server.gunicorn_conf APP`, waited for until `wait_path` answers 200
     (at most READY_TIMEOUT); `ready_seconds` is process start to that answer."""
 
-    def __init__(self, log_path: Path, env: dict | None = None, models_dir: Path = MODELS_DIR,
-                 app: str = TOYSEQ_APP, wait_path: str | None = "/readyz"):
+    def __init__(
+        self,
+        log_path: Path,
+        env: dict | None = None,
+        models_dir: Path = MODELS_DIR,
+        app: str = TOYSEQ_APP,
+        wait_path: str | None = "/readyz",
+    ):
         self.port = free_port()
         self.url = self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.started = time.perf_counter()
         with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(gunicorn_command(app), cwd=ROOT, env=server_env(self.port, env, models_dir),
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                gunicorn_command(app),
+                cwd=ROOT,
+                env=server_env(self.port, env, models_dir),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.ready_seconds = self._wait(wait_path) if wait_path else 0.0
 
     def log(self) -> str:
@@ -88,7 +107,7 @@ class Server:
             self.proc.kill()
             self.proc.wait(5)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,4 +1,5 @@
 """The committed models: valid manifests, gates met on fresh held-out data, and the LSTM doing the work."""
+
 import json
 import shutil
 
@@ -70,6 +71,9 @@ def test_ablation_random_lstm_falls_well_short(task, tmp_path):
     randomise_lstm(MODELS_DIR / task, tmp_path / task)
     suite = tuple(c for c in TASKS[task].suite if c.cases not in ("every_input", "first_then_repeated"))
     results = evaluate(TASKS[task], Predictor.load(tmp_path / task), FRESH_SEED, 500, suite)
-    far = [r for r in results if (r["value"] <= 0.9 * r["threshold"] if r["op"] == ">="
-                                  else r["value"] >= 10 * r["threshold"])]
+    far = [
+        r
+        for r in results
+        if (r["value"] <= 0.9 * r["threshold"] if r["op"] == ">=" else r["value"] >= 10 * r["threshold"])
+    ]
     assert far, results

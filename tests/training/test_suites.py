@@ -1,5 +1,6 @@
 """The contract's hard cases through the service's own predict path (HTTP), the best-constant ablation,
 and the exhaustive sum-first-two check."""
+
 import json
 import shutil
 
@@ -11,11 +12,10 @@ from onnx import TensorProto, helper
 from service.core import manifest as manifest_mod
 from service.core.codec import Batch
 from service.core.predictor import Predictor
-from training.catalog import TASKS
-from training.evaluation import CASES, METRICS, DEFAULT_EVAL_SEED
-from training.trainer import codec_for
-
 from tests.support.paths import MODELS_DIR
+from training.catalog import TASKS
+from training.evaluation import CASES, DEFAULT_EVAL_SEED, METRICS
+from training.trainer import codec_for
 
 COMMITTED = [t for t in TASKS if (MODELS_DIR / t / manifest_mod.MANIFEST_FILE).exists()]
 
@@ -28,10 +28,16 @@ def predict(client, task, inputs, **extra):
 
 # --- arith-next --------------------------------------------------------------------------------
 
+
 def test_arith_next_outliers_from_the_issue_are_answered_and_located(client):
-    inputs = [[0, 101, 202, 303, 404, 1515, 606], [101, 202, 303, 404, 1515, 606, 707],
-              [202, 303, 404, 1515, 606, 707, 808], [10, 20, 30, 40, 50, 1000000, 70],
-              [-1000000000, 3, 6, 9, 12, 15, 18], [5, 10, 15, -20, 25, 30, 35]]
+    inputs = [
+        [0, 101, 202, 303, 404, 1515, 606],
+        [101, 202, 303, 404, 1515, 606, 707],
+        [202, 303, 404, 1515, 606, 707, 808],
+        [10, 20, 30, 40, 50, 1000000, 70],
+        [-1000000000, 3, 6, 9, 12, 15, 18],
+        [5, 10, 15, -20, 25, 30, 35],
+    ]
     body = predict(client, "arith-next", inputs)
     assert body["outputs"] == [707, 808, 909, 80, 21, 40]
     assert body["wrong_position"] == [5, 4, 3, 5, 0, 3]
@@ -39,8 +45,16 @@ def test_arith_next_outliers_from_the_issue_are_answered_and_located(client):
 
 def test_arith_next_clean_progressions_at_every_magnitude(client):
     inputs, want = [], []
-    for start, step in [(0, 0), (7, 1), (7, -1), (0, 2_000_000), (-10**9, 3 * 10**8), (10**9, -10**8),
-                        (10**9 - 6 * 333_333_333, 333_333_333), (999_999_994, 1)]:
+    for start, step in [
+        (0, 0),
+        (7, 1),
+        (7, -1),
+        (0, 2_000_000),
+        (-(10**9), 3 * 10**8),
+        (10**9, -(10**8)),
+        (10**9 - 6 * 333_333_333, 333_333_333),
+        (999_999_994, 1),
+    ]:
         inputs.append([start + step * k for k in range(7)])
         want.append(start + step * 7)
     body = predict(client, "arith-next", inputs)
@@ -55,6 +69,7 @@ def test_arith_next_rolls_out_past_the_contract_bound_exactly(client):
 
 
 # --- ramp --------------------------------------------------------------------------------------
+
 
 def test_ramp_constant_windows_answer_the_constant(client):
     body = predict(client, "ramp", [[0, 0, 0], [5, 5, 5, 5], [1e5] * 50, [-1e6] * 3])
@@ -72,8 +87,11 @@ def test_ramp_window_too_fine_for_float64_is_422_saying_why(client):
 
 
 def test_ramp_continues_large_and_small_steps_within_a_thousandth_of_the_step(client):
-    windows = [[1e6 - 3e4 * (9 - k) for k in range(10)], [-0.5 + 1e-6 * k for k in range(3)],
-               [123.0 - 0.37 * k for k in range(50)]]
+    windows = [
+        [1e6 - 3e4 * (9 - k) for k in range(10)],
+        [-0.5 + 1e-6 * k for k in range(3)],
+        [123.0 - 0.37 * k for k in range(50)],
+    ]
     outputs = predict(client, "ramp", windows)["outputs"]
     for w, out in zip(windows, outputs):
         step = w[-1] - w[-2]
@@ -81,6 +99,7 @@ def test_ramp_continues_large_and_small_steps_within_a_thousandth_of_the_step(cl
 
 
 # --- copy-first, sum-first-two -------------------------------------------------------------------
+
 
 def test_copy_first_keeps_the_first_value_against_a_repeated_one(client):
     inputs = [[0] + [94] * 19, [99] + [0] * 19, [50, 51], [7] + [8] * 10]
@@ -105,6 +124,7 @@ def test_sum_first_two_is_exact_on_every_possible_input():
 
 
 # --- the best constant output ------------------------------------------------------------------
+
 
 def best_constant(task) -> np.ndarray:
     """The output that, repeated for every input, fits the training targets best: in encoded units, the
@@ -139,12 +159,19 @@ def constant_model(src, dst, value: np.ndarray) -> None:
         helper.make_node("Concat", ["batch_seq", "width"], ["target"], axis=0),
         helper.make_node("Expand", ["value", "target"], [out["name"]]),
     ]
-    inits = [helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
-             helper.make_tensor("two", TensorProto.INT64, [1], [2]),
-             helper.make_tensor("width", TensorProto.INT64, [1], [len(value)]),
-             helper.make_tensor("value", TensorProto.FLOAT, [1, 1, len(value)], value.tolist())]
-    graph = helper.make_graph(nodes, "constant", [helper.make_tensor_value_info(inp["name"], dtype, inp["shape"])],
-                              [helper.make_tensor_value_info(out["name"], TensorProto.FLOAT, None)], inits)
+    inits = [
+        helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("two", TensorProto.INT64, [1], [2]),
+        helper.make_tensor("width", TensorProto.INT64, [1], [len(value)]),
+        helper.make_tensor("value", TensorProto.FLOAT, [1, 1, len(value)], value.tolist()),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constant",
+        [helper.make_tensor_value_info(inp["name"], dtype, inp["shape"])],
+        [helper.make_tensor_value_info(out["name"], TensorProto.FLOAT, None)],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", manifest["onnx"]["opset"])])
     onnx.save(model, str(dst / manifest_mod.MODEL_FILE))
     manifest["onnx"]["sha256"] = manifest_mod.sha256(dst / manifest_mod.MODEL_FILE)

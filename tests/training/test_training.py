@@ -1,4 +1,5 @@
 """Training: export parity on a tiny model, determinism, and never committing a model that fails."""
+
 import dataclasses
 import json
 import subprocess
@@ -130,9 +131,11 @@ def test_train_without_torch_names_the_extra_to_install(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['torch'] = None\n"  # torch absent: importing it raises ModuleNotFoundError
-            "from training.__main__ import main\n"
-            f"sys.exit(main(['train', 'alternating', '--models-dir', {str(tmp_path)!r}]))")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # torch absent: importing it raises ModuleNotFoundError
+        "from training.__main__ import main\n"
+        f"sys.exit(main(['train', 'alternating', '--models-dir', {str(tmp_path)!r}]))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "pip install -e '.[training]'" in done.stderr and "Traceback" not in done.stderr

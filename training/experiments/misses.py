@@ -5,6 +5,7 @@
 Prints the one-wrong exact rate by the wrong value's position and by where in the window's range it
 lies (0 = at the last value, 1 = at the true first value), on the same held-out stream evaluation uses.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,15 +33,19 @@ def located_misses(predictor: Predictor, rng: np.random.Generator, n: int) -> di
 
 
 def table(found: dict) -> str:
-    lines = [f"one wrong value: {found['exact'].mean():.4f} exact over {len(found['exact'])} windows",
-             "position  exact   | exact by where the wrong value lies: " +
-             "  ".join(f"[{a:.1f},{b:.1f})" for a, b in zip(BANDS, BANDS[1:]))]
+    lines = [
+        f"one wrong value: {found['exact'].mean():.4f} exact over {len(found['exact'])} windows",
+        "position  exact   | exact by where the wrong value lies: "
+        + "  ".join(f"[{a:.1f},{b:.1f})" for a, b in zip(BANDS, BANDS[1:])),
+    ]
     band = np.clip(np.digitize(found["where"], BANDS) - 1, 0, len(BANDS) - 2)
     for p in range(6):
         at = found["pos"] == p
         cells = [found["exact"][at & (band == b)] for b in range(len(BANDS) - 1)]
-        lines.append(f"{p:8d}  {found['exact'][at].mean():.4f}  | " +
-                     "  ".join(f"{c.mean():9.3f}" if len(c) else f"{'-':>9s}" for c in cells))
+        lines.append(
+            f"{p:8d}  {found['exact'][at].mean():.4f}  | "
+            + "  ".join(f"{c.mean():9.3f}" if len(c) else f"{'-':>9s}" for c in cells)
+        )
     return "\n".join(lines)
 
 

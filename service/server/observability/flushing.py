@@ -8,6 +8,7 @@ lock (Prometheus multiprocess values) is kept in memory and written by `flush` c
 So nothing is lost on a normal or graceful exit, and a worker killed outright (SIGKILL) loses at most the
 last INTERVAL seconds of access lines and counts, much as nginx's `access_log ... buffer= flush=` does.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -15,7 +16,7 @@ import logging
 import os
 import threading
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 INTERVAL = 0.05  # seconds
 

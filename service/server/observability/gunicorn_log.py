@@ -1,5 +1,6 @@
 """gunicorn's own log lines (start, worker boot and exit, timeouts, errors) as the same one-line JSON
 objects as the app's, so that every line on stderr parses. Named in gunicorn_conf.py as `logger_class`."""
+
 from __future__ import annotations
 
 from gunicorn.glogging import Logger

@@ -1,4 +1,5 @@
 """Structured logging: one JSON object per line on stderr, access lines included."""
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,12 @@ ACCESS = logging.getLogger("toyseq.access")
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-                "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        line = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         line.update(getattr(record, "fields", {}))
         if record.exc_info:  # stack traces go to the log, never to a client
             line["exc"] = self.formatException(record.exc_info)

@@ -8,6 +8,7 @@ both: it counts the requests it recorded and flushes, every 50 ms on the flushin
 (observability/flushing.py), at exit, and before /metrics renders. So a worker's own counts are exact in its
 answer, and under gunicorn a scrape served by one worker sees the others' requests at most 50 ms late.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,14 +44,28 @@ class Metrics:
             own = None  # values live in the shared files; the collector above reads them all
         else:
             own = self.registry
-        self.requests = Counter("toyseq_requests", "HTTP requests answered, by endpoint, task and status",
-                                ["endpoint", "task", "status"], registry=own)
-        self.latency = Histogram("toyseq_request_duration_seconds", "Time to answer a request, by endpoint and task",
-                                 ["endpoint", "task"], buckets=LATENCY_BUCKETS, registry=own)
-        self.sequences = Counter("toyseq_sequences_predicted", "Sequences answered by predict, by task",
-                                 ["task"], registry=own)
-        self.load_failures = Counter("toyseq_model_load_failures", "Model folders a worker could not load, "
-                                     "by task (each worker counts its own attempt)", ["task"], registry=own)
+        self.requests = Counter(
+            "toyseq_requests",
+            "HTTP requests answered, by endpoint, task and status",
+            ["endpoint", "task", "status"],
+            registry=own,
+        )
+        self.latency = Histogram(
+            "toyseq_request_duration_seconds",
+            "Time to answer a request, by endpoint and task",
+            ["endpoint", "task"],
+            buckets=LATENCY_BUCKETS,
+            registry=own,
+        )
+        self.sequences = Counter(
+            "toyseq_sequences_predicted", "Sequences answered by predict, by task", ["task"], registry=own
+        )
+        self.load_failures = Counter(
+            "toyseq_model_load_failures",
+            "Model folders a worker could not load, by task (each worker counts its own attempt)",
+            ["task"],
+            registry=own,
+        )
 
         # Written by the request thread only: running totals (endpoint, task, status) -> count and
         # task -> sequences; (endpoint, task) -> the durations not yet flushed.

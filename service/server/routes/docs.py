@@ -1,4 +1,5 @@
 """GET /openapi.json: the API description, rendered once per worker."""
+
 from __future__ import annotations
 
 import orjson

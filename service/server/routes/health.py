@@ -1,4 +1,5 @@
 """GET /healthz (alive), /readyz (every model loaded and warmed) and /metrics (Prometheus)."""
+
 from __future__ import annotations
 
 import orjson
@@ -22,9 +23,17 @@ def blueprint(state) -> Blueprint:
         if registry.unavailable or not ready:
             reasons = "; ".join(f"{t}: {r}" for t, r in sorted(registry.unavailable.items()))
             detail = f"not ready: unavailable tasks: {reasons}" if reasons else "not ready: no models found"
-            return problem({"type": "urn:toyseq:problem:not-ready", "title": "Service Unavailable",
-                            "status": 503, "detail": detail, "ready": ready,
-                            "unavailable": registry.unavailable}, 503)
+            return problem(
+                {
+                    "type": "urn:toyseq:problem:not-ready",
+                    "title": "Service Unavailable",
+                    "status": 503,
+                    "detail": detail,
+                    "ready": ready,
+                    "unavailable": registry.unavailable,
+                },
+                503,
+            )
         return Response(orjson.dumps({"status": "ready", "tasks": ready}), mimetype="application/json")
 
     @bp.get("/metrics")

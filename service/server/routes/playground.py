@@ -5,6 +5,7 @@ GET /tasks and calls the predict endpoint like any client. Training curves are r
 the task names the registry discovered at start-up: a URL's name is only ever a key into that dict, never
 part of a path, and the picture always belongs to the model this worker serves.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,10 @@ PAGE = "playground.html"
 CURVE = "training.png"
 # The page loads nothing but its own files; scripts and styles from anywhere else are refused.
 PAGE_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                                "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }

@@ -1,4 +1,5 @@
 """POST /tasks/<name>/predict: the request path. Kept lean: orjson in and out, Codec.check, one Predictor call."""
+
 from __future__ import annotations
 
 import hmac
@@ -26,8 +27,10 @@ def blueprint(state) -> Blueprint:
     def predict(name: str):
         environ = request.environ  # one context lookup, then plain dict reads
         if api_key and not _authorized(api_key):
-            raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
-                               headers={"WWW-Authenticate": 'Bearer realm="toyseq"'})
+            raise Unauthorized(
+                "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+                headers={"WWW-Authenticate": 'Bearer realm="toyseq"'},
+            )
         predictor = predictors.get(name)
         if predictor is None:
             if name in unavailable:
@@ -52,16 +55,21 @@ def read_json(environ: dict, max_body: int):
     else:
         mimetype = request.mimetype
         if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
-            raise UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json), "
-                                       f"got {mimetype or 'no content type'!r}"[:200])
+            raise UnsupportedMediaType(
+                f"the body must be JSON (Content-Type: application/json), got {mimetype or 'no content type'!r}"[:200]
+            )
         charset = request.mimetype_params.get("charset", "utf-8").strip().lower()
         if charset not in ("utf-8", "utf8"):
-            raise UnsupportedMediaType(f"the body must be UTF-8 JSON (RFC 8259), got charset={charset!r}"[:200],
-                                       extra={"charset": charset[:40]})
+            raise UnsupportedMediaType(
+                f"the body must be UTF-8 JSON (RFC 8259), got charset={charset!r}"[:200],
+                extra={"charset": charset[:40]},
+            )
     coding = environ.get("HTTP_CONTENT_ENCODING")
     if coding and coding.strip().lower() != "identity":
-        raise UnsupportedMediaType(f"Content-Encoding {coding.strip()!r} is not supported; send the JSON "
-                                   "uncompressed (identity)"[:200], headers={"Accept-Encoding": "identity"})
+        raise UnsupportedMediaType(
+            f"Content-Encoding {coding.strip()!r} is not supported; send the JSON uncompressed (identity)"[:200],
+            headers={"Accept-Encoding": "identity"},
+        )
     data = _read_body(environ, max_body)
     try:
         return orjson.loads(data)
@@ -111,8 +119,10 @@ def _lenient(data: bytes, err: Exception):
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as bad:
-        raise UnsupportedMediaType(f"the body is not UTF-8: byte {bad.start} is invalid; JSON on the wire "
-                                   "is UTF-8 (RFC 8259)", extra={"position": bad.start}) from None
+        raise UnsupportedMediaType(
+            f"the body is not UTF-8: byte {bad.start} is invalid; JSON on the wire is UTF-8 (RFC 8259)",
+            extra={"position": bad.start},
+        ) from None
     if "surrogate" in str(err):
         raise BadRequest(f"the body is not valid JSON: {err} (a lone \\uD800-\\uDFFF escape is not a character)")
     try:

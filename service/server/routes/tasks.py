@@ -1,9 +1,9 @@
 """GET /tasks and GET /tasks/<name>: what each task does, its contract, evaluation results and an example."""
+
 from __future__ import annotations
 
 import orjson
 from flask import Blueprint, Response, request
-
 
 
 def blueprint(state) -> Blueprint:
@@ -53,12 +53,21 @@ def describe(name: str, state, detail: bool = False) -> dict:
     if detail:
         body = {"inputs": [m["example"]["input"]]}
         info["example"] = {
-            "request": {"method": "POST", "path": f"/tasks/{name}/predict",
-                        "headers": {"Content-Type": "application/json"}, "body": body},
+            "request": {
+                "method": "POST",
+                "path": f"/tasks/{name}/predict",
+                "headers": {"Content-Type": "application/json"},
+                "body": body,
+            },
             "expected_outputs": [m["example"]["output"]],
-            "curl": (f"curl -s -X POST http://HOST/tasks/{name}/predict -H 'Content-Type: application/json' "
-                     f"-d '{orjson.dumps(body).decode()}'"),
+            "curl": (
+                f"curl -s -X POST http://HOST/tasks/{name}/predict -H 'Content-Type: application/json' "
+                f"-d '{orjson.dumps(body).decode()}'"
+            ),
         }
-        info["limits"] = {"max_batch": limit.max_batch, "max_body_bytes": state.config.max_body_bytes,
-                          "max_rollout_values": limit.max_rollout_values}
+        info["limits"] = {
+            "max_batch": limit.max_batch,
+            "max_body_bytes": state.config.max_body_bytes,
+            "max_rollout_values": limit.max_rollout_values,
+        }
     return info

@@ -3,6 +3,7 @@ API: GET /v2, /v2/health/live, /v2/health/ready, /v2/models/<task>[/versions/<v>
 POST .../infer. The translation lives in openinference.py; the API key, body limit, request ids, metrics and
 access lines are the native path's. Errors are the protocol's {"error": "..."}, never problem+json.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,11 +72,14 @@ def blueprint(state) -> Blueprint:
     def infer(name: str, version: str | None = None):
         environ = request.environ
         if api_key and not _authorized(api_key):
-            raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
-                               headers={"WWW-Authenticate": 'Bearer realm="toyseq"'})
+            raise Unauthorized(
+                "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+                headers={"WWW-Authenticate": 'Bearer realm="toyseq"'},
+            )
         found = model(name, version)
-        header, binary = oip.split_body(_read_body(environ, max_body),
-                                        environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"))
+        header, binary = oip.split_body(
+            _read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+        )
         checked = oip.parse_infer(found, header, binary)
         result = found.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k)
         environ["toyseq.sequences"] = len(checked.arrays)  # counted by the app's middleware
@@ -99,8 +103,11 @@ def blueprint(state) -> Blueprint:
             if endpoint != "v2.unknown":
                 allowed.append(method)
         if allowed:
-            raise ServiceError(f"{request.method} is not allowed on {request.path[:100]}; use {', '.join(allowed)}",
-                               status=405, headers={"Allow": ", ".join(allowed)})
+            raise ServiceError(
+                f"{request.method} is not allowed on {request.path[:100]}; use {', '.join(allowed)}",
+                status=405,
+                headers={"Allow": ", ".join(allowed)},
+            )
         raise ServiceError(f"no v2 endpoint {request.method} /v2/{rest[:100]}; see /openapi.json", status=404)
 
     @bp.errorhandler(ServiceError)
