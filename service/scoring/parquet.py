@@ -112,6 +112,7 @@ def output_schema(output: dict, steps: int | None, top_k: bool, id_type: pa.Data
 def answers_table(chunk: Chunk, answers: Answers, schema: pa.Schema) -> pa.Table:
     pa = pyarrow()
     columns = []
+    values: list[Any] | None
     for name in schema.names:
         if name == ID_COLUMN:
             values = chunk.ids if chunk.ids is not None else [None] * len(chunk)

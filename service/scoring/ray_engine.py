@@ -303,7 +303,7 @@ class ScoreActor:
     def __init__(
         self,
         task: str,
-        files: list,
+        files: list[Any],
         fmt: str,
         steps: int | None,
         top_k: int | None,
@@ -314,10 +314,10 @@ class ScoreActor:
 
         from ..core.predictor import Predictor, SessionConfig
 
-        files = ray.get(files[0])
+        contents: dict[str, bytes] = ray.get(files[0])
         folder = Path(tempfile.mkdtemp(prefix="toyseq-actor-")) / task
         folder.mkdir()
-        for name, data in files.items():
+        for name, data in contents.items():
             (folder / name).write_bytes(data)
         predictor = Predictor.load(folder, SessionConfig(intra_op_threads=1))
         self.backend = LocalBackend(predictor, steps, top_k, workers=1)

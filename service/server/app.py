@@ -73,7 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["toyseq"] = state
     errors.register(app)
-    app.wsgi_app = Observe(app.wsgi_app, metrics, os.getpid())
+    app.wsgi_app = Observe(app.wsgi_app, metrics, os.getpid())  # type: ignore[method-assign]
 
     from .routes import docs, health, playground, predict, tasks, v2
 
@@ -147,7 +147,7 @@ class Observe:
         if not rid or not _tame(rid):
             rid = self.new_id()
         environ["toyseq.request_id"] = rid
-        answer = []
+        answer: list[Any] = []
 
         def start(status: str, headers: list, exc_info=None):
             headers.append(("X-Request-ID", rid))

@@ -98,7 +98,7 @@ class Config:
             raise ConfigError(f"{PREFIX}API_KEY must be printable ASCII without spaces")
 
 
-def _convert(name: str, kind: str, raw: str) -> Any:
+def _convert(name: str, kind: Any, raw: str) -> Any:
     kind = kind if isinstance(kind, str) else kind.__name__
     try:
         if kind == "int":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
@@ -291,7 +293,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
     tags = ["Open Inference Protocol v2"]
     missing = _v2_error("unknown model, or a version the model does not have")
     unavailable = _v2_error("the model could not be loaded")
-    metadata = {
+    metadata: dict[str, Any] = {
         "summary": "Model metadata: the input and output tensors (-1: a variable dimension)",
         "tags": tags,
         "responses": {
@@ -300,7 +302,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             "503": unavailable,
         },
     }
-    ready = {
+    ready: dict[str, Any] = {
         "summary": "Whether the model is loaded and warmed",
         "tags": tags,
         "responses": {
@@ -309,7 +311,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             "503": _json("not ready", {"$ref": "#/components/schemas/V2ModelReady"}),
         },
     }
-    infer = {
+    infer: dict[str, Any] = {
         "summary": "Inference on a [batch, length] tensor; toyseq's options are request parameters",
         "tags": tags,
         "description": (
@@ -403,7 +405,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             "post": {**infer, "operationId": f"v2Infer{suffix}", "parameters": params + infer["parameters"]}
         }
     parameter = {"type": ["string", "number", "boolean"]}
-    tensor = {
+    tensor: dict[str, Any] = {
         "type": "object",
         "required": ["name", "datatype", "shape"],
         "properties": {

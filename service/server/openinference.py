@@ -15,6 +15,7 @@ the same parse_predict, on the same lists, so both paths accept and answer exact
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -34,7 +35,12 @@ REQUEST_FIELDS = ("id", "parameters", "inputs", "outputs", "model_name", "model_
 VERSION_LENGTH = 12  # hex digits of the model file's sha256
 
 # numpy little-endian dtypes of the datatypes toyseq reads and writes (the extension is little-endian).
-NUMPY = {"INT64": np.dtype("<i8"), "INT32": np.dtype("<i4"), "FP64": np.dtype("<f8"), "FP32": np.dtype("<f4")}
+NUMPY: dict[str, np.dtype[Any]] = {
+    "INT64": np.dtype("<i8"),
+    "INT32": np.dtype("<i4"),
+    "FP64": np.dtype("<f8"),
+    "FP32": np.dtype("<f4"),
+}
 ACCEPTED = {"int": ("INT64", "INT32"), "float": ("FP64", "FP32")}
 
 
@@ -316,7 +322,7 @@ def render(model: Model, request: InferRequest, result: dict) -> tuple[bytes, by
     outputs, chunks = [], []
     for name, binary in request.outputs:
         array, datatype = tensors[name]
-        entry = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
         if binary:
             data = np.ascontiguousarray(array, dtype=NUMPY[datatype]).tobytes()
             entry["parameters"] = {"binary_data_size": len(data)}
@@ -324,7 +330,7 @@ def render(model: Model, request: InferRequest, result: dict) -> tuple[bytes, by
         else:
             entry["data"] = array.reshape(-1).tolist()
         outputs.append(entry)
-    body = {"model_name": model.name, "model_version": model.version}
+    body: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
     if request.id is not None:
         body["id"] = request.id
     body["outputs"] = outputs

@@ -85,6 +85,7 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
         shown = problems[:MAX_PROBLEMS]
         more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
         raise InvalidRequest("; ".join(map(str, shown)) + more, errors=shown, total=len(problems))
+    assert arrays is not None  # no problems: the inputs were checked
     return arrays, steps, top_k
 
 

@@ -160,7 +160,9 @@ class ProblemErrors:
             log.debug("could not send the %s answer", status)
 
     def _count(self, req, addr, status: int, seconds: float) -> None:
-        observe = getattr(getattr(self.wsgi, "wsgi_app", None), "record", None)  # app.Observe, when the app is toyseq's
+        observe = getattr(
+            getattr(getattr(self, "wsgi", None), "wsgi_app", None), "record", None
+        )  # app.Observe, when the app is toyseq's
         if observe is None:
             return
         try:

@@ -113,9 +113,10 @@ def setup(level: str) -> None:
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
         root.propagate = False
-    if _access.stream is not handler.stream:
+    stream = getattr(handler, "stream", sys.stderr)  # ours is a StreamHandler; a test's may not be
+    if _access.stream is not stream:
         _access.flush()
-    _access.stream = handler.stream
+    _access.stream = stream
 
 
 def access_enabled() -> bool:

@@ -73,7 +73,7 @@ class Metrics:
         self._latency: dict[tuple, list[float]] = {}
         self._sequences: dict[str, int] = {}
         # What flush() has already added to the Prometheus values, per key.
-        self._flushed: dict[tuple, object] = {}
+        self._flushed: dict[tuple, int] = {}
         self.pending = None  # called before a render: counts what the app has recorded but not yet counted
         self._flush_lock = threading.Lock()  # the request thread (scrape) and the flushing thread may both flush
 
@@ -100,11 +100,11 @@ class Metrics:
                 if delta:
                     self.requests.labels(key[0], key[1], str(key[2])).inc(delta)
                     flushed[("r", key)] = total
-            for key, total in list(self._sequences.items()):
-                delta = total - flushed.get(("s", key), 0)
+            for task, total in list(self._sequences.items()):
+                delta = total - flushed.get(("s", task), 0)
                 if delta:
-                    self.sequences.labels(key).inc(delta)
-                    flushed[("s", key)] = total
+                    self.sequences.labels(task).inc(delta)
+                    flushed[("s", task)] = total
             for key, durations in list(self._latency.items()):
                 # A copy, then a delete of exactly the copied head: each is atomic under the GIL, so a
                 # duration the request thread appends meanwhile stays for the next flush.

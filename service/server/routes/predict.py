@@ -95,7 +95,8 @@ def _read_body(environ: dict, max_body: int) -> bytes:
         return data
     if not environ.get("wsgi.input_terminated"):
         return b""  # neither a length nor a terminated stream (chunked): HTTP says there is no body
-    blocks, size = [], 0
+    blocks: list[bytes] = []
+    size = 0
     while True:
         block = stream.read(min(1 << 16, max_body + 1 - size))
         if not block:

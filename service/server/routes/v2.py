@@ -34,6 +34,7 @@ def blueprint(state) -> Blueprint:
         found = models.get(name)
         if found is None:
             registry.get(name)  # raises: 404 unknown, 503 unavailable
+            raise AssertionError("unreachable: the registry raised")
         request.environ["toyseq.task"] = name
         found.check_version(version)
         return found
