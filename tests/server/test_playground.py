@@ -219,6 +219,10 @@ def test_playground_in_a_browser(browser, gunicorn_server, tasks, tmp_path):
         assert f"{_js_number(task['input']['low'])}..{_js_number(task['input']['high'])}" in contract
         rows = card.find_elements("css selector", ".gates tbody tr")
         assert [r.find_element("css selector", "th").text for r in rows] == [g["category"] for g in task["evaluation"]]
+        # Figures as a person reads them (at most 4 significant digits), and the card never scrolls sideways.
+        got = [r.find_elements("css selector", "td")[2].text for r in rows]
+        assert all(len(text.replace("-", "").replace(".", "").split("e")[0].lstrip("0")) <= 4 for text in got), got
+        assert page.driver.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", card)
         image = card.find_element("css selector", ".curve img")
         page.wait(
             lambda d, image=image: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)

@@ -104,6 +104,13 @@ function outputText(task) {
   return text;
 }
 
+// A measured figure as a person reads it: 0.9931959175505303 -> "0.9932", 2.837e-11 -> "2.84e-11".
+function figure(v) {
+  if (typeof v !== "number" || Number.isInteger(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(2) : String(+v.toPrecision(4));
+}
+
 function gatesTable(task, name) {
   const table = el("table", { class: "gates" },
     el("caption", { text: `Evaluation of ${name}` }),
@@ -117,13 +124,13 @@ function gatesTable(task, name) {
     body.append(el("tr", {},
       el("th", { scope: "row", text: gate.category || "" }),
       el("td", { text: gate.steps ? `${gate.metric}, ${gate.steps}-step rollout` : gate.metric }),
-      el("td", { text: `${gate.op} ${gate.threshold}` }),
-      el("td", { text: String(gate.value) }),
+      el("td", { text: `${gate.op} ${figure(gate.threshold)}` }),
+      el("td", { text: figure(gate.value), title: String(gate.value) }),
       el("td", { text: String(gate.n) }),
       el("td", { class: gate.passed ? "pass" : "fail", text: gate.passed ? "yes" : "no" })));
   }
   table.append(body);
-  return table;
+  return el("div", { class: "gates-wrap" }, table);
 }
 
 function card(task) {
@@ -263,7 +270,7 @@ function chart(input, rolled, name) {
   for (const v of [hi, (hi + lo) / 2, lo]) {
     if (v !== lo) root.append(svg("line", { class: "grid", x1: left, y1: y(v), x2: W - right, y2: y(v) }));
     const t = svg("text", { class: "tick", x: left - 6, y: y(v) + 4, "text-anchor": "end" });
-    t.textContent = String(+v.toPrecision(6));
+    t.textContent = String(+v.toPrecision(3));
     root.append(t);
   }
   const caption = svg("text", { class: "tick", x: (left + W - right) / 2, y: H - 8, "text-anchor": "middle" });
