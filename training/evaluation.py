@@ -14,6 +14,7 @@ from itertools import product
 
 import numpy as np
 
+from service.core.codec import InputContract
 from service.core.predictor import Predictor
 
 from .catalog import ARITH_BOUND, ARITH_WINDOW, Category, Task
@@ -153,7 +154,7 @@ def arith_edges_cases(task, rng, n, steps):
             span = abs(step) * (ARITH_WINDOW - 1)
             for start in (
                 -ARITH_BOUND + (span if step < 0 else 0),
-                0 - span // 2,
+                -(step * (ARITH_WINDOW - 1)) // 2,  # centred on 0, whichever way it runs
                 ARITH_BOUND - (span if step > 0 else 0),
             ):
                 seq = start + step * np.arange(ARITH_WINDOW + 1, dtype=np.int64)
@@ -256,6 +257,8 @@ METRICS = {
 
 def measure(task: Task, predictor: Predictor, category: Category, rng, n: int) -> tuple[float, int]:
     cases = CASES[category.cases](task, rng, n, category.steps, **category.params)
+    # Every case is one the contract accepts (InputError otherwise): what is measured is what is served.
+    InputContract.from_manifest(task.input).check([np.asarray(x).tolist() for x in cases.inputs], task.name)
     answers = predictor.predict(cases.inputs, steps=category.steps)["outputs"]
     return METRICS[category.metric](answers, cases), len(cases.inputs)
 
