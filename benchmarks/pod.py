@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.support.load import children
+from tests.support.load import children, memory_mib
 from tests.support.server import Server
 
 from . import load
@@ -34,15 +34,7 @@ def processes(server: Server) -> list[int]:
 
 def memory(server: Server) -> dict:
     """MiB summed over the master and its workers."""
-    rss = pss = 0
-    for pid in processes(server):
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-    return {"rss_mib": round(rss / 1024, 1), "pss_mib": round(pss / 1024, 1), "processes": len(processes(server))}
+    return memory_mib(processes(server))
 
 
 def cpu_seconds(server: Server) -> float:

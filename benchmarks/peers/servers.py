@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from tests.support.load import memory_mib
 from tests.support.paths import ROOT
 from tests.support.server import FLOOR_APP, TOYSEQ_APP, free_port, gunicorn_command, server_env
 
@@ -253,19 +254,7 @@ class Running:
     def memory(self) -> dict:
         """RSS summed over the process tree (pages shared after fork count once per process, as `ps` shows
         them) and PSS (shared pages split between their users): MiB."""
-        rss = pss = 0
-        pids = self.pids()
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/smaps_rollup") as f:
-                    for line in f:
-                        if line.startswith("Rss:"):
-                            rss += int(line.split()[1])
-                        elif line.startswith("Pss:"):
-                            pss += int(line.split()[1])
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                continue
-        return {"rss_mib": rss / 1024, "pss_mib": pss / 1024, "processes": len(pids)}
+        return memory_mib(self.pids())
 
     def stop(self, timeout: float = 30) -> None:
         if self.proc.poll() is None:

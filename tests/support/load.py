@@ -342,6 +342,23 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def memory_mib(pids: list[int]) -> dict:
+    """RSS (each process's resident pages, shared ones counted in every process) and PSS (shared pages split
+    between their users) summed over `pids`, in MiB; a process that has gone is skipped."""
+    rss = pss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return {"rss_mib": round(rss / 1024, 1), "pss_mib": round(pss / 1024, 1), "processes": len(pids)}
+
+
 def wait_for(predicate: Callable[[], bool], seconds: float, every: float = 0.1) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
