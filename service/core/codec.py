@@ -288,18 +288,6 @@ class IndexEncoder:
         return (batch.x - self.low).astype(np.int64), None
 
 
-class ScaledEncoder:
-    """Numbers divided by a fixed scale, one feature per step."""
-
-    def __init__(self, spec: dict):
-        self.scale = float(spec["scale"])
-
-    def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
-        return (batch.x / self.scale).astype(np.float32)[..., None], None
-
-    width = 1  # features per step
-
-
 class RelativeEncoder:
     """Offset-free and scale-free. The anchor is the window's last value. basis "value" feeds each
     value's position relative to the anchor, (x_t - anchor) / unit, where the unit is the window's
@@ -418,23 +406,6 @@ class ClassDecoder(_Positions):
         return (np.asarray(y) - self.low).astype(np.int64)
 
 
-class ScaledDecoder(_Positions):
-    """A number, in units of a fixed scale."""
-
-    def __init__(self, spec: dict):
-        super().__init__(spec)
-        self.scale = float(spec["scale"])
-
-    def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
-        return self.pick_last(out, batch)[:, 0].astype(np.float64) * self.scale
-
-    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
-        return self.next_values(out, batch, ctx).tolist()
-
-    def encode_target(self, y: np.ndarray, ctx: Any) -> np.ndarray:
-        return (np.asarray(y, dtype=np.float64) / self.scale).astype(np.float32)
-
-
 class RelativeDecoder(_Positions):
     """The next value as last value + output * scale, the unit the RelativeEncoder chose.
     `round` makes integer tasks answer integers. `quantum` reads the output to the nearest multiple of
@@ -513,13 +484,11 @@ class WrongPositionDecoder(_Positions):
 
 ENCODERS: dict[str, Callable[[dict[str, Any]], Encoder]] = {
     "index": IndexEncoder,
-    "scaled": ScaledEncoder,
     "relative": RelativeEncoder,
     "robust-step": RobustStepEncoder,
 }
 DECODERS: dict[str, Callable[[dict[str, Any]], Decoder]] = {
     "class": ClassDecoder,
-    "scaled": ScaledDecoder,
     "relative": RelativeDecoder,
     "wrong-position": WrongPositionDecoder,
 }

@@ -96,7 +96,6 @@ SCHEMA = {
                     },
                     "required": ["low", "classes"],
                 },
-                {"properties": {"type": {"const": "scaled"}, "scale": _number}, "required": ["scale"]},
                 {
                     "properties": {
                         "type": {"const": "relative"},
@@ -121,7 +120,6 @@ SCHEMA = {
                     },
                     "required": ["low", "classes"],
                 },
-                {"properties": {"type": {"const": "scaled"}, "scale": _number, **_positions}, "required": ["scale"]},
                 {
                     "properties": {
                         "type": {"const": "relative"},

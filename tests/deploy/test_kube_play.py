@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 TASK = "echo-lag"
 
 
-BIG_ROWS, BIG_LENGTH = 1500, 400  # a 1.8 MB body, within the ConfigMap's TOYSEQ_MAX_BODY_BYTES (2 MiB)
+BIG_ROWS, BIG_LENGTH = 300, 400  # near the largest echo batch the cost budget (TOYSEQ_MAX_REQUEST_SECONDS) admits
 
 
 def cgroup_memory(podman, name: str) -> dict:
