@@ -17,7 +17,8 @@ _config = Config.load()
 bind = _config.bind
 workers = _config.workers
 worker_class = WORKER_CLASSES[_config.worker_class]
-threads = _config.request_threads
+# gunicorn turns a sync worker with threads > 1 into gthread: threads apply to gthread only.
+threads = _config.request_threads if _config.worker_class == "gthread" else 1
 worker_connections = _config.worker_connections
 reuse_port = _config.reuse_port
 if _config.worker_class == "gthread":

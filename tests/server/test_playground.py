@@ -224,6 +224,9 @@ def test_playground_in_a_browser(browser, gunicorn_server, tasks, tmp_path):
         assert all(len(text.replace("-", "").replace(".", "").split("e")[0].lstrip("0")) <= 4 for text in got), got
         assert page.driver.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", card)
         image = card.find_element("css selector", ".curve img")
+        page.driver.execute_script(
+            "arguments[0].scrollIntoView()", image
+        )  # the curve loads lazily, as a reader scrolls
         page.wait(
             lambda d, image=image: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
         )

@@ -374,7 +374,8 @@ def test_a_worker_timeout_answers_problem_json_and_is_counted(gunicorn_server):
             "TOYSEQ_WORKER_CLASS": "sync",
         }
     )
-    body = orjson.dumps({"inputs": [[1, 2, 3, 4, 5, 6, 7]] * 500, "steps": 1000})  # ~20 s of CPU
+    # 2,000 x 1,000 steps: the most TOYSEQ_MAX_ROLLOUT_VALUES allows, seconds of CPU against a 2 s timeout
+    body = orjson.dumps({"inputs": [[1, 2, 3, 4, 5, 6, 7]] * 2000, "steps": 1000})
     answer = one(server.port, request("POST", "/tasks/arith-next/predict", JSON, body), deadline=30)
     assert_problem(answer, 503, "TOYSEQ_TIMEOUT")
     assert "WORKER TIMEOUT" in server.log()
