@@ -3,7 +3,6 @@ reported in place as in JSONL, memory flat over row groups; pyarrow and Ray stay
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 from service.core.predictor import Predictor  # noqa: E402
 from service.scoring.cli import main  # noqa: E402
 from tests.scoring.test_score import TIMEOUT, expected, pick, run_cli, valid_sequences  # noqa: E402
+from tests.support.load import cli_peak_rss_mib  # noqa: E402
 from tests.support.paths import ROOT  # noqa: E402
 
 
@@ -130,22 +130,7 @@ def test_missing_extras_are_named_and_the_service_never_imports_them(tmp_path, m
 
 
 def peak_rss_mib(*args: str) -> float:
-    """Peak RSS of one CLI run, measured in a fresh parent so earlier children cannot mask it."""
-    probe = (
-        "import resource, subprocess, sys; "
-        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-        "assert r.returncode == 0, r.returncode; "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe, sys.executable, "-m", "service.scoring", *args],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=TIMEOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
-    )
-    return int(done.stdout) / 1024
+    return cli_peak_rss_mib(*args, timeout=TIMEOUT)
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import pytest
 from service.core.predictor import Predictor
 from service.scoring.cli import score_rows
 from service.scoring.client import Client, ServiceUnavailable
+from tests.support.load import cli_peak_rss_mib
 from tests.support.paths import ROOT, TASKS
 from tests.support.server import Server
 
@@ -212,35 +213,7 @@ def test_rollout_and_top_k_match_predictor(models_copy):
 
 
 def peak_rss_mib(path: Path, task: str, models_dir: Path) -> float:
-    """Peak RSS of one CLI run, measured in a fresh parent so earlier children cannot mask it."""
-    probe = (
-        "import resource, subprocess, sys; "
-        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-        "assert r.returncode == 0, r.returncode; "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            probe,
-            sys.executable,
-            "-m",
-            "service.scoring",
-            task,
-            str(path),
-            "-o",
-            os.devnull,
-            "--models-dir",
-            str(models_dir),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=TIMEOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
-    )
-    return int(done.stdout) / 1024
+    return cli_peak_rss_mib(task, str(path), "-o", os.devnull, "--models-dir", str(models_dir), timeout=TIMEOUT)
 
 
 @pytest.mark.slow

@@ -342,6 +342,31 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def cli_peak_rss_mib(*args: str, timeout: float = 300) -> float:
+    """Peak RSS of one `python -m service.scoring ARGS` run, measured in a fresh parent so that earlier
+    children of this process cannot mask it."""
+    import subprocess
+    import sys
+
+    from .paths import ROOT
+
+    probe = (
+        "import resource, subprocess, sys; "
+        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "assert r.returncode == 0, r.returncode; "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, sys.executable, "-m", "service.scoring", *args],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
+    return int(done.stdout) / 1024
+
+
 def memory_mib(pids: list[int]) -> dict:
     """RSS (each process's resident pages, shared ones counted in every process) and PSS (shared pages split
     between their users) summed over `pids`, in MiB; a process that has gone is skipped."""
