@@ -110,3 +110,25 @@ def test_ray_scoring_benchmark_smoke_run_prints_every_figure():
         "load average",
     ):
         assert needle in done.stdout, (needle, done.stdout)
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)")
+def test_regression_benchmark_serves_two_trees_and_reports_each_ratio(tmp_path):
+    """HEAD against itself, one short round: both trees are exported and served, every scenario is measured
+    on both sides (no model differs, so none is skipped) and a ratio comes out."""
+    out = tmp_path / "regression.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.regression", "--before", "HEAD", "--rounds", "1", "--seconds", "1"]
+        + ["--floor", "0", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    figures = orjson.loads(out.read_bytes())
+    assert figures["skipped_tasks"] == []
+    assert len(figures["scenarios"]) == 3
+    for row in figures["scenarios"]:
+        assert row["before_rps"] > 0 and row["after_rps"] > 0 and row["ratio_median"] > 0
+    assert "after/before" in done.stdout and "load average" in done.stdout

@@ -28,12 +28,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_env(port: int, env_overrides: dict | None = None, models_dir: Path = MODELS_DIR) -> dict:
+def server_env(port: int, env_overrides: dict | None = None, models_dir: Path = MODELS_DIR, root: Path = ROOT) -> dict:
     """This process's environment without any TOYSEQ_ setting, then the test's: 2 workers x 1 thread."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOYSEQ_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
         {
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(root),
             "TOYSEQ_BIND": f"127.0.0.1:{port}",
             "TOYSEQ_MODELS_DIR": str(models_dir),
             "TOYSEQ_WORKERS": "2",
@@ -44,8 +44,13 @@ def server_env(port: int, env_overrides: dict | None = None, models_dir: Path = 
     return env
 
 
-def gunicorn_command(app: str = TOYSEQ_APP) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, app]
+def gunicorn_conf(root: Path = ROOT) -> str:
+    """The tree's gunicorn config (older trees, as benchmarks.regression serves them, kept it in service/)."""
+    return GUNICORN_CONF if (root / "service" / "server").is_dir() else "python:service.gunicorn_conf"
+
+
+def gunicorn_command(app: str = TOYSEQ_APP, root: Path = ROOT) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-c", gunicorn_conf(root), app]
 
 
 class Server:
@@ -59,6 +64,7 @@ class Server:
         models_dir: Path = MODELS_DIR,
         app: str = TOYSEQ_APP,
         wait_path: str | None = "/readyz",
+        root: Path = ROOT,
     ):
         self.port = free_port()
         self.url = self.base_url = f"http://127.0.0.1:{self.port}"
@@ -66,9 +72,9 @@ class Server:
         self.started = time.perf_counter()
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                gunicorn_command(app),
-                cwd=ROOT,
-                env=server_env(self.port, env, models_dir),
+                gunicorn_command(app, root),
+                cwd=root,
+                env=server_env(self.port, env, models_dir, root),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
