@@ -352,11 +352,11 @@ TASKS = {
             kind="value",
             output_dtype="int",
             **classes(0, 201, positions="last"),
-            # Measured over every input: 1 of 1,030,301 answered wrong. The goal of exact is not met, and the
-            # gate records the model as it is rather than pass it as exact.
-            suite=(EXACT, Category("every_input", "every_input", "exact", ">=", 0.999999)),
-            model=ModelConfig(embed=32, hidden=128),
-            train=TrainConfig(steps=32000, batch=256, lr=3e-3, eval_every=250, patience=1000, balanced=0.5),
+            suite=(EXACT, exact("every_input", "every_input")),
+            # A sum lies along a line in the LSTM's state; a ReLU layer tells 201 neighbouring classes apart
+            # along it, which a linear head learns only slowly and never exactly.
+            model=ModelConfig(embed=32, hidden=128, head=256),
+            train=TrainConfig(steps=16000, batch=256, lr=3e-3, eval_every=250, patience=1000, balanced=0.5),
         ),
         Task(
             name="copy-first",

@@ -10,6 +10,7 @@ class ModelConfig:
     embed: int = 16  # embedding width, for tasks whose encoder emits class indices
     hidden: int = 64  # LSTM hidden size
     layers: int = 1
+    head: int = 0  # width of a ReLU layer between the LSTM and the output; 0: a linear head
 
 
 @dataclass(frozen=True)

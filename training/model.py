@@ -1,4 +1,5 @@
-"""The sequence model every task uses: an input layer, an LSTM, and a linear head at every step.
+"""The sequence model every task uses: an input layer, an LSTM, and a head at every step (linear, or
+one ReLU layer then linear).
 
 Index-encoded tasks embed their tokens; feature-encoded tasks feed their features straight into the
 LSTM. The head emits logits (class tasks) or one number (regression tasks) per step; the codec's
@@ -26,7 +27,10 @@ class SeqModel(nn.Module):
             self.embed = None
             width = feature_width(encoder)
         self.lstm = nn.LSTM(width, cfg.hidden, num_layers=cfg.layers, batch_first=True)
-        self.head = nn.Linear(cfg.hidden, out_width)
+        if cfg.head:
+            self.head = nn.Sequential(nn.Linear(cfg.hidden, cfg.head), nn.ReLU(), nn.Linear(cfg.head, out_width))
+        else:
+            self.head = nn.Linear(cfg.hidden, out_width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, seq] int64 indices, or [batch, seq, features] float32 -> [batch, seq, out_width]."""
