@@ -86,20 +86,23 @@ def train(args) -> int:
 
     jobs = max(1, min(args.jobs, len(args.tasks)))
     started = time.perf_counter()
-    if jobs == 1:
-        rows = [train_task(TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n) for t in args.tasks]
-    else:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            # costliest first, so no long task starts last and runs alone
-            futures = [
-                pool.submit(train_task, TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n, False)
-                for t in sorted(args.tasks, key=lambda t: -TASKS[t].work)
-            ]
-            rows = []
-            for future in futures:
+    rows, failed = [], []
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        # costliest first, so no long task starts last and runs alone
+        order = sorted(args.tasks, key=lambda t: -TASKS[t].work)
+        futures = {
+            t: pool.submit(train_task, TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n, jobs == 1)
+            for t in order
+        }
+        for name, future in futures.items():
+            try:
                 rows.append(future.result())
-                print(f"{rows[-1]['task']}: {rows[-1]['steps']} steps in {rows[-1]['seconds']:.0f} s", flush=True)
-    ok = True
+            except Exception as err:  # one task's failed export must not cost the others their report
+                failed.append(name)
+                print(f"{name}: failed, nothing written to models/: {type(err).__name__}: {err}", file=sys.stderr)
+                continue
+            print(f"{name}: {rows[-1]['steps']} steps in {rows[-1]['seconds']:.0f} s", flush=True)
+    ok = not failed
     for row in rows:
         ok &= report(row["task"], row["gates"])
         if not row["passed"]:

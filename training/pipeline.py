@@ -39,7 +39,7 @@ def train_task(
             "steps": result.steps,
             "seconds": round(result.seconds, 1),
             "best_val_loss": result.best_val_loss,
-            "onnx_parity_max_abs_diff": parity,
+            "onnx_parity_max_rel_diff": parity,
         }
         draft = export.manifest(task, onnx_path, [], training)
         session = SessionConfig().session(onnx_path)
