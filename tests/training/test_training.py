@@ -19,10 +19,10 @@ from training.trainer import Trainer
 
 
 def tiny(name, steps=60, **train):
-    """A task with a model small enough to train in seconds."""
+    """A task with a model small enough to train in seconds (a ReLU head, too, where the task has one)."""
     task = TASKS[name]
     cfg = dataclasses.replace(task.train, steps=steps, eval_every=20, val_size=256, **train)
-    return dataclasses.replace(task, model=ModelConfig(embed=4, hidden=8), train=cfg)
+    return dataclasses.replace(task, model=ModelConfig(embed=4, hidden=8, head=8 if task.model.head else 0), train=cfg)
 
 
 @pytest.mark.parametrize("name", ["echo-lag", "ramp", "sum-first-two"])
@@ -124,6 +124,17 @@ def test_misses_report_locates_each_wrong_value():
     assert set(found["pos"].tolist()) == set(range(6)) and ((found["where"] >= 0) & (found["where"] <= 1)).all()
     report = misses.table(found)
     assert f"{found['exact'].mean():.4f} exact over {len(found['pos'])}" in report and len(report.splitlines()) == 8
+
+
+def test_margins_experiment_scores_every_input(capsys):
+    """A few steps of sum-first-two with a small ReLU head: every one of the 101**3 inputs is scored."""
+    from training.experiments import margins
+
+    margins.main(["--steps", "5", "--batch", "32", "--head", "8"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["inputs"] == 101**3 and report["model"]["head"] == 8 and report["steps"] == 5
+    assert report["wrong"] <= report["margin_under_1"] <= report["margin_under_2"] <= report["inputs"]
+    assert report["wrong"] > 0  # five steps cannot learn it: the count is real
 
 
 def test_train_without_torch_names_the_extra_to_install(tmp_path):
