@@ -131,4 +131,5 @@ def test_regression_benchmark_serves_two_trees_and_reports_each_ratio(tmp_path):
     assert len(figures["scenarios"]) == 3
     for row in figures["scenarios"]:
         assert row["before_rps"] > 0 and row["after_rps"] > 0 and row["ratio_median"] > 0
+        assert row["before_cpu_ms"] > 0 and row["after_cpu_ms"] > 0
     assert "after/before" in done.stdout and "load average" in done.stdout
