@@ -3,7 +3,7 @@ and the same process and thread counts: MLServer, KServe's model server and Bent
 pinned, in its own virtualenv under ~/.cache/toyseq-peers), with the bare Flask floor under toyseq's own
 gunicorn config and worker class.
 
-    python -m benchmarks.peers [--rounds 3] [--seconds 5] [--only toyseq,floor,kserve,mlserver,bentoml]
+    python -m benchmarks.peers [--rounds 3] [--seconds 5] [--only toyseq,floor,kserve,mlserver,bentoml] [--toyseq-env K=V ...]
 
 Each round starts every server in turn (the order rotates from round to round), measures its cold start
 (process start to the first right answer), checks its answers against service.core's Predictor, reads its
@@ -170,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default=",".join(SERVERS), help=f"comma-separated subset of {','.join(SERVERS)}")
     p.add_argument("--workers", type=int, default=2, help="serving processes per server")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per process")
+    p.add_argument(
+        "--toyseq-env",
+        nargs="*",
+        default=[],
+        metavar="K=V",
+        help="settings for toyseq only, e.g. TOYSEQ_LOG_LEVEL=warning to turn its access lines off like the peers'",
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "peers")
     args = p.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
@@ -191,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Predictor.load(models_dir / TASK)
         bodies = {"one": (inputs(1, 1),), "hundred": (inputs(BIG, 2),)}
         expected = {key: predictor.predict(predictor.codec.check(b[0]))["outputs"] for key, b in bodies.items()}
-        all_specs = specs(TASK, models_dir, args.workers, args.threads)
+        all_specs = specs(
+            TASK, models_dir, args.workers, args.threads, dict(kv.split("=", 1) for kv in args.toyseq_env)
+        )
         for index in range(args.rounds):
             order = names[index % len(names) :] + names[: index % len(names)]
             result = {"order": order}

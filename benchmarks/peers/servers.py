@@ -45,7 +45,7 @@ def toyseq_body(inputs: list) -> bytes:
     return orjson.dumps({"inputs": inputs})
 
 
-def specs(task: str, models_dir: Path, workers: int, threads: int) -> dict[str, Spec]:
+def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: dict | None = None) -> dict[str, Spec]:
     model = models_dir / task
     peer_env = {
         "PYTHONPATH": str(ROOT),
@@ -110,7 +110,7 @@ def specs(task: str, models_dir: Path, workers: int, threads: int) -> dict[str, 
             f"/tasks/{task}/predict",
             toyseq_body,
             lambda data: orjson.loads(data)["outputs"],
-            own,
+            {**own, **(toyseq_env or {})},
         ),
         "floor": Spec("floor", gunicorn(FLOOR_APP), f"/tasks/{task}/predict", toyseq_body, None, own),
         "kserve": Spec(
