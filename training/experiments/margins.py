@@ -23,16 +23,18 @@ from ..catalog import TASKS
 from ..evaluation import every_input_cases
 from ..trainer import Trainer
 
+CHUNK = 65536  # inputs scored per forward pass: bounds the logits held at once
+
 
 def margins(trainer: Trainer, model: torch.nn.Module, xs: np.ndarray, truth: np.ndarray) -> np.ndarray:
     out = []
     with torch.no_grad():
-        for i in range(0, len(xs), 65536):
-            x = xs[i : i + 65536]
+        for i in range(0, len(xs), CHUNK):
+            x = xs[i : i + CHUNK]
             feed, _ = trainer.codec.encode(Batch(x, np.full(len(x), x.shape[1])))
             logits = trainer.codec.decoder.training_slice(model(torch.from_numpy(feed))).reshape(len(x), -1).numpy()
             rows = np.arange(len(x))
-            right = truth[i : i + 65536] - trainer.codec.decoder.low
+            right = truth[i : i + CHUNK] - trainer.codec.decoder.low
             best = logits[rows, right].copy()
             logits[rows, right] = -np.inf
             out.append(best - logits.max(1))
