@@ -35,7 +35,10 @@ USER 10001:10001
 ENV TOYSEQ_BIND=0.0.0.0:8000 \
     TOYSEQ_MODELS_DIR=/app/models
 
-EXPOSE 8000
+# 8000: HTTP; 8001: the Open Inference Protocol over gRPC (TOYSEQ_GRPC_BIND), as Triton and KServe number them.
+ENV TOYSEQ_GRPC_BIND=0.0.0.0:8001
+
+EXPOSE 8000 8001
 
 # The slim image has no curl. The port follows TOYSEQ_BIND so `-e TOYSEQ_BIND=...` keeps the check right;
 # urlopen raises on a 503, so "not ready" is unhealthy.

@@ -22,6 +22,7 @@ from werkzeug.routing import Map
 from ..core.predictor import SessionConfig
 from . import errors
 from .config import Config
+from .openinference import Service
 from .observability import flushing, logs
 from .observability.metrics import Metrics
 from .registry import Limits, Registry
@@ -38,6 +39,8 @@ class State:
     registry: Registry
     metrics: Metrics
     limits: Limits
+    protocol: Service  # the Open Inference Protocol's answers, for its HTTP routes and its gRPC service
+    observe: Observe | None = None  # records requests served outside Flask (gRPC) into the same logs and metrics
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -63,7 +66,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             }
         },
     )
-    state = State(settings, registry, metrics, Limits.of(settings))
+    limits = Limits.of(settings)
+    state = State(settings, registry, metrics, limits, Service(registry, limits))
 
     app = _Flask(__name__)
     app.request_class = _Request
@@ -73,7 +77,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["toyseq"] = state
     errors.register(app)
-    app.wsgi_app = Observe(app.wsgi_app, metrics, os.getpid())  # type: ignore[method-assign]
+    state.observe = Observe(app.wsgi_app, metrics, os.getpid())
+    app.wsgi_app = state.observe  # type: ignore[method-assign]
 
     from .routes import docs, health, playground, predict, tasks, v2
 
@@ -204,6 +209,15 @@ class Observe:
         with self._lock:
             self._pending.append(record)
 
+    def record_call(
+        self, rid: str, endpoint: str, path: str, status: int, seconds: float, remote: str | None, task: str, sequences: int
+    ) -> None:
+        """Count and log a call answered outside Flask (gRPC, method "gRPC"; `rid` from new_id()), with the status
+        its HTTP twin would have had, under its own endpoint label."""
+        record = (time.time(), seconds, rid, (f"{status} ", ()), _Endpoint(endpoint), path, "gRPC", remote, task, sequences)
+        with self._lock:
+            self._pending.append(record)
+
     def drain(self) -> None:
         """Count and log the requests recorded since the last drain (the flushing thread calls this every
         50 ms, a /metrics scrape before it renders)."""
@@ -243,6 +257,13 @@ class Observe:
                     )
             logs.flush_access()
             self.metrics.flush()  # under gunicorn: into this worker's files, where other workers' scrapes read
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """Stands in for a matched Flask rule in a recorded call: drain() reads only its endpoint."""
+
+    endpoint: str
 
 
 def _request_ids():

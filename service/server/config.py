@@ -9,6 +9,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 PREFIX = "TOYSEQ_"
+GRPC_MODES = ("sync", "aio")
+EMPTY_TURNS_OFF = ("grpc_bind",)  # settings whose empty variable means "off" rather than "the default"
 WORKER_CLASSES = {"gthread": "service.server.worker.BufferedThreadWorker", "sync": "sync"}
 
 
@@ -47,6 +49,11 @@ class Config:
     read_timeout: int = 10  # gthread: seconds to send a whole request (and to read an answer) before the drop
     keepalive_requests: int = 100  # gthread: requests per connection before "Connection: close"; 0: no limit
     reuse_port: bool = False  # each worker listens on its own SO_REUSEPORT socket; the kernel spreads connections
+    # The Open Inference Protocol over gRPC, served by every worker beside HTTP (service/server/oip_grpc/);
+    # empty: off. "sync" is grpc.server with a thread pool, "aio" grpc.aio on a loop thread (measured in
+    # docs/performance.md; sync is the faster here).
+    grpc_bind: str = "127.0.0.1:8001"
+    grpc_mode: str = "sync"
     limit_request_line: int = 4094
     limit_request_fields: int = 100
 
@@ -57,7 +64,7 @@ class Config:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(PREFIX + f.name.upper())
-            if raw is not None and raw != "":
+            if raw is not None and (raw != "" or f.name in EMPTY_TURNS_OFF):
                 values[f.name] = _convert(f.name, f.type, raw)
         for key, value in (overrides or {}).items():
             name = key.lower().removeprefix(PREFIX.lower())
@@ -89,6 +96,8 @@ class Config:
             raise ConfigError(f"{PREFIX}MAX_REQUEST_SECONDS must be more than 0")
         if self.worker_class not in WORKER_CLASSES:
             raise ConfigError(f"{PREFIX}WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}")
+        if self.grpc_mode not in GRPC_MODES:
+            raise ConfigError(f"{PREFIX}GRPC_MODE must be one of {', '.join(GRPC_MODES)}")
         if self.keepalive_requests < 0:
             raise ConfigError(f"{PREFIX}KEEPALIVE_REQUESTS must be 0 (no limit) or more")
         if self.max_top_k < 0:

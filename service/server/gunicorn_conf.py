@@ -56,11 +56,22 @@ def on_starting(server):
             os.remove(os.path.join(path, name))
 
 
+def post_worker_init(worker):
+    # Each worker serves gRPC beside its HTTP, once its app (and so its models) is loaded; see oip_grpc/worker.py.
+    if _config.grpc_bind:
+        from service.server.oip_grpc import worker as grpc_worker
+
+        grpc_worker.start(worker, _config)
+
+
 def worker_exit(server, worker):
-    # Runs in the worker as it exits: write the access lines and metric counts it still holds (atexit does
-    # too; this runs first, while gunicorn's own logging is still up).
+    # Runs in the worker as it exits: gRPC calls in flight finish (within the graceful timeout), then the
+    # access lines and metric counts it still holds are written (atexit does too; this runs first, while
+    # gunicorn's own logging is still up).
+    from service.server.oip_grpc import worker as grpc_worker
     from service.server.observability import flushing
 
+    grpc_worker.stop(_config.graceful_timeout)
     flushing.flush_all()
 
 

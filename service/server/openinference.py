@@ -15,15 +15,17 @@ the same parse_predict, on the same lists, so both paths accept and answer exact
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import Any
 
 import numpy as np
 import orjson
 
 from ..core.predictor import Predictor
-from .errors import BadRequest, InvalidRequest, NotFound
+from .errors import BadRequest, InvalidRequest, NotFound, OverBudget
 from .parsing import parse_predict
-from .registry import Limits
+from .registry import Limits, Registry
 
 INPUT = "input"
 OUTPUT, ROLLOUT, TOP_K_VALUES, TOP_K_P = "output", "rollout", "top_k_values", "top_k_p"
@@ -105,6 +107,41 @@ class Model:
             raise NotFound(f"model {self.name} has no version {_quote(version)}; its version is {self.version}")
 
 
+class Service:
+    """The protocol's answers in toyseq's terms, Flask-free: what routes/v2.py (HTTP) and oip_grpc (gRPC) both
+    call, so the two transports share every lookup, check and answer."""
+
+    def __init__(self, registry: Registry, limits: Limits):
+        self.registry = registry
+        self.models = {name: Model(p, limits) for name, p in registry.predictors.items()}
+        self.server_metadata = {"name": "toyseq", "version": _server_version(), "extensions": EXTENSIONS}
+
+    def ready(self) -> bool:
+        """Ready as /readyz: every model loaded and warmed."""
+        return bool(self.registry.predictors) and not self.registry.unavailable
+
+    def model(self, name: str, version: str | None) -> Model:
+        """The model, or NotFound (unknown name or version) / TaskUnavailable (it failed to load)."""
+        found = self.models.get(name)
+        if found is None:
+            self.registry.get(name)  # raises: NotFound unknown, TaskUnavailable unavailable
+            raise AssertionError("unreachable: the registry raised")
+        found.check_version(version)
+        return found
+
+    def model_ready(self, name: str, version: str | None) -> bool:
+        """False for a model that failed to load; NotFound for an unknown name or version."""
+        if name in self.registry.unavailable and name not in self.models:
+            return False
+        self.model(name, version)
+        return True
+
+    @staticmethod
+    def run(model: Model, checked: InferRequest) -> dict:
+        """The predictor's result for a checked request (parse_infer, check_request)."""
+        return model.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k)
+
+
 @dataclass
 class InferRequest:
     id: str | None
@@ -138,6 +175,12 @@ def parse_infer(model: Model, header: bytes | None, binary: bytes) -> InferReque
         body = orjson.loads(header)
     except orjson.JSONDecodeError as err:
         raise BadRequest(f"the inference request is not valid JSON: {err}") from None
+    return check_request(model, body, binary)
+
+
+def check_request(model: Model, body, binary: bytes) -> InferRequest:
+    """Check a decoded infer request (the JSON object, or the same built from a gRPC message) and the binary
+    tensor data it refers to: the one check behind both the REST and the gRPC path."""
     if type(body) is not dict:
         raise BadRequest('the inference request must be a JSON object with an "inputs" list')
     unknown = [key for key in body if key not in REQUEST_FIELDS]
@@ -189,7 +232,14 @@ def _native(model: Model, body: dict) -> tuple[list, int | None, int | None]:
     except InvalidRequest as err:
         problems = [_reword(str(p)) for p in err.errors]
         more = f" (and {err.total - len(problems)} more)" if err.total > len(problems) else ""
-        raise BadRequest("invalid input: " + "; ".join(problems) + more) from None
+        kind = InferOverBudget if isinstance(err, OverBudget) else BadRequest
+        raise kind("invalid input: " + "; ".join(problems) + more) from None
+
+
+class InferOverBudget(BadRequest):
+    """Over the cost budget: a 400 like any bad input on REST, RESOURCE_EXHAUSTED on gRPC."""
+
+    slug = "over-budget"
 
 
 def _reword(problem: str) -> str:
@@ -318,10 +368,8 @@ def _outputs(model: Model, requested, steps: int | None, top_k: int | None, defa
 
 def render(model: Model, request: InferRequest, result: dict) -> tuple[bytes, bytes | None]:
     """The response: (JSON, binary tensor data or None when every output is JSON)."""
-    tensors = _tensors(model, request, result)
     outputs, chunks = [], []
-    for name, binary in request.outputs:
-        array, datatype = tensors[name]
+    for name, datatype, array, binary in tensors(model, request, result):
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
         if binary:
             data = np.ascontiguousarray(array, dtype=NUMPY[datatype]).tobytes()
@@ -335,6 +383,12 @@ def render(model: Model, request: InferRequest, result: dict) -> tuple[bytes, by
         body["id"] = request.id
     body["outputs"] = outputs
     return orjson.dumps(body), (b"".join(chunks) if chunks else None)
+
+
+def tensors(model: Model, request: InferRequest, result: dict) -> list[tuple[str, str, np.ndarray, bool]]:
+    """The requested outputs, in order: (name, datatype, array, as binary data)."""
+    every = _tensors(model, request, result)
+    return [(name, every[name][1], every[name][0], binary) for name, binary in request.outputs]
 
 
 def _tensors(model: Model, request: InferRequest, result: dict) -> dict[str, tuple[np.ndarray, str]]:
@@ -362,3 +416,10 @@ def _tensor(name: str, datatype: str, shape: list[int]) -> dict:
 def _quote(value) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _server_version() -> str:
+    try:
+        return package_version("toyseq")
+    except PackageNotFoundError:  # running from a source tree that was never installed (the container)
+        return "0+unknown"

@@ -29,7 +29,8 @@ def free_port() -> int:
 
 
 def server_env(port: int, env_overrides: dict | None = None, models_dir: Path = MODELS_DIR, root: Path = ROOT) -> dict:
-    """This process's environment without any TOYSEQ_ setting, then the test's: 2 workers x 1 thread."""
+    """This process's environment without any TOYSEQ_ setting, then the test's: 2 workers x 1 thread, gRPC off
+    (servers in tests must not all take port 8001; Server(grpc=True) serves it on a free port)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOYSEQ_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
         {
@@ -38,6 +39,7 @@ def server_env(port: int, env_overrides: dict | None = None, models_dir: Path = 
             "TOYSEQ_MODELS_DIR": str(models_dir),
             "TOYSEQ_WORKERS": "2",
             "TOYSEQ_THREADS": "1",
+            "TOYSEQ_GRPC_BIND": "",
         }
     )
     env.update({k: str(v) for k, v in (env_overrides or {}).items()})
@@ -55,7 +57,8 @@ def gunicorn_command(app: str = TOYSEQ_APP, root: Path = ROOT) -> list[str]:
 
 class Server:
     """`gunicorn -c python:service.server.gunicorn_conf APP`, waited for until `wait_path` answers 200
-    (at most READY_TIMEOUT); `ready_seconds` is process start to that answer."""
+    (at most READY_TIMEOUT); `ready_seconds` is process start to that answer. grpc=True also serves the Open
+    Inference Protocol over gRPC on a free port, `grpc_port` (`grpc_target` is host:port)."""
 
     def __init__(
         self,
@@ -65,9 +68,14 @@ class Server:
         app: str = TOYSEQ_APP,
         wait_path: str | None = "/readyz",
         root: Path = ROOT,
+        grpc: bool = False,
     ):
         self.port = free_port()
         self.url = self.base_url = f"http://127.0.0.1:{self.port}"
+        self.grpc_port = free_port() if grpc else None
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}" if grpc else None
+        if grpc:
+            env = {"TOYSEQ_GRPC_BIND": self.grpc_target, **(env or {})}
         self.log_path = log_path
         self.started = time.perf_counter()
         with open(log_path, "ab") as log:

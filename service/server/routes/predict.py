@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 
 import orjson
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
+from ..auth import MESSAGE as KEY_REQUIRED
+from ..auth import key_matches
 from ..errors import BadRequest, Unauthorized, UnsupportedMediaType
 from ..parsing import parse_predict
 
@@ -28,7 +29,7 @@ def blueprint(state) -> Blueprint:
         environ = request.environ  # one context lookup, then plain dict reads
         if api_key and not _authorized(api_key):
             raise Unauthorized(
-                "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+                KEY_REQUIRED,
                 headers={"WWW-Authenticate": 'Bearer realm="toyseq"'},
             )
         predictor = predictors.get(name)
@@ -133,6 +134,4 @@ def _lenient(data: bytes, err: Exception):
 
 
 def _authorized(key: bytes) -> bool:
-    header = request.headers.get("Authorization", "")
-    given = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("X-API-Key", "")
-    return hmac.compare_digest(given.encode("utf-8", "replace"), key)
+    return key_matches(key, request.headers.get("Authorization"), request.headers.get("X-API-Key"))

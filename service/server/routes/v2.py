@@ -7,13 +7,13 @@ access lines are the native path's. Errors are the protocol's {"error": "..."}, 
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 
 import orjson
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from .. import openinference as oip
+from ..auth import MESSAGE as KEY_REQUIRED
 from ..errors import DRAIN_LIMIT, ServiceError, Unauthorized, _drain
 from .predict import _authorized, _read_body
 
@@ -26,18 +26,14 @@ def blueprint(state) -> Blueprint:
     registry = state.registry
     api_key = state.config.api_key.encode() if state.config.api_key else b""
     max_body = state.config.max_body_bytes
-    models = {name: oip.Model(p, state.limits) for name, p in registry.predictors.items()}
-    metadata = {name: orjson.dumps(m.metadata()) for name, m in models.items()}
-    server = orjson.dumps({"name": "toyseq", "version": _version(), "extensions": oip.EXTENSIONS})
+    service = state.protocol
+    metadata = {name: orjson.dumps(m.metadata()) for name, m in service.models.items()}
+    server = orjson.dumps(service.server_metadata)
 
     def model(name: str, version: str | None) -> oip.Model:
-        found = models.get(name)
-        if found is None:
-            registry.get(name)  # raises: 404 unknown, 503 unavailable
-            raise AssertionError("unreachable: the registry raised")
-        request.environ["toyseq.task"] = name
-        found.check_version(version)
-        return found
+        if name in service.models:
+            request.environ["toyseq.task"] = name
+        return service.model(name, version)
 
     @bp.get("/v2")
     def server_metadata():
@@ -50,7 +46,7 @@ def blueprint(state) -> Blueprint:
     @bp.get("/v2/health/ready")
     def ready():
         # Ready as /readyz: every model loaded and warmed (a Kubernetes readiness probe).
-        ok = bool(registry.predictors) and not registry.unavailable
+        ok = service.ready()
         return Response(b'{"ready":true}' if ok else b'{"ready":false}', status=200 if ok else 503, content_type=JSON)
 
     @bp.get("/v2/models/<name>")
@@ -62,8 +58,9 @@ def blueprint(state) -> Blueprint:
     @bp.get("/v2/models/<name>/ready")
     @bp.get("/v2/models/<name>/versions/<version>/ready")
     def model_ready(name: str, version: str | None = None):
-        if name in registry.unavailable and name not in models:
+        if name in registry.unavailable:
             request.environ["toyseq.task"] = name
+        if not service.model_ready(name, version):
             return Response(orjson.dumps({"name": name, "ready": False}), status=503, content_type=JSON)
         model(name, version)
         return Response(orjson.dumps({"name": name, "ready": True}), content_type=JSON)
@@ -74,7 +71,7 @@ def blueprint(state) -> Blueprint:
         environ = request.environ
         if api_key and not _authorized(api_key):
             raise Unauthorized(
-                "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+                KEY_REQUIRED,
                 headers={"WWW-Authenticate": 'Bearer realm="toyseq"'},
             )
         found = model(name, version)
@@ -82,7 +79,7 @@ def blueprint(state) -> Blueprint:
             _read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
         )
         checked = oip.parse_infer(found, header, binary)
-        result = found.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k)
+        result = service.run(found, checked)
         environ["toyseq.sequences"] = len(checked.arrays)  # counted by the app's middleware
         body, data = oip.render(found, checked, result)
         if data is None:
@@ -137,10 +134,3 @@ def _error(message: str, status: int, headers: dict | None = None) -> Response:
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
-
-
-def _version() -> str:
-    try:
-        return version("toyseq")
-    except PackageNotFoundError:  # running from a source tree that was never installed (the container)
-        return "0+unknown"

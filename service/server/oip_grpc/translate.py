@@ -1,0 +1,112 @@
+"""Protocol translation, the one place where gRPC messages meet numpy: a ModelInferRequest becomes the same
+decoded request (and binary tensor data) that the REST path checks with openinference.check_request, and the
+checked answer's arrays become a ModelInferResponse. Typed `contents` answer in typed contents and
+`raw_input_contents` in `raw_output_contents` (all outputs one way: the protocol allows no mixing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import openinference as oip
+from ..errors import BadRequest
+from .generated import grpc_service_pb2 as pb
+
+# The typed field of InferTensorContents that holds each datatype (the protocol's table).
+CONTENTS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def parameters(message) -> dict[str, Any]:
+    """A protobuf map<string, InferParameter> as the plain values the REST path reads from JSON."""
+    values = {}
+    for key, param in message.items():
+        choice = param.WhichOneof("parameter_choice")
+        if choice is None:
+            raise BadRequest(f"parameter {key[:60]!r} has no value")
+        values[key] = getattr(param, choice)
+    return values
+
+
+def infer_request(request: pb.ModelInferRequest) -> tuple[dict, bytes, bool]:
+    """(the request as the REST path's decoded JSON, the binary tensor data, whether the client sent raw)."""
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise BadRequest(
+            f"raw_input_contents has {len(raw)} entries; the request has {len(request.inputs)} inputs (one each)"
+        )
+    inputs = []
+    for index, tensor in enumerate(request.inputs):
+        entry: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)}
+        params = parameters(tensor.parameters)
+        if raw:
+            if tensor.HasField("contents"):
+                raise BadRequest(f"input {tensor.name[:60]!r} has both contents and raw_input_contents")
+            params["binary_data_size"] = len(raw[index])
+        else:
+            field = CONTENTS.get(tensor.datatype)
+            entry["data"] = list(getattr(tensor.contents, field)) if field else []
+        if params:
+            entry["parameters"] = params
+        inputs.append(entry)
+    body: dict[str, Any] = {"inputs": inputs}
+    if request.id:
+        body["id"] = request.id
+    params = parameters(request.parameters)
+    if params:
+        body["parameters"] = params
+    if request.outputs:
+        outputs = []
+        for output in request.outputs:
+            item: dict[str, Any] = {"name": output.name}
+            out_params = parameters(output.parameters)
+            if out_params:
+                item["parameters"] = out_params
+            outputs.append(item)
+        body["outputs"] = outputs
+    return body, b"".join(raw), bool(raw)
+
+
+def infer_response(model: oip.Model, checked: oip.InferRequest, result: dict, raw: bool) -> pb.ModelInferResponse:
+    response = pb.ModelInferResponse(model_name=model.name, model_version=model.version, id=checked.id or "")
+    for name, datatype, array, _ in oip.tensors(model, checked, result):
+        tensor = response.outputs.add(name=name, datatype=datatype, shape=array.shape)
+        if raw:
+            response.raw_output_contents.append(np.ascontiguousarray(array, dtype=oip.NUMPY[datatype]).tobytes())
+        else:
+            getattr(tensor.contents, CONTENTS[datatype]).extend(array.reshape(-1).tolist())
+    return response
+
+
+def model_metadata(model: oip.Model) -> pb.ModelMetadataResponse:
+    meta = model.metadata()
+    return pb.ModelMetadataResponse(
+        name=meta["name"],
+        versions=meta["versions"],
+        platform=meta["platform"],
+        inputs=[_tensor_metadata(t) for t in meta["inputs"]],
+        outputs=[_tensor_metadata(t) for t in meta["outputs"]],
+    )
+
+
+def server_metadata(meta: dict) -> pb.ServerMetadataResponse:
+    return pb.ServerMetadataResponse(name=meta["name"], version=meta["version"], extensions=meta["extensions"])
+
+
+def _tensor_metadata(tensor: dict) -> pb.ModelMetadataResponse.TensorMetadata:
+    return pb.ModelMetadataResponse.TensorMetadata(
+        name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"]
+    )
