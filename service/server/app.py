@@ -22,9 +22,9 @@ from werkzeug.routing import Map
 from ..core.predictor import SessionConfig
 from . import errors
 from .config import Config
-from .openinference import Service
 from .observability import flushing, logs
 from .observability.metrics import Metrics
+from .openinference import Service
 from .registry import Limits, Registry
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # echoed only when this tame
@@ -210,11 +210,30 @@ class Observe:
             self._pending.append(record)
 
     def record_call(
-        self, rid: str, endpoint: str, path: str, status: int, seconds: float, remote: str | None, task: str, sequences: int
+        self,
+        rid: str,
+        endpoint: str,
+        path: str,
+        status: int,
+        seconds: float,
+        remote: str | None,
+        task: str,
+        sequences: int,
     ) -> None:
         """Count and log a call answered outside Flask (gRPC, method "gRPC"; `rid` from new_id()), with the status
         its HTTP twin would have had, under its own endpoint label."""
-        record = (time.time(), seconds, rid, (f"{status} ", ()), _Endpoint(endpoint), path, "gRPC", remote, task, sequences)
+        record = (
+            time.time(),
+            seconds,
+            rid,
+            (f"{status} ", ()),
+            _Endpoint(endpoint),
+            path,
+            "gRPC",
+            remote,
+            task,
+            sequences,
+        )
         with self._lock:
             self._pending.append(record)
 

@@ -68,8 +68,8 @@ def worker_exit(server, worker):
     # Runs in the worker as it exits: gRPC calls in flight finish (within the graceful timeout), then the
     # access lines and metric counts it still holds are written (atexit does too; this runs first, while
     # gunicorn's own logging is still up).
-    from service.server.oip_grpc import worker as grpc_worker
     from service.server.observability import flushing
+    from service.server.oip_grpc import worker as grpc_worker
 
     grpc_worker.stop(_config.graceful_timeout)
     flushing.flush_all()

@@ -1,4 +1,4 @@
-"""Generate ../generated/*_pb2.py and grpc_service_pb2_grpc.py from the committed .proto files, reproducibly.
+"""Generate ../generated/*_pb2.py(i) and grpc_service_pb2_grpc.py from the committed .proto files, reproducibly.
 
     python -m service.server.oip_grpc.generate [--check]
 
@@ -29,12 +29,19 @@ def generate() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         include = str(Path(protoc.__file__).parent / "_proto")
         # Relative paths inside the proto dir keep the temp dir's name out of the output.
-        args = ["protoc", f"-I{PROTO_DIR}", f"-I{include}", f"--python_out={tmp}", f"--grpc_python_out={tmp}"]
+        args = [
+            "protoc",
+            f"-I{PROTO_DIR}",
+            f"-I{include}",
+            f"--python_out={tmp}",
+            f"--pyi_out={tmp}",
+            f"--grpc_python_out={tmp}",
+        ]
         code = protoc.main([*args, *(str(PROTO_DIR / p) for p in PROTOS)])
         if code != 0:
             raise RuntimeError(f"protoc failed with {code}")
         files = {}
-        for path in sorted(Path(tmp).glob("*.py")):
+        for path in sorted(Path(tmp).glob("*.py*")):  # the modules and their type stubs (.pyi)
             text = TOP_LEVEL_IMPORT.sub(r"from . import \1 as \2", path.read_text())
             files[path.name] = HEADER + text
     return files
@@ -44,7 +51,7 @@ def main(argv: list[str]) -> int:
     files = generate()
     if "--check" in argv:
         stale = [name for name, text in files.items() if _read(OUT_DIR / name) != text]
-        extra = sorted({p.name for p in OUT_DIR.glob("*_pb2*.py")} - set(files))
+        extra = sorted({p.name for p in OUT_DIR.glob("*_pb2*.py*")} - set(files))
         for name in stale + extra:
             print(f"{OUT_DIR / name} differs from what the .proto files generate", file=sys.stderr)
         return 1 if stale or extra else 0

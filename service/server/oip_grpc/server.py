@@ -64,7 +64,7 @@ class GrpcServer:
         self.state, self.bind, self.mode = state, bind, mode
         self.threads, self.max_calls = threads, max_calls
         self.port = 0
-        self._server: grpc.Server | None = None
+        self._server: grpc.Server | grpc.aio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -106,7 +106,7 @@ class GrpcServer:
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
             self.port = self._add_port(server)
             await server.start()
-            self._server = server  # type: ignore[assignment]
+            self._server = server
 
         def run() -> None:
             loop = self._loop = asyncio.new_event_loop()
@@ -143,13 +143,18 @@ class GrpcServer:
         self._health.enter_graceful_shutdown()
         if self.mode == "sync":
             done = self._server.stop(grace)
-            threading.Thread(target=lambda: (done.wait(), self._stopped.set()), daemon=True).start()
+
+            def stopped() -> None:
+                done.wait()
+                self._stopped.set()
+
+            threading.Thread(target=stopped, daemon=True).start()
         else:
-            loop = self._loop
-            assert loop is not None
+            loop, server = self._loop, self._server
+            assert loop is not None and isinstance(server, grpc.aio.Server)
 
             async def stop() -> None:
-                await self._server.stop(grace)  # type: ignore[union-attr, misc]
+                await server.stop(grace)
                 loop.stop()
                 self._stopped.set()
 

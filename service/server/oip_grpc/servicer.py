@@ -61,7 +61,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return self._call("ModelReady", context, ready)
 
     def ServerMetadata(self, request, context):
-        return self._call("ServerMetadata", context, lambda task: translate.server_metadata(self.service.server_metadata))
+        return self._call(
+            "ServerMetadata", context, lambda task: translate.server_metadata(self.service.server_metadata)
+        )
 
     def ModelMetadata(self, request, context):
         def metadata(task: list) -> pb.ModelMetadataResponse:
