@@ -359,3 +359,34 @@ def test_stalled_and_flooding_grpc_clients_do_not_stall_http(server):
             sock.close()
     assert sum(flood_calls) > 0 and len(waits) >= 5
     assert max(waits) < 5, sorted(waits)[-5:]
+
+
+def test_sigterm_stops_grpc_with_the_workers(tmp_path, models_copy):
+    from tests.support.server import Server
+
+    server = Server(tmp_path / "gunicorn.log", {"TOYSEQ_GRACEFUL_TIMEOUT": 10}, models_copy, grpc=True)
+    try:
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            task = TASKS[0]
+            assert stub.ModelInfer(typed_request(task, rows_for(task), {}), timeout=30).outputs
+            started = time.perf_counter()
+            assert server.stop(timeout=30) == 0
+            assert time.perf_counter() - started < 15
+            code, _ = grpc_error(lambda: stub.ServerLive(pb.ServerLiveRequest(), timeout=5))
+            assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        assert "Traceback" not in server.log()
+    finally:
+        server.kill()
+
+
+def test_a_grpc_address_in_use_stops_start_up_with_a_clear_message(tmp_path, models_copy):
+    from tests.support.server import Server
+
+    with socket.socket() as taken:  # no SO_REUSEPORT: gRPC's bind must fail, not share the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(RuntimeError, match="gunicorn exited") as info:
+            Server(tmp_path / "gunicorn.log", {"TOYSEQ_GRPC_BIND": address}, models_copy)
+    assert f"cannot serve gRPC on TOYSEQ_GRPC_BIND='{address}'" in str(info.value)

@@ -161,7 +161,8 @@ class GrpcServer:
             loop.call_soon_threadsafe(lambda: loop.create_task(stop()))
 
     def wait(self, timeout: float) -> bool:
-        return self._stopped.wait(timeout)
+        """True once stopped (or never started)."""
+        return self._server is None or self._stopped.wait(timeout)
 
 
 __all__ = ["BindError", "GrpcServer", "health"]

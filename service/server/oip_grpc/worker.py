@@ -19,14 +19,15 @@ def start(worker, config: Config) -> None:
     then stops with "Worker failed to boot")."""
     global _server
     state = _state(worker.wsgi)
-    _server = GrpcServer(
+    server = GrpcServer(
         state,
         config.grpc_bind,
         mode=config.grpc_mode,
         threads=config.request_threads,
         max_calls=config.worker_connections,
     )
-    _server.start()
+    server.start()
+    _server = server  # only a started server is stopped by worker_exit
     _chain_sigterm(config.graceful_timeout)
 
 
