@@ -27,7 +27,9 @@ def frame(message: bytes) -> bytes:
     return b"\0" + len(message).to_bytes(4, "big") + message
 
 
-def run(target: str, message: bytes, seconds: float, connections: int = 8, threads: int = 2, path: str = INFER_PATH) -> dict:
+def run(
+    target: str, message: bytes, seconds: float, connections: int = 8, threads: int = 2, path: str = INFER_PATH
+) -> dict:
     """requests/s, p50/p99 in ms and error counts (as benchmarks.load.run) for `message` sent to host:port."""
     if not available():
         raise RuntimeError("h2load is not installed (apt-get install -y nghttp2-client)")
@@ -58,7 +60,10 @@ def run(target: str, message: bytes, seconds: float, connections: int = 8, threa
             timeout=seconds + 60,
         )
         durations = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines() if line.count("\t") >= 2)
-    counts = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", done.stdout)
+    counts = re.search(
+        r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout",
+        done.stdout,
+    )
     finished = re.search(r"finished in ([\d.]+)s", done.stdout)
     if done.returncode != 0 or counts is None or finished is None or not durations:
         raise RuntimeError(f"h2load failed ({done.returncode}): {done.stdout[-1500:]} {done.stderr[-1500:]}")

@@ -3,7 +3,7 @@ and the same process and thread counts: MLServer, KServe's model server and Bent
 pinned, in its own virtualenv under ~/.cache/toyseq-peers), with the bare Flask floor under toyseq's own
 gunicorn config and worker class.
 
-    python -m benchmarks.peers [--rounds 3] [--seconds 5] [--only toyseq,floor,kserve,mlserver,bentoml] [--toyseq-env K=V ...]
+    python -m benchmarks.peers [--rounds 3] [--seconds 5] [--only toyseq,floor,kserve,mlserver,bentoml,toyseq-grpc,kserve-grpc] [--toyseq-env K=V ...]
 
 Each round starts every server in turn (the order rotates from round to round), measures its cold start
 (process start to the first right answer), checks its answers against service.core's Predictor, reads its
@@ -12,6 +12,11 @@ per request, sampling memory under load, and stops it. Only one server runs at a
 within a round and their median (and spread) reported; the machine's load average is recorded beside them.
 Writes peers.json and peers.png under --out. Needs wrk (apt-get install -y wrk) and the training extra
 (matplotlib); the first run installs the peers (a few minutes).
+
+toyseq-grpc and kserve-grpc are toyseq's and KServe's gRPC servers (inference.GRPCInferenceService) serving the
+same model, called with the same ModelInferRequest (raw_input_contents) and loaded the same way, by h2load
+(benchmarks/grpc_load.py: 8 HTTP/2 connections, one call in flight on each; apt-get install -y nghttp2-client);
+their ratios are toyseq-grpc against kserve-grpc and against toyseq's own REST.
 """
 
 from __future__ import annotations
@@ -32,19 +37,22 @@ import orjson
 from service.core.predictor import Predictor
 from tests.support.paths import MODELS_DIR
 
-from .. import load
+from .. import grpc_load, load
 from . import envs, report
 from .servers import Running, specs
 
 TASK, LENGTH, BIG = "echo-lag", 10, 100
 CONNECTIONS = 8
-SERVERS = ("toyseq", "floor", "kserve", "mlserver", "bentoml")
-PEERS = ("kserve", "mlserver", "bentoml")
+SERVERS = ("toyseq", "floor", "kserve", "mlserver", "bentoml", "toyseq-grpc", "kserve-grpc")
+PEERS = ("kserve", "mlserver", "bentoml", "kserve-grpc")
+VENV = {"kserve-grpc": "kserve"}  # the peer virtualenv a server runs from, when not its own name
 GOALS = {  # toyseq / peer (or floor), from the issue
     "one": {"kserve": 1.3, "mlserver": 2.0, "bentoml": 2.0, "floor": 0.85},
     "hundred": {"kserve": 2.0, "mlserver": 2.0, "bentoml": 2.0},
     "cold_start": 0.3,  # toyseq / peer at most
     "idle_rss": 0.5,
+    # toyseq-grpc / other at least (issue 22): KServe's gRPC side by side, and toyseq's own REST
+    "grpc_one": {"kserve-grpc": 1.0, "toyseq": 1.0},
 }
 
 
@@ -88,10 +96,16 @@ def measure(name: str, spec, scratch: Path, seconds: float, expected: dict, bodi
         idle = server.memory()
         result = {"cold_start_s": cold, "idle": idle, "load_average": os.getloadavg()[0]}
         sampler = Sampler(server)
+
+        def run_load(body: bytes, duration: float) -> dict:
+            if spec.grpc:
+                return grpc_load.run(server.grpc_target, body, duration, CONNECTIONS, path=spec.path)
+            return load.run(server.url, body, duration, CONNECTIONS)
+
         try:
-            load.run(server.url, spec.body(one_in), 1, CONNECTIONS)  # unmeasured warm-up
+            run_load(spec.body(one_in), 1)  # unmeasured warm-up
             for key, body_in in (("one", one_in), ("hundred", big_in)):
-                result[key] = load.run(server.url, spec.body(body_in), seconds, CONNECTIONS)
+                result[key] = run_load(spec.body(body_in), seconds)
         finally:
             result["loaded"] = sampler.finish()
         return result
@@ -128,10 +142,25 @@ def summarize(rounds: list[dict], names: list[str]) -> dict:
             "processes": rounds[0][name]["idle"]["processes"],
             "errors": sum(x[name][k]["errors"] + x[name][k]["non_2xx"] for x in rounds for k in ("one", "hundred")),
         }
-    out = {"servers": servers, "ratios": {}, "goals": []}
+    out = {"servers": servers, "ratios": {}, "grpc_ratios": {}, "goals": []}
+    if "toyseq-grpc" in names:
+        for other in (n for n in ("kserve-grpc", "toyseq") if n in names):
+            r = out["grpc_ratios"][other] = {
+                "one_rps": ratios(rounds, lambda x: x["one"]["requests_per_s"], "toyseq-grpc", other),
+                "hundred_rps": ratios(rounds, lambda x: x["hundred"]["requests_per_s"], "toyseq-grpc", other),
+            }
+            goal = GOALS["grpc_one"][other]
+            out["goals"].append(
+                {
+                    "what": f"gRPC 1 seq/request vs {other}",
+                    "ratio": r["one_rps"]["median"],
+                    "goal": f">= {goal}x",
+                    "met": r["one_rps"]["median"] >= goal,
+                }
+            )
     if "toyseq" not in names:
         return out
-    for other in (n for n in names if n != "toyseq"):
+    for other in (n for n in names if n not in ("toyseq", "toyseq-grpc", "kserve-grpc")):
         r = out["ratios"][other] = {
             "one_rps": ratios(rounds, lambda x: x["one"]["requests_per_s"], "toyseq", other),
             "hundred_rps": ratios(rounds, lambda x: x["hundred"]["requests_per_s"], "toyseq", other),
@@ -183,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(SERVERS)
     if unknown:
         p.error(f"unknown servers {sorted(unknown)}; choose from {','.join(SERVERS)}")
-    if not load.available():
+    if any(n not in ("toyseq-grpc", "kserve-grpc") for n in names) and not load.available():
         p.error("wrk is not installed (apt-get install -y wrk)")
-    peers = [n for n in names if n in PEERS]
+    if any(n in ("toyseq-grpc", "kserve-grpc") for n in names) and not grpc_load.available():
+        p.error("h2load is not installed (apt-get install -y nghttp2-client)")
+    peers = sorted({VENV.get(n, n) for n in names if n in PEERS})
     if peers:
         envs.install_all(peers, log=lambda m: print(m, file=sys.stderr, flush=True))
 

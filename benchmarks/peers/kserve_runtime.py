@@ -1,5 +1,7 @@
 """KServe model server custom model: the V1 protocol (POST /v1/models/<task>:predict with
-{"instances": [[...], ...]}, answered {"predictions": [...]}), through service.core via `common.answer`.
+{"instances": [[...], ...]}, answered {"predictions": [...]}) and, with --enable_grpc true, the Open Inference
+Protocol over gRPC (ModelInfer: input "input" [batch, length] INT64, answered in output "output" as raw
+contents, like toyseq's gRPC), both through service.core via `common.answer`.
 
     python -m benchmarks.peers.kserve_runtime --task echo-lag --http_port P --workers 2 ...
     (started by benchmarks.peers.servers)
@@ -12,7 +14,9 @@ from __future__ import annotations
 import argparse
 
 import kserve
+import numpy as np
 import uvicorn
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from benchmarks.peers import common
 
@@ -48,7 +52,18 @@ class ToyseqModel(kserve.Model):
         self.__dict__.update(state)
         self.load()
 
-    def predict(self, payload: dict, headers: dict | None = None) -> dict:
+    def predict(self, payload: dict | InferRequest, headers: dict | None = None) -> dict | InferResponse:
+        if isinstance(payload, InferRequest):  # the gRPC (v2) path
+            rows = payload.inputs[0].as_numpy().tolist()
+            answers = np.array(common.answer(self.predictor, rows), dtype=np.int64)
+            output = InferOutput(name="output", shape=list(answers.shape), datatype="INT64")
+            output.set_data_from_numpy(answers, binary_data=True)
+            return InferResponse(
+                response_id=payload.id or "",
+                model_name=self.name,
+                infer_outputs=[output],
+                use_binary_outputs=True,
+            )
         return {"predictions": common.answer(self.predictor, payload["instances"])}
 
 

@@ -42,6 +42,16 @@ def table(res: dict) -> str:
                 f"| {name} | {_spread(r['one_rps'])} | {_spread(r['hundred_rps'])} "
                 f"| {_spread(r['cold_start'])} | {_spread(r['idle_rss'])} | {_spread(r['loaded_rss'])} |"
             )
+    if res.get("grpc_ratios"):
+        lines += [
+            "",
+            "toyseq-grpc / other, median of the rounds (min-max):",
+            "",
+            "| vs | 1 seq req/s | 100 seq req/s |",
+            "|---|---|---|",
+        ]
+        for name, r in res["grpc_ratios"].items():
+            lines.append(f"| {name} | {_spread(r['one_rps'])} | {_spread(r['hundred_rps'])} |")
     if res["goals"]:
         lines += ["", "| goal | ratio | target | |", "|---|---|---|---|"]
         for g in res["goals"]:
@@ -63,7 +73,7 @@ def chart(res: dict, path: Path) -> None:
         ("idle_rss_mib", "idle RSS, MiB"),
     )
     fig, axes = plt.subplots(1, len(panels), figsize=(16, 4))
-    colors = ["tab:green" if n == "toyseq" else "tab:gray" if n == "floor" else "tab:blue" for n in names]
+    colors = ["tab:green" if n.startswith("toyseq") else "tab:gray" if n == "floor" else "tab:blue" for n in names]
     for ax, (key, title) in zip(axes, panels):
         values = [res["servers"][n][key] for n in names]
         ax.bar(range(len(names)), values, color=colors)

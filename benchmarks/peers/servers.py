@@ -1,7 +1,9 @@
 """How to start, call and measure each server in the peers benchmark: toyseq and the bare Flask floor under
 the project's gunicorn config, MLServer, KServe's model server and BentoML in their own virtualenvs. All
 bind 127.0.0.1 on a free port, run the same number of serving processes (`workers`) with onnxruntime on one
-intra-op thread, and answer through service.core (benchmarks/peers/common.py)."""
+intra-op thread, and answer through service.core (benchmarks/peers/common.py). The "-grpc" servers are
+toyseq's and KServe's gRPC servers (inference.GRPCInferenceService), called with the same ModelInferRequest
+(the input in raw_input_contents, as tritonclient.grpc sends it)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import orjson
 
+from benchmarks.grpc_load import INFER_PATH
 from tests.support.load import memory_mib
 from tests.support.paths import ROOT
 from tests.support.server import FLOOR_APP, TOYSEQ_APP, free_port, gunicorn_command, server_env
@@ -33,16 +37,43 @@ class Spec:
     """One server: its command, how to phrase a predict request and how to read the answer's outputs."""
 
     name: str
-    command: Callable[[int, Path], list[str]]  # (port, scratch dir) -> argv
+    command: Callable[[int, Path, int], list[str]]  # (port, scratch dir, gRPC port) -> argv
     path: str
     body: Callable[[list], bytes]
     outputs: Callable[[bytes], list] | None  # None: the floor, whose answer is not a prediction
     env: dict = field(default_factory=dict)
     setup: Callable[[int, Path], None] | None = None  # writes config files into the scratch dir
+    grpc: bool = False  # called over gRPC (path is the method; body and outputs are protobuf messages)
 
 
 def toyseq_body(inputs: list) -> bytes:
     return orjson.dumps({"inputs": inputs})
+
+
+def infer_message(task: str) -> Callable[[list], bytes]:
+    """Rows -> a serialized ModelInferRequest with the input in raw_input_contents (tritonclient.grpc's way)."""
+    from service.server.oip_grpc.generated import grpc_service_pb2 as pb
+
+    def message(inputs: list) -> bytes:
+        array = np.array(inputs, dtype="<i8")
+        request = pb.ModelInferRequest(model_name=task, raw_input_contents=[array.tobytes()])
+        request.inputs.add(name="input", datatype="INT64", shape=list(array.shape))
+        return request.SerializeToString()
+
+    return message
+
+
+def grpc_outputs(data: bytes) -> list:
+    """A serialized ModelInferResponse's first output as rows, from raw_output_contents or typed contents."""
+    from service.server.oip_grpc.generated import grpc_service_pb2 as pb
+
+    answer = pb.ModelInferResponse.FromString(data)
+    out = answer.outputs[0]
+    if answer.raw_output_contents:
+        values = np.frombuffer(answer.raw_output_contents[0], dtype="<i8")
+    else:
+        values = np.array(out.contents.int64_contents, dtype=np.int64)
+    return values.reshape(list(out.shape)).tolist()
 
 
 def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: dict | None = None) -> dict[str, Spec]:
@@ -58,8 +89,8 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
         "DO_NOT_TRACK": "1",
     }
 
-    def gunicorn(app: str) -> Callable[[int, Path], list[str]]:
-        return lambda port, scratch: gunicorn_command(app)
+    def gunicorn(app: str) -> Callable[[int, Path, int], list[str]]:
+        return lambda port, scratch, grpc_port: gunicorn_command(app)
 
     def mlserver_setup(port: int, scratch: Path) -> None:
         (scratch / "settings.json").write_text(
@@ -102,6 +133,28 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             )
         )
 
+    def kserve_command(port: int, scratch: Path, grpc_port: int, grpc: bool) -> list[str]:
+        # KServe serves gRPC (grpc.aio) from its main process only, beside its REST worker processes.
+        return [
+            str(envs.python("kserve")),
+            "-m",
+            "benchmarks.peers.kserve_runtime",
+            "--task",
+            task,
+            "--http_port",
+            str(port),
+            "--grpc_port",
+            str(grpc_port),
+            "--workers",
+            str(workers),
+            "--enable_grpc",
+            "true" if grpc else "false",
+            "--enable_latency_logging",
+            "false",
+            "--log_config_file",
+            str(scratch / "logging.json"),
+        ]
+
     own = {"TOYSEQ_WORKERS": str(workers), "TOYSEQ_THREADS": str(threads), "TOYSEQ_MODELS_DIR": str(models_dir)}
     return {
         "toyseq": Spec(
@@ -112,37 +165,42 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             lambda data: orjson.loads(data)["outputs"],
             {**own, **(toyseq_env or {})},
         ),
+        "toyseq-grpc": Spec(
+            "toyseq-grpc",
+            gunicorn(TOYSEQ_APP),
+            INFER_PATH,
+            infer_message(task),
+            grpc_outputs,
+            {**own, **(toyseq_env or {})},
+            grpc=True,
+        ),
         "floor": Spec("floor", gunicorn(FLOOR_APP), f"/tasks/{task}/predict", toyseq_body, None, own),
         "kserve": Spec(
             "kserve",
-            lambda port, scratch: [
-                str(envs.python("kserve")),
-                "-m",
-                "benchmarks.peers.kserve_runtime",
-                "--task",
-                task,
-                "--http_port",
-                str(port),
-                "--grpc_port",
-                str(free_port()),
-                "--workers",
-                str(workers),
-                "--enable_grpc",
-                "false",
-                "--enable_latency_logging",
-                "false",
-                "--log_config_file",
-                str(scratch / "logging.json"),
-            ],
+            lambda port, scratch, grpc_port: kserve_command(port, scratch, grpc_port, grpc=False),
             f"/v1/models/{task}:predict",
             lambda inputs: orjson.dumps({"instances": inputs}),
             lambda data: orjson.loads(data)["predictions"],
             peer_env,
             kserve_setup,
         ),
+        "kserve-grpc": Spec(
+            "kserve-grpc",
+            lambda port, scratch, grpc_port: kserve_command(port, scratch, grpc_port, grpc=True),
+            INFER_PATH,
+            infer_message(task),
+            grpc_outputs,
+            peer_env,
+            kserve_setup,
+            grpc=True,
+        ),
         "mlserver": Spec(
             "mlserver",
-            lambda port, scratch: [str(envs.venv_dir("mlserver") / "bin" / "mlserver"), "start", str(scratch)],
+            lambda port, scratch, grpc_port: [
+                str(envs.venv_dir("mlserver") / "bin" / "mlserver"),
+                "start",
+                str(scratch),
+            ],
             f"/v2/models/{task}/infer",
             lambda inputs: orjson.dumps(
                 {
@@ -162,7 +220,7 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
         ),
         "bentoml": Spec(
             "bentoml",
-            lambda port, scratch: [
+            lambda port, scratch, grpc_port: [
                 str(envs.venv_dir("bentoml") / "bin" / "bentoml"),
                 "serve",
                 "benchmarks.peers.bentoml_service:Toyseq",
@@ -190,13 +248,16 @@ class Running:
     """A started server: its process group, URL, and process-tree memory."""
 
     def __init__(self, spec: Spec, scratch: Path, log: Path):
-        self.spec, self.port = spec, free_port()
+        self.spec, self.port, self.grpc_port = spec, free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}{spec.path}"
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         scratch.mkdir(parents=True, exist_ok=True)
         if spec.setup:
             spec.setup(self.port, scratch)
-        if spec.name in ("toyseq", "floor"):
+        if spec.name in ("toyseq", "floor", "toyseq-grpc"):
             env = server_env(self.port, spec.env)
+            if spec.grpc:
+                env["TOYSEQ_GRPC_BIND"] = self.grpc_target
         else:
             env = {**{k: v for k, v in os.environ.items() if not k.startswith("TOYSEQ_")}, **spec.env}
         self.log = log
@@ -204,7 +265,7 @@ class Running:
         with open(log, "ab") as out:
             # A session of its own, so the whole tree (workers, spawned inference processes) stops together.
             self.proc = subprocess.Popen(
-                spec.command(self.port, scratch),
+                spec.command(self.port, scratch, self.grpc_port),
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -213,12 +274,24 @@ class Running:
             )
 
     def post(self, body: bytes, timeout: float = 10) -> tuple[int, bytes]:
+        if self.spec.grpc:
+            return self._call(body, timeout)
         request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
                 return answer.status, answer.read()
         except urllib.error.HTTPError as err:
             return err.code, err.read()
+
+    def _call(self, message: bytes, timeout: float) -> tuple[int, bytes]:
+        """A unary gRPC call of the serialized message: (200, the answer's bytes) or (the status code, details)."""
+        import grpc
+
+        with grpc.insecure_channel(self.grpc_target) as channel:
+            try:
+                return 200, channel.unary_unary(self.spec.path)(message, timeout=timeout)
+            except grpc.RpcError as err:
+                return 500, f"{err.code().name}: {err.details()}".encode()
 
     def wait_answer(self, body: bytes, check: Callable[[bytes], bool]) -> float:
         """Seconds from process start to the first right answer to `body`: the cold start."""
@@ -275,4 +348,4 @@ class Running:
 
 
 def python_in(name: str) -> str:
-    return sys.executable if name in ("toyseq", "floor") else str(envs.python(name))
+    return sys.executable if name in ("toyseq", "floor", "toyseq-grpc") else str(envs.python(name))

@@ -1,5 +1,6 @@
 """The Deployment of deploy/k8s run for real: `podman kube play` on the image built from the Dockerfile (the
-image fixture of tests/server/test_container.py), called with tritonclient over the Open Inference Protocol.
+image fixture of tests/server/test_container.py), called with tritonclient over the Open Inference Protocol,
+over HTTP and over gRPC.
 
 What differs from a cluster, and why: one replica; the host network, so the container binds 127.0.0.1:<free
 port> (TOYSEQ_BIND in the ConfigMap) and its `ports` go (podman refuses port mappings on the host network);
@@ -50,13 +51,14 @@ def cgroup_memory(podman, name: str) -> dict:
     pytest.fail(f"no cgroup memory files in the container: {read.stderr}")
 
 
-def pod_manifest(image_name: str, port: int, suffix: str) -> tuple[list[dict], dict]:
+def pod_manifest(image_name: str, port: int, suffix: str, grpc_port: int) -> tuple[list[dict], dict]:
     resources = kustomized()
     configmap, deployment, secret = (
         json.loads(json.dumps(resources[k])) for k in ("ConfigMap", "Deployment", "Secret")
     )
     configmap["metadata"]["name"] += f"-{suffix}"
     configmap["data"]["TOYSEQ_BIND"] = f"127.0.0.1:{port}"
+    configmap["data"]["TOYSEQ_GRPC_BIND"] = f"127.0.0.1:{grpc_port}"
     deployment["metadata"]["name"] += f"-{suffix}"
     deployment["spec"]["replicas"] = 1
     pod = deployment["spec"]["template"]["spec"]
@@ -64,7 +66,8 @@ def pod_manifest(image_name: str, port: int, suffix: str) -> tuple[list[dict], d
     box["image"] = image_name
     box.pop("ports")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        box[probe]["httpGet"]["port"] = port
+        kind = "grpc" if "grpc" in box[probe] else "httpGet"
+        box[probe][kind]["port"] = grpc_port if kind == "grpc" else port
     box["envFrom"][0]["configMapRef"]["name"] = configmap["metadata"]["name"]
     [key] = [e for e in box["env"] if e["name"] == "TOYSEQ_API_KEY"]
     key["valueFrom"]["secretKeyRef"]["name"] = f"toyseq-key-{suffix}"
@@ -82,10 +85,11 @@ def test_deployment_runs_under_podman_kube_play_and_answers_tritonclient(engine,
     if engine.name != "podman":
         pytest.skip("kube play needs podman")
     httpclient = pytest.importorskip("tritonclient.http", reason="pip install -e '.[test]' (tritonclient[http])")
+    grpcclient = pytest.importorskip("tritonclient.grpc", reason="pip install -e '.[test]' (tritonclient[grpc])")
     from tritonclient.utils import InferenceServerException
 
-    port, suffix = free_port(), uuid.uuid4().hex[:8]
-    docs, secret = pod_manifest(image, port, suffix)
+    port, grpc_port, suffix = free_port(), free_port(), uuid.uuid4().hex[:8]
+    docs, secret = pod_manifest(image, port, suffix, grpc_port)
     path = tmp_path / "pod.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     api_key = secret["stringData"]["api-key"]
@@ -142,6 +146,18 @@ def test_deployment_runs_under_podman_kube_play_and_answers_tritonclient(engine,
             ).json()
             assert result.as_numpy("output").tolist() == native["outputs"]
             # the key from the Secret is required
+            with pytest.raises(InferenceServerException, match="API key"):
+                client.infer(TASK, [tensor])
+        finally:
+            client.close()
+        # the same over gRPC, from the same pod: tritonclient.grpc, the Secret's key in `authorization` metadata
+        client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{grpc_port}")
+        try:
+            assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(TASK)
+            tensor = grpcclient.InferInput("input", list(rows.shape), "INT64")
+            tensor.set_data_from_numpy(rows)
+            result = client.infer(TASK, [tensor], headers={"authorization": f"Bearer {api_key}"})
+            assert result.as_numpy("output").tolist() == native["outputs"]
             with pytest.raises(InferenceServerException, match="API key"):
                 client.infer(TASK, [tensor])
         finally:

@@ -94,7 +94,8 @@ def test_deployment_probes_settings_security_and_graceful_stop():
     deployment, configmap, secret = resources["Deployment"], resources["ConfigMap"], resources["Secret"]
     pod = deployment["spec"]["template"]["spec"]
     box = container(deployment)
-    assert box["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    # readiness over gRPC health checking, for the inference service; startup and liveness over HTTP
+    assert box["readinessProbe"]["grpc"] == {"port": 8001, "service": "inference.GRPCInferenceService"}
     assert box["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert box["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     # every setting is one the service knows, with a value it accepts
@@ -106,6 +107,11 @@ def test_deployment_probes_settings_security_and_graceful_stop():
     assert not unknown, unknown
     config = Config.load(environ={k: v for k, v in settings.items() if k.startswith(PREFIX)})
     assert config.bind.endswith(":8000") and box["ports"][0]["containerPort"] == 8000
+    assert (
+        config.grpc_bind.endswith(":8001")
+        and {"name": "grpc", "containerPort": 8001, "protocol": "TCP"} in box["ports"]
+    )
+    assert any(p["targetPort"] == "grpc" and p["port"] == 8001 for p in resources["Service"]["spec"]["ports"])
     # the API key comes from the Secret, under the key the Secret has
     [key] = [e for e in box["env"] if e["name"] == "TOYSEQ_API_KEY"]
     ref = key["valueFrom"]["secretKeyRef"]
@@ -198,6 +204,9 @@ def test_inference_service_validates_against_kserves_crd_schema(isvc_schema):
     settings = env_settings({}, box["env"])
     config = Config.load(environ={k: v for k, v in settings.items() if k.startswith(PREFIX)})
     assert config.bind.endswith(f":{box['ports'][0]['containerPort']}")
+    assert (
+        config.grpc_bind.endswith(":8001") and {"name": "h2c", "containerPort": 8001, "protocol": "TCP"} in box["ports"]
+    )
     assert isvc["spec"]["predictor"]["terminationGracePeriodSeconds"] > config.graceful_timeout
 
 
