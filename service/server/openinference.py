@@ -138,7 +138,7 @@ class Service:
 
     @staticmethod
     def run(model: Model, checked: InferRequest) -> dict:
-        """The predictor's result for a checked request (parse_infer, check_request)."""
+        """The predictor's result for a checked request (parse_infer, check_infer)."""
         return model.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k)
 
 
@@ -175,10 +175,10 @@ def parse_infer(model: Model, header: bytes | None, binary: bytes) -> InferReque
         body = orjson.loads(header)
     except orjson.JSONDecodeError as err:
         raise BadRequest(f"the inference request is not valid JSON: {err}") from None
-    return check_request(model, body, binary)
+    return check_infer(model, body, binary)
 
 
-def check_request(model: Model, body, binary: bytes) -> InferRequest:
+def check_infer(model: Model, body, binary: bytes) -> InferRequest:
     """Check a decoded infer request (the JSON object, or the same built from a gRPC message) and the binary
     tensor data it refers to: the one check behind both the REST and the gRPC path."""
     if type(body) is not dict:

@@ -133,3 +133,33 @@ def test_regression_benchmark_serves_two_trees_and_reports_each_ratio(tmp_path):
         assert row["before_rps"] > 0 and row["after_rps"] > 0 and row["ratio_median"] > 0
         assert row["before_cpu_ms"] > 0 and row["after_cpu_ms"] > 0
     assert "after/before" in done.stdout and "load average" in done.stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("h2load") is None, reason="h2load is not installed (apt-get install -y nghttp2-client)"
+)
+def test_grpc_modes_smoke_run_loads_both_grpc_servers():
+    """benchmarks.grpc_modes in smoke mode: h2load drives toyseq's gRPC server, sync and aio, and every call
+    it counts was answered (the same message was checked with a real gRPC call first)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.grpc_modes", "--rounds", "1", "--seconds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| sync", "| aio"))]
+    assert len(rows) == 2, done.stdout
+    for row in rows:
+        one_rps, hundred_rps = (float(cell.replace(",", "")) for cell in (row.split("|")[2], row.split("|")[4]))
+        assert one_rps > 0 and hundred_rps > 0, row
+    assert "aio / sync, one sequence(s) per request:" in done.stdout
+
+
+def test_grpc_load_counts_only_answered_calls():
+    """h2load reads HTTP statuses: a gRPC error is HTTP 200 with a grpc-status trailer, which is why callers
+    check the message with a real call first. The framing it sends is gRPC's own length prefix."""
+    from benchmarks import grpc_load
+
+    assert grpc_load.frame(b"abc") == b"\0\0\0\0\x03abc"

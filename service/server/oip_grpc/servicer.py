@@ -83,7 +83,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             task.append(request.model_name)
             model = self.service.model(request.model_name, request.model_version or None)
             body, binary, raw = translate.infer_request(request)
-            checked = oip.check_request(model, body, binary)
+            checked = oip.check_infer(model, body, binary)
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
                 raise _Deadline()

@@ -1,5 +1,5 @@
 """Protocol translation, the one place where gRPC messages meet numpy: a ModelInferRequest becomes the same
-decoded request (and binary tensor data) that the REST path checks with openinference.check_request, and the
+decoded request (and binary tensor data) that the REST path checks with openinference.check_infer, and the
 checked answer's arrays become a ModelInferResponse. Typed `contents` answer in typed contents and
 `raw_input_contents` in `raw_output_contents` (all outputs one way: the protocol allows no mixing)."""
 
