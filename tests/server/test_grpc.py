@@ -251,9 +251,14 @@ def test_grpc_health_checking_serves_readiness(server):
         assert code == grpc.StatusCode.NOT_FOUND
 
 
-def test_grpc_calls_are_counted_in_metrics_and_access_lines(server, stub):
+def test_grpc_calls_are_counted_in_metrics_and_access_lines_under_their_request_id(server, stub):
     task = TASKS[0]
-    stub.ModelInfer(typed_request(task, rows_for(task), {}), metadata=METADATA, timeout=30)
+    request = typed_request(task, rows_for(task), {})
+    _, call = stub.ModelInfer.with_call(request, metadata=[*METADATA, ("x-request-id", "grpc-rid-1")], timeout=30)
+    assert ("x-request-id", "grpc-rid-1") in call.trailing_metadata()
+    _, call = stub.ModelInfer.with_call(request, metadata=[*METADATA, ("x-request-id", "not tame!")], timeout=30)
+    [generated] = [v for k, v in call.trailing_metadata() if k == "x-request-id"]
+    assert len(generated) == 32 and generated != "not tame!"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         text = requests.get(f"{server.url}/metrics", timeout=10).text
@@ -262,7 +267,9 @@ def test_grpc_calls_are_counted_in_metrics_and_access_lines(server, stub):
         time.sleep(0.2)
     else:
         raise AssertionError("no grpc.ModelInfer count in /metrics")
-    assert '"method":"gRPC","path":"/inference.GRPCInferenceService/ModelInfer"' in server.log()
+    log = server.log()
+    assert '"method":"gRPC","path":"/inference.GRPCInferenceService/ModelInfer"' in log
+    assert '"request_id":"grpc-rid-1"' in log and f'"request_id":"{generated}"' in log
 
 
 def test_kserve_grpc_client_answers_like_the_native_endpoint(server):

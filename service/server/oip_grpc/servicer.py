@@ -12,6 +12,7 @@ from collections.abc import Callable
 import grpc
 
 from .. import openinference as oip
+from ..app import REQUEST_ID
 from ..auth import MESSAGE as KEY_REQUIRED
 from ..auth import key_matches
 from ..errors import ServiceError, Unauthorized
@@ -99,7 +100,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         started = time.perf_counter()
         task: list[str] = []
         status = 200
-        rid = self.observe.new_id() if self.observe is not None else "-"
+        rid = self._request_id(context)
         try:
             return handler(task)
         except ServiceError as err:
@@ -129,6 +130,19 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                     sequences[0] if sequences else 0,
                 )
         return None
+
+
+    def _request_id(self, context) -> str:
+        """The client's x-request-id metadata when tame (as X-Request-ID on HTTP), else a new id; sent back in
+        the trailing metadata, and logged with the call."""
+        rid = None
+        for key, value in context.invocation_metadata():
+            if key == "x-request-id":
+                rid = value if isinstance(value, str) and REQUEST_ID.fullmatch(value) else None
+        if rid is None:
+            rid = self.observe.new_id() if self.observe is not None else "-"
+        context.set_trailing_metadata((("x-request-id", rid),))
+        return rid
 
 
 class _Deadline(Exception):
