@@ -397,3 +397,35 @@ def test_a_grpc_address_in_use_stops_start_up_with_a_clear_message(tmp_path, mod
         with pytest.raises(RuntimeError, match="gunicorn exited") as info:
             Server(tmp_path / "gunicorn.log", {"TOYSEQ_GRPC_BIND": address}, models_copy)
     assert f"cannot serve gRPC on TOYSEQ_GRPC_BIND='{address}'" in str(info.value)
+
+
+def test_a_model_that_failed_to_load_is_unavailable_and_health_not_serving(tmp_path, models_copy):
+    import shutil
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from tests.support.server import Server
+
+    if len(TASKS) < 2:
+        pytest.skip("needs two committed models")
+    models = tmp_path / "models"
+    shutil.copytree(models_copy, models)
+    bad, good = TASKS[0], TASKS[1]
+    (models / bad / "model.onnx").write_bytes(b"not the model")  # its sha256 no longer matches the manifest
+    with Server(tmp_path / "gunicorn.log", {}, models, wait_path="/healthz", grpc=True) as server:
+        r = requests.post(
+            f"{server.url}/v2/models/{bad}/infer",
+            json={"inputs": [{"name": "input", "datatype": "INT64", "shape": [1, 1], "data": [1]}]},
+            timeout=30,
+        )
+        assert r.status_code == 503
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            code, details = grpc_error(lambda: stub.ModelInfer(typed_request(bad, [[1]], {}, "INT64"), timeout=30))
+            assert code == grpc.StatusCode.UNAVAILABLE and details == r.json()["error"]
+            assert stub.ModelReady(pb.ModelReadyRequest(name=bad), timeout=30).ready is False
+            assert stub.ModelReady(pb.ModelReadyRequest(name=good), timeout=30).ready is True
+            assert stub.ServerReady(pb.ServerReadyRequest(), timeout=30).ready is False
+            assert stub.ModelInfer(typed_request(good, rows_for(good), {}), timeout=30).outputs
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+            assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
