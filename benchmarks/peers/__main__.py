@@ -117,7 +117,7 @@ def measure(name: str, spec, scratch: Path, seconds: float, expected: dict, bodi
 
 def ratios(rounds: list[dict], value, a: str, b: str) -> dict:
     """value(round result of one server) for a / b, per round; median, min and max."""
-    per_round = [value(r[a]) / value(r[b]) for r in rounds if a in r and b in r]
+    per_round = [value(r[a]) / value(r[b]) if value(r[b]) else float("inf") for r in rounds if a in r and b in r]
     return {"median": statistics.median(per_round), "min": min(per_round), "max": max(per_round), "rounds": per_round}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+import grpc
 import kserve
 import numpy as np
 import uvicorn
@@ -30,6 +31,18 @@ def _loopback(self, *args, **kwargs):
 
 
 uvicorn.Config.__init__ = _loopback
+_grpc_server = grpc.aio.server
+
+
+def _grpc_loopback(*args, **kwargs):
+    # KServe's gRPC server listens on [::]:<port> with no option to change it: the benchmark serves 127.0.0.1 only.
+    server = _grpc_server(*args, **kwargs)
+    add_port = server.add_insecure_port
+    server.add_insecure_port = lambda address: add_port(address.replace("[::]", "127.0.0.1"))
+    return server
+
+
+grpc.aio.server = _grpc_loopback
 
 
 class ToyseqModel(kserve.Model):

@@ -134,7 +134,11 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
         )
 
     def kserve_command(port: int, scratch: Path, grpc_port: int, grpc: bool) -> list[str]:
-        # KServe serves gRPC (grpc.aio) from its main process only, beside its REST worker processes.
+        # KServe serves gRPC (grpc.aio) from its main process only, whatever --workers says. With --workers > 1
+        # that process also supervises the REST workers, pinging each every 0.5 s with a blocking 5 s poll on
+        # the loop gRPC runs on (kserve/protocol/rest/multiprocess/server.py): on a busy machine calls then
+        # stall for seconds (seen: 200 calls from 8 threads in 5.9 s, one of 5.0 s). So kserve-grpc runs one
+        # process, its gRPC server's own shape, with no supervisor.
         return [
             str(envs.python("kserve")),
             "-m",
@@ -146,7 +150,7 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             "--grpc_port",
             str(grpc_port),
             "--workers",
-            str(workers),
+            str(1 if grpc else workers),
             "--enable_grpc",
             "true" if grpc else "false",
             "--enable_latency_logging",
