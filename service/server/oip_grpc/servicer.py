@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 
@@ -49,39 +50,37 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         self.api_key = state.config.api_key.encode() if state.config.api_key else b""
 
     def ServerLive(self, request, context):
-        return self._call("ServerLive", context, lambda task: pb.ServerLiveResponse(live=True))
+        return self._call("ServerLive", context, lambda tags: pb.ServerLiveResponse(live=True))
 
     def ServerReady(self, request, context):
-        return self._call("ServerReady", context, lambda task: pb.ServerReadyResponse(ready=self.service.ready()))
+        return self._call("ServerReady", context, lambda tags: pb.ServerReadyResponse(ready=self.service.ready()))
 
     def ModelReady(self, request, context):
-        def ready(task: list) -> pb.ModelReadyResponse:
-            task.append(request.name)
+        def ready(tags: _Tags) -> pb.ModelReadyResponse:
+            tags.task = request.name
             return pb.ModelReadyResponse(ready=self.service.model_ready(request.name, request.version or None))
 
         return self._call("ModelReady", context, ready)
 
     def ServerMetadata(self, request, context):
         return self._call(
-            "ServerMetadata", context, lambda task: translate.server_metadata(self.service.server_metadata)
+            "ServerMetadata", context, lambda tags: translate.server_metadata(self.service.server_metadata)
         )
 
     def ModelMetadata(self, request, context):
-        def metadata(task: list) -> pb.ModelMetadataResponse:
-            task.append(request.name)
+        def metadata(tags: _Tags) -> pb.ModelMetadataResponse:
+            tags.task = request.name
             return translate.model_metadata(self.service.model(request.name, request.version or None))
 
         return self._call("ModelMetadata", context, metadata)
 
     def ModelInfer(self, request, context):
-        sequences = [0]
-
-        def infer(task: list) -> pb.ModelInferResponse:
+        def infer(tags: _Tags) -> pb.ModelInferResponse:
             if self.api_key:
                 metadata = dict(context.invocation_metadata())
                 if not key_matches(self.api_key, metadata.get("authorization"), metadata.get("x-api-key")):
                     raise Unauthorized(KEY_REQUIRED)
-            task.append(request.model_name)
+            tags.task = request.model_name
             model = self.service.model(request.model_name, request.model_version or None)
             body, binary, raw = translate.infer_request(request)
             checked = oip.check_infer(model, body, binary)
@@ -89,20 +88,20 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             if remaining is not None and remaining <= 0:
                 raise _Deadline()
             result = self.service.run(model, checked)
-            sequences[0] = len(checked.arrays)
+            tags.sequences = len(checked.arrays)
             return translate.infer_response(model, checked, result, raw)
 
-        return self._call("ModelInfer", context, infer, sequences)
+        return self._call("ModelInfer", context, infer)
 
-    def _call(self, method: str, context, handler: Callable[[list], object], sequences: list | None = None):
-        """Run `handler` (it appends the task name it looked up to its argument, for the metrics); a
-        ServiceError becomes its gRPC code with the same message as REST; each call is counted and logged."""
+    def _call(self, method: str, context, handler: Callable[[_Tags], object]):
+        """Run `handler`; a ServiceError becomes its gRPC code with the REST path's message; each call is
+        counted and logged under the task and sequences the handler tagged."""
         started = time.perf_counter()
-        task: list[str] = []
+        tags = _Tags()
         status = 200
         rid = self._request_id(context)
         try:
-            return handler(task)
+            return handler(tags)
         except ServiceError as err:
             status = 400 if err.status == 422 else err.status
             context.set_code(code_of(err))
@@ -118,19 +117,14 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             context.set_details(f"internal error; quote request id {rid} when reporting it")
         finally:
             if self.observe is not None:
-                name = task[0] if task and task[0] in self.service.registry.names else ""
+                # Only a known task name becomes a metric label, so labels stay bounded (as on HTTP).
+                task = tags.task if tags.task in self.service.registry.names else ""
+                seconds = time.perf_counter() - started
+                path = f"/{SERVICE}/{method}"
                 self.observe.record_call(
-                    rid,
-                    "grpc." + method,
-                    f"/{SERVICE}/{method}",
-                    status,
-                    time.perf_counter() - started,
-                    context.peer(),
-                    name,
-                    sequences[0] if sequences else 0,
+                    rid, "grpc." + method, path, status, seconds, context.peer(), task, tags.sequences
                 )
         return None
-
 
     def _request_id(self, context) -> str:
         """The client's x-request-id metadata when tame (as X-Request-ID on HTTP), else a new id; sent back in
@@ -143,6 +137,14 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             rid = self.observe.new_id() if self.observe is not None else "-"
         context.set_trailing_metadata((("x-request-id", rid),))
         return rid
+
+
+@dataclass
+class _Tags:
+    """What a handler learnt for the access line and metrics: the task it looked up, the sequences it answered."""
+
+    task: str = ""
+    sequences: int = 0
 
 
 class _Deadline(Exception):
