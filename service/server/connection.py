@@ -313,8 +313,8 @@ class Connection(asyncio.Protocol):
         head.append(f"Date: {_date()}\r\n")
         if close:
             head.append("Connection: close\r\n")
-        elif request.version == "HTTP/1.0":
-            head.append("Connection: keep-alive\r\n")
+        else:
+            head.append("Connection: keep-alive\r\n")  # as gunicorn says it, for HTTP/1.0 clients and others
         head.append("\r\n")
         data = "".join(head).encode("latin-1") + body
         if close:
@@ -375,13 +375,6 @@ class Connection(asyncio.Protocol):
             if waited > read_timeout and not self.queue:
                 self.transport.abort()  # a request not received in full in time (slow headers or body)
         elif waited > keepalive:
-            self.transport.close()
-
-    def stop(self) -> None:
-        """The worker is stopping: close now if nothing is owed; otherwise the last answer closes."""
-        if self.transport is None or self.closing:
-            return
-        if not (self.busy or self.queue or self.url or self.headers):  # nothing owed, no request half-received
             self.transport.close()
 
     def blocked_bytes(self) -> int:

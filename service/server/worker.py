@@ -26,6 +26,7 @@ import asyncio
 import errno
 import os
 import queue
+import signal
 import socket
 import threading
 import time
@@ -245,8 +246,10 @@ class Front:
 
     def expire(self, now: float) -> None:
         s = self.settings
+        # Stopping, a request still arriving gets as long as an idle kept-alive connection does.
+        read_timeout = min(s.read_timeout, s.keepalive) if self.stopping else s.read_timeout
         for conn in list(self.connections):
-            conn.expire(now, s.read_timeout, s.keepalive)
+            conn.expire(now, read_timeout, s.keepalive)
         if self.buffered_answers() > s.buffer_bytes:
             # Clients that do not read hold the most memory: drop them, largest first, until under the cap.
             for conn in sorted(self.connections, key=Connection.blocked_bytes, reverse=True):
@@ -290,8 +293,13 @@ class Front:
         """Graceful: accept no more, close what owes nothing, let the rest finish with `Connection: close`."""
         self.stopping = True
         self._accept_on(False)
-        for conn in list(self.connections):
-            conn.stop()
+        for listener in self.listeners:
+            # Closed, not just ignored: once every process has closed it, new connections are refused at once
+            # (and go to another replica) instead of waiting in a backlog no one will accept from.
+            listener.close()
+        # Open connections are not cut: closing an idle kept-alive one races a request the client may be
+        # sending on it right now. Each is closed after its next answer (`Connection: close`) or once idle
+        # for the keep-alive time, whichever comes first (as gunicorn's threaded worker does).
 
     def done(self) -> bool:
         return not self.connections
@@ -357,6 +365,8 @@ class LoopWorker(base.Worker):
         self.front = Front(loop, self.wsgi, settings, self.log)
         self.stop_by = float("inf")
         slug, detail = "shutting-down", "the server is shutting down; retry the request"
+        # SIGTERM starts the graceful stop at once, on the loop (gunicorn's handler would only set a flag).
+        loop.add_signal_handler(signal.SIGTERM, self._on_term)
         try:
             self.front.serve(self.sockets)
             loop.call_soon(self._tick)
@@ -369,6 +379,12 @@ class LoopWorker(base.Worker):
         finally:
             self.front.close(slug, detail)
             loop.close()
+
+    def _on_term(self) -> None:
+        self.alive = False
+        if self.stop_by == float("inf"):
+            self.stop_by = time.monotonic() + self.cfg.graceful_timeout
+            self.front.stop()
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -388,9 +404,8 @@ class LoopWorker(base.Worker):
                 self.cfg.timeout,
             )
             self.alive = False
-        if not self.alive and self.stop_by == float("inf"):
-            self.stop_by = now + self.cfg.graceful_timeout
-            front.stop()
+        if not self.alive:
+            self._on_term()
         front.expire(now)
         if not self.alive and (front.done() or now >= self.stop_by):
             self.loop.stop()

@@ -360,19 +360,13 @@ def _count(server, status: str) -> float:
     )
 
 
-def test_a_worker_timeout_answers_problem_json_and_is_counted(gunicorn_server):
+@pytest.mark.parametrize("worker", [{}, {"TOYSEQ_WORKER_CLASS": "sync"}], ids=["loop", "sync"])
+def test_a_worker_timeout_answers_problem_json_and_is_counted(gunicorn_server, worker):
     """The backstop behind the cost budget: a request that still runs into TOYSEQ_TIMEOUT (here the budget is
     lifted and the timeout is 2 s) gets a 503 problem+json, not gunicorn's HTML 500, and /metrics counts it."""
     server = gunicorn_server(
-        # sync workers: a gthread worker's main loop keeps the arbiter's heartbeat going while a thread is
-        # busy, so there the cost budget, not the timeout, is what bounds a request
-        {
-            "TOYSEQ_TIMEOUT": 2,
-            "TOYSEQ_MAX_REQUEST_SECONDS": 1000,
-            "TOYSEQ_WORKERS": 2,
-            "TOYSEQ_LOG_LEVEL": "warning",
-            "TOYSEQ_WORKER_CLASS": "sync",
-        }
+        {"TOYSEQ_TIMEOUT": 2, "TOYSEQ_MAX_REQUEST_SECONDS": 1000, "TOYSEQ_WORKERS": 2, "TOYSEQ_LOG_LEVEL": "warning"}
+        | worker
     )
     # 2,000 x 1,000 steps: the most TOYSEQ_MAX_ROLLOUT_VALUES allows, seconds of CPU against a 2 s timeout
     body = orjson.dumps({"inputs": [[1, 2, 3, 4, 5, 6, 7]] * 2000, "steps": 1000})
