@@ -188,6 +188,9 @@ class Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         environ = self.front.base_environ.copy()
         parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):  # llhttp also reads HTTP/0.9 and 2.0 request lines
+            raise Refusal(400, "malformed-request-line", f"HTTP/{version} is not supported; send HTTP/1.1")
         method = parser.get_method().decode("latin-1")
         target = self.url
         if target == b"*":
@@ -202,7 +205,7 @@ class Connection(asyncio.Protocol):
         environ["RAW_URI"] = target.decode("latin-1")
         environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1")
         environ["QUERY_STRING"] = query.decode("latin-1")
-        environ["SERVER_PROTOCOL"] = "HTTP/" + parser.get_http_version()
+        environ["SERVER_PROTOCOL"] = "HTTP/" + version
         environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = self.remote, self.remote_port
         environ["SERVER_NAME"], environ["SERVER_PORT"] = self.server_name, self.server_port
         length, expect = None, False
@@ -223,6 +226,9 @@ class Connection(asyncio.Protocol):
             key = "HTTP_" + name.replace("-", "_")
             environ[key] = f"{environ[key]},{value}" if key in environ else value
         self.environ = environ
+        if version == "1.0" and "HTTP_TRANSFER_ENCODING" in environ:
+            # RFC 9112 6.1: such framing is faulty (an HTTP/1.0 peer would read the body differently)
+            raise Refusal(400, "malformed-header", "Transfer-Encoding is not allowed in an HTTP/1.0 request")
         max_body = self.front.max_body_bytes
         if length is not None and length > max_body:
             raise Refusal(
