@@ -164,6 +164,11 @@ class Connection(asyncio.Protocol):
             self.receiving, self.since = True, time.monotonic()
 
     def on_url(self, url: bytes) -> None:
+        if not self.url and self.parser.get_method() == b"PRI":
+            # llhttp then waits for the rest of HTTP/2's preface, which no HTTP/1.1 request sends
+            raise Refusal(
+                400, "malformed-request-line", "the method PRI (HTTP/2's preface) is not supported; send HTTP/1.1"
+            )
         self.url += url
         limit = self.front.limit_request_line
         if limit and len(self.url) > limit:

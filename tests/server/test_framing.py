@@ -55,7 +55,9 @@ CASES = {
     + b"Transfer-Encoding: chunked\r\n\r\n5;a\x00\r\nhello\r\n0\r\n\r\n",
     "chunk without CRLF": b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloX0\r\n\r\n",
     "chunks with bare LF": b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n",
-    "chunked with trailer": b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+    "chunked with trailer": b"POST /a HTTP/1.1\r\n"
+    + H
+    + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
     "te chunked, identity": b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
     "te identity, chunked": b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n",
     "te xchunked": b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
@@ -70,7 +72,11 @@ CASES = {
     "NUL in value": b"GET /a HTTP/1.1\r\n" + H + b"X: a\x00b\r\n\r\n",
     "NUL in name": b"GET /a HTTP/1.1\r\n" + H + b"X\x00: ab\r\n\r\n",
     "NUL in target": b"GET /a\x00b HTTP/1.1\r\n" + H + b"\r\n",
-    "pipelined after CL 0": b"POST /a HTTP/1.1\r\n" + H + b"Content-Length: 0\r\n\r\nGET /admin HTTP/1.1\r\n" + H + b"\r\n",
+    "pipelined after CL 0": b"POST /a HTTP/1.1\r\n"
+    + H
+    + b"Content-Length: 0\r\n\r\nGET /admin HTTP/1.1\r\n"
+    + H
+    + b"\r\n",
     "smuggled in a chunked body": b"POST /a HTTP/1.1\r\n"
     + H
     + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\n"
@@ -209,8 +215,9 @@ def test_fuzzed_requests_are_framed_as_gunicorns_parser_does(front_port, request
     our_ok, our_seen, detail = _ours(front_port, data)
     if ref_ok and not our_ok:
         # The one known difference: llhttp knows the registered methods only, gunicorn takes any token
-        # ("9GN"). Refusing is the safe side; the requests before it must still agree.
-        assert "Invalid method" in detail, (data, detail)
+        # ("9GN", or PRI, which llhttp reads as HTTP/2's preface). Refusing is the safe side; the requests
+        # before it must still agree.
+        assert "method" in detail.lower(), (data, detail)
         assert comparable(our_seen) == comparable(ref_seen)[: len(our_seen)], data
         return
     assert our_ok == ref_ok, (data, detail, our_seen, ref_seen)

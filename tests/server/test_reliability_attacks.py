@@ -101,7 +101,7 @@ class TrickledChunks(Shape):
     name = "trickled chunks"
 
     def first(self):
-        return PREDICT + b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"inp\r\n"
+        return PREDICT + b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"inp\r\n'
 
     def trickle(self):
         return b"1\r\n \r\n"
