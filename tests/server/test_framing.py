@@ -5,7 +5,7 @@ The same raw bytes go to both: the real Front (worker.Front on a uvloop loop, ov
 127.0.0.1) with an app that echoes what it was given, and gunicorn's RequestParser. For every input both
 must refuse, or both must accept the same requests (method, target, headers, body), in the same order.
 A request smuggled behind another (the classic CL.TE / TE.CL tricks) would show up as a request one side
-sees and the other does not. h11 is printed beside them as a second opinion when they differ.
+sees and the other does not. (h11, tried too, is laxer than both: it accepts CL+TE, obs-fold and bare LF.)
 """
 
 from __future__ import annotations
