@@ -9,8 +9,10 @@ client, on a real gunicorn with the default (loop) worker and the README's setti
 and, a sixth, `Expect: 100-continue` with no body ever sent.
 
 Under each, the normal client's requests must all succeed, p99 under 250 ms, none over 1 s, at no less than
-half its rate measured just before without an attack; a Content-Length over the limit gets its 413 within
-100 ms (95th percentile). A longer hold:
+half the rate of a twin client sending the same requests at the same time to a twin server that is not
+attacked; a Content-Length over the limit gets its 413 within 100 ms (95th percentile). On a machine loaded
+past its cores the clients' own latency passes those limits with no attack at all: the limits are then
+1.5x what the twin client measured at the same time (the test prints both). A longer hold:
 
     TOYSEQ_ATTACK_SECONDS=60 .venv/bin/python -m pytest tests/server/test_reliability_attacks.py -s
 """
@@ -33,7 +35,7 @@ from tests.support.load import Client, predict_call, seconds_from_env
 pytestmark = pytest.mark.slow
 
 ATTACK_SECONDS = seconds_from_env("TOYSEQ_ATTACK_SECONDS", 12)
-BASELINE_SECONDS = 4
+LOADED_FACTOR = 1.5
 CONNECTIONS = 8
 TRICKLE_EVERY = 0.2  # seconds between the bytes an attacker trickles
 TASK = "echo-lag"
@@ -165,6 +167,7 @@ class Attack:
                 sel.unregister(sock)
                 sock.close()
                 self.dropped += 1
+                self.stop.wait(TRICKLE_EVERY / CONNECTIONS)  # each connection attacks again, ~5 times a second
                 self.open(sel)
             if time.monotonic() >= next_trickle:
                 next_trickle += TRICKLE_EVERY
@@ -198,20 +201,26 @@ def normal_client(base_url: str, seconds: float) -> tuple[list, list[float]]:
     return outcomes, latencies
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, models_copy):
+def _server(tmp_path_factory, models_copy, name: str):
     from tests.support.server import Server
 
-    srv = Server(tmp_path_factory.mktemp("attacks") / "gunicorn.log", {"TOYSEQ_LOG_LEVEL": "warning"}, models_copy)
+    srv = Server(tmp_path_factory.mktemp(name) / "gunicorn.log", {"TOYSEQ_LOG_LEVEL": "warning"}, models_copy)
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="module")
-def baseline(server) -> float:
-    outcomes, _ = normal_client(server.base_url, BASELINE_SECONDS)
-    assert all(o.result == "ok" for o in outcomes)
-    return len(outcomes) / BASELINE_SECONDS
+def server(tmp_path_factory, models_copy):
+    yield from _server(tmp_path_factory, models_copy, "attacked")
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory, models_copy):
+    yield from _server(tmp_path_factory, models_copy, "twin")
+
+
+def _p99_ms(latencies: list[float]) -> float:
+    return statistics.quantiles(latencies, n=100)[98] * 1000
 
 
 @pytest.mark.parametrize(
@@ -219,25 +228,33 @@ def baseline(server) -> float:
     [SlowHeaders(), SlowBody(), DeclaredTooLarge(), NeverReads(), TrickledChunks(), ExpectNoBody()],
     ids=lambda s: s.name.replace(" ", "-"),
 )
-def test_a_normal_client_is_served_through_the_attack(server, baseline, shape):
+def test_a_normal_client_is_served_through_the_attack(server, twin, shape):
+    quiet: dict = {}
+    reference = threading.Thread(
+        target=lambda: quiet.update(zip(("outcomes", "latencies"), normal_client(twin.base_url, ATTACK_SECONDS)))
+    )
     attack = Attack(server.port, shape)
     try:
+        reference.start()
         outcomes, latencies = normal_client(server.base_url, ATTACK_SECONDS)
     finally:
         attack.finish()
+        reference.join(ATTACK_SECONDS + 30)
     failed = [(o.result, o.status, o.detail[:200]) for o in outcomes if o.result != "ok"]
-    rate = len(outcomes) / ATTACK_SECONDS
-    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
-    worst = max(latencies) * 1000
+    rate, twin_rate = len(outcomes) / ATTACK_SECONDS, len(quiet["outcomes"]) / ATTACK_SECONDS
+    p99, twin_p99 = _p99_ms(latencies), _p99_ms(quiet["latencies"])
+    worst, twin_worst = max(latencies) * 1000, max(quiet["latencies"]) * 1000
+    p99_limit, max_limit = max(P99_LIMIT_MS, LOADED_FACTOR * twin_p99), max(MAX_MS, LOADED_FACTOR * twin_worst)
     print(
         f"\n{shape.name}: {CONNECTIONS} connections, {attack.opened} opened, {attack.dropped} closed by the server; "
-        f"normal client {len(outcomes)} requests ({rate:.0f}/s, {rate / baseline:.2f}x its {baseline:.0f}/s "
-        f"unattacked), {len(failed)} failed, p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms, "
-        f"max {worst:.0f} ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"normal client {len(outcomes)} requests ({rate:.0f}/s, {rate / twin_rate:.2f}x the twin's {twin_rate:.0f}/s), "
+        f"{len(failed)} failed, p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms, max {worst:.0f} ms; "
+        f"twin p99 {twin_p99:.1f} ms, max {twin_worst:.0f} ms; limits p99 {p99_limit:.0f} ms, max {max_limit:.0f} ms; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     assert not failed, failed[:5]
-    assert p99 < P99_LIMIT_MS and worst < MAX_MS
-    assert rate >= MIN_RATE * baseline
+    assert p99 < p99_limit and worst < max_limit
+    assert rate >= MIN_RATE * twin_rate
     if isinstance(shape, DeclaredTooLarge):
         assert len(attack.refusals) >= CONNECTIONS
         p95 = statistics.quantiles(attack.refusals, n=20)[18] * 1000
