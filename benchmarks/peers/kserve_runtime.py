@@ -1,7 +1,8 @@
 """KServe model server custom model: the V1 protocol (POST /v1/models/<task>:predict with
-{"instances": [[...], ...]}, answered {"predictions": [...]}) and, with --enable_grpc true, the Open Inference
-Protocol over gRPC (ModelInfer: input "input" [batch, length] INT64, answered in output "output" as raw
-contents, like toyseq's gRPC), both through service.core via `common.answer`.
+{"instances": [[...], ...]}, answered {"predictions": [...]}), KServe's fastest REST path, and the V2 protocol
+on the same server (POST /v2/models/<task>/infer, one INT64 input tensor [batch, length] answered as one INT64
+output tensor), both through service.core via `common.answer`; with --enable_grpc true also the V2 protocol over
+gRPC (ModelInfer, answered in raw_output_contents like toyseq's gRPC answers a raw request).
 
     python -m benchmarks.peers.kserve_runtime --task echo-lag --http_port P --workers 2 ...
     (started by benchmarks.peers.servers)
@@ -17,7 +18,7 @@ import grpc
 import kserve
 import numpy as np
 import uvicorn
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve import InferOutput, InferRequest, InferResponse
 
 from benchmarks.peers import common
 
@@ -65,17 +66,14 @@ class ToyseqModel(kserve.Model):
         self.__dict__.update(state)
         self.load()
 
-    def predict(self, payload: dict | InferRequest, headers: dict | None = None) -> dict | InferResponse:
-        if isinstance(payload, InferRequest):  # the gRPC (v2) path
-            rows = payload.inputs[0].as_numpy().tolist()
-            answers = np.array(common.answer(self.predictor, rows), dtype=np.int64)
-            output = InferOutput(name="output", shape=list(answers.shape), datatype="INT64")
-            output.set_data_from_numpy(answers, binary_data=True)
+    def predict(self, payload, headers: dict | None = None):
+        if isinstance(payload, InferRequest):  # V2, over REST or gRPC (raw contents on gRPC)
+            raw = bool(payload.from_grpc)
+            outputs = np.asarray(common.answer(self.predictor, payload.inputs[0].as_numpy().tolist()), dtype=np.int64)
+            tensor = InferOutput(name="output", shape=list(outputs.shape), datatype="INT64")
+            tensor.set_data_from_numpy(outputs, binary_data=raw)
             return InferResponse(
-                response_id=payload.id or "",
-                model_name=self.name,
-                infer_outputs=[output],
-                use_binary_outputs=True,
+                model_name=self.name, infer_outputs=[tensor], response_id=payload.id, use_binary_outputs=raw
             )
         return {"predictions": common.answer(self.predictor, payload["instances"])}
 

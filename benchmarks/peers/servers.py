@@ -37,13 +37,15 @@ class Spec:
     """One server: its command, how to phrase a predict request and how to read the answer's outputs."""
 
     name: str
-    command: Callable[[int, Path, int], list[str]]  # (port, scratch dir, gRPC port) -> argv
+    command: Callable[[int, Path], list[str]]  # (port, scratch dir) -> argv
     path: str
     body: Callable[[list], bytes]
     outputs: Callable[[bytes], list] | None  # None: the floor, whose answer is not a prediction
     env: dict = field(default_factory=dict)
     setup: Callable[[int, Path], None] | None = None  # writes config files into the scratch dir
-    grpc: bool = False  # called over gRPC (path is the method; body and outputs are protobuf messages)
+    # Called over gRPC: `path` is the method, `body` and `outputs` are protobuf messages, and the port the
+    # command gets (and Running.port) is the gRPC port; the server's HTTP port, if any, is its own free one.
+    grpc: bool = False
 
 
 def toyseq_body(inputs: list) -> bytes:
@@ -89,8 +91,8 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
         "DO_NOT_TRACK": "1",
     }
 
-    def gunicorn(app: str) -> Callable[[int, Path, int], list[str]]:
-        return lambda port, scratch, grpc_port: gunicorn_command(app)
+    def gunicorn(app: str) -> Callable[[int, Path], list[str]]:
+        return lambda port, scratch: gunicorn_command(app)
 
     def mlserver_setup(port: int, scratch: Path) -> None:
         (scratch / "settings.json").write_text(
@@ -133,12 +135,12 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             )
         )
 
-    def kserve_command(port: int, scratch: Path, grpc_port: int, grpc: bool) -> list[str]:
+    def kserve_command(port: int, scratch: Path, grpc: bool = False) -> list[str]:
         # KServe serves gRPC (grpc.aio) from its main process only, whatever --workers says. With --workers > 1
         # that process also supervises the REST workers, pinging each every 0.5 s with a blocking 5 s poll on
         # the loop gRPC runs on (kserve/protocol/rest/multiprocess/server.py): on a busy machine calls then
         # stall for seconds (seen: 200 calls from 8 threads in 5.9 s, one of 5.0 s). So kserve-grpc runs one
-        # process, its gRPC server's own shape, with no supervisor.
+        # process, its gRPC server's own shape, with no supervisor; `port` is then its gRPC port.
         return [
             str(envs.python("kserve")),
             "-m",
@@ -146,9 +148,9 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             "--task",
             task,
             "--http_port",
-            str(port),
+            str(free_port() if grpc else port),
             "--grpc_port",
-            str(grpc_port),
+            str(port if grpc else free_port()),
             "--workers",
             str(1 if grpc else workers),
             "--enable_grpc",
@@ -178,19 +180,9 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             {**own, **(toyseq_env or {})},
             grpc=True,
         ),
-        "floor": Spec("floor", gunicorn(FLOOR_APP), f"/tasks/{task}/predict", toyseq_body, None, own),
-        "kserve": Spec(
-            "kserve",
-            lambda port, scratch, grpc_port: kserve_command(port, scratch, grpc_port, grpc=False),
-            f"/v1/models/{task}:predict",
-            lambda inputs: orjson.dumps({"instances": inputs}),
-            lambda data: orjson.loads(data)["predictions"],
-            peer_env,
-            kserve_setup,
-        ),
         "kserve-grpc": Spec(
             "kserve-grpc",
-            lambda port, scratch, grpc_port: kserve_command(port, scratch, grpc_port, grpc=True),
+            lambda port, scratch: kserve_command(port, scratch, grpc=True),
             INFER_PATH,
             infer_message(task),
             grpc_outputs,
@@ -198,13 +190,64 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             kserve_setup,
             grpc=True,
         ),
+        "floor": Spec(
+            "floor",
+            gunicorn(FLOOR_APP),
+            f"/tasks/{task}/predict",
+            toyseq_body,
+            lambda data: orjson.loads(data)["outputs"],
+            own,
+        ),
+        "kserve": Spec(
+            "kserve",
+            lambda port, scratch: kserve_command(port, scratch),
+            f"/v1/models/{task}:predict",
+            lambda inputs: orjson.dumps({"instances": inputs}),
+            lambda data: orjson.loads(data)["predictions"],
+            peer_env,
+            kserve_setup,
+        ),
+        "kserve-v2": Spec(
+            "kserve-v2",
+            lambda port, scratch: kserve_command(port, scratch),
+            f"/v2/models/{task}/infer",
+            lambda inputs: orjson.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "input",
+                            "shape": [len(inputs), len(inputs[0])],
+                            "datatype": "INT64",
+                            "data": [v for row in inputs for v in row],
+                        }
+                    ]
+                }
+            ),
+            _v2_outputs,
+            peer_env,
+            kserve_setup,
+        ),
+        "raw-floor": Spec(
+            "raw-floor",
+            lambda port, scratch: [
+                sys.executable,
+                "-m",
+                "benchmarks.raw_floor",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--models-dir",
+                str(models_dir),
+            ],
+            f"/tasks/{task}/predict",
+            toyseq_body,
+            lambda data: orjson.loads(data)["outputs"],
+            {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)},
+        ),
         "mlserver": Spec(
             "mlserver",
-            lambda port, scratch, grpc_port: [
-                str(envs.venv_dir("mlserver") / "bin" / "mlserver"),
-                "start",
-                str(scratch),
-            ],
+            lambda port, scratch: [str(envs.venv_dir("mlserver") / "bin" / "mlserver"), "start", str(scratch)],
             f"/v2/models/{task}/infer",
             lambda inputs: orjson.dumps(
                 {
@@ -224,7 +267,7 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
         ),
         "bentoml": Spec(
             "bentoml",
-            lambda port, scratch, grpc_port: [
+            lambda port, scratch: [
                 str(envs.venv_dir("bentoml") / "bin" / "bentoml"),
                 "serve",
                 "benchmarks.peers.bentoml_service:Toyseq",
@@ -252,16 +295,16 @@ class Running:
     """A started server: its process group, URL, and process-tree memory."""
 
     def __init__(self, spec: Spec, scratch: Path, log: Path):
-        self.spec, self.port, self.grpc_port = spec, free_port(), free_port()
+        self.spec, self.port = spec, free_port()
         self.url = f"http://127.0.0.1:{self.port}{spec.path}"
-        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
+        self.grpc_target = f"127.0.0.1:{self.port}"  # for a gRPC spec, its port is the gRPC port
         scratch.mkdir(parents=True, exist_ok=True)
         if spec.setup:
             spec.setup(self.port, scratch)
-        if spec.name in ("toyseq", "floor", "toyseq-grpc"):
+        if spec.name == "toyseq-grpc":
+            env = {**server_env(free_port(), spec.env), "TOYSEQ_GRPC_BIND": self.grpc_target}
+        elif spec.name in ("toyseq", "floor"):
             env = server_env(self.port, spec.env)
-            if spec.grpc:
-                env["TOYSEQ_GRPC_BIND"] = self.grpc_target
         else:
             env = {**{k: v for k, v in os.environ.items() if not k.startswith("TOYSEQ_")}, **spec.env}
         self.log = log
@@ -269,7 +312,7 @@ class Running:
         with open(log, "ab") as out:
             # A session of its own, so the whole tree (workers, spawned inference processes) stops together.
             self.proc = subprocess.Popen(
-                spec.command(self.port, scratch, self.grpc_port),
+                spec.command(self.port, scratch),
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -288,7 +331,7 @@ class Running:
             return err.code, err.read()
 
     def _call(self, message: bytes, timeout: float) -> tuple[int, bytes]:
-        """A unary gRPC call of the serialized message: (200, the answer's bytes) or (the status code, details)."""
+        """A unary gRPC call of the serialized message: (200, the answer's bytes) or (500, the status and details)."""
         import grpc
 
         with grpc.insecure_channel(self.grpc_target) as channel:
@@ -327,6 +370,17 @@ class Running:
             except (FileNotFoundError, ProcessLookupError):
                 continue
         return found
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server's processes so far (from /proc; clock ticks to seconds)."""
+        ticks = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # a process gone meanwhile
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def memory(self) -> dict:
         """RSS summed over the process tree (pages shared after fork count once per process, as `ps` shows
