@@ -290,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     for page, (old, new) in changed.items():
         name = str(page.relative_to(ROOT))
         if args.check:
-            sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True), name, name + " (generated)"))
+            sys.stdout.writelines(
+                difflib.unified_diff(old.splitlines(True), new.splitlines(True), name, name + " (generated)")
+            )
         else:
             page.write_text(new)
             print(f"rewrote {name}")

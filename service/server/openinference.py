@@ -225,7 +225,9 @@ def _input(model: Model, tensor, binary: bytes) -> list[list]:
         )
     batch, length = shape
     if batch > model.limits.max_batch:
-        raise BadRequest(f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request (TOYSEQ_MAX_BATCH)")
+        raise BadRequest(
+            f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request (TOYSEQ_MAX_BATCH)"
+        )
     parameters = _parameters(tensor.get("parameters"), f"input {INPUT!r}")
     size = parameters.get("binary_data_size")
     if size is not None:

@@ -43,7 +43,9 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
             if option in body:
                 message = capabilities.problem(option, body[option])
                 if message:
-                    problems.append(Problem(f"/{option}", message + _setting_behind(option, body[option], capabilities, limits)))
+                    problems.append(
+                        Problem(f"/{option}", message + _setting_behind(option, body[option], capabilities, limits))
+                    )
                 else:
                     options[option] = body[option]
     steps, top_k = options["steps"], options["top_k"]
@@ -54,7 +56,8 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
     elif type(inputs) is list and len(inputs) > limits.max_batch:
         problems.append(
             Problem(
-                "/inputs", f"{len(inputs)} sequences exceed the limit of {limits.max_batch} per request (TOYSEQ_MAX_BATCH)"
+                "/inputs",
+                f"{len(inputs)} sequences exceed the limit of {limits.max_batch} per request (TOYSEQ_MAX_BATCH)",
             )
         )
     else:

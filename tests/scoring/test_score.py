@@ -314,7 +314,15 @@ def test_parquet_is_never_written_to_a_terminal(tmp_path, models_copy, task):
     leader, follower = pty.openpty()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "service.scoring", task, str(tmp_path / "rows.parquet"), "--models-dir", models_copy],
+            [
+                sys.executable,
+                "-m",
+                "service.scoring",
+                task,
+                str(tmp_path / "rows.parquet"),
+                "--models-dir",
+                models_copy,
+            ],
             stdout=follower,
             stderr=subprocess.PIPE,
             cwd=ROOT,

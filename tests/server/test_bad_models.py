@@ -196,7 +196,9 @@ def test_strict_gunicorn_exits_3_with_one_line_every_time(broken, tmp_path, stri
         ("TOYSEQ_WORKER_CLASS", "eventlet", "use one of"),
     ],
 )
-def test_a_bad_setting_stops_gunicorn_before_start_naming_what_is_accepted(tmp_path, models_copy, setting, value, accepted):
+def test_a_bad_setting_stops_gunicorn_before_start_naming_what_is_accepted(
+    tmp_path, models_copy, setting, value, accepted
+):
     shutil.copytree(models_copy, tmp_path / "models")
     done = _gunicorn({setting: value}, tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr

@@ -53,7 +53,10 @@ RULES: list[tuple[str, str]] = [
     (r"^gunicorn -c python:service\.server\.gunicorn_conf 'service:create_app\(\)'$", RUN),
     (r"^from service\.scoring\.ray_engine ", "not run: reads object storage; tests/scoring/test_ray.py"),
     (r"^(from |import )", RUN),  # Python blocks
-    (r"^python3 -m venv \.venv && \.venv/bin/pip install -e '\.\[training,test,ray\]' && \.venv/bin/python -m pytest$", ".ci/run"),
+    (
+        r"^python3 -m venv \.venv && \.venv/bin/pip install -e '\.\[training,test,ray\]' && \.venv/bin/python -m pytest$",
+        ".ci/run",
+    ),
     (
         r"^python3 -m venv \.venv && \.venv/bin/pip install -e \. && \.venv/bin/gunicorn ",
         ".ci/run installs the same way; the gunicorn command is docs/api.md's, run here",
@@ -205,9 +208,7 @@ def test_readme_configuration_table_has_every_setting_and_its_default():
     from service.server.config import Config
 
     text = (ROOT / "README.md").read_text()
-    rows = {
-        m.group(1): m.group(2) for m in re.finditer(r"^\| (`TOYSEQ_[^|]*) \| ([^|]*) \|", text, re.M)
-    }
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (`TOYSEQ_[^|]*) \| ([^|]*) \|", text, re.M)}
     documented = {}
     for names, defaults in rows.items():
         keys = re.findall(r"`(TOYSEQ_\w+)`", names)
@@ -234,7 +235,9 @@ def service(tmp_path_factory):
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
     log = tmp_path_factory.mktemp("doc-service") / "gunicorn.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["bash", "-c", "exec " + start], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ["bash", "-c", "exec " + start], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

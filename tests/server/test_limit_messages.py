@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-
 LIMITS = {"max_batch": 3, "max_steps": 5, "max_top_k": 2, "max_rollout_values": 8}
 
 
