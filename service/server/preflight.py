@@ -22,7 +22,11 @@ EXIT_BAD_MODEL = 3  # gunicorn's own status for a worker that cannot boot, so bo
 
 
 def check_models(config: Config) -> None:
-    """Exit with EXIT_BAD_MODEL and one line on stderr when strict and some model cannot be served."""
+    """Exit 1 when TOYSEQ_MODELS_DIR is not a folder (a typo would otherwise serve nothing, never ready);
+    exit EXIT_BAD_MODEL, with one line on stderr, when strict and some model cannot be served."""
+    if not os.path.isdir(config.models_dir):
+        print(f"Error: TOYSEQ_MODELS_DIR={config.models_dir} is not a folder", file=sys.stderr, flush=True)
+        sys.exit(1)
     if not config.strict:
         return
     # The child reads the same TOYSEQ_* environment, so it sees the models the workers would.

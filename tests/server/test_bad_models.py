@@ -204,3 +204,10 @@ def test_a_bad_setting_stops_gunicorn_before_start_naming_what_is_accepted(
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"Error: {setting}={value} is not accepted; use " in done.stderr and accepted in done.stderr
     assert not list((tmp_path / "tmp").glob("toyseq-metrics-*"))
+
+
+@pytest.mark.slow
+def test_a_models_folder_that_does_not_exist_stops_gunicorn_before_start(tmp_path):
+    done = _gunicorn({"TOYSEQ_MODELS_DIR": str(tmp_path / "nowhere")}, tmp_path)
+    assert done.returncode == 1 and f"Error: TOYSEQ_MODELS_DIR={tmp_path / 'nowhere'} is not a folder" in done.stderr
+    assert "Traceback" not in done.stderr
