@@ -362,5 +362,9 @@ def _tensor(name: str, datatype: str, shape: list[int]) -> dict:
 
 
 def _quote(value) -> str:
-    text = repr(value)
+    """A client's value as JSON spells it ("INT8", null, [1, 2]), never as a Python repr."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:  # not a JSON value (cannot come from a parsed body): say what it is
+        text = type(value).__name__
     return text if len(text) <= 60 else text[:57] + "..."

@@ -55,3 +55,11 @@ def test_messages_spell_values_as_json_not_python(client, value, said):
     assert detail == f"/inputs/0/1: {said}"
     for python in ("None", "True", "'abc'", "{'a'"):
         assert python not in detail
+
+
+def test_v2_messages_spell_values_as_json(client):
+    body = {"inputs": [{"name": "input", "datatype": "INT64", "shape": None, "data": [1]}]}
+    error = client.post("/v2/models/echo/infer", json=body).get_json()["error"]
+    assert error.endswith("got null") and "None" not in error
+    body["inputs"][0].update(shape=[1, 1], datatype="INT8")
+    assert 'got "INT8"' in client.post("/v2/models/echo/infer", json=body).get_json()["error"]
