@@ -12,6 +12,7 @@ Worked example (relative encoder, basis "value"; `arith-next` adds the steps as 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -188,7 +189,7 @@ class InputContract:
                 "(integers past 64 bits are not accepted)"
             )
         if type(value) not in (_INT_TYPES if self.dtype == "int" else _NUMBER_TYPES):
-            return f"expected {kind}, got {json_type(value)} {_short(value)}"
+            return f"expected {kind}, got {_described(value)}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"expected a finite number, got {value}"
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
@@ -213,8 +214,17 @@ def json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _described(value: Any) -> str:
+    """A JSON value as a client wrote it: `null`, `a boolean (true)`, `a string "abc"`, never a Python repr."""
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return f"a boolean ({'true' if value else 'false'})"
+    return f"{json_type(value)} {_short(value)}"
+
+
 def _short(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
+    text = json.dumps(value, ensure_ascii=False, default=str)  # JSON's spelling: "abc", {"a": 1}
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -10,6 +10,11 @@ from typing import Any
 
 PREFIX = "TOYSEQ_"
 WORKER_CLASSES = {"loop": "service.server.worker.LoopWorker", "sync": "sync"}
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Booleans as people write them, Kubernetes manifests included ("true", not only "1").
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# What a value of each type must look like, for the message that refuses one.
+KINDS = {"int": "a whole number", "float": "a number", "bool": "one of " + ", ".join(TRUE + FALSE)}
 
 
 class ConfigError(ValueError):
@@ -93,7 +98,11 @@ class Config:
         if not self.max_request_seconds > 0:  # also refuses NaN
             raise ConfigError(f"{PREFIX}MAX_REQUEST_SECONDS must be more than 0")
         if self.worker_class not in WORKER_CLASSES:
-            raise ConfigError(f"{PREFIX}WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}")
+            raise ConfigError(
+                f"{PREFIX}WORKER_CLASS={self.worker_class} is not accepted; use one of {', '.join(WORKER_CLASSES)}"
+            )
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(f"{PREFIX}LOG_LEVEL={self.log_level} is not accepted; use one of {', '.join(LOG_LEVELS)}")
         if self.keepalive_requests < 0:
             raise ConfigError(f"{PREFIX}KEEPALIVE_REQUESTS must be 0 (no limit) or more")
         if self.max_top_k < 0:
@@ -111,11 +120,11 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
         if kind == "float":
             return float(raw)
         if kind == "bool":
-            if raw.strip().lower() in ("1", "true", "yes", "on"):
+            if raw.strip().lower() in TRUE:
                 return True
-            if raw.strip().lower() in ("0", "false", "no", "off", ""):
+            if raw.strip().lower() in (*FALSE, ""):
                 return False
             raise ValueError(raw)
         return raw
     except ValueError:
-        raise ConfigError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
+        raise ConfigError(f"{PREFIX}{name.upper()}={raw} is not accepted; use {KINDS[kind]}") from None

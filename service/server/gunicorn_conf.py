@@ -10,9 +10,11 @@ import os
 import shutil
 import tempfile
 
+from service.server import preflight
 from service.server.config import WORKER_CLASSES, Config
 
-_config = Config.load()
+_config = Config.load()  # a bad setting: gunicorn prints "Error: <what is accepted>" and exits 1
+preflight.check_models(_config)  # TOYSEQ_STRICT and a bad model: one line, exit 3, before any fork
 
 bind = _config.bind
 workers = _config.workers
@@ -48,6 +50,7 @@ preload_app = False
 _own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="toyseq-metrics-")
+    preflight.remove_at_exit(os.environ["PROMETHEUS_MULTIPROC_DIR"])  # also when gunicorn halts, not only on_exit
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 

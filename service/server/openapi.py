@@ -125,11 +125,13 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
             },
             "/readyz": {
                 "get": {
-                    "summary": "Every model is loaded and warmed",
+                    "summary": "Some task serves (models loaded and warmed); names any task that cannot",
                     "operationId": "readyz",
                     "responses": {
-                        "200": _json("ready", {"type": "object"}),
-                        "503": _problem("not ready; names the tasks that cannot be served"),
+                        "200": _json(
+                            "ready: tasks served, and unavailable tasks with their reasons", {"type": "object"}
+                        ),
+                        "503": _problem("not ready: no task can be served; names each with its reason"),
                     },
                 }
             },
@@ -384,7 +386,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
     }
     paths["/v2/health/ready"] = {
         "get": {
-            "summary": "Every model is loaded and warmed (as /readyz)",
+            "summary": "Some model serves (as /readyz); /v2/models/{name}/ready says which",
             "tags": tags,
             "operationId": "v2Ready",
             "responses": {

@@ -225,7 +225,9 @@ def _input(model: Model, tensor, binary: bytes) -> list[list]:
         )
     batch, length = shape
     if batch > model.limits.max_batch:
-        raise BadRequest(f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request")
+        raise BadRequest(
+            f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request (TOYSEQ_MAX_BATCH)"
+        )
     parameters = _parameters(tensor.get("parameters"), f"input {INPUT!r}")
     size = parameters.get("binary_data_size")
     if size is not None:
@@ -360,5 +362,9 @@ def _tensor(name: str, datatype: str, shape: list[int]) -> dict:
 
 
 def _quote(value) -> str:
-    text = repr(value)
+    """A client's value as JSON spells it ("INT8", null, [1, 2]), never as a Python repr."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:  # not a JSON value (cannot come from a parsed body): say what it is
+        text = type(value).__name__
     return text if len(text) <= 60 else text[:57] + "..."

@@ -71,7 +71,16 @@ class Registry:
                 unavailable[name] = reason
                 if on_failure:
                     on_failure(name)
+        if strict and not predictors:
+            raise StartupError(f"no models found in {models_dir}")
         return cls(predictors, unavailable, time.perf_counter() - started)
+
+    @property
+    def ready(self) -> bool:
+        """Ready to take traffic: at least one task serves. A broken task answers 503 with its reason and is
+        named by the readiness answers, but does not take the others out of a load balancer (TOYSEQ_STRICT=1
+        is the setting for "every model or nothing": it refuses to start instead)."""
+        return bool(self.predictors)
 
     @property
     def names(self) -> list[str]:

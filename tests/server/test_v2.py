@@ -130,7 +130,7 @@ def test_model_metadata_describes_the_tensors(client, task):
 def test_unknown_model_and_version_are_404(client, any_task):
     assert "unknown task 'nope'" in assert_error(client.get("/v2/models/nope"), 404)
     assert_error(client.get("/v2/models/nope/ready"), 404)
-    assert "has no version '0000'" in assert_error(client.get(f"/v2/models/{any_task}/versions/0000"), 404)
+    assert 'has no version "0000"' in assert_error(client.get(f"/v2/models/{any_task}/versions/0000"), 404)
     assert_error(client.get(f"/v2/models/{any_task}/versions/0000/ready"), 404)
     assert_error(
         infer(

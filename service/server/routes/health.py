@@ -1,4 +1,4 @@
-"""GET /healthz (alive), /readyz (every model loaded and warmed) and /metrics (Prometheus)."""
+"""GET /healthz (alive), /readyz (some task loaded and warmed; the unavailable ones named) and /metrics."""
 
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ def blueprint(state) -> Blueprint:
     @bp.get("/readyz")
     def readyz():
         # Models load before a worker accepts its first request, so "not ready" means "cannot be served".
+        # Ready while some task serves (Registry.ready); the broken ones are named either way.
         ready = sorted(registry.predictors)
-        if registry.unavailable or not ready:
+        if not registry.ready:
             reasons = "; ".join(f"{t}: {r}" for t, r in sorted(registry.unavailable.items()))
             detail = f"not ready: unavailable tasks: {reasons}" if reasons else "not ready: no models found"
             return problem(problems.body(503, "not-ready", detail, ready=ready, unavailable=registry.unavailable), 503)
-        return Response(orjson.dumps({"status": "ready", "tasks": ready}), mimetype="application/json")
+        answer = {"status": "ready", "tasks": ready, "unavailable": registry.unavailable}
+        return Response(orjson.dumps(answer), mimetype="application/json")
 
     @bp.get("/metrics")
     def prometheus():

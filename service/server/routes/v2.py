@@ -49,8 +49,8 @@ def blueprint(state) -> Blueprint:
 
     @bp.get("/v2/health/ready")
     def ready():
-        # Ready as /readyz: every model loaded and warmed (a Kubernetes readiness probe).
-        ok = bool(registry.predictors) and not registry.unavailable
+        # Ready as /readyz (Registry.ready: some task serves); /v2/models/<task>/ready says which do.
+        ok = registry.ready
         return Response(b'{"ready":true}' if ok else b'{"ready":false}', status=200 if ok else 503, content_type=JSON)
 
     @bp.get("/v2/models/<name>")
