@@ -510,7 +510,7 @@ def test_switching_task_keeps_what_you_typed(page):
 def test_busy_while_waiting_and_no_duplicate_requests(page):
     page.choose("arith-next")
     page.driver.execute_cdp_cmd("Network.enable", {})
-    slow = {"offline": False, "latency": 1500, "downloadThroughput": -1, "uploadThroughput": -1}
+    slow = {"offline": False, "latency": 3000, "downloadThroughput": -1, "uploadThroughput": -1}
     page.driver.execute_cdp_cmd("Network.emulateNetworkConditions", slow)
     try:
         sent = page.predicts()
@@ -571,7 +571,7 @@ def test_api_key_is_explained_and_enter_in_its_field_works(browser, services, wi
     assert api.status_code == 401
     page.press("#predict")
     assert page.problems("key-problem") == [
-        "This service needs an API key for predictions: type it here, then press Enter."
+        "No API key was given, and this service needs one: type it here, then press Enter."
     ]
     assert page.find("#api-key").get_attribute("aria-invalid") == "true"
     assert page.js("return document.activeElement.id") == "api-key"

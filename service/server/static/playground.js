@@ -406,7 +406,7 @@ function showProblem(answer, input, task) {
   if (answer.status === 401) {
     const key = $("api-key").value.trim();
     fieldProblem("api-key", [key ? "This API key was not accepted: check it, then press Enter here to try again."
-      : "This service needs an API key for predictions: type it here, then press Enter."]);
+      : "No API key was given, and this service needs one: type it here, then press Enter."]);
     $("api-key").focus();
     return;
   }
