@@ -32,8 +32,6 @@ function svg(tag, attrs = {}, text) {
   return node;
 }
 
-const ordinalWords = (n) => `value ${n}`;
-
 // ---- talking to the service -------------------------------------------------------------------
 
 function taskUrl(name, rest = "") {
@@ -87,10 +85,10 @@ function parseSequence(text) {
   items.forEach((item, i) => {
     if (item === "") {
       const where = i === 0 ? "before the first value" : i === items.length - 1 ? "after the last value"
-        : `between ${ordinalWords(i)} and the next`;
-      problems.push({ index: i, message: `There is an empty item ${where} (an extra comma): remove it.` });
+        : `between value ${i} and the next`;
+      problems.push({ index: i, note: "empty", message: `There is an empty item ${where} (an extra comma): remove it.` });
     } else if (!NUMBER.test(item) || !Number.isFinite(Number(item))) {
-      problems.push({ index: i, message: `Value ${i + 1}, “${item}”, is not a number.` });
+      problems.push({ index: i, note: "not a number", message: `Value ${i + 1}, “${item}”, is not a number.` });
     }
   });
   if (problems.length) return { items, problems };
@@ -322,7 +320,7 @@ async function run(withSteps) {
   if (typed.problems || (parsedSteps && parsedSteps.problem)) {
     $("result").replaceChildren();
     if (typed.problems) {
-      const marks = new Map(typed.problems.filter((p) => p.index !== null).map((p) => [p.index, "not a number"]));
+      const marks = new Map(typed.problems.filter((p) => p.index !== null).map((p) => [p.index, p.note]));
       const strip = marks.size ? valueList(typed.items.map((s) => (s === "" ? "␣" : s)), null, marks) : null;
       fieldProblem("sequence", typed.problems.map((p) => p.message), strip);
     }
