@@ -218,6 +218,8 @@ class Page:
                 "return document.getElementById('busy').hidden && !!document.querySelector('#answer-value, .problem')"
             )
         )
+        # Whatever was shown fits the width: the page never scrolls sideways, on a phone either.
+        assert self.js("return document.documentElement.scrollWidth <= innerWidth"), self.width
 
     def press(self, button: str) -> None:
         self.act(lambda: self.find(button).click())
