@@ -173,12 +173,18 @@ class InputContract:
             return [Problem(pointer, f"expected a sequence (a JSON array of numbers), got {json_type(seq)}")]
         problems = []
         if not self.min_length <= len(seq) <= self.max_length:
-            problems.append(Problem(pointer, f"length {len(seq)} is outside {self.length_text} for task {task}"))
+            problems.append(Problem(pointer, self._length_problem(len(seq), task)))
         for j, value in enumerate(seq):
             message = self._value_problem(value, task)
             if message:
                 problems.append(Problem(f"{pointer}/{j}", message))
         return problems
+
+    def _length_problem(self, length: int, task: str) -> str:
+        # "length 2 is outside exactly 3" reads as nonsense: a fixed length is named as the one it must be.
+        if self.min_length == self.max_length:
+            return f"length {length}, but task {task} takes exactly {self.min_length} values"
+        return f"length {length} is outside {self.length_text} for task {task}"
 
     def _value_problem(self, value: Any, task: str) -> str | None:
         kind = "an integer" if self.dtype == "int" else "a number"
