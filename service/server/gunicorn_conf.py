@@ -47,6 +47,11 @@ if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="toyseq-metrics-")
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
+# Where the workers tell each other about model loads (service/server/control.py); read by each worker's Config.
+_own_control_dir = not os.environ.get("TOYSEQ_CONTROL_DIR")
+if _own_control_dir:
+    os.environ["TOYSEQ_CONTROL_DIR"] = tempfile.mkdtemp(prefix="toyseq-control-")
+
 
 def on_starting(server):
     # Files left by an earlier run would be summed into this one's counters.
@@ -54,6 +59,10 @@ def on_starting(server):
     for name in os.listdir(path):
         if name.endswith(".db"):
             os.remove(os.path.join(path, name))
+    # Loads and unloads of an earlier run are not this one's: workers start from the models folder.
+    from service.server.control import Channel
+
+    Channel(os.environ["TOYSEQ_CONTROL_DIR"]).clear()
 
 
 def worker_exit(server, worker):
@@ -68,11 +77,16 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    from service.server.control import Channel
+
+    Channel(os.environ["TOYSEQ_CONTROL_DIR"]).forget(worker.pid)  # loads no longer wait for it
 
 
 def on_exit(server):
     if _own_metrics_dir:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    if _own_control_dir:
+        shutil.rmtree(os.environ["TOYSEQ_CONTROL_DIR"], ignore_errors=True)
 
 
 # Last, so that it wraps whichever worker class is set above: gunicorn's own error answers (malformed HTTP,

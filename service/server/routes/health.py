@@ -19,9 +19,11 @@ def blueprint(state) -> Blueprint:
     @bp.get("/readyz")
     def readyz():
         # Models load before a worker accepts its first request, so "not ready" means "cannot be served".
-        ready = sorted(registry.predictors)
-        if registry.unavailable or not ready:
-            reasons = "; ".join(f"{t}: {r}" for t, r in sorted(registry.unavailable.items()))
+        # A task unloaded on request (repository.py) is not a failure: the others still make the service ready.
+        snapshot = registry.current
+        ready, failed = sorted(snapshot.predictors), snapshot.failed
+        if failed or not ready:
+            reasons = "; ".join(f"{t}: {r}" for t, r in sorted(failed.items()))
             detail = f"not ready: unavailable tasks: {reasons}" if reasons else "not ready: no models found"
             return problem(
                 {
@@ -30,7 +32,7 @@ def blueprint(state) -> Blueprint:
                     "status": 503,
                     "detail": detail,
                     "ready": ready,
-                    "unavailable": registry.unavailable,
+                    "unavailable": failed,
                 },
                 503,
             )
