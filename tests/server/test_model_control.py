@@ -153,7 +153,9 @@ def test_a_bad_replacement_is_refused_under_load_and_the_old_model_keeps_serving
                 expected = "does not match the manifest's"
             else:  # a valid model of another task under echo's manifest: hash and schema pass, the smoke fails
                 manifest = manifest_mod.load(repo / TASK, check_hash=False)
-                shutil.copyfile(MODELS_DIR / "echo-lag" / manifest_mod.MODEL_FILE, repo / TASK / manifest_mod.MODEL_FILE)
+                shutil.copyfile(
+                    MODELS_DIR / "echo-lag" / manifest_mod.MODEL_FILE, repo / TASK / manifest_mod.MODEL_FILE
+                )
                 manifest["onnx"]["sha256"] = sha(MODELS_DIR / "echo-lag")
                 (repo / TASK / manifest_mod.MANIFEST_FILE).write_text(__import__("json").dumps(manifest))
                 expected = "smoke prediction failed"
@@ -177,11 +179,16 @@ def test_unload_and_load_reach_both_workers_and_the_command_line_speaks_for_them
     with requests.Session() as http:
         statuses = set()
         for _ in range(40):  # new connections: both workers answer
-            r = http.post(f"{server.url}/tasks/{TASK}/predict", json={"inputs": [[1]]}, headers={**AUTH, "Connection": "close"})
+            r = http.post(
+                f"{server.url}/tasks/{TASK}/predict", json={"inputs": [[1]]}, headers={**AUTH, "Connection": "close"}
+            )
             statuses.add((r.status_code, r.headers["X-Request-ID"][:16]))
         assert {s for s, _ in statuses} == {503} and len({w for _, w in statuses}) == 2
         assert http.get(f"{server.url}/readyz").status_code == 200  # an unloaded task is not a failure
-        assert http.post(f"{server.url}/tasks/echo-lag/predict", json={"inputs": [[1, 2]]}, headers=AUTH).status_code == 200
+        assert (
+            http.post(f"{server.url}/tasks/echo-lag/predict", json={"inputs": [[1, 2]]}, headers=AUTH).status_code
+            == 200
+        )
     index = subprocess.run([*cli, "index"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert '"state": "UNAVAILABLE"' in index.stdout and '"reason": "unloaded' in index.stdout
     run = subprocess.run([*cli, "load", TASK], capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -189,7 +196,9 @@ def test_unload_and_load_reach_both_workers_and_the_command_line_speaks_for_them
     assert '"workers": 2' in run.stdout
     with requests.Session() as http:
         for _ in range(20):
-            r = http.post(f"{server.url}/tasks/{TASK}/predict", json={"inputs": [[1]]}, headers={**AUTH, "Connection": "close"})
+            r = http.post(
+                f"{server.url}/tasks/{TASK}/predict", json={"inputs": [[1]]}, headers={**AUTH, "Connection": "close"}
+            )
             assert r.status_code == 200, r.text
     refused = subprocess.run([*cli[:-2], "load", TASK], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert refused.returncode == 1 and "HTTP 401" in refused.stderr
@@ -205,7 +214,9 @@ def test_statistics_sum_both_workers_and_tritonclient_reads_them(server):
     with requests.Session() as http:
         while (len(workers) < 2 or sent < 20) and sent < 200:  # new connections until both workers answered
             rows = [[1, 2, 3]] * (1 + sent % 3)
-            r = http.post(f"{server.url}/tasks/echo-lag/predict", json={"inputs": rows}, headers={**AUTH, "Connection": "close"})
+            r = http.post(
+                f"{server.url}/tasks/echo-lag/predict", json={"inputs": rows}, headers={**AUTH, "Connection": "close"}
+            )
             assert r.status_code == 200
             workers.add(r.headers["X-Request-ID"][:16])
             sent, sequences = sent + 1, sequences + len(rows)
@@ -232,7 +243,10 @@ def test_statistics_sum_both_workers_and_tritonclient_reads_them(server):
     assert parts["fail"]["count"] - before["inference_stats"]["fail"]["count"] == 1
     assert now["inference_count"] - before["inference_count"] == sequences
     assert now["execution_count"] - before["execution_count"] == sent
-    assert parts["queue"]["ns"] + sum(parts[k]["ns"] for k in ("compute_input", "compute_infer", "compute_output")) == parts["success"]["ns"]
+    assert (
+        parts["queue"]["ns"] + sum(parts[k]["ns"] for k in ("compute_input", "compute_infer", "compute_output"))
+        == parts["success"]["ns"]
+    )
     assert parts["compute_infer"]["ns"] > 0 and now["last_inference"] > (time.time() - 60) * 1000
     everything = client.get_inference_statistics(headers=AUTH)["model_stats"]
     assert {s["name"] for s in everything} == {TASK, "echo-lag"}
