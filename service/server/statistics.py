@@ -81,56 +81,59 @@ class Statistics:
             multiprocess_mode="max",
         )
         self._reader = metrics.registry  # own values, or every worker's files (MultiProcessCollector)
-        # Written by the middleware's drain only (one at a time): (task, version, kind) -> [count, ns].
-        self._tally: dict[tuple, list[int]] = {}
-        self._flushed: dict[tuple, tuple[int, int]] = {}
-        self._last_ms: dict[tuple, int] = {}
+        # Written by the middleware's drain only (one at a time): (task, version) -> running totals, one list
+        # per model version so that a request costs one dict lookup: [success count, success ns, fail count,
+        # fail ns, queue ns, compute_input ns, compute_infer ns, compute_output ns, sequences].
+        self._tally: dict[tuple[str, str], list[int]] = {}
+        self._flushed: dict[tuple[str, str], list[int]] = {}  # what flush() has added to the Prometheus values
+        self._last_ms: dict[tuple[str, str], int] = {}
         self.pending: Callable[[], None] | None = None  # the middleware's drain: records what it holds
 
     def record(
         self, task: str, timing: Timing, status: int, started: float, seconds: float, sequences: int, now: float
     ):
         """One finished inference request: `started` and `seconds` are the middleware's (app entry, total)."""
+        key = (task, timing.version)
+        tally = self._tally.get(key)
+        if tally is None:
+            tally = self._tally[key] = [0] * 9
         total = int(seconds * 1e9)
-        version = timing.version
         if status < 400 and timing.output:
             queue = int((timing.input - started) * 1e9)
             compute_input = int((timing.infer - timing.input) * 1e9)
             compute_infer = int((timing.output - timing.infer) * 1e9)
-            self._add(task, version, "success", total)
-            self._add(task, version, "queue", queue)
-            self._add(task, version, "compute_input", compute_input)
-            self._add(task, version, "compute_infer", compute_infer)
+            tally[0] += 1
+            tally[1] += total
+            tally[4] += queue
+            tally[5] += compute_input
+            tally[6] += compute_infer
             # The remainder, so that the parts add up to the total exactly.
-            self._add(task, version, "compute_output", max(0, total - queue - compute_input - compute_infer))
-            self._add(task, version, "sequences", sequences)
-            self._add(task, version, "executions", 1)
+            tally[7] += max(0, total - queue - compute_input - compute_infer)
+            tally[8] += sequences
         else:
-            self._add(task, version, "fail", total)
-        self._last_ms[(task, version)] = int(now * 1000)
-
-    def _add(self, task: str, version: str, kind: str, ns: int) -> None:
-        entry = self._tally.get((task, version, kind))
-        if entry is None:
-            entry = self._tally[(task, version, kind)] = [0, 0]
-        entry[0] += 1
-        entry[1] += ns
+            tally[2] += 1
+            tally[3] += total
+        self._last_ms[key] = int(now * 1000)
 
     def flush(self) -> None:
         """Add what was recorded since the last flush to the Prometheus values (the middleware's drain)."""
-        for key, (count, ns) in list(self._tally.items()):
-            done_count, done_ns = self._flushed.get(key, (0, 0))
-            if count == done_count:
+        for key, tally in list(self._tally.items()):
+            done = self._flushed.get(key) or [0] * 9
+            delta = [now - before for now, before in zip(tally, done, strict=True)]
+            if not any(delta):
                 continue
-            task, version, kind = key
-            if kind == "sequences":
-                self._sequences.labels(task, version).inc(ns - done_ns)
-            elif kind == "executions":
-                self._executions.labels(task, version).inc(count - done_count)
-            else:
-                self._count.labels(task, version, kind).inc(count - done_count)
-                self._ns.labels(task, version, kind).inc(ns - done_ns)
-            self._flushed[key] = (count, ns)
+            task, version = key
+            successes = delta[0]
+            parts = [("success", successes, delta[1]), ("fail", delta[2], delta[3])]
+            parts += [(kind, successes, delta[i]) for i, kind in enumerate(KINDS[2:], start=4)]
+            for kind, count, ns in parts:
+                if count:
+                    self._count.labels(task, version, kind).inc(count)
+                    self._ns.labels(task, version, kind).inc(ns)
+            if successes:
+                self._executions.labels(task, version).inc(successes)
+                self._sequences.labels(task, version).inc(delta[8])
+            self._flushed[key] = list(tally)
         for (task, version), ms in list(self._last_ms.items()):
             self._last.labels(task, version).set(ms)
         self._last_ms.clear()
