@@ -97,6 +97,8 @@ class Repository:
             current = self.registry.current.predictors.get(name)
             keeps = f"version {version_of(current.sha256)} keeps serving" if current else "nothing was served before"
             log.warning("load refused", extra={"fields": {"task": name, "reason": reason, **(who or {})}})
+            if self.on_failure and name in self.registry.current.names:  # bounded metric labels: known tasks only
+                self.on_failure(name)
             raise ModelRefused(
                 f"model {name} was not loaded: {reason}; {keeps}", extra={"task": name, "reason": reason}
             ) from None

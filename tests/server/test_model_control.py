@@ -11,7 +11,9 @@ one, from both workers. The second model is tests/fixtures/echo-seed1/echo: `pyt
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ import pytest
 import requests
 
 from service.core import manifest as manifest_mod
+from tests.support.load import children, wait_for
 from tests.support.paths import MODELS_DIR, ROOT
 from tests.support.server import Server
 
@@ -80,12 +83,14 @@ class Load:
     def _run(self) -> None:
         deadline = time.monotonic() + MAX_SECONDS
         with requests.Session() as http:
-            for _ in range(MAX_REQUESTS):
+            for n in range(MAX_REQUESTS):
                 if self.stop.is_set() or time.monotonic() > deadline:
                     return
+                # A new connection every 10th request, so that both workers keep getting some.
+                headers = {**AUTH, "Connection": "close"} if n % 10 == 9 else AUTH
                 sent = time.monotonic()
                 try:
-                    r = http.post(self.url, json={"inputs": [[42, 7, 99]]}, headers=AUTH, timeout=30)
+                    r = http.post(self.url, json={"inputs": [[42, 7, 99]]}, headers=headers, timeout=30)
                 except requests.RequestException as err:
                     self.errors.append(repr(err))
                     continue
@@ -100,6 +105,28 @@ class Load:
 
 def served_sha(url: str) -> str:
     return requests.get(f"{url}/tasks/{TASK}", timeout=10).json()["model"]["sha256"]
+
+
+def both_workers(url: str, most: int = 5000) -> set[int]:
+    """The statuses of echo predictions on new connections until both workers have answered (a worker is the
+    X-Request-ID's per-worker prefix), at most `most` requests and MAX_SECONDS."""
+    statuses, workers = set(), set()
+    deadline = time.monotonic() + MAX_SECONDS
+    with requests.Session() as http:
+        for _ in range(most):
+            if time.monotonic() > deadline:
+                break
+            r = http.post(
+                f"{url}/tasks/{TASK}/predict",
+                json={"inputs": [[1]]},
+                headers={**AUTH, "Connection": "close"},
+                timeout=30,
+            )
+            statuses.add(r.status_code)
+            workers.add(r.headers["X-Request-ID"][:16])
+            if len(workers) == 2:
+                return statuses
+    raise AssertionError(f"only one worker answered, statuses {statuses}")
 
 
 def replace_folder(src: Path, dest: Path) -> None:
@@ -176,30 +203,25 @@ def test_unload_and_load_reach_both_workers_and_the_command_line_speaks_for_them
     cli = [sys.executable, "-m", "service.server.models", "--url", server.url, "--api-key", API_KEY]
     run = subprocess.run([*cli, "unload", TASK], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert run.returncode == 0, run.stderr
+    assert both_workers(server.url) == {503}
     with requests.Session() as http:
-        statuses = set()
-        for _ in range(40):  # new connections: both workers answer
-            r = http.post(
-                f"{server.url}/tasks/{TASK}/predict", json={"inputs": [[1]]}, headers={**AUTH, "Connection": "close"}
-            )
-            statuses.add((r.status_code, r.headers["X-Request-ID"][:16]))
-        assert {s for s, _ in statuses} == {503} and len({w for _, w in statuses}) == 2
         assert http.get(f"{server.url}/readyz").status_code == 200  # an unloaded task is not a failure
         assert (
             http.post(f"{server.url}/tasks/echo-lag/predict", json={"inputs": [[1, 2]]}, headers=AUTH).status_code
             == 200
         )
+    # A worker started after the unload (gunicorn replacing a killed one) reads the published state first.
+    victim = children(server.proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    assert wait_for(lambda: len(children(server.proc.pid)) == 2 and victim not in children(server.proc.pid), 60)
+    assert wait_for(lambda: requests.get(f"{server.url}/readyz", timeout=5).status_code == 200, 60)
+    assert both_workers(server.url) == {503}
     index = subprocess.run([*cli, "index"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert '"state": "UNAVAILABLE"' in index.stdout and '"reason": "unloaded' in index.stdout
     run = subprocess.run([*cli, "load", TASK], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert '"workers": 2' in run.stdout
-    with requests.Session() as http:
-        for _ in range(20):
-            r = http.post(
-                f"{server.url}/tasks/{TASK}/predict", json={"inputs": [[1]]}, headers={**AUTH, "Connection": "close"}
-            )
-            assert r.status_code == 200, r.text
+    assert both_workers(server.url) == {200}
     refused = subprocess.run([*cli[:-2], "load", TASK], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert refused.returncode == 1 and "HTTP 401" in refused.stderr
 
@@ -224,8 +246,16 @@ def test_statistics_sum_both_workers_and_tritonclient_reads_them(server):
         assert bad.status_code == 422
     data = np.array([[5, 3, 8]], dtype=np.int64)
     infer_input = httpclient.InferInput("input", list(data.shape), "INT64")
-    infer_input.set_data_from_numpy(data)
-    client.infer("echo-lag", [infer_input], headers=AUTH)
+    # As Triton's simple_http_infer_client.py: binary input, named outputs, extra query parameters and headers.
+    infer_input.set_data_from_numpy(data, binary_data=True)
+    result = client.infer(
+        "echo-lag",
+        [infer_input],
+        outputs=[httpclient.InferRequestedOutput("output", binary_data=False)],
+        query_params={"test_1": 1, "test_2": 2},
+        headers={**AUTH, "test": "1"},
+    )
+    assert result.as_numpy("output").tolist() == [[5, 3]]
     sent, sequences = sent + 1, sequences + 1
     assert len(workers) == 2
     deadline = time.monotonic() + 10
