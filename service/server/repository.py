@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 from ..core import manifest as manifest_mod
 from ..core.predictor import Predictor, SessionConfig
 from .config import Config
-from .control import Channel
+from .control import POLL, Channel
 from .errors import NotFound, ServiceError
 from .registry import Registry, client_safe
 from .statistics import version_of
@@ -112,7 +113,8 @@ class Repository:
         log.info(
             "model loaded", extra={"fields": {"task": name, "version": version, "workers": workers, **(who or {})}}
         )
-        return {"name": name, "version": version, "state": READY, "workers": workers}
+        # KServe's server answers {"name", "load": true}; Triton's clients read only the status.
+        return {"name": name, "load": True, "version": version, "state": READY, "workers": workers}
 
     def unload(self, name: str, who: dict | None = None) -> dict:
         """Stop serving `name` in every worker (503 for it; readiness is unaffected)."""
@@ -127,7 +129,14 @@ class Repository:
             self._acknowledge()
         workers = self._wait(name, generation, f"unload of {name}")
         log.info("model unloaded", extra={"fields": {"task": name, "workers": workers, **(who or {})}})
-        return {"name": name, "version": "", "state": UNAVAILABLE, "reason": UNLOADED, "workers": workers}
+        return {
+            "name": name,
+            "unload": True,
+            "version": "",
+            "state": UNAVAILABLE,
+            "reason": UNLOADED,
+            "workers": workers,
+        }
 
     def check(self, folder: Path) -> Predictor:
         """Load `folder` as start-up does (manifest schema, sha256, onnxruntime) and smoke-test it: the
@@ -150,7 +159,7 @@ class Repository:
         if self.channel is None:
             return
         self.follow()
-        self._thread = threading.Thread(target=self._watch, name="toyseq-control", daemon=True)
+        self._thread = threading.Thread(target=_watch, args=(weakref.ref(self),), name="toyseq-control", daemon=True)
         self._thread.start()
 
     def follow(self) -> None:
@@ -189,16 +198,6 @@ class Repository:
         self.registry.serve(name, candidate)
         log.info("model loaded", extra={"fields": {"task": name, "version": version_of(sha256), "pid": self.pid}})
         return {"generation": generation, "ok": True, "version": version_of(sha256)}
-
-    def _watch(self) -> None:
-        assert self.channel is not None
-        stop = threading.Event()  # never set: the thread is a daemon and ends with the worker
-        while not stop.wait(0.1):
-            try:
-                if self.channel.changed():
-                    self.follow()
-            except Exception:  # a bad read must not end the thread: the next change retries
-                log.exception("following model loads failed")
 
     # -- helpers ----------------------------------------------------------------------------------------
 
@@ -241,6 +240,22 @@ class Repository:
                 extra={"task": name},
             )
         return 1 + len(waited.done)
+
+
+def _watch(ref: weakref.ReferenceType[Repository]) -> None:
+    """Every POLL seconds, one stat of the control state; a change is applied. Holds the repository weakly, so
+    an app that is dropped (tests build many) takes its thread with it; under gunicorn it ends with the worker."""
+    stop = threading.Event()  # never set
+    while not stop.wait(POLL):
+        repository = ref()
+        if repository is None:
+            return
+        try:
+            if repository.channel is not None and repository.channel.changed():
+                repository.follow()
+        except Exception:  # a bad read must not end the thread: the next change retries
+            log.exception("following model loads failed")
+        del repository
 
 
 def _close(got: Any, want: Any) -> bool:

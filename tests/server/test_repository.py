@@ -6,6 +6,7 @@ load is tests/server/test_model_control.py's (real gunicorn).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def test_a_retrained_model_replaces_the_old_one_and_metadata_follows(repo):
     assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == old  # until load
     r = client.post("/v2/repository/models/echo/load", json={"parameters": {"unload_dependents": False}})
     assert r.status_code == 200
-    assert r.json == {"name": "echo", "version": new[:12], "state": "READY", "workers": 1}
+    assert r.json == {"name": "echo", "load": True, "version": new[:12], "state": "READY", "workers": 1}
     assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == new
     assert client.get("/v2/models/echo").json["versions"] == [new[:12]]
     assert client.get("/tasks/echo").json["model"]["sha256"] == new
@@ -201,3 +202,20 @@ def test_statistics_count_successes_failures_and_their_parts(repo):
     assert "statistics" in client.get("/v2").json["extensions"]
     metrics = client.get("/metrics").get_data(as_text=True)
     assert f'toyseq_inference_requests_total{{kind="success",task="echo",version="{version}"}} 2.0' in metrics
+
+
+def test_a_load_names_the_workers_that_did_not_apply_it_in_time(repo, tmp_path):
+    """A live worker that never acknowledges (here: a registration for this test's parent process) makes the load
+    answer 503 naming it once TOYSEQ_MODEL_CONTROL_TIMEOUT has passed; the worker that took the call serves it."""
+    control = tmp_path / "control"
+    client = app_for(repo, model_control="explicit", control_dir=str(control), model_control_timeout=0.3)
+    silent = os.getppid()
+    (control / "workers" / f"{silent}.json").write_text(json.dumps({"pid": silent, "tasks": {}}))
+    for name in ("manifest.json", "model.onnx"):
+        shutil.copyfile(SEED1 / name, repo / "echo" / name)
+    r = client.post("/v2/repository/models/echo/load")
+    assert r.status_code == 503
+    assert f"workers {silent} had not applied it within 0.3 s" in r.json["error"]
+    assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == sha(SEED1)
+    state = json.loads((control / "state.json").read_text())
+    assert state["tasks"]["echo"] == {"generation": 1, "action": "load", "sha256": sha(SEED1)}
