@@ -224,6 +224,16 @@ def test_unload_and_load_reach_both_workers_and_the_command_line_speaks_for_them
     assert both_workers(server.url) == {200}
     refused = subprocess.run([*cli[:-2], "load", TASK], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert refused.returncode == 1 and "HTTP 401" in refused.stderr
+    stats = subprocess.run([*cli, "stats", "echo-lag"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert stats.returncode == 0 and '"name": "echo-lag"' in stats.stdout and '"compute_infer"' in stats.stdout
+    closed = subprocess.run(
+        [sys.executable, "-m", "service.server.models", "--url", "http://127.0.0.1:1", "index"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert closed.returncode == 2 and "cannot reach" in closed.stderr
 
 
 def test_statistics_sum_both_workers_and_tritonclient_reads_them(server):
