@@ -28,7 +28,7 @@ from .registry import Limits
 INPUT = "input"
 OUTPUT, ROLLOUT, TOP_K_VALUES, TOP_K_P = "output", "rollout", "top_k_values", "top_k_p"
 PLATFORM = "onnx_onnxv1"
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", "statistics", "model_repository"]
 # toyseq's own request parameters, and the extension's standard one.
 REQUEST_PARAMETERS = ("steps", "top_k", "binary_data_output")
 REQUEST_FIELDS = ("id", "parameters", "inputs", "outputs", "model_name", "model_version")

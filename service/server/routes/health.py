@@ -20,13 +20,15 @@ def blueprint(state) -> Blueprint:
     @bp.get("/readyz")
     def readyz():
         # Models load before a worker accepts its first request, so "not ready" means "cannot be served".
-        # Ready while some task serves (Registry.ready); the broken ones are named either way.
-        ready = sorted(registry.predictors)
-        if not registry.ready:
-            reasons = "; ".join(f"{t}: {r}" for t, r in sorted(registry.unavailable.items()))
+        # Ready while some task serves (Registry.ready); the broken ones are named either way. A task unloaded
+        # on request (repository.py) is not a failure.
+        snapshot = registry.current
+        ready, failed = sorted(snapshot.predictors), dict(snapshot.failed)
+        if not ready:
+            reasons = "; ".join(f"{t}: {r}" for t, r in sorted(failed.items()))
             detail = f"not ready: unavailable tasks: {reasons}" if reasons else "not ready: no models found"
-            return problem(problems.body(503, "not-ready", detail, ready=ready, unavailable=registry.unavailable), 503)
-        answer = {"status": "ready", "tasks": ready, "unavailable": registry.unavailable}
+            return problem(problems.body(503, "not-ready", detail, ready=ready, unavailable=failed), 503)
+        answer = {"status": "ready", "tasks": ready, "unavailable": failed}
         return Response(orjson.dumps(answer), mimetype="application/json")
 
     @bp.get("/metrics")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import PackageNotFoundError, version
+from time import perf_counter
 
 import orjson
 from flask import Blueprint, Response, current_app, request
@@ -15,6 +16,8 @@ from werkzeug.exceptions import HTTPException
 
 from .. import openinference as oip
 from ..errors import DRAIN_LIMIT, ServiceError, Unauthorized, _drain
+from ..registry import lookup
+from ..statistics import Timing
 from .predict import _authorized, _read_body
 
 JSON = "application/json"
@@ -26,18 +29,27 @@ def blueprint(state) -> Blueprint:
     registry = state.registry
     api_key = state.config.api_key.encode() if state.config.api_key else b""
     max_body = state.config.max_body_bytes
-    models = {name: oip.Model(p, state.limits) for name, p in registry.predictors.items()}
-    metadata = {name: orjson.dumps(m.metadata()) for name, m in models.items()}
+
+    def served(snapshot) -> dict[str, tuple[oip.Model, bytes]]:
+        # Built once per snapshot of the served models (registry.py): a load swaps the whole snapshot.
+        models = {name: oip.Model(p, state.limits) for name, p in snapshot.predictors.items()}
+        return {name: (m, orjson.dumps(m.metadata())) for name, m in models.items()}
+
     server = orjson.dumps({"name": "toyseq", "version": _version(), "extensions": oip.EXTENSIONS})
 
-    def model(name: str, version: str | None) -> oip.Model:
-        found = models.get(name)
+    def entry(name: str, version: str | None) -> tuple[oip.Model, bytes]:
+        """The model and its rendered metadata from the snapshot served now: the request keeps this one."""
+        snapshot = registry.current
+        found = snapshot.derived("v2.models", served).get(name)
         if found is None:
-            registry.get(name)  # raises: 404 unknown, 503 unavailable
+            lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
             raise AssertionError("unreachable: the registry raised")
         request.environ["toyseq.task"] = name
-        found.check_version(version)
+        found[0].check_version(version)
         return found
+
+    def model(name: str, version: str | None) -> oip.Model:
+        return entry(name, version)[0]
 
     @bp.get("/v2")
     def server_metadata():
@@ -49,20 +61,20 @@ def blueprint(state) -> Blueprint:
 
     @bp.get("/v2/health/ready")
     def ready():
-        # Ready as /readyz (Registry.ready: some task serves); /v2/models/<task>/ready says which do.
-        ok = registry.ready
+        # Ready as /readyz (some task serves); /v2/models/<task>/ready says which do.
+        ok = bool(registry.current.predictors)
         return Response(b'{"ready":true}' if ok else b'{"ready":false}', status=200 if ok else 503, content_type=JSON)
 
     @bp.get("/v2/models/<name>")
     @bp.get("/v2/models/<name>/versions/<version>")
     def model_metadata(name: str, version: str | None = None):
-        model(name, version)
-        return Response(metadata[name], content_type=JSON)
+        return Response(entry(name, version)[1], content_type=JSON)
 
     @bp.get("/v2/models/<name>/ready")
     @bp.get("/v2/models/<name>/versions/<version>/ready")
     def model_ready(name: str, version: str | None = None):
-        if name in registry.unavailable and name not in models:
+        snapshot = registry.current
+        if name in snapshot.unavailable and name not in snapshot.predictors:
             request.environ["toyseq.task"] = name
             return Response(orjson.dumps({"name": name, "ready": False}), status=503, content_type=JSON)
         model(name, version)
@@ -78,11 +90,14 @@ def blueprint(state) -> Blueprint:
                 headers={"WWW-Authenticate": 'Bearer realm="toyseq"'},
             )
         found = model(name, version)
+        timing = environ["toyseq.inference"] = Timing(found.predictor)  # the statistics extension's durations
         header, binary = oip.split_body(
             _read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
         )
         checked = oip.parse_infer(found, header, binary)
+        timing.infer = perf_counter()
         result = found.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k)
+        timing.output = perf_counter()
         environ["toyseq.sequences"] = len(checked.arrays)  # counted by the app's middleware
         body, data = oip.render(found, checked, result)
         if data is None:
