@@ -25,12 +25,12 @@ import orjson
 from ..core.predictor import Predictor
 from .errors import BadRequest, InvalidRequest, NotFound, OverBudget
 from .parsing import parse_predict
-from .registry import Limits, Registry
+from .registry import Limits, Registry, Snapshot, lookup
 
 INPUT = "input"
 OUTPUT, ROLLOUT, TOP_K_VALUES, TOP_K_P = "output", "rollout", "top_k_values", "top_k_p"
 PLATFORM = "onnx_onnxv1"
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", "statistics", "model_repository"]
 # toyseq's own request parameters, and the extension's standard one.
 REQUEST_PARAMETERS = ("steps", "top_k", "binary_data_output")
 REQUEST_FIELDS = ("id", "parameters", "inputs", "outputs", "model_name", "model_version")
@@ -109,32 +109,48 @@ class Model:
 
 class Service:
     """The protocol's answers in toyseq's terms, Flask-free: what routes/v2.py (HTTP) and oip_grpc (gRPC) both
-    call, so the two transports share every lookup, check and answer."""
+    call, so the two transports share every lookup, check and answer. Models are read from the registry's
+    current snapshot (a load swaps it: a request keeps the model it looked up)."""
 
     def __init__(self, registry: Registry, limits: Limits):
         self.registry = registry
-        self.models = {name: Model(p, limits) for name, p in registry.predictors.items()}
+        self.limits = limits
         self.server_metadata = {"name": "toyseq", "version": _server_version(), "extensions": EXTENSIONS}
 
-    def ready(self) -> bool:
-        """Ready as /readyz: every model loaded and warmed."""
-        return bool(self.registry.predictors) and not self.registry.unavailable
+    def _served(self, snapshot: Snapshot) -> dict[str, tuple[Model, bytes]]:
+        # Built once per snapshot of the served models (registry.py): a load swaps the whole snapshot.
+        models = {name: Model(p, self.limits) for name, p in snapshot.predictors.items()}
+        return {name: (m, orjson.dumps(m.metadata())) for name, m in models.items()}
 
-    def model(self, name: str, version: str | None) -> Model:
-        """The model, or NotFound (unknown name or version) / TaskUnavailable (it failed to load)."""
-        found = self.models.get(name)
+    def entry(self, name: str, version: str | None) -> tuple[Model, bytes]:
+        """The model and its rendered metadata from the snapshot served now, or NotFound (unknown name or
+        version) / TaskUnavailable (it failed to load, or was unloaded)."""
+        snapshot = self.registry.current
+        found = snapshot.derived("v2.models", self._served).get(name)
         if found is None:
-            self.registry.get(name)  # raises: NotFound unknown, TaskUnavailable unavailable
+            lookup(snapshot, name)  # raises: NotFound unknown, TaskUnavailable unavailable
             raise AssertionError("unreachable: the registry raised")
-        found.check_version(version)
+        found[0].check_version(version)
         return found
 
+    def model(self, name: str, version: str | None) -> Model:
+        return self.entry(name, version)[0]
+
+    def ready(self) -> bool:
+        """Ready as /readyz: some task serves (registry.Registry.ready)."""
+        return self.registry.ready
+
     def model_ready(self, name: str, version: str | None) -> bool:
-        """False for a model that failed to load; NotFound for an unknown name or version."""
-        if name in self.registry.unavailable and name not in self.models:
+        """False for a model that failed to load or was unloaded; NotFound for an unknown name or version."""
+        snapshot = self.registry.current
+        if name in snapshot.unavailable and name not in snapshot.predictors:
             return False
         self.model(name, version)
         return True
+
+    def is_task(self, name: str) -> bool:
+        """A name that may label metrics and access lines (known now, so label values stay bounded)."""
+        return name in self.registry.current.names
 
     @staticmethod
     def run(model: Model, checked: InferRequest) -> dict:
@@ -275,7 +291,9 @@ def _input(model: Model, tensor, binary: bytes) -> list[list]:
         )
     batch, length = shape
     if batch > model.limits.max_batch:
-        raise BadRequest(f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request")
+        raise BadRequest(
+            f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request (TOYSEQ_MAX_BATCH)"
+        )
     parameters = _parameters(tensor.get("parameters"), f"input {INPUT!r}")
     size = parameters.get("binary_data_size")
     if size is not None:
@@ -414,7 +432,11 @@ def _tensor(name: str, datatype: str, shape: list[int]) -> dict:
 
 
 def _quote(value) -> str:
-    text = repr(value)
+    """A client's value as JSON spells it ("INT8", null, [1, 2]), never as a Python repr."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:  # not a JSON value (cannot come from a parsed body): say what it is
+        text = type(value).__name__
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.capabilities import OPTIONS
+from ..core.capabilities import OPTIONS, Capabilities
 from ..core.codec import MAX_PROBLEMS, InputError, Problem, json_type
 from ..core.predictor import Predictor
 from . import offload
@@ -44,7 +44,9 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
             if option in body:
                 message = capabilities.problem(option, body[option])
                 if message:
-                    problems.append(Problem(f"/{option}", message))
+                    problems.append(
+                        Problem(f"/{option}", message + _setting_behind(option, body[option], capabilities, limits))
+                    )
                 else:
                     options[option] = body[option]
     steps, top_k = options["steps"], options["top_k"]
@@ -54,7 +56,10 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
         problems.append(Problem("/inputs", "required field is missing"))
     elif type(inputs) is list and len(inputs) > limits.max_batch:
         problems.append(
-            Problem("/inputs", f"{len(inputs)} sequences exceed the limit of {limits.max_batch} per request")
+            Problem(
+                "/inputs",
+                f"{len(inputs)} sequences exceed the limit of {limits.max_batch} per request (TOYSEQ_MAX_BATCH)",
+            )
         )
     else:
         check_budget(predictor, inputs, steps, limits, problems)
@@ -79,7 +84,7 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
             Problem(
                 "/steps",
                 f"{steps} steps x {len(arrays)} sequences exceed the limit of "
-                f"{limits.max_rollout_values} rollout values per request",
+                f"{limits.max_rollout_values} rollout values per request (TOYSEQ_MAX_ROLLOUT_VALUES)",
             )
         )
     if problems:
@@ -106,7 +111,7 @@ def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: L
     fits = predictor.cost.largest(budget, length, steps)
     shape = f"{rows} sequences, {values} values" + (f", {steps} steps" if steps else "")
     if fits:
-        advice = f"send at most {fits} sequences of {length} values per request"
+        advice = f"send at most {fits} {'sequence' if fits == 1 else 'sequences'} of {length} values per request"
     elif steps and predictor.cost.most_steps(budget, length):
         advice = f"ask for at most {predictor.cost.most_steps(budget, length)} steps per request"
     else:
@@ -122,6 +127,15 @@ def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: L
         total=len(problems) + 1,
         extra={"estimated_seconds": round(seconds, 3), "limit_seconds": budget},
     )
+
+
+def _setting_behind(option: str, value: Any, capabilities: Capabilities, limits: Limits) -> str:
+    """Names the setting when an integer is over a configured limit (a task's class count is not a setting)."""
+    if type(value) is not int or not 0 < capabilities.maximum(option) < value:
+        return ""
+    if option == "steps":
+        return " (TOYSEQ_MAX_STEPS)"
+    return " (TOYSEQ_MAX_TOP_K)" if limits.max_top_k and value > limits.max_top_k else ""
 
 
 def _escape(key: str) -> str:

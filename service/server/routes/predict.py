@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from time import perf_counter
 
 import orjson
 from flask import Blueprint, Response, request
@@ -12,6 +13,8 @@ from ..auth import MESSAGE as KEY_REQUIRED
 from ..auth import key_matches
 from ..errors import BadRequest, Unauthorized, UnsupportedMediaType
 from ..parsing import parse_predict
+from ..registry import lookup
+from ..statistics import Timing
 
 JSON = "application/json"  # as the content_type argument: werkzeug adds no charset and parses nothing
 
@@ -21,8 +24,6 @@ def blueprint(state) -> Blueprint:
     registry, limits = state.registry, state.limits
     api_key = state.config.api_key.encode() if state.config.api_key else b""
     max_body = state.config.max_body_bytes
-    predictors, unavailable = registry.predictors, registry.unavailable
-    models = {name: {"sha256": p.sha256} for name, p in predictors.items()}
 
     @bp.post("/tasks/<name>/predict")
     def predict(name: str):
@@ -32,16 +33,22 @@ def blueprint(state) -> Blueprint:
                 KEY_REQUIRED,
                 headers={"WWW-Authenticate": 'Bearer realm="toyseq"'},
             )
-        predictor = predictors.get(name)
+        snapshot = registry.current  # this request's models, start to end, whatever a load swaps meanwhile
+        predictor = snapshot.predictors.get(name)
         if predictor is None:
-            if name in unavailable:
+            if name in snapshot.unavailable:
                 environ["toyseq.task"] = name
-            registry.get(name)  # raises: 404 unknown, 503 unavailable
+            lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
         environ["toyseq.task"] = name
+        timing = environ["toyseq.inference"] = Timing(predictor)  # the statistics extension's durations
         arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), limits)
+        timing.infer = perf_counter()
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
+        timing.output = perf_counter()
         environ["toyseq.sequences"] = len(arrays)  # counted by the app's middleware
-        return Response(orjson.dumps({"task": name, "model": models[name], **result}), content_type=JSON)
+        return Response(
+            orjson.dumps({"task": name, "model": {"sha256": predictor.sha256}, **result}), content_type=JSON
+        )
 
     return bp
 

@@ -7,6 +7,7 @@ access lines are the native path's. Errors are the protocol's {"error": "..."}, 
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 
 import orjson
 from flask import Blueprint, Response, current_app, request
@@ -15,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from .. import openinference as oip
 from ..auth import MESSAGE as KEY_REQUIRED
 from ..errors import DRAIN_LIMIT, ServiceError, Unauthorized, _drain
+from ..statistics import Timing
 from .predict import _authorized, _read_body
 
 JSON = "application/json"
@@ -27,13 +29,16 @@ def blueprint(state) -> Blueprint:
     api_key = state.config.api_key.encode() if state.config.api_key else b""
     max_body = state.config.max_body_bytes
     service = state.protocol
-    metadata = {name: orjson.dumps(m.metadata()) for name, m in service.models.items()}
     server = orjson.dumps(service.server_metadata)
 
-    def model(name: str, version: str | None) -> oip.Model:
-        if name in service.models:
+    def entry(name: str, version: str | None) -> tuple[oip.Model, bytes]:
+        """The model and its rendered metadata from the snapshot served now: the request keeps this one."""
+        if name in registry.current.predictors:
             request.environ["toyseq.task"] = name
-        return service.model(name, version)
+        return service.entry(name, version)
+
+    def model(name: str, version: str | None) -> oip.Model:
+        return entry(name, version)[0]
 
     @bp.get("/v2")
     def server_metadata():
@@ -45,20 +50,19 @@ def blueprint(state) -> Blueprint:
 
     @bp.get("/v2/health/ready")
     def ready():
-        # Ready as /readyz: every model loaded and warmed (a Kubernetes readiness probe).
+        # Ready as /readyz (some task serves); /v2/models/<task>/ready says which do.
         ok = service.ready()
         return Response(b'{"ready":true}' if ok else b'{"ready":false}', status=200 if ok else 503, content_type=JSON)
 
     @bp.get("/v2/models/<name>")
     @bp.get("/v2/models/<name>/versions/<version>")
     def model_metadata(name: str, version: str | None = None):
-        model(name, version)
-        return Response(metadata[name], content_type=JSON)
+        return Response(entry(name, version)[1], content_type=JSON)
 
     @bp.get("/v2/models/<name>/ready")
     @bp.get("/v2/models/<name>/versions/<version>/ready")
     def model_ready(name: str, version: str | None = None):
-        if name in registry.unavailable:
+        if name in registry.current.unavailable:
             request.environ["toyseq.task"] = name
         if not service.model_ready(name, version):
             return Response(orjson.dumps({"name": name, "ready": False}), status=503, content_type=JSON)
@@ -75,11 +79,14 @@ def blueprint(state) -> Blueprint:
                 headers={"WWW-Authenticate": 'Bearer realm="toyseq"'},
             )
         found = model(name, version)
+        timing = environ["toyseq.inference"] = Timing(found.predictor)  # the statistics extension's durations
         header, binary = oip.split_body(
             _read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
         )
         checked = oip.parse_infer(found, header, binary)
+        timing.infer = perf_counter()
         result = service.run(found, checked)
+        timing.output = perf_counter()
         environ["toyseq.sequences"] = len(checked.arrays)  # counted by the app's middleware
         body, data = oip.render(found, checked, result)
         if data is None:
