@@ -98,7 +98,7 @@ def grpc_error(call) -> tuple[grpc.StatusCode, str]:
 def test_tritonclient_grpc_health_metadata_and_infer_equal_native(server, triton):
     assert triton.is_server_live() and triton.is_server_ready()
     meta = triton.get_server_metadata(as_json=True)
-    assert meta["name"] == "toyseq" and meta["extensions"] == ["binary_tensor_data"]
+    assert meta == requests.get(f"{server.url}/v2", timeout=10).json() and meta["name"] == "toyseq"
     for task in TASKS:
         version = manifest(task)["onnx"]["sha256"][:12]
         assert triton.is_model_ready(task) and triton.is_model_ready(task, model_version=version)
@@ -399,7 +399,7 @@ def test_a_grpc_address_in_use_stops_start_up_with_a_clear_message(tmp_path, mod
     assert f"cannot serve gRPC on TOYSEQ_GRPC_BIND='{address}'" in str(info.value)
 
 
-def test_a_model_that_failed_to_load_is_unavailable_and_health_not_serving(tmp_path, models_copy):
+def test_a_model_that_failed_to_load_is_unavailable_and_readiness_is_the_rests(tmp_path, models_copy):
     import shutil
 
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -425,7 +425,65 @@ def test_a_model_that_failed_to_load_is_unavailable_and_health_not_serving(tmp_p
             assert code == grpc.StatusCode.UNAVAILABLE and details == r.json()["error"]
             assert stub.ModelReady(pb.ModelReadyRequest(name=bad), timeout=30).ready is False
             assert stub.ModelReady(pb.ModelReadyRequest(name=good), timeout=30).ready is True
-            assert stub.ServerReady(pb.ServerReadyRequest(), timeout=30).ready is False
             assert stub.ModelInfer(typed_request(good, rows_for(good), {}), timeout=30).outputs
+            # server readiness, gRPC health and REST agree (ready while some task serves)
+            rest_ready = requests.get(f"{server.url}/v2/health/ready", timeout=10).status_code == 200
+            assert stub.ServerReady(pb.ServerReadyRequest(), timeout=30).ready is rest_ready
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
-            assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            serving = (
+                health_pb2.HealthCheckResponse.SERVING if rest_ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            assert health.status == serving
+
+
+def test_statistics_and_the_model_repository_over_grpc_are_the_rests(tmp_path, models_copy):
+    """tritonclient.grpc's get_inference_statistics, get_model_repository_index, load_model and unload_model
+    against the same extensions as REST (statistics.py, repository.py): equal answers, the same control rules."""
+    from tests.support.server import Server
+
+    task = TASKS[0]
+    env = {"TOYSEQ_API_KEY": API_KEY, "TOYSEQ_MODEL_CONTROL": "explicit"}
+    with Server(tmp_path / "gunicorn.log", env, models_copy, grpc=True) as server:
+        client = grpcclient.InferenceServerClient(url=server.grpc_target)
+        try:
+            tensor = grpcclient.InferInput("input", [2, len(rows_for(task)[0])], input_dtype(task))
+            tensor.set_data_from_numpy(array_of(task, rows_for(task)))
+            for _ in range(3):
+                client.infer(task, [tensor], headers=dict(METADATA))
+            deadline = time.monotonic() + 10  # workers flush their counts every 50 ms
+            while time.monotonic() < deadline:
+                stats = client.get_inference_statistics(task, as_json=True)["model_stats"][0]
+                if int(stats["inference_stats"]["success"].get("count", 0)) >= 3:
+                    break
+                time.sleep(0.2)
+            rest = requests.get(f"{server.url}/v2/models/{task}/stats", timeout=10).json()["model_stats"][0]
+            assert stats["name"] == rest["name"] == task and stats["version"] == rest["version"]
+            assert int(stats["inference_stats"]["success"]["count"]) == rest["inference_stats"]["success"]["count"] >= 3
+            assert int(stats["inference_count"]) == rest["inference_count"] >= 6  # two sequences a call
+            # the index equals REST's
+            index = client.get_model_repository_index(as_json=True)["models"]
+            rest_index = requests.post(f"{server.url}/v2/repository/index", timeout=10).json()
+            assert {m["name"]: m.get("state") for m in index} == {m["name"]: m["state"] for m in rest_index}
+            # control needs the key; with it, unload then load
+            with pytest.raises(InferenceServerException, match="API key"):
+                client.unload_model(task)
+            client.unload_model(task, headers=dict(METADATA))
+            assert not client.is_model_ready(task)
+            with pytest.raises(InferenceServerException) as unavailable:
+                client.infer(task, [tensor], headers=dict(METADATA))
+            assert "StatusCode.UNAVAILABLE" in str(unavailable.value)
+            client.load_model(task, headers=dict(METADATA))
+            assert client.is_model_ready(task)
+            with pytest.raises(InferenceServerException, match="not supported"):
+                client.load_model(task, headers=dict(METADATA), config="{}")
+        finally:
+            client.close()
+    without = {"TOYSEQ_API_KEY": API_KEY}  # TOYSEQ_MODEL_CONTROL=none, the default: PERMISSION_DENIED
+    with Server(tmp_path / "gunicorn2.log", without, models_copy, grpc=True) as server:
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            code, details = grpc_error(
+                lambda: stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name=task), metadata=METADATA)
+            )
+            r = requests.post(f"{server.url}/v2/repository/models/{task}/unload", headers=AUTH, timeout=10)
+            assert code == grpc.StatusCode.PERMISSION_DENIED and r.status_code == 403 and details == r.json()["error"]

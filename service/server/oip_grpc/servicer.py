@@ -17,24 +17,39 @@ from ..app import REQUEST_ID
 from ..auth import MESSAGE as KEY_REQUIRED
 from ..auth import key_matches
 from ..errors import ServiceError, Unauthorized
+from ..statistics import Timing
 from . import translate
 from .generated import grpc_service_pb2 as pb
 from .generated import grpc_service_pb2_grpc as pb_grpc
 
 SERVICE = "inference.GRPCInferenceService"
 log = logging.getLogger("toyseq.error")
+log_control = logging.getLogger("toyseq.control")
 
 # ServiceError status -> gRPC code (the protocol's mapping of its REST statuses).
 CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ABORTED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     422: grpc.StatusCode.INVALID_ARGUMENT,
     503: grpc.StatusCode.UNAVAILABLE,
 }
 # The methods this service answers; the rest of Triton's service (shared memory, tracing, ...) stays UNIMPLEMENTED.
-METHODS = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer")
+METHODS = (
+    "ServerLive",
+    "ServerReady",
+    "ModelReady",
+    "ServerMetadata",
+    "ModelMetadata",
+    "ModelInfer",
+    "ModelStatistics",
+    "RepositoryIndex",
+    "RepositoryModelLoad",
+    "RepositoryModelUnload",
+)
 
 
 def code_of(err: ServiceError) -> grpc.StatusCode:
@@ -46,6 +61,8 @@ def code_of(err: ServiceError) -> grpc.StatusCode:
 class Servicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, state):
         self.service: oip.Service = state.protocol
+        self.statistics = state.statistics
+        self.repository = state.repository
         self.observe = state.observe  # None outside the app factory: nothing recorded
         self.api_key = state.config.api_key.encode() if state.config.api_key else b""
 
@@ -76,22 +93,70 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def ModelInfer(self, request, context):
         def infer(tags: _Tags) -> pb.ModelInferResponse:
-            if self.api_key:
-                metadata = dict(context.invocation_metadata())
-                if not key_matches(self.api_key, metadata.get("authorization"), metadata.get("x-api-key")):
-                    raise Unauthorized(KEY_REQUIRED)
+            self._authorize(context)
             tags.task = request.model_name
             model = self.service.model(request.model_name, request.model_version or None)
+            timing = tags.timing = Timing(model.predictor)  # the statistics extension's durations, as on REST
             body, binary, raw = translate.infer_request(request)
             checked = oip.check_infer(model, body, binary)
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
                 raise _Deadline()
+            timing.infer = time.perf_counter()
             result = self.service.run(model, checked)
+            timing.output = time.perf_counter()
             tags.sequences = len(checked.arrays)
             return translate.infer_response(model, checked, result, raw)
 
         return self._call("ModelInfer", context, infer)
+
+    def ModelStatistics(self, request, context):
+        def stats(tags: _Tags) -> pb.ModelStatisticsResponse:
+            tags.task = request.name
+            body = self.statistics.model_stats(self.service.registry.current, request.name or None, request.version or None)
+            return translate.statistics(body)
+
+        return self._call("ModelStatistics", context, stats)
+
+    def RepositoryIndex(self, request, context):
+        return self._call(
+            "RepositoryIndex", context, lambda tags: translate.index(self.repository.index(ready_only=request.ready))
+        )
+
+    def RepositoryModelLoad(self, request, context):
+        def load(tags: _Tags) -> pb.RepositoryModelLoadResponse:
+            tags.task = request.model_name
+            who = self._privileged(context)
+            translate.check_load_parameters(request.parameters)
+            self.repository.load(request.model_name, who)
+            return pb.RepositoryModelLoadResponse()
+
+        return self._call("RepositoryModelLoad", context, load)
+
+    def RepositoryModelUnload(self, request, context):
+        def unload(tags: _Tags) -> pb.RepositoryModelUnloadResponse:
+            tags.task = request.model_name
+            self.repository.unload(request.model_name, self._privileged(context))
+            return pb.RepositoryModelUnloadResponse()
+
+        return self._call("RepositoryModelUnload", context, unload)
+
+    def _authorize(self, context) -> None:
+        """The API key, when one is set: `authorization: Bearer <key>` or `x-api-key` metadata (as REST's headers)."""
+        if self.api_key:
+            metadata = dict(context.invocation_metadata())
+            if not key_matches(self.api_key, metadata.get("authorization"), metadata.get("x-api-key")):
+                raise Unauthorized(KEY_REQUIRED)
+
+    def _privileged(self, context) -> dict:
+        """Who asked a model control call, for its log line; UNAUTHENTICATED without the key when one is set."""
+        who = {"request_id": None, "remote": context.peer(), "transport": "gRPC"}
+        try:
+            self._authorize(context)
+        except Unauthorized:
+            log_control.warning("model control without a valid API key", extra={"fields": who})
+            raise
+        return who
 
     def _call(self, method: str, context, handler: Callable[[_Tags], object]):
         """Run `handler`; a ServiceError becomes its gRPC code with the REST path's message; each call is
@@ -118,11 +183,20 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         finally:
             if self.observe is not None:
                 # Only a known task name becomes a metric label, so labels stay bounded (as on HTTP).
-                task = tags.task if tags.task in self.service.registry.names else ""
+                task = tags.task if self.service.is_task(tags.task) else ""
                 seconds = time.perf_counter() - started
                 path = f"/{SERVICE}/{method}"
                 self.observe.record_call(
-                    rid, "grpc." + method, path, status, seconds, context.peer(), task, tags.sequences
+                    rid,
+                    "grpc." + method,
+                    path,
+                    status,
+                    seconds,
+                    context.peer(),
+                    task,
+                    tags.sequences,
+                    started,
+                    tags.timing,
                 )
         return None
 
@@ -145,6 +219,7 @@ class _Tags:
 
     task: str = ""
     sequences: int = 0
+    timing: Timing | None = None  # an inference call's clock, for the statistics extension
 
 
 class _Deadline(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from google.protobuf import json_format
 
 from .. import openinference as oip
 from ..errors import BadRequest
@@ -110,3 +111,27 @@ def _tensor_metadata(tensor: dict) -> pb.ModelMetadataResponse.TensorMetadata:
     return pb.ModelMetadataResponse.TensorMetadata(
         name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"]
     )
+
+
+def statistics(body: dict) -> pb.ModelStatisticsResponse:
+    """The statistics extension's answer (statistics.py, Triton's JSON shape) as its protobuf message."""
+    return json_format.ParseDict(body, pb.ModelStatisticsResponse(), ignore_unknown_fields=True)
+
+
+def index(models: list[dict]) -> pb.RepositoryIndexResponse:
+    """The repository index (repository.py) as its protobuf message: name, version, state, reason per model."""
+    fields = ("name", "version", "state", "reason")
+    return pb.RepositoryIndexResponse(
+        models=[pb.RepositoryIndexResponse.ModelIndex(**{k: m.get(k) or "" for k in fields}) for m in models]
+    )
+
+
+def check_load_parameters(parameters) -> None:
+    """As the REST load: toyseq loads a model only from its folder, so Triton's `config` and `file:` parameters
+    are refused rather than ignored."""
+    refused = [key for key in parameters if key == "config" or key.startswith("file:")]
+    if refused:
+        raise BadRequest(
+            f"load parameter {refused[0][:60]!r} is not supported: toyseq loads a model only from its folder "
+            "(replace the folder, then load)"
+        )
