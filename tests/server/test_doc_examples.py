@@ -5,7 +5,7 @@ parts that restate what the code computes match `python -m benchmarks.docs`.
 - Every command line of a bash/sh/console block, and of an indented block that starts with a program, must
   match a rule in RULES; a new command with no rule fails `test_every_documented_command_is_accounted_for`.
 - The service for the examples is started by the docs' own command (docs/api.md's `gunicorn ...`), on a free
-  127.0.0.1 port that replaces `localhost:8000` in every example.
+  127.0.0.1 port that replaces `localhost:8000` in every example (and its gRPC port `localhost:8001`).
 - `$ curl` examples run with curl and their printed answer must be the real one (status line and headers
   too, for `-i`); `toyseq-score` lines run in a folder of small rows files; Python blocks run, and a line
   `EXPR  # VALUE` must give VALUE when VALUE is a literal (numpy's `array(...)` included).
@@ -41,6 +41,8 @@ PROGRAMS = re.compile(
 )
 VENV_BIN = str(Path(sys.executable).parent)
 URL = re.compile(r"(localhost|127\.0\.0\.1):8000")
+GRPC_URL = re.compile(r"(localhost|127\.0\.0\.1):8001")  # the gRPC port's examples (TOYSEQ_GRPC_BIND's default)
+GRPC_TARGET: dict[str, str] = {}  # set by the `service` fixture: where its gRPC port is
 
 # What happens to each documented command: RUN (this module runs it) or the test, tool or reason that
 # accounts for it. First match wins; a rule naming a test file is checked to exist.
@@ -85,9 +87,18 @@ RULES: list[tuple[str, str]] = [
     (r"^toyseq-models ", "tests/server/test_model_control.py (the CLI against real gunicorn workers)"),
     (r"^export TOYSEQ_", "not run: sets the server's environment for the commands after it"),
     (r"^cp (/tmp/)?new/", "tests/server/test_model_control.py (replaces a task's files, then loads them)"),
-    (r"^gunicorn -c python:service\.server\.gunicorn_conf 'service:create_app\(\)' &$", "docs/api.md's command, run here"),
-    (r"^docker exec toyseq python -m service\.server\.models", "not run: needs a Docker engine; the CLI: tests/server/test_model_control.py"),
-    (r"^(for pod in|kubectl exec|done$)", "not run: needs a Kubernetes cluster; the CLI: tests/server/test_model_control.py"),
+    (
+        r"^gunicorn -c python:service\.server\.gunicorn_conf 'service:create_app\(\)' &$",
+        "docs/api.md's command, run here",
+    ),
+    (
+        r"^docker exec toyseq python -m service\.server\.models",
+        "not run: needs a Docker engine; the CLI: tests/server/test_model_control.py",
+    ),
+    (
+        r"^(for pod in|kubectl exec|done$)",
+        "not run: needs a Kubernetes cluster; the CLI: tests/server/test_model_control.py",
+    ),
     (r"^python -m training train echo --seed 1", "tests/training/test_models.py (training takes a seed)"),
 ]
 
@@ -250,6 +261,7 @@ def service(tmp_path_factory):
     start = next(e.text for e in ALL if e.page == "docs/api.md" and e.text.startswith("gunicorn "))
     port = free_port()
     env = server_env(port)
+    GRPC_TARGET["target"] = env["TOYSEQ_GRPC_BIND"] = f"127.0.0.1:{free_port()}"
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
     log = tmp_path_factory.mktemp("doc-service") / "gunicorn.log"
     with open(log, "wb") as out:
@@ -278,6 +290,7 @@ def service(tmp_path_factory):
 
 
 def _here(text: str, url: str) -> str:
+    text = GRPC_URL.sub(GRPC_TARGET.get("target", "127.0.0.1:8001"), text)
     return URL.sub(url.removeprefix("http://"), text)
 
 
