@@ -113,7 +113,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
     def ModelStatistics(self, request, context):
         def stats(tags: _Tags) -> pb.ModelStatisticsResponse:
             tags.task = request.name
-            body = self.statistics.model_stats(self.service.registry.current, request.name or None, request.version or None)
+            body = self.statistics.model_stats(
+                self.service.registry.current, request.name or None, request.version or None
+            )
             return translate.statistics(body)
 
         return self._call("ModelStatistics", context, stats)
