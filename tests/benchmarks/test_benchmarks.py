@@ -157,9 +157,8 @@ def test_grpc_modes_smoke_run_loads_both_grpc_servers():
     assert "aio / sync, one sequence(s) per request:" in done.stdout
 
 
-def test_grpc_load_counts_only_answered_calls():
-    """h2load reads HTTP statuses: a gRPC error is HTTP 200 with a grpc-status trailer, which is why callers
-    check the message with a real call first. The framing it sends is gRPC's own length prefix."""
+def test_grpc_load_frames_a_message_as_grpc_does():
+    """The body h2load sends is one gRPC length-prefixed message: flag 0 (not compressed), 4-byte big-endian length."""
     from benchmarks import grpc_load
 
     assert grpc_load.frame(b"abc") == b"\0\0\0\0\x03abc"
