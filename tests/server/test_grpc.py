@@ -492,3 +492,24 @@ def test_statistics_and_the_model_repository_over_grpc_are_the_rests(tmp_path, m
             )
             r = requests.post(f"{server.url}/v2/repository/models/{task}/unload", headers=AUTH, timeout=10)
             assert code == grpc.StatusCode.PERMISSION_DENIED and r.status_code == 403 and details == r.json()["error"]
+
+
+def test_a_request_that_cannot_finish_by_its_deadline_is_refused_before_any_work(tmp_path, models_copy):
+    """The deadline is honoured on the server too: a call whose estimated CPU time (the cost model) is past its
+    deadline gets DEADLINE_EXCEEDED from the server at once, saying why, and the worker is free right after."""
+    from tests.support.server import Server
+
+    rows, length = 1000, 1000  # echo: about 3.5 s of estimated CPU, allowed by the budget below
+    env = {"TOYSEQ_MAX_REQUEST_SECONDS": 100, "TOYSEQ_MAX_BODY_BYTES": 16_000_000}
+    with Server(tmp_path / "gunicorn.log", env, models_copy, grpc=True) as server:
+        with grpc.insecure_channel(server.grpc_target, options=[("grpc.max_send_message_length", -1)]) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            big = pb.ModelInferRequest(model_name="echo", raw_input_contents=[b"\1" * 8 * rows * length])
+            big.inputs.add(name="input", datatype="INT64", shape=[rows, length])
+            started = time.perf_counter()
+            code, details = grpc_error(lambda: stub.ModelInfer(big, timeout=3))
+            assert code == grpc.StatusCode.DEADLINE_EXCEEDED and "would take about" in details, details
+            assert time.perf_counter() - started < 3
+            small = typed_request("echo", [[1, 2, 3]], {})
+            started = time.perf_counter()
+            assert stub.ModelInfer(small, timeout=30).outputs and time.perf_counter() - started < 2

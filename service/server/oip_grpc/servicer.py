@@ -97,11 +97,10 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             tags.task = request.model_name
             model = self.service.model(request.model_name, request.model_version or None)
             timing = tags.timing = Timing(model.predictor)  # the statistics extension's durations, as on REST
+            self._check_deadline(context, translate.estimated_seconds(model, request))
             body, binary, raw = translate.infer_request(request)
             checked = oip.check_infer(model, body, binary)
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
-                raise _Deadline()
+            self._check_deadline(context, 0.0)
             timing.infer = time.perf_counter()
             result = self.service.run(model, checked)
             timing.output = time.perf_counter()
@@ -143,6 +142,21 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
         return self._call("RepositoryModelUnload", context, unload)
 
+    @staticmethod
+    def _check_deadline(context, estimate: float) -> None:
+        """No model work for an answer nobody will read: the client's deadline has passed, or the request's
+        estimated CPU time (the cost model behind TOYSEQ_MAX_REQUEST_SECONDS) would take it past."""
+        remaining = context.time_remaining()
+        if remaining is None:
+            return
+        if remaining <= 0:
+            raise _Deadline("the call's deadline passed before the model ran")
+        if estimate > remaining:
+            raise _Deadline(
+                f"this request would take about {estimate:.3g} s of CPU, past the call's deadline "
+                f"({remaining:.3g} s left): send fewer sequences or give it a longer deadline"
+            )
+
     def _authorize(self, context) -> None:
         """The API key, when one is set: `authorization: Bearer <key>` or `x-api-key` metadata (as REST's headers)."""
         if self.api_key:
@@ -173,10 +187,10 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             status = 400 if err.status == 422 else err.status
             context.set_code(code_of(err))
             context.set_details(err.message)
-        except _Deadline:
+        except _Deadline as err:
             status = 504
             context.set_code(grpc.StatusCode.DEADLINE_EXCEEDED)
-            context.set_details("the call's deadline passed before the model ran")
+            context.set_details(str(err))
         except Exception:
             status = 500
             log.exception("unhandled error in gRPC call %s (request %s)", method, rid)

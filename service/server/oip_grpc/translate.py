@@ -135,3 +135,16 @@ def check_load_parameters(parameters) -> None:
             f"load parameter {refused[0][:60]!r} is not supported: toyseq loads a model only from its folder "
             "(replace the folder, then load)"
         )
+
+
+def estimated_seconds(model: oip.Model, request: pb.ModelInferRequest) -> float:
+    """The request's estimated CPU time (service/core/cost.py) from its declared input shape and `steps`, before
+    any value is read; 0 when the shape is not [batch, length] (the check then says what is wrong)."""
+    if len(request.inputs) != 1 or len(request.inputs[0].shape) != 2:
+        return 0.0
+    rows, length = request.inputs[0].shape
+    if rows <= 0 or length <= 0:
+        return 0.0
+    param = request.parameters.get("steps")
+    steps = param.int64_param if param is not None and param.WhichOneof("parameter_choice") == "int64_param" else None
+    return model.predictor.cost.seconds(rows, rows * length, steps if steps and steps > 0 else None)
