@@ -89,7 +89,7 @@ def test_tritonclient_health_metadata_and_infer_json_and_binary(server):
     client = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}", network_timeout=30.0)
     try:
         assert client.is_server_live() and client.is_server_ready()
-        assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "statistics", "model_repository"]
+        assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
         for task in TASKS:
             assert client.is_model_ready(task)
             meta = client.get_model_metadata(task)
