@@ -147,6 +147,7 @@ class Observe:
         if not rid or not _tame(rid):
             rid = self.new_id()
         environ["toyseq.request_id"] = rid
+        environ["toyseq.started"] = started  # a request's own deadline (v2 `timeout`) runs from here
         answer: list[Any] = []
 
         def start(status: str, headers: list, exc_info=None):
