@@ -133,3 +133,17 @@ def test_regression_benchmark_serves_two_trees_and_reports_each_ratio(tmp_path):
         assert row["before_rps"] > 0 and row["after_rps"] > 0 and row["ratio_median"] > 0
         assert row["before_cpu_ms"] > 0 and row["after_cpu_ms"] > 0
     assert "after/before" in done.stdout and "load average" in done.stdout
+
+
+def test_check_benchmark_compares_two_revisions_in_one_process():
+    """HEAD against this tree, one round of 10 rows: both sides load, answer alike and get a ratio."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.check", "--before", "HEAD", "--rounds", "1", "--rows", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    for what in ("parse", "parse+batch", "end to end"):
+        assert what in done.stdout and "after/before" in done.stdout, done.stdout
