@@ -209,7 +209,7 @@ def test_tritonclient_standard_options_timeout_priority_compression_and_custom_p
             expected = expected_tensors(native(server.url, task, rows, params), params)
             array = np.array(rows, dtype=np.int64 if input_dtype(task) == "INT64" else np.float64)
 
-            def call(binary: bool = True, **kwargs):
+            def call(binary: bool = True, task=task, array=array, **kwargs):
                 tensor = httpclient.InferInput("input", list(array.shape), input_dtype(task))
                 tensor.set_data_from_numpy(array, binary_data=binary)
                 return client.infer(task, [tensor], headers=dict(AUTH), **kwargs)
