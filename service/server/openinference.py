@@ -30,7 +30,7 @@ import numpy as np
 import orjson
 
 from ..core.capabilities import OPTIONS
-from ..core.codec import Problem
+from ..core.codec import Problem, WrongPositionDecoder
 from ..core.predictor import Predictor
 from .errors import BadRequest, InvalidRequest, NotFound, ServiceError
 from .parsing import check_request
@@ -43,6 +43,7 @@ PLATFORM = "onnx_onnxv1"
 EXTENSIONS = ["binary_tensor_data", "parameters"]
 # The outputs each toyseq request parameter adds, when the task supports it.
 PARAMETER_OUTPUTS = {"steps": (ROLLOUT,), "top_k": (TOP_K_VALUES, TOP_K_P)}
+OUTPUT_NAMES = (OUTPUT, *WrongPositionDecoder.EXTRAS, ROLLOUT, TOP_K_VALUES, TOP_K_P)  # every task's, together
 TIMEOUT = "timeout"  # Triton's request timeout, in microseconds; 0 means none
 # The request parameters toyseq reads: its own (OPTIONS), the binary extension's and Triton's timeout. Any
 # other is accepted and named in the answer's IGNORED_HEADER (Triton and KServe accept parameters they do not
@@ -50,6 +51,7 @@ TIMEOUT = "timeout"  # Triton's request timeout, in microseconds; 0 means none
 READ_PARAMETERS = (*OPTIONS, "binary_data_output", TIMEOUT)
 IGNORED_HEADER = "X-Ignored-Parameters"
 IGNORED_SHOWN = 20  # parameter names named in that header at most
+BINARY_SIZE, BINARY_OUTPUT = "binary_data_size", "binary_data"  # the binary extension's tensor parameters
 REQUEST_FIELDS = ("id", "parameters", "inputs", "outputs", "model_name", "model_version")
 VERSION_LENGTH = 12  # hex digits of the model file's sha256
 NO_POSITION = -1  # wrong_position of a row the model judged clean (the native answer's null)
@@ -313,7 +315,7 @@ def _input(model: Model, tensor, binary: bytes) -> Any:
     if batch > model.limits.max_batch:
         raise BadRequest(f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request")
     parameters = _parameters(tensor.get("parameters"), f"input {INPUT!r}")
-    size = parameters.get("binary_data_size")
+    size = parameters.get(BINARY_SIZE)
     if size is not None:
         return _binary_input(datatype, shape, size, binary, "data" in tensor)
     if binary:
@@ -385,7 +387,7 @@ def _outputs(model: Model, requested, options: dict[str, int | None], default_bi
             raise BadRequest(f"output {_quote(name)} is requested more than once")
         if name not in available:
             raise BadRequest(f"output {_quote(name)} cannot be returned: {_why_not(model, name)}")
-        binary = _parameters(item.get("parameters"), f"output {name!r}").get("binary_data", default_binary)
+        binary = _parameters(item.get("parameters"), f"output {name!r}").get(BINARY_OUTPUT, default_binary)
         if type(binary) is not bool:
             raise BadRequest(f"parameter binary_data of output {name!r} must be a boolean")
         chosen[name] = binary
@@ -410,7 +412,7 @@ def render(model: Model, request: InferRequest, result: dict) -> tuple[bytes, by
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
         if binary:
             data = array.tobytes()
-            entry["parameters"] = {"binary_data_size": len(data)}
+            entry["parameters"] = {BINARY_SIZE: len(data)}
             chunks.append(data)
         else:
             entry["data"] = array.reshape(-1)

@@ -533,3 +533,33 @@ def test_other_or_broken_encodings(client, any_task):
     assert_error(r, 415)
     r = client.post(url, data=gzip.compress(plain), headers={"Content-Encoding": "identity, gzip"})
     assert r.status_code == 200, r.get_data(as_text=True)
+
+
+def test_openapi_says_what_the_checks_take(client, tasks):
+    """The document is built from the checks' constants: its fields, parameters, names and datatypes are the
+    ones the service reads, and every output a model metadata lists is one it names."""
+    from service.server import openinference as oip
+    from service.server.parsing import REQUEST_FIELDS
+
+    doc = client.get("/openapi.json").get_json()
+    schemas = doc["components"]["schemas"]
+    assert tuple(schemas["PredictRequest"]["properties"]) == REQUEST_FIELDS
+    request = schemas["V2InferRequest"]["properties"]
+    assert tuple(request) == oip.REQUEST_FIELDS
+    assert tuple(request["parameters"]["properties"]) == oip.READ_PARAMETERS
+    tensor = request["inputs"]["items"]["properties"]
+    assert tensor["name"] == {"const": "input"} and tensor["datatype"]["enum"] == ["INT64", "INT32", "FP64", "FP32"]
+    named = set(request["outputs"]["items"]["properties"]["name"]["enum"])
+    for task in tasks:
+        meta = client.get(f"/v2/models/{task}").get_json()
+        produced = [o["name"] for o in meta["outputs"]]
+        for key, value in meta.get("parameters", {}).items():
+            if key.endswith("_outputs"):
+                produced += value.split(",")
+        assert set(produced) <= named, task
+    assert schemas["V2ServerMetadata"]["properties"]["extensions"]["items"]["enum"] == oip.EXTENSIONS
+    assert "/v2/models" in doc["paths"]
+    infer = doc["paths"]["/v2/models/{name}/infer"]["post"]
+    assert "X-Ignored-Parameters" in infer["responses"]["200"]["headers"]
+    encodings = next(p for p in infer["parameters"] if p["name"] == "Content-Encoding")["schema"]["enum"]
+    assert encodings == ["gzip", "deflate", "identity"]
