@@ -24,6 +24,12 @@ from tests.support.paths import MODELS_DIR, ROOT, TASKS
 pytestmark = pytest.mark.slow
 API_KEY = "v2-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+L0_PARAMETERS = [
+    {"key1": "value1", "key2": "value2"},
+    {"key1": 1, "key2": 2},
+    {"key1": 123.123, "key2": 321.321},
+    {"key1": True, "key2": "value2"},
+]
 KSERVE_PYTHON = Path(os.environ.get("TOYSEQ_KSERVE_PYTHON") or ROOT / ".venv-kserve" / "bin" / "python")
 
 
@@ -217,7 +223,10 @@ def test_tritonclient_standard_options_timeout_priority_compression_and_custom_p
             variants = {
                 "timeout": {"timeout": 10_000_000},  # microseconds: 10 s
                 "priority": {"priority": 1},
-                "custom parameters": {"parameters": {**params, "key1": "value1", "key2": 2}},
+                # Triton's qa/L0_parameters parameter_list (its reserved "triton_" key is refused by the client)
+                **{
+                    f"L0_parameters {i}": {"parameters": {**params, **custom}} for i, custom in enumerate(L0_PARAMETERS)
+                },
                 "gzip": {"request_compression_algorithm": "gzip", "response_compression_algorithm": "gzip"},
                 "deflate": {"request_compression_algorithm": "deflate", "response_compression_algorithm": "deflate"},
                 "everything": {"timeout": 10_000_000, "priority": 2, "request_compression_algorithm": "gzip"},
@@ -228,6 +237,8 @@ def test_tritonclient_standard_options_timeout_priority_compression_and_custom_p
                     result = call(binary, **kwargs)
                     for name, values in expected.items():
                         assert result.as_numpy(name).tolist() == values, (task, label, binary, name)
+            with pytest.raises(InferenceServerException, match="reserved"):
+                call(parameters={"triton_": True, "key2": "value2"})
             # a timeout no model work fits in is refused with the server's reason, as Triton refuses it
             with pytest.raises(InferenceServerException, match="timeout of 1 us"):
                 call(timeout=1, parameters=params or None)
