@@ -261,3 +261,23 @@ def test_ignored_parameters_header_and_model_list_over_http(server):
     assert r.json()["outputs"][0]["data"] == native(server.url, task, rows, {})["outputs"]
     r = requests.get(f"{server.url}/v2/models", timeout=30)
     assert r.status_code == 200 and r.json() == {"models": sorted(TASKS)}
+
+
+def test_a_chunked_compression_bomb_is_refused_413_fast_over_gunicorn(server):
+    """200 MiB of zeros deflated to ~200 KB and sent chunked (no Content-Length): gunicorn's worker inflates at
+    most the body limit and answers 413 on both paths, in far less time than inflating it all would take."""
+    import time
+    import zlib
+
+    packer = zlib.compressobj(9)
+    block = bytes(1 << 20)
+    bomb = b"".join(packer.compress(block) for _ in range(200)) + packer.flush()
+    headers = {**AUTH, "Content-Type": "application/json", "Content-Encoding": "deflate"}
+    task = TASKS[0]
+    for path in (f"/tasks/{task}/predict", f"/v2/models/{task}/infer"):
+        started = time.perf_counter()
+        chunks = (bomb[i : i + 65536] for i in range(0, len(bomb), 65536))  # a generator: sent chunked
+        r = requests.post(f"{server.url}{path}", data=chunks, headers=headers, timeout=30)
+        assert r.status_code == 413, (path, r.status_code, r.text[:300])
+        assert "inflates past the limit" in r.text
+        assert time.perf_counter() - started < 5.0, path
