@@ -1,7 +1,8 @@
 """The worker model chosen by measurement: toyseq and the bare Flask floor under gunicorn's sync worker and
-under the buffered gthread worker (service/server/worker.py) with 1, 2 and 4 request threads per worker;
-2 workers, wrk 8 connections, one echo-lag sequence per request (and 100), variants alternating round by
-round so that the machine's drifting load hits all alike.
+under toyseq's loop worker (service/server/worker.py) as it is, with every predict sent to its pool instead
+of run inline (TOYSEQ_INLINE_SECONDS=0), and with access lines off (TOYSEQ_LOG_LEVEL=warning: what they
+cost); 2 workers, wrk 8 connections, one echo-lag sequence per request (and 100), variants alternating
+round by round so that the machine's drifting load hits all alike.
 
     python -m benchmarks.workermodel [--rounds 3] [--seconds 4]
 """
@@ -22,9 +23,9 @@ from .http import body
 
 VARIANTS = {
     "sync": {"TOYSEQ_WORKER_CLASS": "sync"},
-    "gthread x1": {"TOYSEQ_WORKER_CLASS": "gthread", "TOYSEQ_REQUEST_THREADS": 1},
-    "gthread x2": {"TOYSEQ_WORKER_CLASS": "gthread", "TOYSEQ_REQUEST_THREADS": 2},
-    "gthread x4": {"TOYSEQ_WORKER_CLASS": "gthread", "TOYSEQ_REQUEST_THREADS": 4},
+    "loop": {},
+    "loop, all on the pool": {"TOYSEQ_INLINE_SECONDS": 0},
+    "loop, access lines off": {"TOYSEQ_LOG_LEVEL": "warning"},
 }
 PATH = "/tasks/echo-lag/predict"
 

@@ -1,5 +1,7 @@
 """KServe model server custom model: the V1 protocol (POST /v1/models/<task>:predict with
-{"instances": [[...], ...]}, answered {"predictions": [...]}), through service.core via `common.answer`.
+{"instances": [[...], ...]}, answered {"predictions": [...]}), KServe's fastest REST path, and the V2 protocol
+on the same server (POST /v2/models/<task>/infer, one INT64 input tensor [batch, length] answered as one INT64
+output tensor), both through service.core via `common.answer`.
 
     python -m benchmarks.peers.kserve_runtime --task echo-lag --http_port P --workers 2 ...
     (started by benchmarks.peers.servers)
@@ -12,7 +14,9 @@ from __future__ import annotations
 import argparse
 
 import kserve
+import numpy as np
 import uvicorn
+from kserve import InferOutput, InferRequest, InferResponse
 
 from benchmarks.peers import common
 
@@ -48,7 +52,12 @@ class ToyseqModel(kserve.Model):
         self.__dict__.update(state)
         self.load()
 
-    def predict(self, payload: dict, headers: dict | None = None) -> dict:
+    def predict(self, payload, headers: dict | None = None):
+        if isinstance(payload, InferRequest):  # V2
+            outputs = np.asarray(common.answer(self.predictor, payload.inputs[0].as_numpy().tolist()), dtype=np.int64)
+            tensor = InferOutput(name="output", shape=list(outputs.shape), datatype="INT64")
+            tensor.set_data_from_numpy(outputs, binary_data=False)
+            return InferResponse(model_name=self.name, infer_outputs=[tensor], response_id=payload.id)
         return {"predictions": common.answer(self.predictor, payload["instances"])}
 
 

@@ -18,14 +18,15 @@ def table(res: dict) -> str:
         f"{m['load_average_start'][0]:.2f} -> {m['load_average_end'][0]:.2f} on {m['cores']} cores; "
         + ", ".join(res["versions"].values()),
         "",
-        "| server | 1 seq: req/s | p50 / p99 ms | 100 seq: req/s | p50 / p99 ms | cold start s "
-        "| idle RSS (PSS) MiB | loaded RSS MiB | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server | 1 seq: req/s | p50 / p99 ms | CPU µs/req | 100 seq: req/s | p50 / p99 ms | CPU µs/req "
+        "| cold start s | idle RSS (PSS) MiB | loaded RSS MiB | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in res["servers"].items():
         lines.append(
-            f"| {name} | {s['one_rps']:,.0f} | {s['one_p50_ms']:.2f} / {s['one_p99_ms']:.2f} "
+            f"| {name} | {s['one_rps']:,.0f} | {s['one_p50_ms']:.2f} / {s['one_p99_ms']:.2f} | {s['one_cpu_us']:,.0f} "
             f"| {s['hundred_rps']:,.0f} | {s['hundred_p50_ms']:.1f} / {s['hundred_p99_ms']:.1f} "
+            f"| {s['hundred_cpu_us']:,.0f} "
             f"| {s['cold_start_s']:.2f} | {s['idle_rss_mib']:.0f} ({s['idle_pss_mib']:.0f}) "
             f"| {s['loaded_rss_mib']:.0f} | {s['errors']} |"
         )
@@ -34,12 +35,14 @@ def table(res: dict) -> str:
             "",
             "toyseq / other, median of the rounds (min-max):",
             "",
-            "| vs | 1 seq req/s | 100 seq req/s | cold start | idle RSS | loaded RSS |",
-            "|---|---|---|---|---|---|",
+            "| vs | 1 seq req/s | 1 seq p99 | 1 seq CPU/req | 100 seq req/s | 100 seq CPU/req | cold start "
+            "| idle RSS | loaded RSS |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name, r in res["ratios"].items():
             lines.append(
-                f"| {name} | {_spread(r['one_rps'])} | {_spread(r['hundred_rps'])} "
+                f"| {name} | {_spread(r['one_rps'])} | {_spread(r['one_p99'])} | {_spread(r['one_cpu'])} "
+                f"| {_spread(r['hundred_rps'])} | {_spread(r['hundred_cpu'])} "
                 f"| {_spread(r['cold_start'])} | {_spread(r['idle_rss'])} | {_spread(r['loaded_rss'])} |"
             )
     if res["goals"]:

@@ -102,6 +102,27 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             )
         )
 
+    def kserve_command(port: int, scratch: Path) -> list[str]:
+        return [
+            str(envs.python("kserve")),
+            "-m",
+            "benchmarks.peers.kserve_runtime",
+            "--task",
+            task,
+            "--http_port",
+            str(port),
+            "--grpc_port",
+            str(free_port()),
+            "--workers",
+            str(workers),
+            "--enable_grpc",
+            "false",
+            "--enable_latency_logging",
+            "false",
+            "--log_config_file",
+            str(scratch / "logging.json"),
+        ]
+
     own = {"TOYSEQ_WORKERS": str(workers), "TOYSEQ_THREADS": str(threads), "TOYSEQ_MODELS_DIR": str(models_dir)}
     return {
         "toyseq": Spec(
@@ -112,33 +133,60 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             lambda data: orjson.loads(data)["outputs"],
             {**own, **(toyseq_env or {})},
         ),
-        "floor": Spec("floor", gunicorn(FLOOR_APP), f"/tasks/{task}/predict", toyseq_body, None, own),
+        "floor": Spec(
+            "floor",
+            gunicorn(FLOOR_APP),
+            f"/tasks/{task}/predict",
+            toyseq_body,
+            lambda data: orjson.loads(data)["outputs"],
+            own,
+        ),
         "kserve": Spec(
             "kserve",
-            lambda port, scratch: [
-                str(envs.python("kserve")),
-                "-m",
-                "benchmarks.peers.kserve_runtime",
-                "--task",
-                task,
-                "--http_port",
-                str(port),
-                "--grpc_port",
-                str(free_port()),
-                "--workers",
-                str(workers),
-                "--enable_grpc",
-                "false",
-                "--enable_latency_logging",
-                "false",
-                "--log_config_file",
-                str(scratch / "logging.json"),
-            ],
+            lambda port, scratch: kserve_command(port, scratch),
             f"/v1/models/{task}:predict",
             lambda inputs: orjson.dumps({"instances": inputs}),
             lambda data: orjson.loads(data)["predictions"],
             peer_env,
             kserve_setup,
+        ),
+        "kserve-v2": Spec(
+            "kserve-v2",
+            lambda port, scratch: kserve_command(port, scratch),
+            f"/v2/models/{task}/infer",
+            lambda inputs: orjson.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "input",
+                            "shape": [len(inputs), len(inputs[0])],
+                            "datatype": "INT64",
+                            "data": [v for row in inputs for v in row],
+                        }
+                    ]
+                }
+            ),
+            _v2_outputs,
+            peer_env,
+            kserve_setup,
+        ),
+        "raw-floor": Spec(
+            "raw-floor",
+            lambda port, scratch: [
+                sys.executable,
+                "-m",
+                "benchmarks.raw_floor",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--models-dir",
+                str(models_dir),
+            ],
+            f"/tasks/{task}/predict",
+            toyseq_body,
+            lambda data: orjson.loads(data)["outputs"],
+            {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)},
         ),
         "mlserver": Spec(
             "mlserver",
@@ -250,6 +298,17 @@ class Running:
             except (FileNotFoundError, ProcessLookupError):
                 continue
         return found
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server's processes so far (from /proc; clock ticks to seconds)."""
+        ticks = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # a process gone meanwhile
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def memory(self) -> dict:
         """RSS summed over the process tree (pages shared after fork count once per process, as `ps` shows

@@ -20,7 +20,7 @@ from flask.sessions import NullSession, SessionInterface
 from werkzeug.routing import Map
 
 from ..core.predictor import SessionConfig
-from . import errors
+from . import errors, offload
 from .config import Config
 from .observability import flushing, logs
 from .observability.metrics import Metrics
@@ -157,6 +157,8 @@ class Observe:
 
         try:
             body = self.wsgi_app(environ, start)
+        except offload.MoveToPool:
+            raise  # not answered here: the worker runs it again on its pool, where it is counted
         except BaseException as exc:
             # Cut off inside the app: the worker timeout's SystemExit (gunicorn then answers 503, see
             # worker_errors.py) or an error from the server itself. Counted here, since the request never returns;
@@ -168,6 +170,8 @@ class Observe:
         return body
 
     def _record(self, environ: dict, started: float, rid: str, answer: list) -> None:
+        if environ.get("toyseq.abandoned"):
+            return  # the worker already answered (and counted) it: cut off by the worker timeout
         seconds = time.perf_counter() - started
         req = environ.pop("toyseq.request", None)  # Flask's request object (see _Request); drops the cycle
         record = (

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 PREFIX = "TOYSEQ_"
-WORKER_CLASSES = {"gthread": "service.server.worker.BufferedThreadWorker", "sync": "sync"}
+WORKER_CLASSES = {"loop": "service.server.worker.LoopWorker", "sync": "sync"}
 
 
 class ConfigError(ValueError):
@@ -38,14 +38,17 @@ class Config:
     timeout: int = 30  # gunicorn: a worker silent this long is killed and replaced
     graceful_timeout: int = 30  # gunicorn: how long SIGTERM waits for in-flight requests
     keepalive: int = 2  # seconds an idle kept-alive connection stays open
-    # The worker model (gunicorn_conf.py): "gthread" is gunicorn's threaded worker with whole requests read
-    # by the main loop before a thread sees them (service/server/worker.py); "sync" is gunicorn's sync worker
-    # (one request at a time per worker, no keep-alive, no slow-client protection), kept for comparisons.
-    worker_class: str = "gthread"
-    request_threads: int = 2  # gthread: requests one worker runs at once (gunicorn's threads)
-    worker_connections: int = 1000  # gthread: open connections one worker holds, kept-alive or arriving
-    read_timeout: int = 10  # gthread: seconds to send a whole request (and to read an answer) before the drop
-    keepalive_requests: int = 100  # gthread: requests per connection before "Connection: close"; 0: no limit
+    # The worker model (gunicorn_conf.py): "loop" is toyseq's event-loop worker (service/server/worker.py):
+    # whole requests read on the loop, cheap ones run there, heavy ones on a pool of `request_threads`;
+    # "sync" is gunicorn's sync worker (one request at a time per worker, no keep-alive, no slow-client
+    # protection), kept for comparisons.
+    worker_class: str = "loop"
+    request_threads: int = 2  # loop: heavy requests one worker runs at once, on its pool
+    # loop: a predict estimated (service/core/cost.py) at up to this many CPU seconds runs on the event loop
+    inline_seconds: float = 0.005
+    worker_connections: int = 1000  # loop: open connections one worker holds, kept-alive or arriving
+    read_timeout: int = 10  # loop: seconds to send a whole request (and to take an answer) before the drop
+    keepalive_requests: int = 100  # loop: requests per connection before "Connection: close"; 0: no limit
     reuse_port: bool = False  # each worker listens on its own SO_REUSEPORT socket; the kernel spreads connections
     limit_request_line: int = 4094
     limit_request_fields: int = 100
@@ -85,6 +88,8 @@ class Config:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be at least 1")
+        if not self.inline_seconds >= 0:  # also refuses NaN
+            raise ConfigError(f"{PREFIX}INLINE_SECONDS must be 0 (every predict on the pool) or more")
         if not self.max_request_seconds > 0:  # also refuses NaN
             raise ConfigError(f"{PREFIX}MAX_REQUEST_SECONDS must be more than 0")
         if self.worker_class not in WORKER_CLASSES:

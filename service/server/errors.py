@@ -6,14 +6,14 @@ anything else is logged and answered with a detail-free 500 (no input is meant t
 
 from __future__ import annotations
 
-import json
 import logging
 
-import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ..core.codec import Problem
+from . import problems
+from .problems import PROBLEM_TYPE
 
 try:  # the body-reading errors of gunicorn's parser, raised from wsgi.input.read() inside a view
     from gunicorn.http.errors import NoMoreData, ParseException
@@ -22,7 +22,7 @@ try:  # the body-reading errors of gunicorn's parser, raised from wsgi.input.rea
 except ImportError:  # served by another WSGI server
     _BODY_ERRORS = ()
 
-PROBLEM_TYPE = "application/problem+json"
+__all__ = ["PROBLEM_TYPE", "ServiceError", "problem", "register"]
 DRAIN_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read and dropped so that its client sees the 413
 log = logging.getLogger("toyseq.error")
 
@@ -50,12 +50,8 @@ class ServiceError(Exception):
         self.extra = extra or {}
 
     def body(self) -> dict:
-        body = {
-            "type": f"urn:toyseq:problem:{self.slug}",
-            "title": self.title,
-            "status": self.status,
-            "detail": self.message,
-        }
+        body = problems.body(self.status, self.slug, self.message)
+        body["title"] = self.title
         if self.errors:
             body["errors"] = [{"pointer": p.pointer, "message": p.message} for p in self.errors]
             if self.total > len(self.errors):
@@ -93,11 +89,7 @@ class TaskUnavailable(ServiceError):
 
 
 def problem(body: dict, status: int, headers: dict | None = None) -> Response:
-    try:
-        data = orjson.dumps(body)
-    except TypeError:  # text orjson cannot write (a lone surrogate echoed from the request): escape it instead
-        data = json.dumps(body, default=str).encode()
-    response = Response(data, status=status, mimetype=PROBLEM_TYPE)
+    response = Response(problems.encode(body), status=status, mimetype=PROBLEM_TYPE)
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -119,28 +111,18 @@ def register(app: Flask) -> None:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             if limit:
                 detail = f"the body is larger than the limit of {limit} bytes (TOYSEQ_MAX_BODY_BYTES)"
-        body = {"type": "about:blank", "title": err.name, "status": status, "detail": detail}
-        return problem(body, status, headers)
+        slug = err.name.lower().replace(" ", "-")
+        return problem({**problems.body(status, slug, detail), "title": err.name}, status, headers)
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception):
         if _BODY_ERRORS and isinstance(err, _BODY_ERRORS):
             # gunicorn met malformed chunking (or the client left mid-body) while the app read the body
-            body = {
-                "type": "urn:toyseq:problem:malformed-chunked-body",
-                "title": "Bad Request",
-                "status": 400,
-                "detail": f"the request body could not be read: {type(err).__name__} {str(err)[:120]}".strip(),
-            }
-            return problem(body, 400, {"Connection": "close"})
+            detail = f"the request body could not be read: {type(err).__name__} {str(err)[:120]}".strip()
+            return problem(problems.body(400, "malformed-chunked-body", detail), 400, {"Connection": "close"})
         log.exception("unhandled error in request %s", request.environ.get("toyseq.request_id", "-"))
-        body = {
-            "type": "about:blank",
-            "title": "Internal Server Error",
-            "status": 500,
-            "detail": "internal error; quote the X-Request-ID header when reporting it",
-        }
-        return problem(body, 500)
+        detail = "internal error; quote the X-Request-ID header when reporting it"
+        return problem(problems.body(500, "internal", detail), 500)
 
 
 def drain(limit: int) -> None:

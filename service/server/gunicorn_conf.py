@@ -17,19 +17,22 @@ _config = Config.load()
 bind = _config.bind
 workers = _config.workers
 worker_class = WORKER_CLASSES[_config.worker_class]
-# gunicorn turns a sync worker with threads > 1 into gthread: threads apply to gthread only.
-threads = _config.request_threads if _config.worker_class == "gthread" else 1
+# gunicorn turns a sync worker with threads > 1 into gthread; the loop worker runs its own pool.
+threads = 1
 worker_connections = _config.worker_connections
 reuse_port = _config.reuse_port
-if _config.worker_class == "gthread":
-    from service.server.worker import BufferedThreadWorker
+if _config.worker_class == "loop":
+    from service.server.worker import LoopWorker
 
-    # Bytes held by requests still arriving, per worker: 8 bodies of the largest size allowed.
-    BufferedThreadWorker.configure(
-        read_timeout=_config.read_timeout,
+    # Bytes held per worker by requests still arriving, and again by answers clients have not read: 8
+    # bodies of the largest size allowed.
+    LoopWorker.configure(
+        read_timeout=float(_config.read_timeout),
         keepalive_requests=_config.keepalive_requests,
         max_body_bytes=_config.max_body_bytes,
         buffer_bytes=8 * _config.max_body_bytes,
+        pool_threads=_config.request_threads,
+        inline_seconds=_config.inline_seconds,
     )
 timeout = _config.timeout
 graceful_timeout = _config.graceful_timeout
@@ -75,8 +78,9 @@ def on_exit(server):
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
-# Last, so that it wraps whichever worker class is set above: gunicorn's own error answers (malformed HTTP,
+# Last, so that it wraps the sync worker when that is chosen: gunicorn's own error answers (malformed HTTP,
 # oversize request line or headers, worker timeout) become problem+json; see service/server/worker_errors.py.
+# The loop worker answers its own (service/server/connection.py).
 from service.server.worker_errors import problem_worker  # noqa: E402
 
 worker_class = problem_worker(worker_class)

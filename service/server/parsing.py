@@ -10,6 +10,7 @@ import numpy as np
 from ..core.capabilities import OPTIONS
 from ..core.codec import MAX_PROBLEMS, Checked, InputError, Problem, json_type
 from ..core.predictor import Predictor
+from . import offload
 from .errors import InvalidRequest, OverBudget
 from .registry import Limits
 
@@ -124,6 +125,7 @@ def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: L
     seconds = predictor.cost.seconds(rows, values, steps)
     budget = limits.max_request_seconds
     if seconds <= budget:
+        offload.check(seconds)  # a heavy request leaves the worker's event loop for its pool
         return
     length = max(1, round(values / rows))
     fits = predictor.cost.largest(budget, length, steps)

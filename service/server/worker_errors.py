@@ -9,38 +9,24 @@ the request that is wrong, `Connection: close`, and the request counted in /metr
 like any other.
 
 The mixin goes in front of any gunicorn worker class that calls `handle_error(req, client, addr, exc)`
-(sync and gthread both do); gunicorn_conf.py picks the subclass matching the configured worker class:
+(gunicorn's sync worker does); gunicorn_conf.py applies it when TOYSEQ_WORKER_CLASS=sync:
 
     worker_class = worker_errors.problem_worker(worker_class)   # "sync" -> "service.server.worker_errors.SyncWorker"
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from gunicorn import util
 from gunicorn.http import errors as http_errors
-from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 from gunicorn.workers.sync import SyncWorker as _SyncWorker
 
-from .errors import PROBLEM_TYPE
-from .worker import BufferedThreadWorker as _BufferedThreadWorker
+from . import problems
 
 log = logging.getLogger("toyseq.http")
 
-REASONS = {
-    400: "Bad Request",
-    403: "Forbidden",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    417: "Expectation Failed",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-}
 DETAIL_CHARS = 120  # of gunicorn's own message (it may quote the client's bytes): enough to locate the fault
 
 
@@ -124,19 +110,7 @@ def classify(exc: BaseException, cfg) -> tuple[int, str, str]:
 
 
 def render(status: int, slug: str, detail: str) -> bytes:
-    body = json.dumps(
-        {
-            "type": f"urn:toyseq:problem:{slug}",
-            "title": REASONS.get(status, "Error"),
-            "status": status,
-            "detail": detail,
-        }
-    ).encode()  # ensure_ascii: any client bytes are safe
-    head = (
-        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nConnection: close\r\n"
-        f"Content-Type: {PROBLEM_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
+    return problems.http_answer(status, slug, detail)
 
 
 class ProblemErrors:
@@ -175,20 +149,8 @@ class SyncWorker(ProblemErrors, _SyncWorker):
     pass
 
 
-class ThreadWorker(ProblemErrors, _ThreadWorker):
-    pass
-
-
-class BufferedThreadWorker(ProblemErrors, _BufferedThreadWorker):
-    """toyseq's default worker (worker.py) with these error answers."""
-
-
-_BY_NAME = {"sync": SyncWorker, "gthread": ThreadWorker}
-_BY_CLASS = {
-    "gunicorn.workers.sync.SyncWorker": SyncWorker,
-    "gunicorn.workers.gthread.ThreadWorker": ThreadWorker,
-    "service.server.worker.BufferedThreadWorker": BufferedThreadWorker,
-}
+_BY_NAME = {"sync": SyncWorker}
+_BY_CLASS = {"gunicorn.workers.sync.SyncWorker": SyncWorker}
 
 
 def problem_worker(worker_class):

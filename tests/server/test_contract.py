@@ -119,7 +119,7 @@ def test_task_names_never_reach_the_filesystem(client, path):
 
 def test_wrong_method_is_405(client, any_task):
     body = assert_problem(client.get(f"/tasks/{any_task}/predict"), 405)
-    assert body["type"] == "about:blank"
+    assert body["type"] == "urn:toyseq:problem:method-not-allowed"
     assert "POST" in client.get(f"/tasks/{any_task}/predict").headers["Allow"]
     assert_problem(client.delete("/tasks"), 405)
 

@@ -364,19 +364,13 @@ def _count(server, status: str) -> float:
     )
 
 
-def test_a_worker_timeout_answers_problem_json_and_is_counted(gunicorn_server):
+@pytest.mark.parametrize("worker", [{}, {"TOYSEQ_WORKER_CLASS": "sync"}], ids=["loop", "sync"])
+def test_a_worker_timeout_answers_problem_json_and_is_counted(gunicorn_server, worker):
     """The backstop behind the cost budget: a request that still runs into TOYSEQ_TIMEOUT (here the budget is
     lifted and the timeout is 2 s) gets a 503 problem+json, not gunicorn's HTML 500, and /metrics counts it."""
     server = gunicorn_server(
-        # sync workers: a gthread worker's main loop keeps the arbiter's heartbeat going while a thread is
-        # busy, so there the cost budget, not the timeout, is what bounds a request
-        {
-            "TOYSEQ_TIMEOUT": 2,
-            "TOYSEQ_MAX_REQUEST_SECONDS": 1000,
-            "TOYSEQ_WORKERS": 2,
-            "TOYSEQ_LOG_LEVEL": "warning",
-            "TOYSEQ_WORKER_CLASS": "sync",
-        }
+        {"TOYSEQ_TIMEOUT": 2, "TOYSEQ_MAX_REQUEST_SECONDS": 1000, "TOYSEQ_WORKERS": 2, "TOYSEQ_LOG_LEVEL": "warning"}
+        | worker
     )
     # 2,000 x 1,000 steps: the most TOYSEQ_MAX_ROLLOUT_VALUES allows, seconds of CPU against a 2 s timeout
     body = orjson.dumps({"inputs": [[1, 2, 3, 4, 5, 6, 7]] * 2000, "steps": 1000})
@@ -387,3 +381,41 @@ def test_a_worker_timeout_answers_problem_json_and_is_counted(gunicorn_server):
     while _count(server, "503") < 1 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _count(server, "503") == 1
+
+
+def test_a_worker_timeout_loses_none_of_the_other_requests_its_worker_held(gunicorn_server):
+    """One worker: while a request runs into TOYSEQ_TIMEOUT on its pool, a client on a kept-alive connection
+    keeps being answered (cheap requests run on the loop); when the worker is replaced, that client's
+    requests go on being answered by the new one. None fails or is dropped."""
+    import threading
+
+    from tests.support.load import Client, predict_call
+
+    server = gunicorn_server(
+        {"TOYSEQ_TIMEOUT": 2, "TOYSEQ_MAX_REQUEST_SECONDS": 1000, "TOYSEQ_WORKERS": 1, "TOYSEQ_LOG_LEVEL": "warning"}
+    )
+    outcomes, stop = [], threading.Event()
+
+    def steady():
+        import random
+
+        rng, client = random.Random(0), Client(server.base_url, timeout=60)
+        while not stop.is_set() and len(outcomes) < 20_000:
+            outcomes.append((time.monotonic(), client.send(predict_call("echo-lag", rng))))
+            time.sleep(0.01)
+        client.close()
+
+    thread = threading.Thread(target=steady, daemon=True)
+    thread.start()
+    body = orjson.dumps({"inputs": [[1, 2, 3, 4, 5, 6, 7]] * 2000, "steps": 1000})
+    answer = one(server.port, request("POST", "/tasks/arith-next/predict", JSON, body), deadline=30)
+    answered = time.monotonic()
+    assert_problem(answer, 503, "TOYSEQ_TIMEOUT")
+    deadline = time.monotonic() + 60  # the replacement loads its models, then answers
+    while time.monotonic() < deadline and not any(at > answered + 1 and o.result == "ok" for at, o in outcomes):
+        time.sleep(0.2)
+    stop.set()
+    thread.join(70)
+    failed = [(o.result, o.status, o.detail[:200]) for _, o in outcomes if o.result != "ok"]
+    assert not failed, failed[:5]
+    assert any(at > answered + 1 for at, _ in outcomes), "no request was answered by the replacement"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Response
 
+from .. import problems
 from ..errors import problem
 
 
@@ -23,17 +24,7 @@ def blueprint(state) -> Blueprint:
         if registry.unavailable or not ready:
             reasons = "; ".join(f"{t}: {r}" for t, r in sorted(registry.unavailable.items()))
             detail = f"not ready: unavailable tasks: {reasons}" if reasons else "not ready: no models found"
-            return problem(
-                {
-                    "type": "urn:toyseq:problem:not-ready",
-                    "title": "Service Unavailable",
-                    "status": 503,
-                    "detail": detail,
-                    "ready": ready,
-                    "unavailable": registry.unavailable,
-                },
-                503,
-            )
+            return problem(problems.body(503, "not-ready", detail, ready=ready, unavailable=registry.unavailable), 503)
         return Response(orjson.dumps({"status": "ready", "tasks": ready}), mimetype="application/json")
 
     @bp.get("/metrics")
