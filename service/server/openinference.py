@@ -385,6 +385,11 @@ def _outputs(model: Model, requested, options: dict[str, int | None], default_bi
         name = item["name"]
         if name in chosen:
             raise BadRequest(f"output {_quote(name)} is requested more than once")
+        if name not in model.tensors():  # Triton's words (qa/L0_output_name checks their start)
+            raise BadRequest(
+                f"unexpected inference output {_quote(name)} for model {model.name!r}; its outputs: "
+                + ", ".join(model.tensors())
+            )
         if name not in available:
             raise BadRequest(f"output {_quote(name)} cannot be returned: {_why_not(model, name)}")
         binary = _parameters(item.get("parameters"), f"output {name!r}").get(BINARY_OUTPUT, default_binary)
@@ -395,10 +400,8 @@ def _outputs(model: Model, requested, options: dict[str, int | None], default_bi
 
 
 def _why_not(model: Model, name: str) -> str:
-    for option, outputs in PARAMETER_OUTPUTS.items():
-        if name in outputs and option in model.maxima:
-            return f"it needs the request parameter {option} (1..{model.maxima[option]})"
-    return f"model {model.name} has outputs {', '.join(model.tensors())}"
+    option = next(option for option, outputs in PARAMETER_OUTPUTS.items() if name in outputs)
+    return f"it needs the request parameter {option} (1..{model.maxima[option]})"
 
 
 def render(model: Model, request: InferRequest, result: dict) -> tuple[bytes, bytes | None]:

@@ -410,6 +410,13 @@ def test_infer_without_outputs_returns_every_output_its_parameters_produce(clien
         assert f"parameter {option} (1..{meta['parameters'][f'{option}_max']})" in message, message
 
 
+def test_an_unknown_output_is_400_in_tritons_words(client, tasks):
+    # qa/L0_output_name: the message starts "unexpected inference output 'DUMMY' for model"
+    for task in tasks:
+        body = {**v2_body(task, examples(task, 1)), "outputs": [{"name": "DUMMY"}]}
+        assert assert_error(infer(client, task, body), 400).startswith("unexpected inference output 'DUMMY' for model")
+
+
 def test_duplicate_output_names_are_400(client, any_task):
     # Triton answers 400 when a request names an output twice (qa/L0_output_name); so does toyseq
     body = {**v2_body(any_task, examples(any_task, 1)), "outputs": [{"name": "output"}, {"name": "output"}]}
