@@ -9,6 +9,7 @@ same body; the answers must be equal. Three figures per side, in microseconds pe
     parse        orjson.loads + parse_predict (the body's check into arrays)
     parse+batch  and the Batch the predictor feeds onnxruntime (what the check's arrays cost downstream)
     end to end   and the prediction itself
+    v2 binary    openinference.parse_infer of the same rows as one INT64 binary tensor (tritonclient's default)
 """
 
 from __future__ import annotations
@@ -42,9 +43,19 @@ def side(package: str, models: Path, task: str):
     predictor_mod = importlib.import_module(f"{package}.core.predictor")
     parsing = importlib.import_module(f"{package}.server.parsing")
     registry = importlib.import_module(f"{package}.server.registry")
+    oip = importlib.import_module(f"{package}.server.openinference")
     predictor = predictor_mod.Predictor.load(models / task)
     limits = registry.Limits(max_batch=100_000, max_steps=1000, max_top_k=0, max_rollout_values=10_000_000)
-    return predictor_mod, parsing, predictor, limits
+    return predictor_mod, parsing, oip, predictor, limits
+
+
+def binary_request(raw: bytes) -> tuple[bytes, bytes]:
+    """The rows of a native body as a v2 request with one INT64 binary tensor: (JSON part, binary part)."""
+    rows = orjson.loads(raw)["inputs"]
+    data = b"".join(int(v).to_bytes(8, "little", signed=True) for row in rows for v in row)
+    tensor = {"name": "input", "datatype": "INT64", "shape": [len(rows), len(rows[0])]}
+    header = {"inputs": [{**tensor, "parameters": {"binary_data_size": len(data)}}]}
+    return orjson.dumps(header), data
 
 
 def body(task_rows: int, seed: int = 0) -> bytes:
@@ -71,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             "after": side("service", ROOT / "models", args.task),
         }
         cases = {}
-        for label, (predictor_mod, parsing, predictor, limits) in sides.items():
+        header, data = binary_request(raw)
+        for label, (predictor_mod, parsing, oip, predictor, limits) in sides.items():
 
             def parse(parsing=parsing, p=predictor, limits=limits):
                 return parsing.parse_predict(p, orjson.loads(raw), limits)
@@ -79,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             cases[label, "parse"] = parse
             cases[label, "parse+batch"] = lambda parse=parse, m=predictor_mod: m._batch(parse()[0])
             cases[label, "end to end"] = lambda parse=parse, p=predictor: p.predict(parse()[0])
+            model = oip.Model(predictor, limits)
+            cases[label, "v2 binary"] = lambda oip=oip, model=model: oip.parse_infer(model, header, data)
         if cases["before", "end to end"]() != cases["after", "end to end"]():
             print("the two revisions answer differently", file=sys.stderr)
             return 1
@@ -89,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = timeit.timeit(call, number=number, timer=time.process_time) / number
                 best[key] = min(best[key], seconds * 1e6)
     print(f"{args.task}, {args.rows} sequences, CPU microseconds per request (best of {args.rounds} rounds)")
-    for what in ("parse", "parse+batch", "end to end"):
+    for what in ("parse", "parse+batch", "end to end", "v2 binary"):
         b, a = best["before", what], best["after", what]
         print(f"  {what:12s} before {b:9.1f}  after {a:9.1f}  after/before {a / b:.2f}")
     return 0

@@ -145,5 +145,5 @@ def test_check_benchmark_compares_two_revisions_in_one_process():
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
-    for what in ("parse", "parse+batch", "end to end"):
+    for what in ("parse", "parse+batch", "end to end", "v2 binary"):
         assert what in done.stdout and "after/before" in done.stdout, done.stdout
