@@ -455,7 +455,7 @@ def test_timeout_parameter_is_honoured(client):
 
 
 def test_model_list_as_kserve(client, tasks):
-    # KServe's GET /v2/models (kserve/protocol/rest/v2_endpoints.py `models`, test_server.py): {"models": [names]}
+    # KServe's GET /v2/models as its test_server.py test_list_models_v2 checks it: 200, {"models": [names]}
     r = client.get("/v2/models")
     assert r.status_code == 200 and r.mimetype == "application/json"
     assert r.get_json() == {"models": sorted(tasks)}
