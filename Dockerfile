@@ -38,7 +38,8 @@ ENV TOYSEQ_BIND=0.0.0.0:8000 \
 EXPOSE 8000
 
 # The slim image has no curl. The port follows TOYSEQ_BIND so `-e TOYSEQ_BIND=...` keeps the check right;
-# urlopen raises on a 503, so "not ready" is unhealthy.
+# urlopen raises on a 503, so "not ready" (no task can serve) is unhealthy; a single broken task is not
+# (it answers 503 on its own paths and /readyz names it; TOYSEQ_STRICT=1 refuses to start instead).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('TOYSEQ_BIND', '0.0.0.0:8000').rsplit(':', 1)[-1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=4)"]
 

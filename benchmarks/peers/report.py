@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _spread(r: dict) -> str:
-    return f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
+def _spread(r: dict | None) -> str:
+    return "-" if r is None else f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
 
 
 def table(res: dict) -> str:
@@ -24,9 +24,9 @@ def table(res: dict) -> str:
     ]
     for name, s in res["servers"].items():
         lines.append(
-            f"| {name} | {s['one_rps']:,.0f} | {s['one_p50_ms']:.2f} / {s['one_p99_ms']:.2f} | {s['one_cpu_us']:,.0f} "
+            f"| {name} | {s['one_rps']:,.0f} | {s['one_p50_ms']:.2f} / {s['one_p99_ms']:.2f} | {_cpu(s, 'one')} "
             f"| {s['hundred_rps']:,.0f} | {s['hundred_p50_ms']:.1f} / {s['hundred_p99_ms']:.1f} "
-            f"| {s['hundred_cpu_us']:,.0f} "
+            f"| {_cpu(s, 'hundred')} "
             f"| {s['cold_start_s']:.2f} | {s['idle_rss_mib']:.0f} ({s['idle_pss_mib']:.0f}) "
             f"| {s['loaded_rss_mib']:.0f} | {s['errors']} |"
         )
@@ -41,8 +41,8 @@ def table(res: dict) -> str:
         ]
         for name, r in res["ratios"].items():
             lines.append(
-                f"| {name} | {_spread(r['one_rps'])} | {_spread(r['one_p99'])} | {_spread(r['one_cpu'])} "
-                f"| {_spread(r['hundred_rps'])} | {_spread(r['hundred_cpu'])} "
+                f"| {name} | {_spread(r['one_rps'])} | {_spread(r.get('one_p99'))} | {_spread(r.get('one_cpu'))} "
+                f"| {_spread(r['hundred_rps'])} | {_spread(r.get('hundred_cpu'))} "
                 f"| {_spread(r['cold_start'])} | {_spread(r['idle_rss'])} | {_spread(r['loaded_rss'])} |"
             )
     if res["goals"]:
@@ -50,6 +50,11 @@ def table(res: dict) -> str:
         for g in res["goals"]:
             lines.append(f"| {g['what']} | {g['ratio']:.2f}x | {g['goal']} | {'met' if g['met'] else 'MISSED'} |")
     return "\n".join(lines)
+
+
+def _cpu(server: dict, key: str) -> str:
+    value = server.get(f"{key}_cpu_us")  # runs before CPU was measured have none
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def chart(res: dict, path: Path) -> None:

@@ -12,6 +12,7 @@ Worked example (relative encoder, basis "value"; `arith-next` adds the steps as 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -217,12 +218,18 @@ class InputContract:
             return [Problem(pointer, f"expected a sequence (a JSON array of numbers), got {json_type(seq)}")]
         problems = []
         if not self.min_length <= len(seq) <= self.max_length:
-            problems.append(Problem(pointer, f"length {len(seq)} is outside {self.length_text} for task {task}"))
+            problems.append(Problem(pointer, self._length_problem(len(seq), task)))
         for j, value in enumerate(seq):
             message = self._value_problem(value, task)
             if message:
                 problems.append(Problem(f"{pointer}/{j}", message))
         return problems
+
+    def _length_problem(self, length: int, task: str) -> str:
+        # "length 2 is outside exactly 3" reads as nonsense: a fixed length is named as the one it must be.
+        if self.min_length == self.max_length:
+            return f"length {length}, but task {task} takes exactly {self.min_length} values"
+        return f"length {length} is outside {self.length_text} for task {task}"
 
     def _value_problem(self, value: Any, task: str) -> str | None:
         kind = "an integer" if self.dtype == "int" else "a number"
@@ -233,7 +240,7 @@ class InputContract:
                 "(integers past 64 bits are not accepted)"
             )
         if type(value) not in (_INT_TYPES if self.dtype == "int" else _NUMBER_TYPES):
-            return f"expected {kind}, got {json_type(value)} {_short(value)}"
+            return f"expected {kind}, got {_described(value)}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"expected a finite number, got {value}"
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
@@ -258,8 +265,17 @@ def json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _described(value: Any) -> str:
+    """A JSON value as a client wrote it: `null`, `a boolean (true)`, `a string "abc"`, never a Python repr."""
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return f"a boolean ({'true' if value else 'false'})"
+    return f"{json_type(value)} {_short(value)}"
+
+
 def _short(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
+    text = json.dumps(value, ensure_ascii=False, default=str)  # JSON's spelling: "abc", {"a": 1}
     return text if len(text) <= 40 else text[:37] + "..."
 
 

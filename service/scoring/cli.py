@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         return ray_main(p, args)
     if fmt == "parquet" and args.input == "-":
         p.error("Parquet is read by row group: give a file, not stdin")
+    if fmt == "parquet" and args.output == "-" and sys.stdout.isatty():  # as gzip and tar refuse to
+        p.error("Parquet is binary and stdout is a terminal: give -o FILE, or redirect stdout")
     with ExitStack() as stack:
         try:
             chosen = backend(

@@ -139,7 +139,8 @@ class RemoteBackend:
 
     A chunk answered 422 is split by the pointers of its problems: rows named there get their error,
     the others are sent again (the service lists at most a few problems per answer, so this repeats
-    until the rest is accepted). 413, or a 422 over the service's cost budget, halves the chunk. 503 and connection errors are retried with
+    until the rest is accepted). 413, or a 422 over the service's cost budget, halves the chunk; a single
+    row refused so is an error row like any other. 503 and connection errors are retried with
     backoff by the Client."""
 
     def __init__(
@@ -189,6 +190,9 @@ class RemoteBackend:
         too_big = err.status == 413 or str(err.problem.get("type", "")).endswith(":over-budget")
         if too_big and len(todo) > 1:  # the chunk, not a row, is the problem: send it in halves
             return [todo[: len(todo) // 2], todo[len(todo) // 2 :]]
+        if err.status == 413:  # one row alone is over the service's body limit: that row's error, not the job's
+            errors[todo[0]] = chunk.error(todo[0], [("", f"too large for the service: {err}")])
+            return []
         if err.status != 422:
             raise UsageError(f"{self.client.base_url}: {err}")
         by_row: dict[int, list[tuple[str, str]]] = {}

@@ -483,6 +483,13 @@ def score_files(
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=ACTOR_CPUS,
+        # Ray Data restarts lost actors by default, but it creates every actor with constructor arguments of
+        # its own in the object store (its map transformer and context, whatever the UDF takes), and Ray core
+        # cannot promise such restarts: it logs an error-level core_worker.cc line for each actor saying so
+        # (ray-project/ray#53727, #57733; a UDF with no arguments at all gets it too). Our actors hold only
+        # the model, so a lost one is not restarted: the job stops with exit 2 and its part files say how far
+        # it got, rather than relying on a restart Ray itself calls unreliable.
+        max_restarts=0,
         fn_constructor_kwargs={
             "task": task,
             "files": files_ref,

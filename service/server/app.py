@@ -25,6 +25,8 @@ from .config import Config
 from .observability import flushing, logs
 from .observability.metrics import Metrics
 from .registry import Limits, Registry
+from .repository import Repository
+from .statistics import Statistics
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # echoed only when this tame
 _tame = REQUEST_ID.fullmatch
@@ -38,12 +40,15 @@ class State:
     registry: Registry
     metrics: Metrics
     limits: Limits
+    statistics: Statistics
+    repository: Repository
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = Config.load(config)
     logs.setup(settings.log_level)
     metrics = Metrics()
+    statistics = Statistics(metrics)
     # Loaded here, i.e. in each gunicorn worker after fork (no preload_app): onnxruntime sessions are not
     # fork-safe, and each worker gets its own.
     registry = Registry.load(
@@ -63,7 +68,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             }
         },
     )
-    state = State(settings, registry, metrics, Limits.of(settings))
+    repository = Repository(registry, settings, on_failure=lambda task: metrics.load_failures.labels(task).inc())
+    state = State(settings, registry, metrics, Limits.of(settings), statistics, repository)
+    repository.start()  # follows the loads and unloads other workers publish (control.py)
 
     app = _Flask(__name__)
     app.request_class = _Request
@@ -73,11 +80,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["toyseq"] = state
     errors.register(app)
-    app.wsgi_app = Observe(app.wsgi_app, metrics, os.getpid())  # type: ignore[method-assign]
+    app.wsgi_app = Observe(app.wsgi_app, metrics, os.getpid(), statistics)  # type: ignore[method-assign]
 
-    from .routes import docs, health, playground, predict, tasks, v2
+    from .routes import docs, health, playground, predict, tasks, v2, v2_extensions
 
-    for module in (predict, tasks, health, docs, playground, v2):
+    for module in (predict, tasks, health, docs, playground, v2_extensions, v2):
         app.register_blueprint(module.blueprint(state))
     return app
 
@@ -130,9 +137,12 @@ class Observe:
 
     MAX_PENDING = 2000  # requests recorded before the request thread drains them itself
 
-    def __init__(self, wsgi_app, metrics: Metrics, pid: int):
+    def __init__(self, wsgi_app, metrics: Metrics, pid: int, statistics: Statistics | None = None):
         self.wsgi_app = wsgi_app
         self.metrics = metrics
+        self.statistics = statistics
+        if statistics is not None:
+            statistics.pending = self.drain  # a statistics answer first counts what this worker answered
         self.pid = pid  # this worker's, since the app is built after fork
         self.new_id = _request_ids()
         self._pending: list[tuple] = []
@@ -186,6 +196,8 @@ class Observe:
             environ.get("REMOTE_ADDR"),
             environ.get("toyseq.task", ""),
             environ.get("toyseq.sequences", 0),
+            started,
+            environ.get("toyseq.inference"),  # statistics.Timing, set by the predict and infer routes
         )
         with self._lock:
             pending = self._pending
@@ -206,6 +218,8 @@ class Observe:
             remote,
             "",
             0,
+            0.0,
+            None,
         )
         with self._lock:
             self._pending.append(record)
@@ -219,14 +233,17 @@ class Observe:
             if not records:
                 return
             observe, count = self.metrics.observe, self.metrics.count_sequences
+            statistics = self.statistics
             log = logs.access_enabled()
             pid = self.pid
-            for now, seconds, rid, answer, rule, path, method, remote, task, sequences in records:
+            for now, seconds, rid, answer, rule, path, method, remote, task, sequences, started, timing in records:
                 status, headers = answer or ("500", ())
                 status = int(status[:3])
                 observe(rule.endpoint if rule is not None else "unmatched", task, status, seconds)
                 if sequences:
                     count(task, sequences)
+                if timing is not None and statistics is not None:
+                    statistics.record(task, timing, status, started, seconds, sequences, now)
                 if log:
                     size = None
                     for name, value in headers:
@@ -248,6 +265,8 @@ class Observe:
                         now,
                     )
             logs.flush_access()
+            if statistics is not None:
+                statistics.flush()
             self.metrics.flush()  # under gunicorn: into this worker's files, where other workers' scrapes read
 
 

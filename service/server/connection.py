@@ -69,7 +69,13 @@ class Connection(asyncio.Protocol):
         self.served = 0
         self.since = time.monotonic()  # start of the current state (receiving, idle, blocked, lingering)
         self.receiving = True  # a new connection owes its first request within read_timeout
-        self._reset_message()
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.environ: dict | None = None
+        self.in_head = False  # between a request's first byte and the end of its head
+        self.head_seen = 0  # bytes received while in the head (llhttp buffers a field until it ends)
 
     # --- asyncio ---------------------------------------------------------------------------------------
 
@@ -108,6 +114,15 @@ class Connection(asyncio.Protocol):
             self.refusal = refusal
         except httptools.HttpParserError as err:
             self.refusal = self._malformed(str(err))
+        if self.in_head and self.refusal is None:
+            self.head_seen += len(data)
+            if self.head_seen > self.front.max_head_bytes:
+                self.refusal = Refusal(
+                    431,
+                    "headers-too-large",
+                    f"the request head is larger than {self.front.max_head_bytes} bytes "
+                    "(TOYSEQ_LIMIT_REQUEST_LINE and TOYSEQ_LIMIT_REQUEST_FIELDS fields of 8190 bytes)",
+                )
         if self.refusal is not None:
             self.front.received(-self.body_size)
             self.body_size = 0
@@ -152,14 +167,14 @@ class Connection(asyncio.Protocol):
 
     def _reset_message(self) -> None:
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.head_bytes = 0
-        self.body: list[bytes] = []
+        self.headers = []
+        self.body = []
         self.body_size = 0
-        self.environ: dict | None = None
+        self.environ = None
 
     def on_message_begin(self) -> None:
         self._reset_message()
+        self.in_head, self.head_seen = True, 0
         if not self.receiving:
             self.receiving, self.since = True, time.monotonic()
 
@@ -180,7 +195,6 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         front = self.front
-        self.head_bytes += len(name) + len(value) + 4
         if len(self.headers) >= front.limit_request_fields or len(name) + len(value) + 2 > front.limit_field_size:
             raise Refusal(
                 431,
@@ -191,6 +205,7 @@ class Connection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         environ = self.front.base_environ.copy()
         parser = self.parser
         version = parser.get_http_version()

@@ -112,7 +112,7 @@ def register(app: Flask) -> None:
             if limit:
                 detail = f"the body is larger than the limit of {limit} bytes (TOYSEQ_MAX_BODY_BYTES)"
         slug = err.name.lower().replace(" ", "-")
-        return problem({**problems.body(status, slug, detail), "title": err.name}, status, headers)
+        return problem({**problems.body(status, slug, detail or err.name), "title": err.name}, status, headers)
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception):

@@ -10,9 +10,11 @@ import os
 import shutil
 import tempfile
 
+from service.server import preflight
 from service.server.config import WORKER_CLASSES, Config
 
-_config = Config.load()
+_config = Config.load()  # a bad setting: gunicorn prints "Error: <what is accepted>" and exits 1
+preflight.check_models(_config)  # TOYSEQ_STRICT and a bad model: one line, exit 3, before any fork
 
 bind = _config.bind
 workers = _config.workers
@@ -48,7 +50,13 @@ preload_app = False
 _own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="toyseq-metrics-")
+    preflight.remove_at_exit(os.environ["PROMETHEUS_MULTIPROC_DIR"])  # also when gunicorn halts, not only on_exit
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+# Where the workers tell each other about model loads (service/server/control.py); read by each worker's Config.
+_own_control_dir = not os.environ.get("TOYSEQ_CONTROL_DIR")
+if _own_control_dir:
+    os.environ["TOYSEQ_CONTROL_DIR"] = tempfile.mkdtemp(prefix="toyseq-control-")
 
 
 def on_starting(server):
@@ -57,6 +65,10 @@ def on_starting(server):
     for name in os.listdir(path):
         if name.endswith(".db"):
             os.remove(os.path.join(path, name))
+    # Loads and unloads of an earlier run are not this one's: workers start from the models folder.
+    from service.server.control import Channel
+
+    Channel(os.environ["TOYSEQ_CONTROL_DIR"]).clear()
 
 
 def worker_exit(server, worker):
@@ -71,11 +83,16 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    from service.server.control import Channel
+
+    Channel(os.environ["TOYSEQ_CONTROL_DIR"]).forget(worker.pid)  # loads no longer wait for it
 
 
 def on_exit(server):
     if _own_metrics_dir:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    if _own_control_dir:
+        shutil.rmtree(os.environ["TOYSEQ_CONTROL_DIR"], ignore_errors=True)
 
 
 # Last, so that it wraps the sync worker when that is chosen: gunicorn's own error answers (malformed HTTP,

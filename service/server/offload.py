@@ -27,6 +27,12 @@ def check(seconds: float) -> None:
         raise MoveToPool()
 
 
+def off_the_loop() -> None:
+    """Called by a view that may wait (a model load waits for every worker): never on the event loop."""
+    if _budget.get() is not None:
+        raise MoveToPool()
+
+
 def set_budget(seconds: float | None):
     return _budget.set(seconds)
 

@@ -152,11 +152,13 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
             },
             "/readyz": {
                 "get": {
-                    "summary": "Every model is loaded and warmed",
+                    "summary": "Some task serves (models loaded and warmed); names any task that cannot",
                     "operationId": "readyz",
                     "responses": {
-                        "200": _json("ready", {"type": "object"}),
-                        "503": _problem("not ready; names the tasks that cannot be served"),
+                        "200": _json(
+                            "ready: tasks served, and unavailable tasks with their reasons", {"type": "object"}
+                        ),
+                        "503": _problem("not ready: no task can be served; names each with its reason"),
                     },
                 }
             },
@@ -282,6 +284,7 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
         },
     }
     _add_v2(doc, task_names, limits, api_key)
+    _add_v2_extensions(doc, task_names, api_key)
     return doc
 
 
@@ -465,7 +468,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
     }
     paths["/v2/health/ready"] = {
         "get": {
-            "summary": "Every model is loaded and warmed (as /readyz)",
+            "summary": "Some model serves (as /readyz); /v2/models/{name}/ready says which",
             "tags": tags,
             "operationId": "v2Ready",
             "responses": {
@@ -621,3 +624,133 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             },
         }
     )
+
+
+# --- the v2 statistics and model repository extensions (routes/v2_extensions.py) --------------------------
+
+_COUNT_NS = {
+    "type": "object",
+    "required": ["count", "ns"],
+    "properties": {"count": {"type": "integer", "minimum": 0}, "ns": {"type": "integer", "minimum": 0}},
+}
+_STAT_PARTS = (
+    "success",
+    "fail",
+    "queue",
+    "compute_input",
+    "compute_infer",
+    "compute_output",
+    "cache_hit",
+    "cache_miss",
+)
+_MODEL_STATS = {
+    "type": "object",
+    "required": ["model_stats"],
+    "properties": {
+        "model_stats": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [
+                    "name",
+                    "version",
+                    "last_inference",
+                    "inference_count",
+                    "execution_count",
+                    "inference_stats",
+                ],
+                "properties": {
+                    "name": {"type": "string"},
+                    "version": {"type": "string"},
+                    "last_inference": {"type": "integer", "description": "ms since the epoch; 0: never"},
+                    "inference_count": {"type": "integer", "description": "sequences answered"},
+                    "execution_count": {"type": "integer", "description": "predictor calls"},
+                    "inference_stats": {
+                        "type": "object",
+                        "required": list(_STAT_PARTS),
+                        "properties": {part: _COUNT_NS for part in _STAT_PARTS},
+                    },
+                    "batch_stats": {"type": "array"},
+                    "memory_usage": {"type": "array"},
+                },
+            },
+        }
+    },
+}
+_INDEX_ENTRY = {
+    "type": "object",
+    "required": ["name", "version", "state", "reason"],
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "state": {"enum": ["READY", "UNAVAILABLE"]},
+        "reason": {"type": "string"},
+    },
+}
+_CONTROL_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "properties": {"parameters": {"type": "object"}, "ready": {"type": "boolean"}}}
+        }
+    },
+}
+
+
+def _add_v2_extensions(doc: dict, task_names: list[str], api_key: bool) -> None:
+    tags = ["Open Inference Protocol v2 extensions"]
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "examples": task_names[:1]}}
+    version = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+    stats = {
+        "200": _json("per model version, summed over workers", _MODEL_STATS),
+        "404": _v2_error("unknown model, or a version not served"),
+        "503": _v2_error("the model is unavailable"),
+    }
+    paths = doc["paths"]
+    paths["/v2/models/stats"] = {
+        "get": {"summary": "Statistics of every served model", "tags": tags, "responses": stats}
+    }
+    paths["/v2/models/{name}/stats"] = {
+        "get": {"summary": "Statistics of one model", "tags": tags, "parameters": [name], "responses": stats}
+    }
+    paths["/v2/models/{name}/versions/{version}/stats"] = {
+        "get": {
+            "summary": "Statistics of one model version",
+            "tags": tags,
+            "parameters": [name, version],
+            "responses": stats,
+        }
+    }
+    paths["/v2/repository/index"] = {
+        "post": {
+            "summary": "Every task folder with its version and state",
+            "tags": tags,
+            "requestBody": _CONTROL_BODY,
+            "responses": {
+                "200": _json("the tasks", {"type": "array", "items": _INDEX_ENTRY}),
+                "400": _v2_error("a body that is not a JSON object"),
+            },
+        }
+    }
+    for action, summary in (
+        ("load", "Check the task's folder and serve it in every worker (TOYSEQ_MODEL_CONTROL=explicit)"),
+        ("unload", "Stop serving the task in every worker (TOYSEQ_MODEL_CONTROL=explicit)"),
+    ):
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "tags": tags,
+            "parameters": [name],
+            "requestBody": _CONTROL_BODY,
+            "responses": {
+                "200": _json("applied in every worker", {"type": "object"}),
+                "400": _v2_error("the model was refused (the message says why; the old one keeps serving)"),
+                "401": _v2_error("missing or wrong API key (only when the service has one)"),
+                "403": _v2_error("model control is off (TOYSEQ_MODEL_CONTROL=none)"),
+                "404": _v2_error("no such task folder"),
+                "409": _v2_error("a worker found other files in the folder"),
+                "503": _v2_error("some workers had not applied it within TOYSEQ_MODEL_CONTROL_TIMEOUT"),
+            },
+        }
+        if api_key:
+            operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        paths[f"/v2/repository/models/{{name}}/{action}"] = {"post": operation}

@@ -40,7 +40,7 @@ INPUT = "input"
 OUTPUT, ROLLOUT, TOP_K_VALUES, TOP_K_P = "output", "rollout", "top_k_values", "top_k_p"
 PLATFORM = "onnx_onnxv1"
 # Triton's names for the protocol extensions toyseq implements (GET /v2 lists them).
-EXTENSIONS = ["binary_tensor_data", "parameters"]
+EXTENSIONS = ["binary_tensor_data", "parameters", "statistics", "model_repository"]
 # The outputs each toyseq request parameter adds, when the task supports it.
 PARAMETER_OUTPUTS = {"steps": (ROLLOUT,), "top_k": (TOP_K_VALUES, TOP_K_P)}
 OUTPUT_NAMES = (OUTPUT, *WrongPositionDecoder.EXTRAS, ROLLOUT, TOP_K_VALUES, TOP_K_P)  # every task's, together
@@ -313,7 +313,9 @@ def _input(model: Model, tensor, binary: bytes) -> Any:
         )
     batch, length = shape
     if batch > model.limits.max_batch:
-        raise BadRequest(f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request")
+        raise BadRequest(
+            f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request (TOYSEQ_MAX_BATCH)"
+        )
     parameters = _parameters(tensor.get("parameters"), f"input {INPUT!r}")
     size = parameters.get(BINARY_SIZE)
     if size is not None:
@@ -387,7 +389,7 @@ def _outputs(model: Model, requested, options: dict[str, int | None], default_bi
             raise BadRequest(f"output {_quote(name)} is requested more than once")
         if name not in model.tensors():  # Triton's words (qa/L0_output_name checks their start)
             raise BadRequest(
-                f"unexpected inference output {_quote(name)} for model {model.name!r}; its outputs: "
+                f"unexpected inference output '{name[:60]}' for model '{model.name}'; its outputs: "
                 + ", ".join(model.tensors())
             )
         if name not in available:
@@ -453,5 +455,9 @@ def _tensor(name: str, datatype: str, shape: list[int]) -> dict:
 
 
 def _quote(value) -> str:
-    text = repr(value)
+    """A client's value as JSON spells it ("INT8", null, [1, 2]), never as a Python repr."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:  # not a JSON value (cannot come from a parsed body): say what it is
+        text = type(value).__name__
     return text if len(text) <= 60 else text[:57] + "..."

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.capabilities import OPTIONS
+from ..core.capabilities import OPTIONS, Capabilities
 from ..core.codec import MAX_PROBLEMS, Checked, InputError, Problem, json_type
 from ..core.predictor import Predictor
 from . import offload
@@ -59,7 +59,7 @@ def check_request(
         for option, value in options.items():
             message = capabilities.problem(option, value)
             if message:
-                problems.append(Problem(f"/{option}", message))
+                problems.append(Problem(f"/{option}", message + _setting_behind(option, value, capabilities, limits)))
             else:
                 values[option] = value
     steps, top_k = values["steps"], values["top_k"]
@@ -68,7 +68,10 @@ def check_request(
         problems.append(Problem("/inputs", "required field is missing"))
     elif isinstance(inputs, (list, np.ndarray)) and len(inputs) > limits.max_batch:
         problems.append(
-            Problem("/inputs", f"{len(inputs)} sequences exceed the limit of {limits.max_batch} per request")
+            Problem(
+                "/inputs",
+                f"{len(inputs)} sequences exceed the limit of {limits.max_batch} per request (TOYSEQ_MAX_BATCH)",
+            )
         )
     else:
         check_budget(predictor, inputs, steps, limits, problems)
@@ -81,7 +84,7 @@ def check_request(
             Problem(
                 "/steps",
                 f"{steps} steps x {len(arrays)} sequences exceed the limit of "
-                f"{limits.max_rollout_values} rollout values per request",
+                f"{limits.max_rollout_values} rollout values per request (TOYSEQ_MAX_ROLLOUT_VALUES)",
             )
         )
     if problems:
@@ -131,7 +134,7 @@ def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: L
     fits = predictor.cost.largest(budget, length, steps)
     shape = f"{rows} sequences, {values} values" + (f", {steps} steps" if steps else "")
     if fits:
-        advice = f"send at most {fits} sequences of {length} values per request"
+        advice = f"send at most {fits} {'sequence' if fits == 1 else 'sequences'} of {length} values per request"
     elif steps and predictor.cost.most_steps(budget, length):
         advice = f"ask for at most {predictor.cost.most_steps(budget, length)} steps per request"
     else:
@@ -147,6 +150,15 @@ def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: L
         total=len(problems) + 1,
         extra={"estimated_seconds": round(seconds, 3), "limit_seconds": budget},
     )
+
+
+def _setting_behind(option: str, value: Any, capabilities: Capabilities, limits: Limits) -> str:
+    """Names the setting when an integer is over a configured limit (a task's class count is not a setting)."""
+    if type(value) is not int or not 0 < capabilities.maximum(option) < value:
+        return ""
+    if option == "steps":
+        return " (TOYSEQ_MAX_STEPS)"
+    return " (TOYSEQ_MAX_TOP_K)" if limits.max_top_k and value > limits.max_top_k else ""
 
 
 def _escape(key: str) -> str:

@@ -81,6 +81,8 @@ class Front:
         self.max_body_bytes, self.keepalive_requests = s.max_body_bytes, s.keepalive_requests
         self.limit_request_line, self.limit_request_fields = s.limit_request_line, s.limit_request_fields
         self.limit_field_size = s.limit_field_size
+        # the largest head the limits allow: a request line, the fields, their line ends and the blank line
+        self.max_head_bytes = s.limit_request_line + s.limit_request_fields * (s.limit_field_size + 2) + 4
         self.base_environ = base_environ()
         self.connections: set[Connection] = set()
         self.listeners: list = []
@@ -342,6 +344,7 @@ class LoopWorker(base.Worker):
         cls.settings = Settings(**{k: v for k, v in values.items() if k in names})
 
     def run(self) -> None:
+        loop: asyncio.AbstractEventLoop
         try:
             import uvloop
 

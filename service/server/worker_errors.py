@@ -154,7 +154,7 @@ _BY_CLASS = {"gunicorn.workers.sync.SyncWorker": SyncWorker}
 
 
 def problem_worker(worker_class):
-    """The problem+json subclass of a gunicorn worker class given as gunicorn accepts it ("sync", "gthread", a
+    """The problem+json subclass of a gunicorn worker class given as gunicorn accepts it ("sync", a
     dotted path, "egg:gunicorn#sync"); any other class is returned unchanged (its errors stay gunicorn's HTML)."""
     name = worker_class if isinstance(worker_class, str) else f"{worker_class.__module__}.{worker_class.__qualname__}"
     name = name.split("#", 1)[-1]

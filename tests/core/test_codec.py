@@ -162,6 +162,15 @@ def test_rejections_name_the_place(seqs, pointer, words):
     assert words in err.value.problems[0].message
 
 
+def test_a_fixed_length_is_named_as_the_one_required():
+    """Not "length 2 is outside exactly 7": a fixed length reads as the length the task takes."""
+    with pytest.raises(InputError) as err:
+        Codec(ARITH).check([[1, 2]])
+    assert [(p.pointer, p.message) for p in err.value.problems] == [
+        ("/inputs/0", "length 2, but task arith-next takes exactly 7 values")
+    ]
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_floats_rejected(bad):
     with pytest.raises(InputError, match="finite"):

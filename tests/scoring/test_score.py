@@ -280,3 +280,56 @@ def test_client_retries_until_the_service_comes_up(tmp_path, task, models_copy, 
         assert client.predict(task, seqs)["outputs"] == expected(predictor, seqs)
     with pytest.raises(ServiceUnavailable):
         Client(server.url, retries=1, backoff=0.01).predict(task, seqs)
+
+
+@pytest.mark.slow
+def test_a_row_over_the_body_limit_is_an_error_row_not_the_end_of_the_job(
+    tmp_path, gunicorn_server, models_copy, task, predictor
+):
+    """One row larger than TOYSEQ_MAX_BODY_BYTES alone: the chunks around it are halved down to it, then it is
+    reported in place (413 in its error) and every other row is scored."""
+    server = gunicorn_server({"TOYSEQ_MAX_BODY_BYTES": "1200"})
+    seqs = valid_sequences(predictor, 60, seed=9)
+    high = int(predictor.manifest["input"]["high"])
+    seqs[17] = [high] * min(predictor.manifest["input"]["max_length"], 1000)  # ~3,000 bytes of JSON
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(jsonl([{"inputs": s, "id": i} for i, s in enumerate(seqs)]))
+    remote = run_cli(task, path, "--url", server.base_url)
+    assert remote.returncode == 1, remote.stderr
+    answers = parse_jsonl(remote.stdout)
+    assert [a["id"] for a in answers] == list(range(60))
+    assert [a["id"] for a in answers if "error" in a] == [17]
+    assert "too large for the service: HTTP 413" in answers[17]["error"] and "line 18" in answers[17]["error"]
+    good = [s for i, s in enumerate(seqs) if i != 17]
+    assert [a["output"] for a in answers if "error" not in a] == expected(predictor, good)
+    allowed = run_cli(task, path, "--url", server.base_url, "--allow-errors")
+    assert allowed.returncode == 0 and allowed.stdout == remote.stdout
+
+
+def test_parquet_is_never_written_to_a_terminal(tmp_path, models_copy, task):
+    """stdout on a pseudo-terminal: refused with exit 2 before any row is read."""
+    import pty
+
+    pytest.importorskip("pyarrow")
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "service.scoring",
+                task,
+                str(tmp_path / "rows.parquet"),
+                "--models-dir",
+                models_copy,
+            ],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            timeout=TIMEOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 2 and b"stdout is a terminal: give -o FILE" in done.stderr

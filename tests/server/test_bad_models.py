@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import orjson
 import pytest
@@ -12,7 +13,8 @@ import pytest
 from service import create_app
 from service.core import manifest as manifest_mod
 from service.server.registry import StartupError
-from tests.support.paths import TASKS
+from tests.support.paths import ROOT, TASKS
+from tests.support.server import free_port, gunicorn_command, server_env
 
 
 def _corrupt_with_matching_hash(folder):
@@ -88,9 +90,13 @@ def test_a_bad_model_makes_only_its_task_unavailable(broken, fault, tmp_path):
     client = app.test_client()
     reason_part = FAULTS[fault][1]
 
+    # Ready while some task serves (a load balancer keeps sending the others), the broken one named
     ready = client.get("/readyz")
-    assert ready.status_code == 503 and ready.mimetype == "application/problem+json"
-    assert bad in ready.get_json()["detail"] and reason_part in ready.get_json()["unavailable"][bad]
+    assert ready.status_code == 200 and ready.get_json()["tasks"] == TASKS[1:]
+    assert reason_part in ready.get_json()["unavailable"][bad]
+    assert client.get("/v2/health/ready").status_code == 200
+    v2_ready = client.get(f"/v2/models/{bad}/ready")
+    assert v2_ready.status_code == 503 and v2_ready.get_json() == {"name": bad, "ready": False}
 
     listed = {t["name"]: t for t in client.get("/tasks").get_json()["tasks"]}
     assert listed[bad]["available"] is False and reason_part in listed[bad]["reason"]
@@ -130,8 +136,9 @@ def test_gunicorn_serves_other_tasks_and_strict_gunicorn_exits(broken, gunicorn_
     import requests
 
     models, bad = broken("wrong-sha256")
-    server = gunicorn_server(models_dir=models, wait_ready=False)
-    assert requests.get(server.base_url + "/readyz", timeout=10).status_code == 503
+    server = gunicorn_server(models_dir=models)  # ready: the other tasks serve
+    ready = requests.get(server.base_url + "/readyz", timeout=10).json()
+    assert bad in ready["unavailable"] and bad not in ready["tasks"]
     r = requests.post(f"{server.base_url}/tasks/{bad}/predict", json={"inputs": [[1]]}, timeout=10)
     assert r.status_code == 503 and "sha256" in r.json()["detail"]
     good = TASKS[1]
@@ -140,3 +147,67 @@ def test_gunicorn_serves_other_tasks_and_strict_gunicorn_exits(broken, gunicorn_
 
     with pytest.raises(RuntimeError, match="exited"):
         gunicorn_server({"TOYSEQ_STRICT": "1"}, models_dir=models, wait_ready=False)
+
+
+def test_not_ready_when_no_task_serves(tmp_path, models_copy):
+    only = tmp_path / "models"
+    shutil.copytree(models_copy / TASKS[0], only / TASKS[0])
+    _wrong_sha(only / TASKS[0])
+    client = create_app({"models_dir": str(only)}).test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and TASKS[0] in ready.get_json()["unavailable"]
+    assert client.get("/v2/health/ready").status_code == 503
+
+
+def _gunicorn(env: dict, tmp_path) -> subprocess.CompletedProcess:
+    """gunicorn as an operator starts it, TMPDIR in tmp_path so that a left-over metrics folder shows."""
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return subprocess.run(
+        gunicorn_command(),
+        cwd=ROOT,
+        env=server_env(free_port(), {"TMPDIR": str(tmp_path / "tmp"), **env}, tmp_path / "models"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strict", ["1", "true", "yes"])
+def test_strict_gunicorn_exits_3_with_one_line_every_time(broken, tmp_path, strict):
+    """Two workers used to find the bad model at once: exit 3 or 1 at random, a HaltServer traceback, and
+    a /tmp/toyseq-metrics-* folder left behind. The check now runs before the fork."""
+    models, bad = broken("corrupt-onnx")
+    for _ in range(3):
+        done = _gunicorn({"TOYSEQ_STRICT": strict}, tmp_path)
+        assert done.returncode == 3, done.stderr
+        assert f"task {bad} cannot be served" in done.stderr and "onnxruntime cannot load" in done.stderr
+        assert "Traceback" not in done.stderr and done.stderr.count("Error:") == 1
+        assert not list((tmp_path / "tmp").glob("toyseq-metrics-*"))  # no metrics folder left
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("setting", "value", "accepted"),
+    [
+        ("TOYSEQ_LOG_LEVEL", "verbose", "debug, info, warning, error, critical"),
+        ("TOYSEQ_STRICT", "maybe", "1, true, yes, on, 0, false, no, off"),
+        ("TOYSEQ_MAX_BATCH", "abc", "a whole number"),
+        ("TOYSEQ_WORKER_CLASS", "eventlet", "use one of"),
+    ],
+)
+def test_a_bad_setting_stops_gunicorn_before_start_naming_what_is_accepted(
+    tmp_path, models_copy, setting, value, accepted
+):
+    shutil.copytree(models_copy, tmp_path / "models")
+    done = _gunicorn({setting: value}, tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"Error: {setting}={value} is not accepted; use " in done.stderr and accepted in done.stderr
+    assert not list((tmp_path / "tmp").glob("toyseq-metrics-*"))
+
+
+@pytest.mark.slow
+def test_a_models_folder_that_does_not_exist_stops_gunicorn_before_start(tmp_path):
+    done = _gunicorn({"TOYSEQ_MODELS_DIR": str(tmp_path / "nowhere")}, tmp_path)
+    assert done.returncode == 1 and f"Error: TOYSEQ_MODELS_DIR={tmp_path / 'nowhere'} is not a folder" in done.stderr
+    assert "Traceback" not in done.stderr

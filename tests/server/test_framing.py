@@ -225,3 +225,25 @@ def test_fuzzed_requests_are_framed_as_gunicorns_parser_does(front_port, request
         assert comparable(our_seen) == comparable(ref_seen), data
     else:
         assert comparable(our_seen) == comparable(ref_seen)[: len(our_seen)], data
+
+
+def test_an_endless_header_field_is_refused_not_buffered(front_port):
+    """llhttp holds a header field until it ends: the connection counts the head's bytes and answers 431 once
+    they pass what the limits allow, while the client is still sending."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", front_port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nX: ")
+        answer = b""
+        for _ in range(64):  # 4 MiB at most, well past the ~0.8 MB limit
+            try:
+                sock.sendall(b"a" * 65536)
+            except OSError:
+                break
+        sock.settimeout(5)
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]

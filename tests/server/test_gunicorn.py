@@ -84,7 +84,7 @@ def test_metrics_are_summed_over_both_workers(server, models_copy):
     n, batch = 120, 3
     body = orjson.dumps({"inputs": [example] * batch})
 
-    # /readyz answered once one worker was up; a gthread worker can take every connection before the other
+    # /readyz answered once one worker was up; a worker can take every connection before the other
     # has loaded its models, so both must be up before the load.
     deadline = time.monotonic() + 60
     while server.log().count('"models loaded"') < 2 and time.monotonic() < deadline:

@@ -98,7 +98,7 @@ def _closed_by_server(sock: socket.socket, seconds: float) -> bool:
 
 @pytest.mark.slow
 def test_slow_clients_hold_no_worker_and_are_dropped_after_the_read_timeout(gunicorn_server, tasks):
-    """The main loop of each gthread worker receives whole requests before a thread runs them (see
+    """The event loop of each worker receives whole requests before the app sees them (see
     service/server/worker.py and tests/server/test_reliability_slow_clients.py for 64 stalled clients)."""
     task = tasks[0]
     server = gunicorn_server({"TOYSEQ_READ_TIMEOUT": TIMEOUT})

@@ -99,7 +99,9 @@ def assert_error(response, status) -> str:
 def test_server_metadata_live_and_ready(client):
     meta = client.get("/v2").get_json()
     assert (
-        meta["name"] == "toyseq" and meta["version"] and {"binary_tensor_data", "parameters"} <= set(meta["extensions"])
+        meta["name"] == "toyseq"
+        and meta["version"]
+        and meta["extensions"] == ["binary_tensor_data", "parameters", "statistics", "model_repository"]
     )
     assert client.get("/v2/health/live").get_json() == {"live": True}
     r = client.get("/v2/health/ready")
@@ -136,7 +138,7 @@ def test_model_metadata_describes_the_tensors(client, task):
 def test_unknown_model_and_version_are_404(client, any_task):
     assert "unknown task 'nope'" in assert_error(client.get("/v2/models/nope"), 404)
     assert_error(client.get("/v2/models/nope/ready"), 404)
-    assert "has no version '0000'" in assert_error(client.get(f"/v2/models/{any_task}/versions/0000"), 404)
+    assert 'has no version "0000"' in assert_error(client.get(f"/v2/models/{any_task}/versions/0000"), 404)
     assert_error(client.get(f"/v2/models/{any_task}/versions/0000/ready"), 404)
     assert_error(
         infer(
@@ -151,6 +153,8 @@ def test_unknown_model_and_version_are_404(client, any_task):
 
 def test_unknown_v2_paths_and_wrong_methods(client, any_task):
     assert_error(client.get(f"/v2/models/{any_task}/nope"), 404)
+    assert_error(client.get(f"/v2/models/{any_task}/statistics"), 404)
+    assert_error(client.post(f"/v2/models/{any_task}/stats"), 405)  # the statistics extension is GET
     r = client.get(f"/v2/models/{any_task}/infer")
     assert "use POST" in assert_error(r, 405) and r.headers["Allow"] == "POST"
     assert_error(client.post("/v2/health/ready"), 405)

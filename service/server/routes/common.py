@@ -33,8 +33,9 @@ class BodyTooLarge(ServiceError):
     status, title, slug = 413, "Content Too Large", "body-too-large"
 
 
-def api_key_required(api_key: str | None) -> Callable[[View], View]:
-    """A decorator refusing (401) a request without the key, when one is set; a no-op otherwise."""
+def api_key_required(api_key: str | None, on_refused: Callable[[], None] | None = None) -> Callable[[View], View]:
+    """A decorator refusing (401) a request without the key, when one is set; a no-op otherwise. `on_refused`
+    runs first (model control logs who was refused)."""
     secret = api_key.encode() if api_key else b""
 
     def decorate(view: View) -> View:
@@ -44,6 +45,8 @@ def api_key_required(api_key: str | None) -> Callable[[View], View]:
         @functools.wraps(view)
         def guarded(*args, **kwargs):
             if not _authorized(secret):
+                if on_refused is not None:
+                    on_refused()
                 raise Unauthorized(
                     "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
                     headers={"WWW-Authenticate": 'Bearer realm="toyseq"'},

@@ -1,4 +1,4 @@
-"""GET /openapi.json: the API description, rendered once per worker."""
+"""GET /openapi.json: the API description, rendered once per served snapshot of models (registry.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from ..openapi import document
 
 def blueprint(state) -> Blueprint:
     bp = Blueprint("docs", __name__)
-    body = orjson.dumps(document(state.registry.names, state.limits, state.config.api_key != ""))
+    registry = state.registry
+
+    def render(snapshot) -> bytes:
+        return orjson.dumps(document(snapshot.names, state.limits, state.config.api_key != ""))
 
     @bp.get("/openapi.json")
     def openapi():
-        return Response(body, mimetype="application/json")
+        return Response(registry.current.derived("openapi", render), mimetype="application/json")
 
     return bp

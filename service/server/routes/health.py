@@ -1,4 +1,4 @@
-"""GET /healthz (alive), /readyz (every model loaded and warmed) and /metrics (Prometheus)."""
+"""GET /healthz (alive), /readyz (some task loaded and warmed; the unavailable ones named) and /metrics."""
 
 from __future__ import annotations
 
@@ -20,12 +20,16 @@ def blueprint(state) -> Blueprint:
     @bp.get("/readyz")
     def readyz():
         # Models load before a worker accepts its first request, so "not ready" means "cannot be served".
-        ready = sorted(registry.predictors)
-        if registry.unavailable or not ready:
-            reasons = "; ".join(f"{t}: {r}" for t, r in sorted(registry.unavailable.items()))
+        # Ready while some task serves (Registry.ready); the broken ones are named either way. A task unloaded
+        # on request (repository.py) is not a failure.
+        snapshot = registry.current
+        ready, failed = sorted(snapshot.predictors), dict(snapshot.failed)
+        if not ready:
+            reasons = "; ".join(f"{t}: {r}" for t, r in sorted(failed.items()))
             detail = f"not ready: unavailable tasks: {reasons}" if reasons else "not ready: no models found"
-            return problem(problems.body(503, "not-ready", detail, ready=ready, unavailable=registry.unavailable), 503)
-        return Response(orjson.dumps({"status": "ready", "tasks": ready}), mimetype="application/json")
+            return problem(problems.body(503, "not-ready", detail, ready=ready, unavailable=failed), 503)
+        answer = {"status": "ready", "tasks": ready, "unavailable": failed}
+        return Response(orjson.dumps(answer), mimetype="application/json")
 
     @bp.get("/metrics")
     def prometheus():

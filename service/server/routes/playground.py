@@ -14,6 +14,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, request
 
 from ..errors import NotFound
+from ..registry import lookup
 
 PAGE = "playground.html"
 CURVE = "training.png"
@@ -31,7 +32,7 @@ PAGE_HEADERS = {
 def blueprint(state) -> Blueprint:
     bp = Blueprint("playground", __name__)
     registry = state.registry
-    curves = _curves(Path(state.config.models_dir), registry.names)
+    models_dir = Path(state.config.models_dir)
 
     @bp.get("/")
     def page():
@@ -42,10 +43,11 @@ def blueprint(state) -> Blueprint:
 
     @bp.get("/tasks/<name>/training.png")
     def training_curve(name: str):
-        curve = curves.get(name)
+        snapshot = registry.current
+        curve = snapshot.derived("playground.curves", lambda s: _curves(models_dir, s.names)).get(name)
         if curve is None:
-            if name not in registry.names:
-                registry.get(name)  # raises the 404 naming the known tasks
+            if name not in snapshot.names:
+                lookup(snapshot, name)  # raises the 404 naming the known tasks
             raise NotFound(f"task {name} has no training curve", extra={"task": name})
         request.environ["toyseq.task"] = name
         body, etag = curve

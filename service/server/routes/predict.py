@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from time import perf_counter
+
 import orjson
 from flask import Blueprint, Response, request
 
 from ..parsing import parse_predict
+from ..registry import lookup
+from ..statistics import Timing
 from .common import api_key_required, read_json
 
 JSON = "application/json"  # as the content_type argument: werkzeug adds no charset and parses nothing
@@ -15,22 +19,26 @@ def blueprint(state) -> Blueprint:
     bp = Blueprint("predict", __name__)
     registry, limits = state.registry, state.limits
     max_body = state.config.max_body_bytes
-    predictors, unavailable = registry.predictors, registry.unavailable
-    models = {name: {"sha256": p.sha256} for name, p in predictors.items()}
 
     @bp.post("/tasks/<name>/predict")
     @api_key_required(state.config.api_key)
     def predict(name: str):
         environ = request.environ  # one context lookup, then plain dict reads
-        predictor = predictors.get(name)
+        snapshot = registry.current  # this request's models, start to end, whatever a load swaps meanwhile
+        predictor = snapshot.predictors.get(name)
         if predictor is None:
-            if name in unavailable:
+            if name in snapshot.unavailable:
                 environ["toyseq.task"] = name
-            registry.get(name)  # raises: 404 unknown, 503 unavailable
+            lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
         environ["toyseq.task"] = name
+        timing = environ["toyseq.inference"] = Timing(predictor)  # the statistics extension's durations
         arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), limits)
+        timing.infer = perf_counter()
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
+        timing.output = perf_counter()
         environ["toyseq.sequences"] = len(arrays)  # counted by the app's middleware
-        return Response(orjson.dumps({"task": name, "model": models[name], **result}), content_type=JSON)
+        return Response(
+            orjson.dumps({"task": name, "model": {"sha256": predictor.sha256}, **result}), content_type=JSON
+        )
 
     return bp

@@ -5,34 +5,41 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Response, request
 
+from ..registry import Snapshot, lookup
+
 
 def blueprint(state) -> Blueprint:
     bp = Blueprint("tasks", __name__)
     registry = state.registry
-    # Manifests never change while a worker runs: render every answer once.
-    details = {name: describe(name, state, detail=True) for name in registry.names}
-    listing = orjson.dumps({"tasks": [describe(name, state) for name in registry.names]})
-    rendered = {name: orjson.dumps(d) for name, d in details.items()}
+
+    # Manifests change only when a load publishes a new snapshot: every answer is rendered once per snapshot.
+    def listing(snapshot: Snapshot) -> bytes:
+        return orjson.dumps({"tasks": [describe(name, state, snapshot) for name in snapshot.names]})
+
+    def details(snapshot: Snapshot) -> dict[str, bytes]:
+        return {name: orjson.dumps(describe(name, state, snapshot, detail=True)) for name in snapshot.names}
 
     @bp.get("/tasks")
     def list_tasks():
-        return Response(listing, mimetype="application/json")
+        return Response(registry.current.derived("tasks.listing", listing), mimetype="application/json")
 
     @bp.get("/tasks/<name>")
     def show_task(name: str):
+        snapshot = registry.current
+        rendered = snapshot.derived("tasks.details", details)
         if name not in rendered:
-            registry.get(name)  # raises the 404 naming the known tasks
+            lookup(snapshot, name)  # raises the 404 naming the known tasks
         request.environ["toyseq.task"] = name
         return Response(rendered[name], mimetype="application/json")
 
     return bp
 
 
-def describe(name: str, state, detail: bool = False) -> dict:
-    registry = state.registry
-    predictor = registry.predictors.get(name)
+def describe(name: str, state, snapshot: Snapshot | None = None, detail: bool = False) -> dict:
+    snapshot = snapshot or state.registry.current
+    predictor = snapshot.predictors.get(name)
     if predictor is None:
-        return {"name": name, "available": False, "reason": registry.unavailable[name]}
+        return {"name": name, "available": False, "reason": snapshot.unavailable[name]}
     m = predictor.manifest
     limit = state.limits
     capabilities = limit.capabilities(predictor)

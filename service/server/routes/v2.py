@@ -8,8 +8,8 @@ protocol's {"error": "..."}, never problem+json.
 from __future__ import annotations
 
 import logging
-import time
 from importlib.metadata import PackageNotFoundError, version
+from time import perf_counter
 
 import orjson
 from flask import Blueprint, Response, current_app, request
@@ -17,6 +17,8 @@ from werkzeug.exceptions import HTTPException
 
 from .. import openinference as oip
 from ..errors import DRAIN_LIMIT, ServiceError, drain
+from ..registry import lookup
+from ..statistics import Timing
 from .common import api_key_required, read_body
 
 JSON = "application/json"
@@ -27,20 +29,27 @@ def blueprint(state) -> Blueprint:
     bp = Blueprint("v2", __name__)
     registry = state.registry
     max_body = state.config.max_body_bytes
-    models = {name: oip.Model(p, state.limits) for name, p in registry.predictors.items()}
-    metadata = {name: orjson.dumps(m.metadata()) for name, m in models.items()}
-    server = orjson.dumps({"name": "toyseq", "version": _version(), "extensions": oip.EXTENSIONS})
-    # KServe's model list: every task the service knows, served or unavailable (its ready answer says which)
-    listing = orjson.dumps({"models": sorted({*models, *registry.unavailable})})
 
-    def model(name: str, version: str | None) -> oip.Model:
-        found = models.get(name)
+    def served(snapshot) -> dict[str, tuple[oip.Model, bytes]]:
+        # Built once per snapshot of the served models (registry.py): a load swaps the whole snapshot.
+        models = {name: oip.Model(p, state.limits) for name, p in snapshot.predictors.items()}
+        return {name: (m, orjson.dumps(m.metadata())) for name, m in models.items()}
+
+    server = orjson.dumps({"name": "toyseq", "version": _version(), "extensions": oip.EXTENSIONS})
+
+    def entry(name: str, version: str | None) -> tuple[oip.Model, bytes]:
+        """The model and its rendered metadata from the snapshot served now: the request keeps this one."""
+        snapshot = registry.current
+        found = snapshot.derived("v2.models", served).get(name)
         if found is None:
-            registry.get(name)  # raises: 404 unknown, 503 unavailable
+            lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
             raise AssertionError("unreachable: the registry raised")
         request.environ["toyseq.task"] = name
-        found.check_version(version)
+        found[0].check_version(version)
         return found
+
+    def model(name: str, version: str | None) -> oip.Model:
+        return entry(name, version)[0]
 
     @bp.get("/v2")
     def server_metadata():
@@ -52,24 +61,26 @@ def blueprint(state) -> Blueprint:
 
     @bp.get("/v2/health/ready")
     def ready():
-        # Ready as /readyz: every model loaded and warmed (a Kubernetes readiness probe).
-        ok = bool(registry.predictors) and not registry.unavailable
+        # Ready as /readyz (some task serves); /v2/models/<task>/ready says which do.
+        ok = bool(registry.current.predictors)
         return Response(b'{"ready":true}' if ok else b'{"ready":false}', status=200 if ok else 503, content_type=JSON)
 
     @bp.get("/v2/models")
     def model_list():
+        # KServe's model list: every task served now or unavailable (its ready answer says which)
+        listing = registry.current.derived("v2.listing", lambda snapshot: orjson.dumps({"models": snapshot.names}))
         return Response(listing, content_type=JSON)
 
     @bp.get("/v2/models/<name>")
     @bp.get("/v2/models/<name>/versions/<version>")
     def model_metadata(name: str, version: str | None = None):
-        model(name, version)
-        return Response(metadata[name], content_type=JSON)
+        return Response(entry(name, version)[1], content_type=JSON)
 
     @bp.get("/v2/models/<name>/ready")
     @bp.get("/v2/models/<name>/versions/<version>/ready")
     def model_ready(name: str, version: str | None = None):
-        if name in registry.unavailable and name not in models:
+        snapshot = registry.current
+        if name in snapshot.unavailable and name not in snapshot.predictors:
             request.environ["toyseq.task"] = name
             return Response(orjson.dumps({"name": name, "ready": False}), status=503, content_type=JSON)
         model(name, version)
@@ -81,13 +92,16 @@ def blueprint(state) -> Blueprint:
     def infer(name: str, version: str | None = None):
         environ = request.environ
         found = model(name, version)
+        timing = environ["toyseq.inference"] = Timing(found.predictor)  # the statistics extension's durations
         header, binary = oip.split_body(
             read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
         )
         checked = oip.parse_infer(found, header, binary)
         started = environ.get("toyseq.started")
-        oip.check_deadline(found, checked, time.perf_counter() - started if started else 0.0)
+        oip.check_deadline(found, checked, perf_counter() - started if started else 0.0)
+        timing.infer = perf_counter()
         result = found.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k)
+        timing.output = perf_counter()
         environ["toyseq.sequences"] = len(checked.arrays)  # counted by the app's middleware
         body, data = oip.render(found, checked, result)
         if data is None:
