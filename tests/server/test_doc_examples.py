@@ -85,9 +85,18 @@ RULES: list[tuple[str, str]] = [
     (r"^toyseq-models ", "tests/server/test_model_control.py (the CLI against real gunicorn workers)"),
     (r"^export TOYSEQ_", "not run: sets the server's environment for the commands after it"),
     (r"^cp (/tmp/)?new/", "tests/server/test_model_control.py (replaces a task's files, then loads them)"),
-    (r"^gunicorn -c python:service\.server\.gunicorn_conf 'service:create_app\(\)' &$", "docs/api.md's command, run here"),
-    (r"^docker exec toyseq python -m service\.server\.models", "not run: needs a Docker engine; the CLI: tests/server/test_model_control.py"),
-    (r"^(for pod in|kubectl exec|done$)", "not run: needs a Kubernetes cluster; the CLI: tests/server/test_model_control.py"),
+    (
+        r"^gunicorn -c python:service\.server\.gunicorn_conf 'service:create_app\(\)' &$",
+        "docs/api.md's command, run here",
+    ),
+    (
+        r"^docker exec toyseq python -m service\.server\.models",
+        "not run: needs a Docker engine; the CLI: tests/server/test_model_control.py",
+    ),
+    (
+        r"^(for pod in|kubectl exec|done$)",
+        "not run: needs a Kubernetes cluster; the CLI: tests/server/test_model_control.py",
+    ),
     (r"^python -m training train echo --seed 1", "tests/training/test_models.py (training takes a seed)"),
 ]
 
