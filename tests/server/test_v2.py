@@ -574,3 +574,13 @@ def test_openapi_says_what_the_checks_take(client, tasks):
     assert "X-Ignored-Parameters" in infer["responses"]["200"]["headers"]
     encodings = next(p for p in infer["parameters"] if p["name"] == "Content-Encoding")["schema"]["enum"]
     assert encodings == ["gzip", "deflate", "identity"]
+
+
+def test_repository_index_refuses_parameters_that_are_not_an_object(client):
+    # the schema fuzz's find (ST201): {"parameters": true} was answered 200
+    r = client.post("/v2/repository/index", data=b'{"parameters": true}', content_type="application/json")
+    assert "must be a JSON object" in assert_error(r, 400)
+    assert (
+        client.post("/v2/repository/index", data=b'{"parameters": {}}', content_type="application/json").status_code
+        == 200
+    )

@@ -53,6 +53,7 @@ def blueprint(state) -> Blueprint:
     @bp.post("/v2/repository/index")
     def index():
         body = _body()
+        _check_parameters(body, (), "index")  # found by the schema fuzz: {"parameters": true} was a 200
         ready = body.get("ready", False)
         if not isinstance(ready, bool):
             raise BadRequest(f"'ready' must be true or false, got {orjson.dumps(ready).decode()[:40]}")
