@@ -151,6 +151,7 @@ def over_budget(root: Path, task: str, rows: str, steps: str) -> str:
 
 
 V2_EXAMPLES = (
+    ("GET", "/v2/models", None),
     ("GET", "/v2/models/arith-next", None),
     (
         "POST",
@@ -165,7 +166,7 @@ V2_EXAMPLES = (
                     "data": [100, 250, 300, 400, 500, 600, 700, 7, 5, 3, 1, -1, -3, -5],
                 }
             ],
-            "parameters": {"steps": 3},
+            "parameters": {"steps": 3, "priority": 1},
         },
     ),
     (

@@ -23,7 +23,6 @@ import numpy as np
 
 MAX_PROBLEMS = 20  # an error body lists at most this many problems, then says how many more
 SHORT = 256  # int sequences up to this long are range-checked in Python, not numpy
-FAST_ALL_MIN = 8  # below this many sequences, checking one by one is as fast as converting them together
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,11 @@ class InputError(ValueError):
         more = f" (and {self.total - len(problems)} more)" if self.total > len(problems) else ""
         more += "; checking stopped there" if stopped else ""
         super().__init__("; ".join(map(str, problems)) + more)
+
+
+# What InputContract.check returns: one 2-D array when the rows share a length (row i is sequence i), else
+# a list of 1-D arrays. Both index, iterate and len() as a list of sequences.
+Checked = np.ndarray | list[np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -80,34 +84,51 @@ class InputContract:
             return f"exactly {self.min_length}"
         return f"{self.min_length}..{self.max_length}"
 
-    def check(self, sequences: Any, task: str, pointer: str = "/inputs") -> list[np.ndarray]:
-        """Return the sequences as numpy arrays, or raise InputError naming every bad place."""
+    def check(self, sequences: Any, task: str, pointer: str = "/inputs") -> Checked:
+        """Return the sequences as numpy values, or raise InputError naming every bad place.
+
+        `sequences` is a list of sequences (decoded JSON) or a 2-D numpy array (a binary tensor). A batch whose
+        rows share one length comes back as one 2-D array (row i is sequence i); a ragged one as a list of 1-D
+        arrays. Either way the whole batch is checked at once, vectorised (types, lengths, ranges); only a
+        batch that fails is walked value by value, to locate each problem. Same limits, same answers."""
+        checked: Checked | None
+        if isinstance(sequences, np.ndarray):
+            checked = self._array(sequences)
+            if checked is None:
+                self._explain_all(sequences.tolist() if sequences.ndim else sequences.item(), task, pointer)
+        else:
+            if not isinstance(sequences, list):
+                raise InputError([Problem(pointer, f"expected a list of sequences, got {json_type(sequences)}")])
+            checked = self._lists(sequences)
+            if checked is None:
+                self._explain_all(sequences, task, pointer)
+        assert checked is not None  # _explain_all raised
+        if self.min_relative_step is not None:
+            self._check_steps(checked, task, pointer)
+        return checked
+
+    def _explain_all(self, sequences: Any, task: str, pointer: str) -> None:
+        """Raise InputError locating every problem of a batch the fast checks refused."""
         if not isinstance(sequences, list):
             raise InputError([Problem(pointer, f"expected a list of sequences, got {json_type(sequences)}")])
         if not sequences:
             raise InputError([Problem(pointer, "expected at least one sequence, got an empty list")])
-        arrays = self._fast_all(sequences)
-        if arrays is None:
-            arrays, problems = [], []
-            for i, seq in enumerate(sequences):
-                arr = self._fast(seq)
-                if arr is None:
-                    problems.extend(self._explain(seq, task, f"{pointer}/{i}"))
-                    if len(problems) >= MAX_PROBLEMS and i + 1 < len(sequences):
-                        # Enough to show: stop, so that a large body of bad values is refused quickly
-                        # rather than explained value by value.
-                        raise InputError(problems[:MAX_PROBLEMS], total=len(problems), stopped=True)
-                else:
-                    arrays.append(arr)
-            if problems:
-                raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
-        if self.min_relative_step is not None:
-            self._check_steps(arrays, task, pointer)
-        return arrays
+        problems: list[Problem] = []
+        for i, seq in enumerate(sequences):
+            if self._fast(seq) is not None:
+                continue
+            problems.extend(self._explain(seq, task, f"{pointer}/{i}"))
+            if len(problems) >= MAX_PROBLEMS and i + 1 < len(sequences):
+                # Enough to show: stop, so that a large body of bad values is refused quickly rather than
+                # explained value by value.
+                raise InputError(problems[:MAX_PROBLEMS], total=len(problems), stopped=True)
+        if not problems:  # unreachable while each row's checks are the batch's: say so rather than pass it
+            problems.append(Problem(pointer, "the sequences could not be read together"))
+        raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
 
-    def _check_steps(self, arrays: list[np.ndarray], task: str, pointer: str) -> None:
+    def _check_steps(self, checked: Checked, task: str, pointer: str) -> None:
         problems = []
-        for i, arr in enumerate(arrays):
+        for i, arr in enumerate(checked):
             if len(arr) < 2:
                 continue
             largest = float(np.abs(np.diff(arr)).max())
@@ -126,24 +147,47 @@ class InputContract:
         if problems:
             raise InputError(problems[:MAX_PROBLEMS], total=len(problems))
 
-    def _fast_all(self, sequences: list) -> list[np.ndarray] | None:
-        """A whole valid request in one numpy conversion: per-sequence checks would be most of the time
-        of a request of many short sequences. None means 'check one by one'."""
-        if len(sequences) < FAST_ALL_MIN or set(map(type, sequences)) != {list}:
+    def _array(self, arr: np.ndarray) -> np.ndarray | None:
+        """A 2-D numeric array checked at C speed (None: look closer). Integer tasks take integer arrays only
+        (a float array falls to the walk, which names each non-integer); number tasks take any real array."""
+        if arr.ndim != 2 or not len(arr) or not self.min_length <= arr.shape[1] <= self.max_length:
             return None
-        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
-        if lengths.min() < self.min_length or lengths.max() > self.max_length:
+        kind = arr.dtype.kind
+        if self.dtype == "int":
+            if kind not in "iu":
+                return None
+            arr = arr.astype(np.int64, copy=False)
+        else:
+            if kind not in "iuf":
+                return None
+            arr = arr.astype(np.float64, copy=False)
+            if not np.isfinite(arr).all():
+                return None
+        return arr if self._in_range(arr) else None
+
+    def _lists(self, sequences: list) -> Checked | None:
+        """Decoded JSON rows in one numpy conversion (per-row checks would be most of the time of a request of
+        many short rows); None means 'look closer'."""
+        if not sequences or set(map(type, sequences)) != {list}:
+            return None
+        n = len(sequences)
+        if n == 1:
+            arr = self._fast(sequences[0])
+            return None if arr is None else arr[None, :]
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
+        shortest, longest = int(lengths.min()), int(lengths.max())
+        if shortest < self.min_length or longest > self.max_length:
             return None
         values = self._values(list(chain.from_iterable(sequences)))
         if values is None:
             return None
-        if lengths.min() == lengths.max():
-            return list(values.reshape(len(sequences), -1))
+        if shortest == longest:
+            return values.reshape(n, shortest)
         ends = np.cumsum(lengths).tolist()
         return [values[start:end] for start, end in zip([0, *ends[:-1]], ends)]  # views, without np.split's overhead
 
     def _fast(self, seq: Any) -> np.ndarray | None:
-        """The common, valid case at C speed; None means 'look closer' (see _explain)."""
+        """One sequence at C speed; None means 'look closer' (see _explain)."""
         if type(seq) is not list or not self.min_length <= len(seq) <= self.max_length:
             return None
         return self._values(seq)
@@ -162,11 +206,12 @@ class InputContract:
             return None
         if self.dtype == "float" and not np.isfinite(arr).all():
             return None
-        if not short and (
-            (self.low is not None and arr.min() < self.low) or (self.high is not None and arr.max() > self.high)
-        ):
+        if not short and not self._in_range(arr):
             return None
         return arr
+
+    def _in_range(self, arr: np.ndarray) -> bool:
+        return (self.low is None or arr.min() >= self.low) and (self.high is None or arr.max() <= self.high)
 
     def _explain(self, seq: Any, task: str, pointer: str) -> list[Problem]:
         if not isinstance(seq, list):
@@ -459,6 +504,8 @@ class WrongPositionDecoder(_Positions):
     the steps (x_last - x_k) / (last - k) over every unflagged k, rounded to the nearest integer. Every
     earlier value counts, so a wrong value the model misses spoils the answer."""
 
+    EXTRAS = ("wrong_position",)  # what extras() answers besides the value
+
     def __init__(self, spec: dict):
         super().__init__(spec)
         self.classes = int(spec["classes"])  # the window's length: n - 1 positions, plus "none"
@@ -525,7 +572,7 @@ class Codec:
         self.decoder = DECODERS[manifest["decoder"]["type"]](manifest["decoder"])
         self.is_class = isinstance(self.decoder, ClassDecoder)
 
-    def check(self, sequences: Any, pointer: str = "/inputs") -> list[np.ndarray]:
+    def check(self, sequences: Any, pointer: str = "/inputs") -> Checked:
         return self.input.check(sequences, self.task, pointer)
 
     def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:

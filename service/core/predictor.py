@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import manifest as manifest_mod
-from .codec import Batch, Codec
+from .codec import Batch, Checked, Codec
 from .cost import CostModel, weights_of
 
 # Cells (rows x padded length x output width) one onnxruntime call may produce: bounds the memory
@@ -109,7 +109,7 @@ class Predictor:
         feed, ctx = self.codec.encode(batch)
         return self.session.run(self._output_names, {self.input_name: feed}, self._run_options)[0], ctx
 
-    def predict(self, sequences: list, steps: int | None = None, top_k: int | None = None) -> dict:
+    def predict(self, sequences: Checked, steps: int | None = None, top_k: int | None = None) -> dict:
         """Answer checked sequences (numpy arrays, see Codec.check), in order.
 
         steps: roll out that many next values per sequence, each fed back into a sliding window.
@@ -162,7 +162,7 @@ class Predictor:
             batch = batch.slide(values)
         return np.stack(columns, axis=1).tolist()
 
-    def _plan(self, sequences: list) -> tuple[Callable[[np.ndarray], Batch], list[np.ndarray]] | None:
+    def _plan(self, sequences: Checked) -> tuple[Callable[[np.ndarray], Batch], list[np.ndarray]] | None:
         """How to split a batch into onnxruntime calls: None for one call of the whole batch (one row,
         rows of one length, or few cells), else a function that builds a call's Batch from row indices
         and the row indices of each call.
@@ -218,18 +218,21 @@ def top_k_classes(predictor: Predictor) -> int:
     return int(m["decoder"]["classes"])
 
 
-def _batch(sequences: list[np.ndarray]) -> Batch:
-    """Batch.of, without its length scan and stack for the most common request: one sequence."""
+def _batch(sequences: Checked) -> Batch:
+    """Batch.of, without its length scan and stack for the most common requests: one sequence, or rows of
+    one length already in one array (what Codec.check returns for them)."""
+    if isinstance(sequences, np.ndarray):
+        return Batch(sequences, np.full(len(sequences), sequences.shape[1], dtype=np.int64))
     if len(sequences) == 1:
         seq = sequences[0]
         return Batch(seq[None, :], np.array([len(seq)], dtype=np.int64))
     return Batch.of(sequences)
 
 
-def _gatherer(sequences: list, lengths: np.ndarray) -> Callable[[np.ndarray], Batch]:
+def _gatherer(sequences: Checked, lengths: np.ndarray) -> Callable[[np.ndarray], Batch]:
     """A function building the Batch of the given rows (sorted by length) by indexing into one array
     of all values: no per-row copies. Padding is zero, as in Batch.of."""
-    flat = np.concatenate(sequences)
+    flat = sequences.reshape(-1) if isinstance(sequences, np.ndarray) else np.concatenate(sequences)
     first = sequences[0]
     if isinstance(first, np.ndarray) and flat.dtype != first.dtype:
         flat = flat.astype(first.dtype)

@@ -20,8 +20,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..core.capabilities import Capabilities
-from ..core.codec import InputError
+from ..core.codec import Checked, InputError
 from ..core.manifest import ManifestError, discover
 from ..core.predictor import Predictor, SessionConfig
 from .formats import Answer, Answers, Chunk, Row, chunks_of
@@ -99,13 +101,13 @@ class LocalBackend:
         errors = dict(chunk.errors)
         todo = [i for i in range(n) if i not in errors] if errors else None  # None: every row
         sequences = chunk.sequences if todo is None else [chunk.sequences[i] for i in todo]
-        arrays = []
+        arrays: Checked = []
         if sequences:
             try:
                 arrays = self.codec.check(sequences)
             except InputError:
                 todo, arrays = self._check_each(chunk, range(n) if todo is None else todo, errors)
-        if not arrays:
+        if not len(arrays):  # a 2-D array has no truth value
             return Answers.empty(n, bool(self.top_k), errors)
         result = self.predictor.predict(arrays, self.steps, self.top_k)
         if todo is None:  # every row answered: the predictor's lists are the chunk's
@@ -115,7 +117,8 @@ class LocalBackend:
         return answers
 
     def _check_each(self, chunk: Chunk, todo: Iterable[int], errors: dict[int, str]) -> tuple[list[int], list]:
-        good, arrays = [], []
+        good: list[int] = []
+        arrays: list[np.ndarray] = []
         for i in todo:
             try:
                 arrays.extend(self.codec.check([chunk.sequences[i]]))

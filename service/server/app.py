@@ -162,6 +162,8 @@ class Observe:
         if not rid or not _tame(rid):
             rid = self.new_id()
         environ["toyseq.request_id"] = rid
+        # a request's own deadline (v2 `timeout`) runs from its arrival, kept when the worker re-runs it on its pool
+        environ.setdefault("toyseq.started", started)
         answer: list[Any] = []
 
         def start(status: str, headers: list, exc_info=None):

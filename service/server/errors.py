@@ -107,7 +107,7 @@ def register(app: Flask) -> None:
         detail = "no such resource; see /openapi.json" if status == 404 else err.description
         headers = {k: v for k, v in err.get_headers() if k.lower() == "allow"}
         if status == 413:
-            _drain(DRAIN_LIMIT)
+            drain(DRAIN_LIMIT)
             limit = app.config.get("MAX_CONTENT_LENGTH")
             if limit:
                 detail = f"the body is larger than the limit of {limit} bytes (TOYSEQ_MAX_BODY_BYTES)"
@@ -125,7 +125,7 @@ def register(app: Flask) -> None:
         return problem(problems.body(500, "internal", detail), 500)
 
 
-def _drain(limit: int) -> None:
+def drain(limit: int) -> None:
     """Read and drop the rest of a refused body, up to `limit`. A server that closes the connection while the
     client is still sending makes the kernel reset it: the client then sees a broken pipe, not the 413.
     A slow sender holds the worker no longer than any slow request: gunicorn's timeout still applies."""

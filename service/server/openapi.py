@@ -1,8 +1,18 @@
-"""The OpenAPI 3.1 description of the HTTP contract, built from the tasks a worker serves and its limits."""
+"""The OpenAPI 3.1 description of the HTTP contract, built from the tasks a worker serves and its limits.
+
+The request fields, parameters, tensor names, datatypes, encodings and limits come from the constants the
+checks themselves use (parsing.py, openinference.py, routes/common.py, capabilities.py, the limits), so the
+document cannot say other than what the service does: tests/server/test_contract.py checks it both ways.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from ..core.capabilities import OPTIONS
+from . import openinference as oip
+from .parsing import REQUEST_FIELDS
+from .routes.common import ACCEPTED_CODINGS
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -13,6 +23,22 @@ def _problem(description: str) -> dict:
 
 def _json(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _options(limits) -> dict[str, dict]:
+    """steps and top_k, as both the native body and the v2 request parameters take them."""
+    top_k: dict[str, Any] = {"type": "integer", "minimum": 1}
+    if limits.max_top_k:
+        top_k["maximum"] = limits.max_top_k
+    described = {
+        "steps": (
+            {"type": "integer", "minimum": 1, "maximum": limits.max_steps},
+            "next-value tasks only: roll out this many values per input, each fed back as input (at most "
+            f"{limits.max_rollout_values} rollout values per request, TOYSEQ_MAX_ROLLOUT_VALUES)",
+        ),
+        "top_k": (top_k, "single-class tasks only: the k most likely values with their probabilities"),
+    }
+    return {option: {**described[option][0], "description": described[option][1]} for option in OPTIONS}
 
 
 def document(task_names: list[str], limits, api_key: bool) -> dict:
@@ -27,7 +53,7 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
     predict = {
         "summary": "Answer a batch of sequences",
         "operationId": "predict",
-        "parameters": [task_param],
+        "parameters": [task_param, _content_encoding()],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
@@ -40,9 +66,10 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
             ),
             "401": _problem("missing or wrong API key (only when the service has one)"),
             "404": _problem("unknown task; the body names the known ones"),
-            "413": _problem("the body is larger than the limit"),
+            "413": _problem("the body, as sent or as inflated, is larger than the limit (TOYSEQ_MAX_BODY_BYTES)"),
             "415": _problem(
-                "the body is not declared as JSON, is not UTF-8, or has a Content-Encoding other than identity"
+                "the body is not declared as JSON, is not UTF-8, or has a Content-Encoding other than "
+                f"{ACCEPTED_CODINGS}"
             ),
             "422": _problem(
                 "the request is valid JSON but not a valid request; `errors` locates each problem. "
@@ -162,24 +189,18 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
                     "required": ["inputs"],
                     "additionalProperties": False,
                     "properties": {
-                        "inputs": {
-                            "type": "array",
-                            "minItems": 1,
-                            "maxItems": limits.max_batch,
-                            "items": {"type": "array", "items": number},
-                            "description": "sequences; each task's length and value range: GET /tasks/{name}",
-                        },
-                        "steps": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "maximum": limits.max_steps,
-                            "description": "next-value tasks only: roll out this many values per input",
-                        },
-                        "top_k": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "description": "single-class tasks only: the k most likely values",
-                        },
+                        field: (
+                            {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": limits.max_batch,
+                                "items": {"type": "array", "items": number},
+                                "description": "sequences; each task's length and value range: GET /tasks/{name}",
+                            }
+                            if field == "inputs"
+                            else _options(limits)[field]
+                        )
+                        for field in REQUEST_FIELDS
                     },
                     "examples": [{"inputs": [[3, 1, 4]]}],
                 },
@@ -276,6 +297,38 @@ def _v2_error(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": V2_ERROR}}}
 
 
+def _content_encoding() -> dict:
+    return {
+        "name": "Content-Encoding",
+        "in": "header",
+        "required": False,
+        "description": "the body's compression; its inflated size is held to the body limit",
+        "schema": {"enum": [c.strip() for c in ACCEPTED_CODINGS.split(",")]},
+    }
+
+
+def _request_parameters(limits) -> dict[str, dict]:
+    """The infer request parameters toyseq reads (any other is accepted, ignored and named in the answer's
+    X-Ignored-Parameters header)."""
+    options = _options(limits)
+    for option, outputs in oip.PARAMETER_OUTPUTS.items():
+        options[option]["description"] += f" (adds outputs {', '.join(outputs)})"
+    described = {
+        **options,
+        "binary_data_output": {
+            "type": "boolean",
+            "description": "every output as binary data unless it says otherwise",
+        },
+        oip.TIMEOUT: {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Triton's request timeout in microseconds (0: none): a request that cannot start its "
+            "model work, or whose estimated model work would not end, within it is refused with 503",
+        },
+    }
+    return {name: described[name] for name in oip.READ_PARAMETERS}
+
+
 def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
     """The v2 paths (with and without /versions/{version}) and their schemas, added to the document."""
     name = {
@@ -289,15 +342,16 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
         "name": "version",
         "in": "path",
         "required": True,
-        "description": "the model version: the first 12 hex digits of the ONNX file's sha256 "
+        "description": f"the model version: the first {oip.VERSION_LENGTH} hex digits of the ONNX file's sha256 "
         "(GET /v2/models/{name} lists it)",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": f"^[0-9a-f]{{{oip.VERSION_LENGTH}}}$"},
     }
     tags = ["Open Inference Protocol v2"]
     missing = _v2_error("unknown model, or a version the model does not have")
     unavailable = _v2_error("the model could not be loaded")
     metadata: dict[str, Any] = {
-        "summary": "Model metadata: the input and output tensors (-1: a variable dimension)",
+        "summary": "Model metadata: the input, the outputs a request without parameters gets (-1: a variable "
+        "dimension), and in `parameters` each request parameter's largest value and the outputs it adds",
         "tags": tags,
         "responses": {
             "200": _json("the model", {"$ref": "#/components/schemas/V2ModelMetadata"}),
@@ -318,18 +372,21 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
         "summary": "Inference on a [batch, length] tensor; toyseq's options are request parameters",
         "tags": tags,
         "description": (
-            "The input tensor `input` holds `batch` sequences of one `length`, of the datatype "
-            "GET /v2/models/{name} gives (INT64, INT32 accepted; or FP64, FP32 accepted). "
-            "Request parameters: `steps` (next-value tasks: roll out that many values per "
-            "sequence, output `rollout` [batch, steps]), `top_k` (single-class tasks: the k most "
-            "likely values, outputs `top_k_values` INT64 and `top_k_p` FP64, [batch, k]) and "
-            "`binary_data_output`. Triton's binary tensor data extension is supported: send the "
-            "JSON followed by the tensor bytes (little-endian, row-major) with the "
-            "Inference-Header-Content-Length header and the input parameter `binary_data_size`; "
-            "ask for binary outputs with the output parameter `binary_data`. The same checks and "
-            "limits as POST /tasks/{name}/predict apply, and the answers are the same."
+            f"The input tensor `{oip.INPUT}` holds `batch` sequences of one `length`, of the datatype "
+            "GET /v2/models/{name} gives ("
+            + "; or ".join(f"{a}, {b} accepted" for a, b in oip.ACCEPTED.values())
+            + "). Request parameters: "
+            + ", ".join(f"`{p}`" for p in oip.READ_PARAMETERS)
+            + "; any other is accepted and named in the X-Ignored-Parameters header. Without `outputs` every "
+            "output the request's parameters produce is returned. Triton's binary tensor data extension is "
+            "supported: send the JSON followed by the tensor bytes (little-endian, row-major) with the "
+            f"Inference-Header-Content-Length header and the input parameter `{oip.BINARY_SIZE}`; ask for "
+            f"binary outputs with the output parameter `{oip.BINARY_OUTPUT}`. The body may be compressed "
+            f"({ACCEPTED_CODINGS}). The same checks and limits as POST /tasks/{{name}}/predict apply, and the "
+            "answers are the same."
         ),
         "parameters": [
+            _content_encoding(),
             {
                 "name": "Inference-Header-Content-Length",
                 "in": "header",
@@ -337,7 +394,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
                 "description": "binary tensor data extension: the byte length of the JSON part "
                 "(0: the body is one raw sequence)",
                 "schema": {"type": "integer", "minimum": 0},
-            }
+            },
         ],
         "requestBody": {
             "required": True,
@@ -350,6 +407,12 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             "200": {
                 "description": "the outputs; with binary outputs the JSON is followed by their bytes "
                 "(Inference-Header-Content-Length gives the JSON's length)",
+                "headers": {
+                    oip.IGNORED_HEADER: {
+                        "description": "the request parameters toyseq accepted but does not use, percent-encoded",
+                        "schema": {"type": "string"},
+                    }
+                },
                 "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/V2InferResponse"}},
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
@@ -358,8 +421,9 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             "400": _v2_error("not a valid inference request for this model (the message says why)"),
             "401": _v2_error("missing or wrong API key (only when the service has one)"),
             "404": missing,
-            "413": _v2_error("the body is larger than the limit"),
-            "503": unavailable,
+            "413": _v2_error("the body, as sent or as inflated, is larger than the limit"),
+            "415": _v2_error(f"a Content-Encoding other than {ACCEPTED_CODINGS}"),
+            "503": _v2_error("the model could not be loaded, or the request's timeout expired"),
         },
     }
     if api_key:
@@ -371,6 +435,23 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             "tags": tags,
             "operationId": "v2ServerMetadata",
             "responses": {"200": _json("the server", {"$ref": "#/components/schemas/V2ServerMetadata"})},
+        }
+    }
+    paths["/v2/models"] = {
+        "get": {
+            "summary": "The models (KServe's list): every task, served or not (GET .../ready says which)",
+            "tags": tags,
+            "operationId": "v2ModelList",
+            "responses": {
+                "200": _json(
+                    "the model names",
+                    {
+                        "type": "object",
+                        "required": ["models"],
+                        "properties": {"models": {"type": "array", "items": {"type": "string"}}},
+                    },
+                )
+            },
         }
     }
     paths["/v2/health/live"] = {
@@ -417,6 +498,64 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             "shape": {"type": "array", "items": {"type": "integer"}},
         },
     }
+    request_fields: dict[str, Any] = {
+        "id": {"type": "string", "description": "echoed in the response"},
+        "parameters": {
+            "type": "object",
+            "additionalProperties": parameter,
+            "properties": _request_parameters(limits),
+        },
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "datatype", "shape"],
+                "properties": {
+                    "name": {"const": oip.INPUT},
+                    "datatype": {"enum": list(oip.DATATYPES)},
+                    "shape": {
+                        "type": "array",
+                        "minItems": 2,
+                        "maxItems": 2,
+                        "prefixItems": [
+                            {"type": "integer", "minimum": 0, "maximum": limits.max_batch},
+                            {"type": "integer", "minimum": 0},
+                        ],
+                    },
+                    "parameters": {
+                        "type": "object",
+                        "additionalProperties": parameter,
+                        "properties": {oip.BINARY_SIZE: {"type": "integer", "minimum": 0}},
+                    },
+                    "data": {
+                        "type": "array",
+                        "items": {"oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}}]},
+                        "description": "row-major, flat or nested as [batch][length]",
+                    },
+                },
+            },
+        },
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"enum": list(oip.OUTPUT_NAMES)},
+                    "parameters": {
+                        "type": "object",
+                        "additionalProperties": parameter,
+                        "properties": {oip.BINARY_OUTPUT: {"type": "boolean"}},
+                    },
+                },
+            },
+            "description": "each at most once; without it, every output the request's parameters produce",
+        },
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+    }
     doc["components"]["schemas"].update(
         {
             "V2Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
@@ -426,7 +565,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
                 "properties": {
                     "name": {"type": "string"},
                     "version": {"type": "string"},
-                    "extensions": {"type": "array", "items": {"type": "string"}},
+                    "extensions": {"type": "array", "items": {"enum": oip.EXTENSIONS}},
                 },
             },
             "V2ModelReady": {
@@ -443,87 +582,24 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
                     "platform": {"type": "string"},
                     "inputs": {"type": "array", "items": tensor},
                     "outputs": {"type": "array", "items": tensor},
+                    "parameters": {
+                        "type": "object",
+                        "additionalProperties": parameter,
+                        "description": "for each request parameter the task takes: `<name>_max`, its largest "
+                        "value, and `<name>_outputs`, the outputs it adds (comma-separated)",
+                    },
                 },
             },
             "V2InferRequest": {
                 "type": "object",
                 "required": ["inputs"],
-                "properties": {
-                    "id": {"type": "string", "description": "echoed in the response"},
-                    "parameters": {
-                        "type": "object",
-                        "additionalProperties": parameter,
-                        "properties": {
-                            "steps": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": limits.max_steps,
-                                "description": "next-value tasks: roll out this many values (output `rollout`)",
-                            },
-                            "top_k": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "description": "single-class tasks: the k most likely values "
-                                "(outputs `top_k_values`, `top_k_p`)",
-                            },
-                            "binary_data_output": {
-                                "type": "boolean",
-                                "description": "every output as binary data unless it says otherwise",
-                            },
-                        },
-                    },
-                    "inputs": {
-                        "type": "array",
-                        "minItems": 1,
-                        "maxItems": 1,
-                        "items": {
-                            "type": "object",
-                            "required": ["name", "datatype", "shape"],
-                            "properties": {
-                                "name": {"const": "input"},
-                                "datatype": {"enum": ["INT64", "INT32", "FP64", "FP32"]},
-                                "shape": {
-                                    "type": "array",
-                                    "minItems": 2,
-                                    "maxItems": 2,
-                                    "items": {"type": "integer", "minimum": 0},
-                                },
-                                "parameters": {
-                                    "type": "object",
-                                    "additionalProperties": parameter,
-                                    "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
-                                },
-                                "data": {
-                                    "type": "array",
-                                    "items": {
-                                        "oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}}]
-                                    },
-                                    "description": "row-major, flat or nested as [batch][length]",
-                                },
-                            },
-                        },
-                    },
-                    "outputs": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["name"],
-                            "properties": {
-                                "name": {"enum": ["output", "rollout", "top_k_values", "top_k_p"]},
-                                "parameters": {
-                                    "type": "object",
-                                    "additionalProperties": parameter,
-                                    "properties": {"binary_data": {"type": "boolean"}},
-                                },
-                            },
-                        },
-                    },
-                    "model_name": {"type": "string"},
-                    "model_version": {"type": "string"},
-                },
+                "properties": {field: request_fields[field] for field in oip.REQUEST_FIELDS},
                 "additionalProperties": False,
                 "examples": [
-                    {"id": "1", "inputs": [{"name": "input", "datatype": "INT64", "shape": [1, 3], "data": [3, 1, 4]}]}
+                    {
+                        "id": "1",
+                        "inputs": [{"name": oip.INPUT, "datatype": "INT64", "shape": [1, 3], "data": [3, 1, 4]}],
+                    }
                 ],
             },
             "V2InferResponse": {

@@ -1,15 +1,23 @@
 """The Open Inference Protocol v2 (KServe "v2", Triton's HTTP/REST API) in toyseq's terms: model metadata,
-the check of an infer request into the same (arrays, steps, top_k) the native predict path takes, and the
-infer response, in JSON or with Triton's binary tensor data extension. No Flask here: routes/v2.py is the
-HTTP side.
+the check of an infer request into the same checked arrays and options the native predict path takes, and the
+infer response, in JSON or with Triton's binary tensor data extension. No Flask and no HTTP here (bytes and
+numpy in, checked request out; result in, tensors out), so that every front (routes/v2.py over HTTP, a gRPC
+server) calls the same functions.
 
-A task is one model with one input and up to four outputs:
-    input         [batch, length]  INT64 (integer tasks; INT32 accepted) or FP64 (number tasks; FP32 accepted)
-    output        [batch] (one value per sequence) or [batch, length - skip] (echo tasks)
-    rollout       [batch, steps]   next-value tasks, with the request parameter `steps`
-    top_k_values  [batch, k] INT64 and top_k_p [batch, k] FP64: single-class tasks, with the parameter `top_k`
-Every check the native path makes (value ranges, lengths, batch, steps and rollout limits) is made here by
-the same parse_predict, on the same lists, so both paths accept and answer exactly the same sequences.
+A task is one model with one input and these outputs:
+    input           [batch, length]  INT64 (integer tasks; INT32 accepted) or FP64 (number tasks; FP32 accepted)
+    output          [batch] (one value per sequence) or [batch, length - skip] (echo tasks)
+    wrong_position  [batch] INT64, arith-next: the position the model judged wrong, -1 for none
+    rollout         [batch, steps]   next-value tasks, with the request parameter `steps`
+    top_k_values    [batch, k] INT64 and top_k_p [batch, k] FP64: single-class tasks, with the parameter `top_k`
+The model metadata lists the outputs an infer request without parameters returns (output, and wrong_position
+where the task has it); the outputs a parameter adds are named in the metadata's `parameters` (e.g.
+"steps_outputs": "rollout"), beside that parameter's largest value. An infer request that names no outputs
+gets every output its parameters produce.
+
+Every check the native path makes (value ranges, lengths, batch, steps and rollout limits) is made here by the
+same parsing.check_request, on numpy arrays (binary data) or lists (JSON data), so both paths accept and answer
+exactly the same sequences. Its problems come back as objects located by native JSON pointers, worded here.
 """
 
 from __future__ import annotations
@@ -18,23 +26,37 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import orjson
 
+from ..core.capabilities import OPTIONS
+from ..core.codec import Problem, WrongPositionDecoder
 from ..core.predictor import Predictor
-from .errors import BadRequest, InvalidRequest, NotFound, OverBudget
-from .parsing import parse_predict
+from .errors import BadRequest, InvalidRequest, NotFound, OverBudget, ServiceError
+from .parsing import check_request
 from .registry import Limits, Registry, Snapshot, lookup
 
 INPUT = "input"
 OUTPUT, ROLLOUT, TOP_K_VALUES, TOP_K_P = "output", "rollout", "top_k_values", "top_k_p"
 PLATFORM = "onnx_onnxv1"
-EXTENSIONS = ["binary_tensor_data", "statistics", "model_repository"]
-# toyseq's own request parameters, and the extension's standard one.
-REQUEST_PARAMETERS = ("steps", "top_k", "binary_data_output")
+# Triton's names for the protocol extensions toyseq implements (GET /v2 lists them).
+EXTENSIONS = ["binary_tensor_data", "parameters", "statistics", "model_repository"]
+# The outputs each toyseq request parameter adds, when the task supports it.
+PARAMETER_OUTPUTS = {"steps": (ROLLOUT,), "top_k": (TOP_K_VALUES, TOP_K_P)}
+OUTPUT_NAMES = (OUTPUT, *WrongPositionDecoder.EXTRAS, ROLLOUT, TOP_K_VALUES, TOP_K_P)  # every task's, together
+TIMEOUT = "timeout"  # Triton's request timeout, in microseconds; 0 means none
+# The request parameters toyseq reads: its own (OPTIONS), the binary extension's and Triton's timeout. Any
+# other is accepted and named in the answer's IGNORED_HEADER (Triton and KServe accept parameters they do not
+# use; tritonclient sends priority, sequence ids and custom ones).
+READ_PARAMETERS = (*OPTIONS, "binary_data_output", TIMEOUT)
+IGNORED_HEADER = "X-Ignored-Parameters"
+IGNORED_SHOWN = 20  # parameter names named in that header at most
+BINARY_SIZE, BINARY_OUTPUT = "binary_data_size", "binary_data"  # the binary extension's tensor parameters
 REQUEST_FIELDS = ("id", "parameters", "inputs", "outputs", "model_name", "model_version")
 VERSION_LENGTH = 12  # hex digits of the model file's sha256
+NO_POSITION = -1  # wrong_position of a row the model judged clean (the native answer's null)
 
 # numpy little-endian dtypes of the datatypes toyseq reads and writes (the extension is little-endian).
 NUMPY: dict[str, np.dtype[Any]] = {
@@ -44,6 +66,13 @@ NUMPY: dict[str, np.dtype[Any]] = {
     "FP32": np.dtype("<f4"),
 }
 ACCEPTED = {"int": ("INT64", "INT32"), "float": ("FP64", "FP32")}
+DATATYPES = tuple(NUMPY)
+
+
+class TimedOut(ServiceError):
+    """The request's own timeout expired, or would before its answer (Triton: UNAVAILABLE, 503)."""
+
+    status, title, slug = 503, "Service Unavailable", "timeout"
 
 
 def version_of(predictor: Predictor) -> str:
@@ -54,7 +83,7 @@ def version_of(predictor: Predictor) -> str:
 
 @dataclass
 class Model:
-    """One task as a v2 model: its metadata, rendered once."""
+    """One task as a v2 model: its tensors and what its parameters add."""
 
     predictor: Predictor
     limits: Limits
@@ -63,7 +92,8 @@ class Model:
     input_dtypes: tuple[str, ...] = field(init=False)
     output_dtype: str = field(init=False)
     echo_skip: int | None = field(init=False)  # echo tasks: outputs per sequence = length - skip
-    top_k: int = field(init=False)  # the largest top_k allowed, 0 when the task has none
+    extras: tuple[str, ...] = field(init=False)  # outputs the decoder adds to every answer (wrong_position)
+    maxima: dict[str, int] = field(init=False)  # each toyseq parameter the task takes, with its largest value
 
     def __post_init__(self):
         p = self.predictor
@@ -73,34 +103,55 @@ class Model:
         self.input_dtypes = ACCEPTED[m["input"]["dtype"]]
         self.output_dtype = "INT64" if m["output"]["dtype"] == "int" else "FP64"
         self.echo_skip = int(m["decoder"].get("skip", 0)) if m["output"]["kind"] == "echo" else None
-        self.top_k = self.limits.capabilities(p).max_top_k
+        self.extras = tuple(getattr(p.codec.decoder, "EXTRAS", ()))
+        capabilities = self.limits.capabilities(p)
+        self.maxima = {o: capabilities.maximum(o) for o in OPTIONS if capabilities.maximum(o)}
 
     @property
     def length(self) -> int:
         spec = self.predictor.codec.input
         return spec.max_length if spec.min_length == spec.max_length else -1
 
-    def outputs(self) -> list[dict]:
-        """The output tensors' metadata; -1 marks a variable dimension."""
+    def tensors(self) -> dict[str, tuple[str, list[int]]]:
+        """Every output the model can produce: name -> (datatype, shape); -1 marks a variable dimension."""
         if self.echo_skip is None:
-            tensors = [_tensor(OUTPUT, self.output_dtype, [-1])]
+            tensors = {OUTPUT: (self.output_dtype, [-1])}
         else:
             width = self.length - self.echo_skip if self.length != -1 else -1
-            tensors = [_tensor(OUTPUT, self.output_dtype, [-1, width])]
-        if self.predictor.rollout:
-            tensors.append(_tensor(ROLLOUT, self.output_dtype, [-1, -1]))
-        if self.top_k:
-            tensors += [_tensor(TOP_K_VALUES, "INT64", [-1, -1]), _tensor(TOP_K_P, "FP64", [-1, -1])]
+            tensors = {OUTPUT: (self.output_dtype, [-1, width])}
+        tensors.update({name: ("INT64", [-1]) for name in self.extras})
+        if "steps" in self.maxima:
+            tensors[ROLLOUT] = (self.output_dtype, [-1, -1])
+        if "top_k" in self.maxima:
+            tensors.update({TOP_K_VALUES: ("INT64", [-1, -1]), TOP_K_P: ("FP64", [-1, -1])})
         return tensors
 
+    def produced(self, options: dict[str, int | None]) -> list[str]:
+        """The outputs a request with these parameters produces, in the order answered."""
+        names = [OUTPUT, *self.extras]
+        for option, outputs in PARAMETER_OUTPUTS.items():
+            if options.get(option):
+                names += outputs
+        return names
+
     def metadata(self) -> dict:
-        return {
+        """The outputs are those a request without parameters gets; `parameters` names what each toyseq
+        parameter adds (scalars only, as the protocol's parameters are)."""
+        tensors = self.tensors()
+        parameters: dict[str, Any] = {}
+        for option, maximum in self.maxima.items():
+            parameters[f"{option}_max"] = maximum
+            parameters[f"{option}_outputs"] = ",".join(PARAMETER_OUTPUTS[option])
+        body: dict[str, Any] = {
             "name": self.name,
             "versions": [self.version],
             "platform": PLATFORM,
             "inputs": [_tensor(INPUT, self.input_dtypes[0], [-1, self.length])],
-            "outputs": self.outputs(),
+            "outputs": [_tensor(name, *tensors[name]) for name in self.produced({})],
         }
+        if parameters:
+            body["parameters"] = parameters
+        return body
 
     def check_version(self, version: str | None) -> None:
         if version is not None and version != self.version:
@@ -161,10 +212,20 @@ class Service:
 @dataclass
 class InferRequest:
     id: str | None
-    arrays: list
+    arrays: Any  # codec.Checked: the sequences, checked
     steps: int | None
     top_k: int | None
     outputs: list[tuple[str, bool]]  # (name, as binary data), in the order to answer them
+    timeout: float | None = None  # seconds the client gives the request (Triton's `timeout`), None for none
+    ignored: list[str] = field(default_factory=list)  # request parameters toyseq does not use
+
+    def ignored_header(self) -> str | None:
+        """The value of IGNORED_HEADER: the names, percent-encoded (any JSON key may be a parameter name)."""
+        if not self.ignored:
+            return None
+        names = [quote(name[:60], safe="") for name in self.ignored[:IGNORED_SHOWN]]
+        more = len(self.ignored) - len(names)
+        return ", ".join(names) + (f", and {more} more" if more else "")
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[bytes | None, bytes]:
@@ -206,9 +267,10 @@ def check_infer(model: Model, body, binary: bytes) -> InferRequest:
     if rid is not None and type(rid) is not str:
         raise BadRequest('"id" must be a string')
     parameters = _parameters(body.get("parameters"), "the request")
-    for key in parameters:
-        if key not in REQUEST_PARAMETERS:
-            raise BadRequest(f"unknown request parameter {_quote(key)}; toyseq reads: {', '.join(REQUEST_PARAMETERS)}")
+    timeout = _timeout(parameters.get(TIMEOUT))
+    default_binary = parameters.get("binary_data_output", False)
+    if type(default_binary) is not bool:
+        raise BadRequest("parameter binary_data_output must be a boolean")
     inputs = body.get("inputs")
     if type(inputs) is not list or len(inputs) != 1:
         raise BadRequest(
@@ -216,17 +278,11 @@ def check_infer(model: Model, body, binary: bytes) -> InferRequest:
             f"(shape [batch, length], datatype {' or '.join(model.input_dtypes)})"
         )
     sequences = _input(model, inputs[0], binary)
-    steps, top_k = parameters.get("steps"), parameters.get("top_k")
-    native = {"inputs": sequences}
-    if steps is not None:
-        native["steps"] = steps
-    if top_k is not None:
-        native["top_k"] = top_k
-    arrays, steps, top_k = _native(model, native)
-    default_binary = parameters.get("binary_data_output", False)
-    if type(default_binary) is not bool:
-        raise BadRequest("parameter binary_data_output must be a boolean")
-    return InferRequest(rid, arrays, steps, top_k, _outputs(model, body.get("outputs"), steps, top_k, default_binary))
+    options = {option: parameters[option] for option in OPTIONS if option in parameters}
+    arrays, steps, top_k = _check(model, sequences, options)
+    outputs = _outputs(model, body.get("outputs"), {"steps": steps, "top_k": top_k}, default_binary)
+    ignored = [key for key in parameters if key not in READ_PARAMETERS]
+    return InferRequest(rid, arrays, steps, top_k, outputs, timeout, ignored)
 
 
 def _raw(model: Model, binary: bytes) -> InferRequest:
@@ -237,16 +293,46 @@ def _raw(model: Model, binary: bytes) -> InferRequest:
             f"{model.input_dtypes[0]} values: a non-zero multiple of {dtype.itemsize} bytes, "
             f"got {len(binary)}"
         )
-    arrays, _, _ = _native(model, {"inputs": [np.frombuffer(binary, dtype).tolist()]})
-    return InferRequest(None, arrays, None, None, [(OUTPUT, True)])
+    arrays, _, _ = _check(model, np.frombuffer(binary, dtype)[None, :], {})
+    return InferRequest(None, arrays, None, None, [(name, True) for name in model.produced({})])
 
 
-def _native(model: Model, body: dict) -> tuple[list, int | None, int | None]:
-    """The native path's own check; its pointers (/inputs/i/j, /steps) are reworded for a v2 client."""
+def _timeout(value: Any) -> float | None:
+    """Triton's `timeout` request parameter (microseconds, 0 for none) in seconds."""
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise BadRequest(f"parameter timeout must be a whole number of microseconds (0: none), got {_quote(value)}")
+    return value / 1e6 if value else None
+
+
+def check_deadline(model: Model, request: InferRequest, elapsed: float) -> None:
+    """Honour the request's timeout before any model work: refuse (503, as Triton answers a request whose timeout
+    expired) one already past it, or one whose estimated CPU time (service/core/cost.py) would take it past."""
+    if request.timeout is None:
+        return
+    if elapsed >= request.timeout:
+        raise TimedOut(
+            f"the request's timeout of {request.timeout * 1e6:.0f} us expired before its model work began "
+            f"({elapsed * 1e6:.0f} us after it arrived)"
+        )
+    arrays = request.arrays
+    values = arrays.size if isinstance(arrays, np.ndarray) else sum(map(len, arrays))
+    estimate = model.predictor.cost.seconds(len(arrays), values, request.steps)
+    if elapsed + estimate > request.timeout:
+        raise TimedOut(
+            f"the request would take about {estimate * 1e6:.0f} us of model work, past its timeout of "
+            f"{request.timeout * 1e6:.0f} us ({elapsed * 1e6:.0f} us already spent): send fewer sequences or a "
+            "longer timeout"
+        )
+
+
+def _check(model: Model, sequences: Any, options: dict[str, Any]) -> tuple[Any, int | None, int | None]:
+    """The native path's own checks; their problems (located by native pointers) worded for a v2 client."""
     try:
-        return parse_predict(model.predictor, body, model.limits)
+        return check_request(model.predictor, sequences, options, model.limits)
     except InvalidRequest as err:
-        problems = [_reword(str(p)) for p in err.errors]
+        problems = [describe(p) for p in err.errors]
         more = f" (and {err.total - len(problems)} more)" if err.total > len(problems) else ""
         kind = InferOverBudget if isinstance(err, OverBudget) else BadRequest
         raise kind("invalid input: " + "; ".join(problems) + more) from None
@@ -258,23 +344,25 @@ class InferOverBudget(BadRequest):
     slug = "over-budget"
 
 
-def _reword(problem: str) -> str:
-    pointer, _, message = problem.partition(": ")
-    parts = pointer.split("/")[1:]
-    if parts[:1] == ["inputs"]:
+def describe(problem: Problem) -> str:
+    """A problem in the protocol's terms: /inputs/i/j is the input tensor's row i, column j; /steps and
+    /top_k are request parameters."""
+    tokens = problem.pointer.split("/")[1:]
+    if tokens[:1] == ["inputs"]:
         where = f"input {INPUT!r}"
-        if len(parts) > 1:
-            where += f" row {parts[1]}"
-        if len(parts) > 2:
-            where += f" column {parts[2]}"
-        return f"{where}: {message}"
-    if parts[:1] in (["steps"], ["top_k"]):
-        return f"parameter {parts[0]}: {message}"
-    return problem
+        if len(tokens) > 1:
+            where += f" row {tokens[1]}"
+        if len(tokens) > 2:
+            where += f" column {tokens[2]}"
+        return f"{where}: {problem.message}"
+    if tokens[:1] and tokens[0] in OPTIONS:
+        return f"parameter {tokens[0]}: {problem.message}"
+    return str(problem)
 
 
-def _input(model: Model, tensor, binary: bytes) -> list[list]:
-    """The input tensor as a list of sequences (Python numbers), after its name, datatype and shape agree."""
+def _input(model: Model, tensor, binary: bytes) -> Any:
+    """The input tensor's sequences, after its name, datatype and shape agree: a 2-D numpy array (binary
+    data) or a list of row lists (JSON data, whose values the codec checks one type at a time)."""
     if type(tensor) is not dict:
         raise BadRequest("each input must be an object with name, shape, datatype and data")
     name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
@@ -295,7 +383,7 @@ def _input(model: Model, tensor, binary: bytes) -> list[list]:
             f"invalid input: {batch} sequences exceed the limit of {model.limits.max_batch} per request (TOYSEQ_MAX_BATCH)"
         )
     parameters = _parameters(tensor.get("parameters"), f"input {INPUT!r}")
-    size = parameters.get("binary_data_size")
+    size = parameters.get(BINARY_SIZE)
     if size is not None:
         return _binary_input(datatype, shape, size, binary, "data" in tensor)
     if binary:
@@ -306,7 +394,7 @@ def _input(model: Model, tensor, binary: bytes) -> list[list]:
     return [values[row * length : (row + 1) * length] for row in range(batch)]
 
 
-def _binary_input(datatype: str, shape: list[int], size, binary: bytes, has_data: bool) -> list[list]:
+def _binary_input(datatype: str, shape: list[int], size, binary: bytes, has_data: bool) -> np.ndarray:
     if has_data:
         raise BadRequest(f'input {INPUT!r} has both "data" and binary_data_size')
     dtype = NUMPY[datatype]
@@ -320,7 +408,7 @@ def _binary_input(datatype: str, shape: list[int], size, binary: bytes, has_data
         raise BadRequest(
             f"the body has {len(binary)} bytes of binary data after the JSON; input {INPUT!r} declares {size}"
         )
-    return np.frombuffer(binary, dtype).reshape(shape).tolist()
+    return np.frombuffer(binary, dtype).reshape(shape)
 
 
 def _flatten(data, shape: list[int]) -> list:
@@ -352,55 +440,57 @@ def _parameters(value, owner: str) -> dict:
     return value
 
 
-def _outputs(model: Model, requested, steps: int | None, top_k: int | None, default_binary: bool) -> list:
-    available = [OUTPUT]
-    if steps:
-        available.append(ROLLOUT)
-    if top_k:
-        available += [TOP_K_VALUES, TOP_K_P]
+def _outputs(model: Model, requested, options: dict[str, int | None], default_binary: bool) -> list:
+    available = model.produced(options)
     if requested is None:
         return [(name, default_binary) for name in available]
     if type(requested) is not list:
         raise BadRequest('"outputs" must be a list of {"name": ...} objects')
-    chosen = []
+    chosen: dict[str, bool] = {}
     for item in requested:
         if type(item) is not dict or type(item.get("name")) is not str:
             raise BadRequest('each requested output must be an object with a "name"')
         name = item["name"]
-        if name not in available:
-            known = [t["name"] for t in model.outputs()]
-            why = (
-                "it needs the request parameter steps"
-                if name == ROLLOUT and name in known
-                else "it needs the request parameter top_k"
-                if name in (TOP_K_VALUES, TOP_K_P) and name in known
-                else f"model {model.name} has outputs {', '.join(known)}"
+        if name in chosen:
+            raise BadRequest(f"output {_quote(name)} is requested more than once")
+        if name not in model.tensors():  # Triton's words (qa/L0_output_name checks their start)
+            raise BadRequest(
+                f"unexpected inference output '{name[:60]}' for model '{model.name}'; its outputs: "
+                + ", ".join(model.tensors())
             )
-            raise BadRequest(f"output {_quote(name)} cannot be returned: {why}")
-        binary = _parameters(item.get("parameters"), f"output {name!r}").get("binary_data", default_binary)
+        if name not in available:
+            raise BadRequest(f"output {_quote(name)} cannot be returned: {_why_not(model, name)}")
+        binary = _parameters(item.get("parameters"), f"output {name!r}").get(BINARY_OUTPUT, default_binary)
         if type(binary) is not bool:
             raise BadRequest(f"parameter binary_data of output {name!r} must be a boolean")
-        chosen.append((name, binary))
-    return chosen
+        chosen[name] = binary
+    return list(chosen.items())
+
+
+def _why_not(model: Model, name: str) -> str:
+    option = next(option for option, outputs in PARAMETER_OUTPUTS.items() if name in outputs)
+    return f"it needs the request parameter {option} (1..{model.maxima[option]})"
 
 
 def render(model: Model, request: InferRequest, result: dict) -> tuple[bytes, bytes | None]:
-    """The response: (JSON, binary tensor data or None when every output is JSON)."""
+    """The response: (JSON, binary tensor data or None when every output is JSON). orjson writes the JSON
+    tensors' data straight from their numpy arrays."""
     outputs, chunks = [], []
     for name, datatype, array, binary in tensors(model, request, result):
+        array = np.ascontiguousarray(array, dtype=NUMPY[datatype])
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
         if binary:
-            data = np.ascontiguousarray(array, dtype=NUMPY[datatype]).tobytes()
-            entry["parameters"] = {"binary_data_size": len(data)}
+            data = array.tobytes()
+            entry["parameters"] = {BINARY_SIZE: len(data)}
             chunks.append(data)
         else:
-            entry["data"] = array.reshape(-1).tolist()
+            entry["data"] = array.reshape(-1)
         outputs.append(entry)
     body: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
     if request.id is not None:
         body["id"] = request.id
     body["outputs"] = outputs
-    return orjson.dumps(body), (b"".join(chunks) if chunks else None)
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), (b"".join(chunks) if chunks else None)
 
 
 def tensors(model: Model, request: InferRequest, result: dict) -> list[tuple[str, str, np.ndarray, bool]]:
@@ -420,6 +510,9 @@ def _tensors(model: Model, request: InferRequest, result: dict) -> dict[str, tup
     else:
         array = np.array(answers, dtype=dtype)
         tensors[OUTPUT] = array.reshape(len(answers), -1) if model.echo_skip is not None else array, model.output_dtype
+    for name in model.extras:
+        values = [NO_POSITION if v is None else v for v in result[name]]
+        tensors[name] = np.array(values, dtype=np.int64), "INT64"
     if request.top_k:
         tops = result["top_k"]
         tensors[TOP_K_VALUES] = np.array([[t["value"] for t in row] for row in tops], dtype=np.int64), "INT64"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..core.capabilities import OPTIONS, Capabilities
-from ..core.codec import MAX_PROBLEMS, InputError, Problem, json_type
+from ..core.codec import MAX_PROBLEMS, Checked, InputError, Problem, json_type
 from ..core.predictor import Predictor
 from . import offload
 from .errors import InvalidRequest, OverBudget
@@ -15,10 +17,9 @@ from .registry import Limits
 REQUEST_FIELDS = ("inputs", "steps", "top_k")
 
 
-def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list, int | None, int | None]:
+def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[Checked, int | None, int | None]:
     """Check a decoded predict body; return (checked arrays, steps, top_k) or raise InvalidRequest
     listing every problem, each located by a JSON pointer."""
-    first = None
     if type(body) is not dict:
         raise InvalidRequest(
             'the body must be a JSON object like {"inputs": [[...], ...]}',
@@ -31,30 +32,41 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
             try:
                 return predictor.codec.check(inputs), None, None
             except InputError as err:
-                first = err  # listed below with the others, not checked twice
+                raise _invalid(_listed([], err)) from None
     problems = [
         Problem(f"/{_escape(key)}", f"unknown field; allowed: {', '.join(REQUEST_FIELDS)}")
         for key in body
         if key not in REQUEST_FIELDS
     ]
-    options: dict[str, int | None] = dict.fromkeys(OPTIONS)
-    if "steps" in body or "top_k" in body:
+    options = {option: body[option] for option in OPTIONS if option in body}
+    return check_request(predictor, body.get("inputs", MISSING), options, limits, problems)
+
+
+MISSING = object()  # "inputs" absent, as opposed to null
+
+
+def check_request(
+    predictor: Predictor, inputs: Any, options: dict[str, Any], limits: Limits, problems: list[Problem] | None = None
+) -> tuple[Checked, int | None, int | None]:
+    """The checks every front shares (native JSON, v2 JSON or binary tensors, gRPC): `inputs` as a list of
+    sequences or a 2-D numpy array, `options` the raw steps/top_k given. Returns (checked arrays, steps,
+    top_k) or raises InvalidRequest whose errors are Problems located by native JSON pointers (/inputs/i/j,
+    /steps, /top_k), which each front words its own way."""
+    problems = list(problems or [])
+    values: dict[str, int | None] = dict.fromkeys(OPTIONS)
+    if options:
         capabilities = limits.capabilities(predictor)
-        for option in OPTIONS:
-            if option in body:
-                message = capabilities.problem(option, body[option])
-                if message:
-                    problems.append(
-                        Problem(f"/{option}", message + _setting_behind(option, body[option], capabilities, limits))
-                    )
-                else:
-                    options[option] = body[option]
-    steps, top_k = options["steps"], options["top_k"]
+        for option, value in options.items():
+            message = capabilities.problem(option, value)
+            if message:
+                problems.append(Problem(f"/{option}", message + _setting_behind(option, value, capabilities, limits)))
+            else:
+                values[option] = value
+    steps, top_k = values["steps"], values["top_k"]
     arrays = None
-    inputs = body.get("inputs")
-    if "inputs" not in body:
+    if inputs is MISSING:
         problems.append(Problem("/inputs", "required field is missing"))
-    elif type(inputs) is list and len(inputs) > limits.max_batch:
+    elif isinstance(inputs, (list, np.ndarray)) and len(inputs) > limits.max_batch:
         problems.append(
             Problem(
                 "/inputs",
@@ -64,21 +76,9 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
     else:
         check_budget(predictor, inputs, steps, limits, problems)
         try:
-            if first is not None:
-                raise first
             arrays = predictor.codec.check(inputs)
         except InputError as err:
-            problems.extend(err.problems)
-            extra = err.total - len(err.problems)
-            if extra:
-                problems.append(Problem("/inputs", f"and {extra} more problems"))
-            if err.stopped:
-                problems.append(
-                    Problem(
-                        "/inputs",
-                        f"checking stopped after {MAX_PROBLEMS} problems; the sequences after that were not checked",
-                    )
-                )
+            problems = _listed(problems, err)
     if steps and arrays is not None and steps * len(arrays) > limits.max_rollout_values:
         problems.append(
             Problem(
@@ -88,20 +88,43 @@ def parse_predict(predictor: Predictor, body: Any, limits: Limits) -> tuple[list
             )
         )
     if problems:
-        shown = problems[:MAX_PROBLEMS]
-        more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
-        raise InvalidRequest("; ".join(map(str, shown)) + more, errors=shown, total=len(problems))
+        raise _invalid(problems)
     assert arrays is not None  # no problems: the inputs were checked
     return arrays, steps, top_k
+
+
+def _listed(problems: list[Problem], err: InputError) -> list[Problem]:
+    """The problems so far and the codec's, with a note for the ones it did not list."""
+    problems = [*problems, *err.problems]
+    extra = err.total - len(err.problems)
+    if extra:
+        problems.append(Problem("/inputs", f"and {extra} more problems"))
+    if err.stopped:
+        problems.append(
+            Problem(
+                "/inputs",
+                f"checking stopped after {MAX_PROBLEMS} problems; the sequences after that were not checked",
+            )
+        )
+    return problems
+
+
+def _invalid(problems: list[Problem]) -> InvalidRequest:
+    shown = problems[:MAX_PROBLEMS]
+    more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
+    return InvalidRequest("; ".join(map(str, shown)) + more, errors=shown, total=len(problems))
 
 
 def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: Limits, problems: list) -> None:
     """Raise OverBudget (422) when the request's estimated CPU time (service/core/cost.py) is over
     limits.max_request_seconds, with the problems found so far: before the values are checked or run."""
-    if type(inputs) is not list or not inputs:
+    if isinstance(inputs, np.ndarray) and inputs.ndim == 2 and len(inputs):
+        rows, values = len(inputs), inputs.size
+    elif type(inputs) is list and inputs:
+        rows = len(inputs)
+        values = sum([len(s) if type(s) is list else 1 for s in inputs])
+    else:
         return
-    rows = len(inputs)
-    values = sum([len(s) if type(s) is list else 1 for s in inputs])
     seconds = predictor.cost.seconds(rows, values, steps)
     budget = limits.max_request_seconds
     if seconds <= budget:

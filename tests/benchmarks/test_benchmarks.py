@@ -162,3 +162,17 @@ def test_grpc_load_frames_a_message_as_grpc_does():
     from benchmarks import grpc_load
 
     assert grpc_load.frame(b"abc") == b"\0\0\0\0\x03abc"
+
+
+def test_check_benchmark_compares_two_revisions_in_one_process():
+    """HEAD against this tree, one round of 10 rows: both sides load, answer alike and get a ratio."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.check", "--before", "HEAD", "--rounds", "1", "--rows", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    for what in ("parse", "parse+batch", "end to end", "v2 binary"):
+        assert what in done.stdout and "after/before" in done.stdout, done.stdout

@@ -219,3 +219,57 @@ def test_ramp_contract_refuses_windows_finer_than_float64_holds():
         codec.check([[0.0, 1.0, 2.0], [1e6, 1e6 - 2**-33, 1e6]])
     assert [p.pointer for p in err.value.problems] == ["/inputs/1"]
     assert "float64" in str(err.value)
+
+
+# --- one check for lists (JSON) and numpy arrays (binary tensors) -----------------------------------------
+
+
+def problems_of(codec, sequences):
+    with pytest.raises(InputError) as err:
+        codec.check(sequences)
+    return [(p.pointer, p.message) for p in err.value.problems], err.value.total, err.value.stopped
+
+
+@pytest.mark.parametrize("spec", [LAST, ARITH, RAMP])
+def test_a_rectangular_batch_comes_back_as_one_2d_array_from_lists_or_arrays(spec):
+    codec = Codec(spec)
+    rows = [[1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1], [0, 0, 0, 0, 0, 0, 0]]
+    dtype = np.int64 if spec["input"]["dtype"] == "int" else np.float64
+    from_lists = codec.check(rows)
+    assert isinstance(from_lists, np.ndarray) and from_lists.shape == (3, 7) and from_lists.dtype == dtype
+    for given in (np.array(rows, dtype=np.int64), np.array(rows, dtype=np.int32)):
+        from_array = codec.check(given)
+        assert from_array.dtype == dtype and from_array.tolist() == from_lists.tolist()
+    if spec is RAMP:  # a number task takes float32 tensors too
+        assert codec.check(np.array(rows, dtype=np.float32)).tolist() == from_lists.tolist()
+    ragged = codec.check([[1, 2, 3], [4, 5, 6, 7]]) if spec is not ARITH else None
+    if ragged is not None:
+        assert isinstance(ragged, list) and [r.tolist() for r in ragged] == [[1, 2, 3], [4, 5, 6, 7]]
+
+
+@pytest.mark.parametrize(
+    "spec,bad",
+    [
+        (LAST, [[1, 2, 3], [4, 100, 6], [7, 8, -1]]),  # out of range, two rows
+        (LAST, [[1] * 1001, [1, 2], [1]]),  # too long, too short
+        (ARITH, [[1, 2, 3, 4, 5, 6, 10**9 + 1]] * 30),  # more problems than are listed: stopped
+        (RAMP, [[0.5, 1.5, float("nan")], [1.0, 2.0, float("inf")]]),
+    ],
+)
+def test_an_array_fails_with_the_same_problems_at_the_same_places_as_its_lists(spec, bad):
+    codec = Codec(spec)
+    as_lists = problems_of(codec, bad)
+    if all(len(r) == len(bad[0]) for r in bad):
+        dtype = np.int64 if spec["input"]["dtype"] == "int" else np.float64
+        assert problems_of(codec, np.array(bad, dtype=dtype)) == as_lists
+    assert as_lists[0]  # located problems, not a summary
+
+
+def test_an_array_of_the_wrong_kind_is_walked_value_by_value():
+    codec = Codec(LAST)
+    problems, total, _ = problems_of(codec, np.array([[1.0, 2.5, 3.0]]))
+    assert problems[0][0] == "/inputs/0/0" and "expected an integer" in problems[0][1] and total == 3
+    assert problems_of(codec, np.zeros((0, 3), dtype=np.int64))[0] == [
+        ("/inputs", "expected at least one sequence, got an empty list")
+    ]
+    assert "expected a sequence" in problems_of(codec, np.array([1, 2, 3]))[0][0][1]

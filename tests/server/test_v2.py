@@ -101,7 +101,7 @@ def test_server_metadata_live_and_ready(client):
     assert (
         meta["name"] == "toyseq"
         and meta["version"]
-        and meta["extensions"] == ["binary_tensor_data", "statistics", "model_repository"]
+        and meta["extensions"] == ["binary_tensor_data", "parameters", "statistics", "model_repository"]
     )
     assert client.get("/v2/health/live").get_json() == {"live": True}
     r = client.get("/v2/health/ready")
@@ -122,9 +122,13 @@ def test_model_metadata_describes_the_tensors(client, task):
     spec = m["input"]
     length = spec["max_length"] if spec["min_length"] == spec["max_length"] else -1
     assert meta["inputs"] == [{"name": "input", "datatype": dtype_of(task), "shape": [-1, length]}]
+    # outputs: what an infer request without parameters returns; parameters: what each one adds
     names = [o["name"] for o in meta["outputs"]]
-    assert names[0] == "output" and ("rollout" in names) == (task in ROLLOUT)
-    assert ("top_k_values" in names and "top_k_p" in names) == (task in TOP_K)
+    assert names == (["output", "wrong_position"] if task == "arith-next" else ["output"])
+    parameters = meta.get("parameters", {})
+    assert (parameters.get("steps_outputs") == "rollout") == (task in ROLLOUT)
+    assert (parameters.get("top_k_outputs") == "top_k_values,top_k_p") == (task in TOP_K)
+    assert all(type(v) in (str, int) for v in parameters.values())  # the protocol's parameters are scalars
     assert meta["outputs"][0]["datatype"] == ("INT64" if m["output"]["dtype"] == "int" else "FP64")
     assert client.get(f"/v2/models/{task}/versions/{version}").get_json() == meta
     assert client.get(f"/v2/models/{task}/ready").get_json() == {"name": task, "ready": True}
@@ -148,7 +152,7 @@ def test_unknown_model_and_version_are_404(client, any_task):
 
 
 def test_unknown_v2_paths_and_wrong_methods(client, any_task):
-    assert_error(client.get("/v2/models"), 404)
+    assert_error(client.get(f"/v2/models/{any_task}/nope"), 404)
     assert_error(client.get(f"/v2/models/{any_task}/statistics"), 404)
     assert_error(client.post(f"/v2/models/{any_task}/stats"), 405)  # the statistics extension is GET
     r = client.get(f"/v2/models/{any_task}/infer")
@@ -167,8 +171,14 @@ def test_infer_answers_like_the_native_endpoint(client, task):
     body = r.get_json()
     m = manifest(task)
     assert body["model_name"] == task and body["model_version"] == m["onnx"]["sha256"][:12] and body["id"] == "req-1"
-    [out] = body["outputs"]
-    expected = native(client, task, {"inputs": rows})["outputs"]
+    out = body["outputs"][0]
+    answer = native(client, task, {"inputs": rows})
+    expected = answer["outputs"]
+    meta = client.get(f"/v2/models/{task}").get_json()
+    assert [o["name"] for o in body["outputs"]] == [o["name"] for o in meta["outputs"]]  # all the model lists
+    if "wrong_position" in answer:
+        positions = [-1 if p is None else p for p in answer["wrong_position"]]
+        assert tensor(body["outputs"], "wrong_position").tolist() == positions
     assert out["name"] == "output" and out["datatype"] == ("INT64" if m["output"]["dtype"] == "int" else "FP64")
     assert tensor(body["outputs"], "output").tolist() == expected
     assert out["shape"] == list(np.array(expected).shape)
@@ -300,7 +310,8 @@ def _bad_bodies(task):
         "string data": {**good, "inputs": [{**inp, "data": ["a"] * length}]},
         "value out of range": {**good, "inputs": [{**inp, "data": [10**12] * length}]},
         "id not a string": {**good, "id": 5},
-        "unknown parameter": {**good, "parameters": {"step": 3}},
+        "timeout not a whole number": {**good, "parameters": {"timeout": 1.5}},
+        "duplicate output": {**good, "outputs": [{"name": "output"}, {"name": "output"}]},
         "parameter is an object": {**good, "parameters": {"steps": {"a": 1}}},
         "steps without rollout or out of range": {**good, "parameters": {"steps": 0 if m["output"]["rollout"] else 2}},
         "unknown output": {**good, "outputs": [{"name": "nope"}]},
@@ -377,3 +388,199 @@ def test_request_ids_metrics_and_openapi(make_client, any_task):
         assert path in doc["paths"], path
     params = doc["components"]["schemas"]["V2InferRequest"]["properties"]["parameters"]["properties"]
     assert {"steps", "top_k", "binary_data_output"} <= set(params)
+
+
+# --- the protocol as Triton's and KServe's suites check it (issue 24) -------------------------------------
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_infer_without_outputs_returns_every_output_its_parameters_produce(client, task):
+    """The protocol: "if not specified all outputs produced by the model will be returned". Without parameters
+    that is what the metadata lists; each parameter adds the outputs the metadata's parameters name for it."""
+    meta = client.get(f"/v2/models/{task}").get_json()
+    listed = [o["name"] for o in meta["outputs"]]
+    rows = examples(task, 2)
+    plain = infer(client, task, v2_body(task, rows)).get_json()
+    assert [o["name"] for o in plain["outputs"]] == listed
+    for option, value in (("steps", 3), ("top_k", 2)):
+        added = meta.get("parameters", {}).get(f"{option}_outputs")
+        if not added:
+            continue
+        body = infer(client, task, v2_body(task, rows, **{option: value})).get_json()
+        assert [o["name"] for o in body["outputs"]] == listed + added.split(",")
+        # asked for by name without its parameter: a 400 that names the parameter and its range
+        named = {**v2_body(task, rows), "outputs": [{"name": added.split(",")[0]}]}
+        message = assert_error(infer(client, task, named), 400)
+        assert f"parameter {option} (1..{meta['parameters'][f'{option}_max']})" in message, message
+
+
+def test_an_unknown_output_is_400_in_tritons_words(client, tasks):
+    # qa/L0_output_name: the message starts "unexpected inference output 'DUMMY' for model"
+    for task in tasks:
+        body = {**v2_body(task, examples(task, 1)), "outputs": [{"name": "DUMMY"}]}
+        assert assert_error(infer(client, task, body), 400).startswith("unexpected inference output 'DUMMY' for model")
+
+
+def test_duplicate_output_names_are_400(client, any_task):
+    # Triton answers 400 when a request names an output twice (qa/L0_output_name); so does toyseq
+    body = {**v2_body(any_task, examples(any_task, 1)), "outputs": [{"name": "output"}, {"name": "output"}]}
+    assert "requested more than once" in assert_error(infer(client, any_task, body), 400)
+
+
+def test_unknown_parameters_are_accepted_and_named_in_a_header(client, any_task):
+    rows = examples(any_task, 2)
+    expected = native(client, any_task, {"inputs": rows})["outputs"]
+    # what tritonclient sends for infer(..., priority=1, sequence_id=...) and custom parameters (L0_parameters)
+    body = v2_body(
+        any_task, rows, key1="value", priority=1, sequence_id=7, sequence_start=True, binary_data_output=False
+    )
+    r = infer(client, any_task, body)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert tensor(r.get_json()["outputs"], "output").tolist() == expected
+    assert r.headers["X-Ignored-Parameters"] == "key1, priority, sequence_id, sequence_start"
+    # toyseq's own parameters are read, not ignored: no header
+    assert "X-Ignored-Parameters" not in infer(client, any_task, v2_body(any_task, rows)).headers
+    # names are percent-encoded, so that no key can inject a header
+    r = infer(client, any_task, v2_body(any_task, rows, **{"a\r\nSet-Cookie: x": 1}))
+    assert r.status_code == 200 and r.headers["X-Ignored-Parameters"] == "a%0D%0ASet-Cookie%3A%20x"
+
+
+def test_timeout_parameter_is_honoured(client):
+    task = "arith-next" if "arith-next" in TASKS else TASKS[0]
+    rows = examples(task, 3)
+    # a generous timeout (tritonclient sends microseconds): answered
+    r = infer(client, task, v2_body(task, rows, timeout=10_000_000))
+    assert r.status_code == 200 and "X-Ignored-Parameters" not in r.headers
+    assert infer(client, task, v2_body(task, rows, timeout=0)).status_code == 200  # 0: no timeout, as Triton
+    # 1 microsecond cannot hold any model work: refused before it runs, as Triton refuses an expired request
+    message = assert_error(infer(client, task, v2_body(task, rows, timeout=1)), 503)
+    assert "timeout of 1 us" in message, message
+    assert "whole number" in assert_error(infer(client, task, v2_body(task, rows, timeout=-5)), 400)
+
+
+def test_model_list_as_kserve(client, tasks):
+    # KServe's GET /v2/models as its test_server.py test_list_models_v2 checks it: 200, {"models": [names]}
+    r = client.get("/v2/models")
+    assert r.status_code == 200 and r.mimetype == "application/json"
+    assert r.get_json() == {"models": sorted(tasks)}
+
+
+def _compressors():
+    import gzip
+    import zlib
+
+    return {"gzip": gzip.compress, "deflate": zlib.compress, "x-gzip": gzip.compress}
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "x-gzip"])
+def test_compressed_request_bodies_on_both_paths(client, any_task, coding):
+    compress = _compressors()[coding]
+    rows = examples(any_task, 3)
+    expected = native(client, any_task, {"inputs": rows})["outputs"]
+    headers = {"Content-Encoding": coding}
+    r = client.post(
+        f"/v2/models/{any_task}/infer",
+        data=compress(orjson.dumps(v2_body(any_task, rows))),
+        headers=headers,
+        content_type="application/json",
+    )
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert tensor(r.get_json()["outputs"], "output").tolist() == expected
+    # binary tensor data: Inference-Header-Content-Length counts the inflated body, as tritonclient sends it
+    body, binary_headers = binary_request(any_task, rows)
+    r = client.post(f"/v2/models/{any_task}/infer", data=compress(body), headers={**binary_headers, **headers})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    r = client.post(
+        f"/tasks/{any_task}/predict",
+        data=compress(orjson.dumps({"inputs": rows})),
+        headers=headers,
+        content_type="application/json",
+    )
+    assert r.status_code == 200 and r.get_json()["outputs"] == expected
+
+
+def test_compression_bomb_is_refused_413_without_inflating_it(make_client, any_task):
+    import time
+    import zlib
+
+    limit = 64 * 1024
+    small = make_client(max_body_bytes=limit)
+    # 1 GiB of zeros deflates to ~1 MiB: over the limit as sent, so made smaller: 200 MB in ~200 KB, kept under
+    # the limit as sent by sending 50 MB (~50 KB compressed) inside a valid JSON string
+    bomb = zlib.compress(b'{"inputs": "' + b"0" * (50 * 1024 * 1024) + b'"}', 9)
+    assert len(bomb) < limit
+    started = time.perf_counter()
+    r = small.post(
+        f"/tasks/{any_task}/predict",
+        data=bomb,
+        headers={"Content-Encoding": "deflate"},
+        content_type="application/json",
+    )
+    assert r.status_code == 413 and "inflates past the limit of 65536 bytes" in r.get_json()["detail"]
+    r2 = small.post(
+        f"/v2/models/{any_task}/infer",
+        data=bomb,
+        headers={"Content-Encoding": "deflate"},
+        content_type="application/json",
+    )
+    assert "inflates past the limit" in assert_error(r2, 413)
+    assert time.perf_counter() - started < 2.0  # two refusals; inflating 100 MB would take longer and hold it
+
+
+def test_other_or_broken_encodings(client, any_task):
+    import gzip
+
+    plain = orjson.dumps(v2_body(any_task, examples(any_task, 1)))
+    url = f"/v2/models/{any_task}/infer"
+    r = client.post(url, data=plain, headers={"Content-Encoding": "br"}, content_type="application/json")
+    assert "not supported" in assert_error(r, 415) and "gzip" in r.headers["Accept-Encoding"]
+    r = client.post(url, data=plain, headers={"Content-Encoding": "gzip"}, content_type="application/json")
+    assert "not valid gzip data" in assert_error(r, 400)
+    r = client.post(url, data=gzip.compress(plain)[:-9], headers={"Content-Encoding": "gzip"})
+    assert "ends before" in assert_error(r, 400)
+    r = client.post(url, data=gzip.compress(plain) + b"xx", headers={"Content-Encoding": "gzip"})
+    assert "after its compressed data" in assert_error(r, 400)
+    r = client.post(url, data=gzip.compress(gzip.compress(plain)), headers={"Content-Encoding": "gzip, gzip"})
+    assert_error(r, 415)
+    r = client.post(url, data=gzip.compress(plain), headers={"Content-Encoding": "identity, gzip"})
+    assert r.status_code == 200, r.get_data(as_text=True)
+
+
+def test_openapi_says_what_the_checks_take(client, tasks):
+    """The document is built from the checks' constants: its fields, parameters, names and datatypes are the
+    ones the service reads, and every output a model metadata lists is one it names."""
+    from service.server import openinference as oip
+    from service.server.parsing import REQUEST_FIELDS
+
+    doc = client.get("/openapi.json").get_json()
+    schemas = doc["components"]["schemas"]
+    assert tuple(schemas["PredictRequest"]["properties"]) == REQUEST_FIELDS
+    request = schemas["V2InferRequest"]["properties"]
+    assert tuple(request) == oip.REQUEST_FIELDS
+    assert tuple(request["parameters"]["properties"]) == oip.READ_PARAMETERS
+    tensor = request["inputs"]["items"]["properties"]
+    assert tensor["name"] == {"const": "input"} and tensor["datatype"]["enum"] == ["INT64", "INT32", "FP64", "FP32"]
+    named = set(request["outputs"]["items"]["properties"]["name"]["enum"])
+    for task in tasks:
+        meta = client.get(f"/v2/models/{task}").get_json()
+        produced = [o["name"] for o in meta["outputs"]]
+        for key, value in meta.get("parameters", {}).items():
+            if key.endswith("_outputs"):
+                produced += value.split(",")
+        assert set(produced) <= named, task
+    assert schemas["V2ServerMetadata"]["properties"]["extensions"]["items"]["enum"] == oip.EXTENSIONS
+    assert "/v2/models" in doc["paths"]
+    infer = doc["paths"]["/v2/models/{name}/infer"]["post"]
+    assert "X-Ignored-Parameters" in infer["responses"]["200"]["headers"]
+    encodings = next(p for p in infer["parameters"] if p["name"] == "Content-Encoding")["schema"]["enum"]
+    assert encodings == ["gzip", "deflate", "identity"]
+
+
+def test_repository_index_refuses_parameters_that_are_not_an_object(client):
+    # the schema fuzz's find (ST201): {"parameters": true} was answered 200
+    r = client.post("/v2/repository/index", data=b'{"parameters": true}', content_type="application/json")
+    assert "must be a JSON object" in assert_error(r, 400)
+    assert (
+        client.post("/v2/repository/index", data=b'{"parameters": {}}', content_type="application/json").status_code
+        == 200
+    )

@@ -24,6 +24,12 @@ from tests.support.paths import MODELS_DIR, ROOT, TASKS
 pytestmark = pytest.mark.slow
 API_KEY = "v2-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+L0_PARAMETERS = [
+    {"key1": "value1", "key2": "value2"},
+    {"key1": 1, "key2": 2},
+    {"key1": 123.123, "key2": 321.321},
+    {"key1": True, "key2": "value2"},
+]
 KSERVE_PYTHON = Path(os.environ.get("TOYSEQ_KSERVE_PYTHON") or ROOT / ".venv-kserve" / "bin" / "python")
 
 
@@ -65,9 +71,14 @@ def native(url: str, task: str, rows: list, params: dict) -> dict:
 
 def expected_tensors(answer: dict, params: dict) -> dict[str, list]:
     """The native answer as the v2 output tensors it must equal."""
+    extras = (
+        {"wrong_position": [-1 if p is None else p for p in answer["wrong_position"]]}
+        if "wrong_position" in answer
+        else {}
+    )
     if "steps" in params:
-        return {"output": [row[0] for row in answer["outputs"]], "rollout": answer["outputs"]}
-    tensors = {"output": answer["outputs"]}
+        return {"output": [row[0] for row in answer["outputs"]], **extras, "rollout": answer["outputs"]}
+    tensors = {"output": answer["outputs"], **extras}
     if "top_k" in params:
         tensors["top_k_values"] = [[t["value"] for t in row] for row in answer["top_k"]]
         tensors["top_k_p"] = [[t["p"] for t in row] for row in answer["top_k"]]
@@ -89,7 +100,7 @@ def test_tritonclient_health_metadata_and_infer_json_and_binary(server):
     client = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}", network_timeout=30.0)
     try:
         assert client.is_server_live() and client.is_server_ready()
-        assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+        assert {"binary_tensor_data", "parameters"} <= set(client.get_server_metadata()["extensions"])
         for task in TASKS:
             assert client.is_model_ready(task)
             meta = client.get_model_metadata(task)
@@ -122,6 +133,7 @@ def test_tritonclient_health_metadata_and_infer_json_and_binary(server):
             tensor = httpclient.InferInput("input", list(array.shape), input_dtype(task))
             tensor.set_data_from_numpy(array)
             result = client.infer(task, [tensor], parameters=params or None, headers=dict(AUTH))
+            assert [o["name"] for o in result.get_response()["outputs"]] == list(expected)  # every output
             for name, values in expected.items():
                 assert result.as_numpy(name).tolist() == values, (task, name, "defaults")
     finally:
@@ -160,15 +172,16 @@ def test_kserve_rest_client_answers_like_the_native_endpoint(server):
     jobs, expected = [], []
     for task in TASKS:
         rows, params = rows_for(task), options(task)
+        # the third request carries a parameter toyseq does not use: accepted, as KServe's own server does
         requests_ = [
             {
                 "rows": rows,
                 "datatype": input_dtype(task),
                 "binary": binary,
-                "parameters": params or None,
-                "id": f"k-{task}-{binary}",
+                "parameters": {**params, "key1": "value1"} if custom else params or None,
+                "id": f"k-{task}-{binary}-{custom}",
             }
-            for binary in (False, True)
+            for binary, custom in ((False, False), (True, False), (True, True))
         ]
         jobs.append({"url": server.url, "model": task, "headers": AUTH, "requests": requests_})
         expected.append(expected_tensors(native(server.url, task, rows, params), params))
@@ -187,3 +200,84 @@ def test_kserve_rest_client_answers_like_the_native_endpoint(server):
         for request, answer in zip(job["requests"], result["answers"]):
             assert answer["id"] == request["id"] and answer["model_name"] == job["model"]
             assert {name: answer["outputs"][name]["data"] for name in want} == want, (job["model"], request["binary"])
+
+
+def test_tritonclient_standard_options_timeout_priority_compression_and_custom_parameters(server):
+    """Calls Triton's own examples and qa suites make (simple_http_infer_client.py, L0_parameters, L0_http's
+    compression checks): each answers like the plain call."""
+    httpclient = pytest.importorskip("tritonclient.http", reason="pip install -e '.[test]' (tritonclient[http])")
+    from tritonclient.utils import InferenceServerException
+
+    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}", network_timeout=30.0)
+    try:
+        for task in TASKS:
+            rows, params = rows_for(task, 3), options(task)
+            expected = expected_tensors(native(server.url, task, rows, params), params)
+            array = np.array(rows, dtype=np.int64 if input_dtype(task) == "INT64" else np.float64)
+
+            def call(binary: bool = True, task=task, array=array, **kwargs):
+                tensor = httpclient.InferInput("input", list(array.shape), input_dtype(task))
+                tensor.set_data_from_numpy(array, binary_data=binary)
+                return client.infer(task, [tensor], headers=dict(AUTH), **kwargs)
+
+            variants = {
+                "timeout": {"timeout": 10_000_000},  # microseconds: 10 s
+                "priority": {"priority": 1},
+                # Triton's qa/L0_parameters parameter_list (its reserved "triton_" key is refused by the client)
+                **{
+                    f"L0_parameters {i}": {"parameters": {**params, **custom}} for i, custom in enumerate(L0_PARAMETERS)
+                },
+                "gzip": {"request_compression_algorithm": "gzip", "response_compression_algorithm": "gzip"},
+                "deflate": {"request_compression_algorithm": "deflate", "response_compression_algorithm": "deflate"},
+                "everything": {"timeout": 10_000_000, "priority": 2, "request_compression_algorithm": "gzip"},
+            }
+            for label, kwargs in variants.items():
+                kwargs.setdefault("parameters", params or None)
+                for binary in (False, True):
+                    result = call(binary, **kwargs)
+                    for name, values in expected.items():
+                        assert result.as_numpy(name).tolist() == values, (task, label, binary, name)
+            with pytest.raises(InferenceServerException, match="reserved"):
+                call(parameters={"triton_": True, "key2": "value2"})
+            # a timeout no model work fits in is refused with the server's reason, as Triton refuses it
+            with pytest.raises(InferenceServerException, match="timeout of 1 us"):
+                call(timeout=1, parameters=params or None)
+    finally:
+        client.close()
+
+
+def test_ignored_parameters_header_and_model_list_over_http(server):
+    """The exact exchanges: an infer with a parameter toyseq does not use (Triton's L0_parameters sends such
+    keys) is answered and names it; GET /v2/models answers KServe's {"models": [...]}."""
+    task = TASKS[0]
+    rows = rows_for(task)
+    body = {
+        "inputs": [{"name": "input", "shape": [len(rows), len(rows[0])], "datatype": input_dtype(task), "data": rows}],
+        "parameters": {"key1": "value1", "priority": 3},
+    }
+    r = requests.post(f"{server.url}/v2/models/{task}/infer", json=body, headers=AUTH, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Ignored-Parameters"] == "key1, priority"
+    assert r.json()["outputs"][0]["data"] == native(server.url, task, rows, {})["outputs"]
+    r = requests.get(f"{server.url}/v2/models", timeout=30)
+    assert r.status_code == 200 and r.json() == {"models": sorted(TASKS)}
+
+
+def test_a_chunked_compression_bomb_is_refused_413_fast_over_gunicorn(server):
+    """200 MiB of zeros deflated to ~200 KB and sent chunked (no Content-Length): gunicorn's worker inflates at
+    most the body limit and answers 413 on both paths, in far less time than inflating it all would take."""
+    import time
+    import zlib
+
+    packer = zlib.compressobj(9)
+    block = bytes(1 << 20)
+    bomb = b"".join(packer.compress(block) for _ in range(200)) + packer.flush()
+    headers = {**AUTH, "Content-Type": "application/json", "Content-Encoding": "deflate"}
+    task = TASKS[0]
+    for path in (f"/tasks/{task}/predict", f"/v2/models/{task}/infer"):
+        started = time.perf_counter()
+        chunks = (bomb[i : i + 65536] for i in range(0, len(bomb), 65536))  # a generator: sent chunked
+        r = requests.post(f"{server.url}{path}", data=chunks, headers=headers, timeout=30)
+        assert r.status_code == 413, (path, r.status_code, r.text[:300])
+        assert "inflates past the limit" in r.text
+        assert time.perf_counter() - started < 5.0, path

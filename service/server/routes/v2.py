@@ -1,7 +1,8 @@
 """The Open Inference Protocol v2 over HTTP (what tritonclient and KServe's clients speak), beside the native
-API: GET /v2, /v2/health/live, /v2/health/ready, /v2/models/<task>[/versions/<v>], .../ready and
-POST .../infer. The translation lives in openinference.py; the API key, body limit, request ids, metrics and
-access lines are the native path's. Errors are the protocol's {"error": "..."}, never problem+json.
+API: GET /v2, /v2/health/live, /v2/health/ready, /v2/models (KServe's list), /v2/models/<task>[/versions/<v>],
+.../ready and POST .../infer. The translation lives in openinference.py; the API key, body limit and
+decompression (routes/common.py), request ids, metrics and access lines are the native path's. Errors are the
+protocol's {"error": "..."}, never problem+json.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from .. import openinference as oip
-from ..auth import MESSAGE as KEY_REQUIRED
-from ..errors import DRAIN_LIMIT, ServiceError, Unauthorized, _drain
+from ..errors import DRAIN_LIMIT, ServiceError, drain
 from ..statistics import Timing
-from .predict import _authorized, _read_body
+from .common import api_key_required, read_body
 
 JSON = "application/json"
 log = logging.getLogger("toyseq.error")
@@ -26,7 +26,6 @@ log = logging.getLogger("toyseq.error")
 def blueprint(state) -> Blueprint:
     bp = Blueprint("v2", __name__)
     registry = state.registry
-    api_key = state.config.api_key.encode() if state.config.api_key else b""
     max_body = state.config.max_body_bytes
     service = state.protocol
     server = orjson.dumps(service.server_metadata)
@@ -54,6 +53,12 @@ def blueprint(state) -> Blueprint:
         ok = service.ready()
         return Response(b'{"ready":true}' if ok else b'{"ready":false}', status=200 if ok else 503, content_type=JSON)
 
+    @bp.get("/v2/models")
+    def model_list():
+        # KServe's model list: every task served now or unavailable (its ready answer says which)
+        listing = registry.current.derived("v2.listing", lambda snapshot: orjson.dumps({"models": snapshot.names}))
+        return Response(listing, content_type=JSON)
+
     @bp.get("/v2/models/<name>")
     @bp.get("/v2/models/<name>/versions/<version>")
     def model_metadata(name: str, version: str | None = None):
@@ -71,28 +76,30 @@ def blueprint(state) -> Blueprint:
 
     @bp.post("/v2/models/<name>/infer")
     @bp.post("/v2/models/<name>/versions/<version>/infer")
+    @api_key_required(state.config.api_key)
     def infer(name: str, version: str | None = None):
         environ = request.environ
-        if api_key and not _authorized(api_key):
-            raise Unauthorized(
-                KEY_REQUIRED,
-                headers={"WWW-Authenticate": 'Bearer realm="toyseq"'},
-            )
         found = model(name, version)
         timing = environ["toyseq.inference"] = Timing(found.predictor)  # the statistics extension's durations
         header, binary = oip.split_body(
-            _read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+            read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
         )
         checked = oip.parse_infer(found, header, binary)
+        started = environ.get("toyseq.started")
+        oip.check_deadline(found, checked, perf_counter() - started if started else 0.0)
         timing.infer = perf_counter()
         result = service.run(found, checked)
         timing.output = perf_counter()
         environ["toyseq.sequences"] = len(checked.arrays)  # counted by the app's middleware
         body, data = oip.render(found, checked, result)
         if data is None:
-            return Response(body, content_type=JSON)
-        response = Response(body + data, content_type="application/octet-stream")
-        response.headers["Inference-Header-Content-Length"] = str(len(body))
+            response = Response(body, content_type=JSON)
+        else:
+            response = Response(body + data, content_type="application/octet-stream")
+            response.headers["Inference-Header-Content-Length"] = str(len(body))
+        ignored = checked.ignored_header()
+        if ignored:
+            response.headers[oip.IGNORED_HEADER] = ignored
         return response
 
     @bp.route("/v2/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -124,7 +131,7 @@ def blueprint(state) -> Blueprint:
     @bp.errorhandler(HTTPException)
     def http_error(err: HTTPException):
         if err.code == 413:
-            _drain(DRAIN_LIMIT)
+            drain(DRAIN_LIMIT)
         headers = {k: v for k, v in err.get_headers() if k.lower() == "allow"}
         return _error(f"{err.name}: {err.description}", err.code or 500, headers)
 

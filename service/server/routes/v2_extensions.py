@@ -19,8 +19,8 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .. import offload
-from ..errors import BadRequest, ServiceError, Unauthorized
-from .predict import _authorized, _read_body
+from ..errors import BadRequest, ServiceError
+from .common import api_key_required, read_body
 from .v2 import _error
 
 JSON = "application/json"
@@ -31,7 +31,16 @@ log = logging.getLogger("toyseq.error")
 def blueprint(state) -> Blueprint:
     bp = Blueprint("v2_extensions", __name__)
     registry, statistics, repository = state.registry, state.statistics, state.repository
-    api_key = state.config.api_key.encode() if state.config.api_key else b""
+
+    def who() -> dict:
+        """Who asked, for the log lines."""
+        environ = request.environ
+        return {"request_id": environ.get("toyseq.request_id"), "remote": environ.get("REMOTE_ADDR")}
+
+    def refused() -> None:
+        log.warning("model control without a valid API key", extra={"fields": who()})
+
+    privileged = api_key_required(state.config.api_key, on_refused=refused)  # 401 without the key, when set
 
     @bp.get("/v2/models/stats")
     @bp.get("/v2/models/<name>/stats")
@@ -44,44 +53,32 @@ def blueprint(state) -> Blueprint:
     @bp.post("/v2/repository/index")
     def index():
         body = _body()
-        _check_parameters(body, (), "index")
+        _check_parameters(body, (), "index")  # found by the schema fuzz: {"parameters": true} was a 200
         ready = body.get("ready", False)
         if not isinstance(ready, bool):
             raise BadRequest(f"'ready' must be true or false, got {orjson.dumps(ready).decode()[:40]}")
         return Response(orjson.dumps(repository.index(ready_only=ready)), content_type=JSON)
 
     @bp.post("/v2/repository/models/<name>/load")
+    @privileged
     def load(name: str):
         offload.off_the_loop()  # it waits for every worker to load the model
         _name_task(name)
-        who = _privileged()
         _check_parameters(_body(), ("config",), "load")
-        return _json(repository.load(name, who))
+        return _json(repository.load(name, who()))
 
     @bp.post("/v2/repository/models/<name>/unload")
+    @privileged
     def unload(name: str):
         offload.off_the_loop()
         _name_task(name)
-        who = _privileged()
         _check_parameters(_body(), (), "unload")
-        return _json(repository.unload(name, who))
+        return _json(repository.unload(name, who()))
 
     def _name_task(name: str) -> None:
         # Only a known task names the access line and metric labels (bounded label values).
         if name in registry.current.names:
             request.environ["toyseq.task"] = name
-
-    def _privileged() -> dict:
-        """Who asked, for the log line; 401 without the API key when one is set."""
-        environ = request.environ
-        who = {"request_id": environ.get("toyseq.request_id"), "remote": environ.get("REMOTE_ADDR")}
-        if api_key and not _authorized(api_key):
-            log.warning("model control without a valid API key", extra={"fields": who})
-            raise Unauthorized(
-                "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
-                headers={"WWW-Authenticate": 'Bearer realm="toyseq"'},
-            )
-        return who
 
     @bp.errorhandler(ServiceError)
     def service_error(err: ServiceError):
@@ -97,7 +94,7 @@ def blueprint(state) -> Blueprint:
 
 def _body() -> dict:
     """The optional JSON object body of a control call ({} when empty)."""
-    data = _read_body(request.environ, MAX_CONTROL_BODY)
+    data = read_body(request.environ, MAX_CONTROL_BODY)
     if not data.strip():
         return {}
     try:
