@@ -13,6 +13,7 @@ drops its onnxruntime session when pickled and loads its own in each process."""
 from __future__ import annotations
 
 import argparse
+import uuid
 
 import grpc
 import kserve
@@ -72,8 +73,12 @@ class ToyseqModel(kserve.Model):
             outputs = np.asarray(common.answer(self.predictor, payload.inputs[0].as_numpy().tolist()), dtype=np.int64)
             tensor = InferOutput(name="output", shape=list(outputs.shape), datatype="INT64")
             tensor.set_data_from_numpy(outputs, binary_data=raw)
+            # KServe's V2 REST answer must carry a string id; a request without one has none to echo
             return InferResponse(
-                model_name=self.name, infer_outputs=[tensor], response_id=payload.id, use_binary_outputs=raw
+                model_name=self.name,
+                infer_outputs=[tensor],
+                response_id=payload.id or uuid.uuid4().hex,
+                use_binary_outputs=raw,
             )
         return {"predictions": common.answer(self.predictor, payload["instances"])}
 
