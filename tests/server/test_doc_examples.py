@@ -204,7 +204,7 @@ def test_the_generator_notices_a_stale_figure(tmp_path):
     (tmp_path / "models").symlink_to(ROOT / "models")
     page = tmp_path / "docs" / "page.md"
     page.write_text(
-        "floor <!-- value: docs/peers.json ratios.floor.one_rps.median .2fx -->0.75x<!-- /value -->,"
+        "floor <!-- value: docs/peers.json ratios.floor.one_rps.median .2fx -->9.75x<!-- /value -->,"
         " new <!-- value: docs/new-bench.json x.0 .1f -->9.9<!-- /value -->\n"
         "<!-- generated: benchmark-runs -->\nstale\n<!-- end generated -->\n"
         "<!-- generated: budget -->\n<!-- end generated -->\n"
@@ -212,7 +212,8 @@ def test_the_generator_notices_a_stale_figure(tmp_path):
     changed = docs.differences(tmp_path)
     assert list(changed) == [page]
     generated = changed[page][1]
-    assert "-->0.66x<!--" in generated and "-->1.5<!--" in generated
+    floor = json.loads((ROOT / "docs" / "peers.json").read_text())["ratios"]["floor"]["one_rps"]["median"]
+    assert f"-->{floor:.2f}x<!--" in generated and "-->1.5<!--" in generated
     assert "`python -m benchmarks.new`" in generated and "stale" not in generated
     assert re.search(r"\| `sum-first-two` \| 3 \| 9,221 \|", generated)  # 10,000 rows are over the budget
     page.write_text("<!-- generated: no-such-block -->\n<!-- end generated -->\n")
