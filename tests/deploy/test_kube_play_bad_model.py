@@ -57,7 +57,7 @@ def broken_models():
 def pod(engine, image, tmp_path, models: Path, strict: str):  # noqa: F811
     """The Deployment under `podman kube play` with `models` at /models and TOYSEQ_STRICT=`strict`."""
     port, suffix = free_port(), uuid.uuid4().hex[:8]
-    docs, secret = pod_manifest(image, port, suffix)
+    docs, secret = pod_manifest(image, port, suffix, grpc_port=free_port())
     docs[0]["data"].update({"TOYSEQ_MODELS_DIR": "/models", "TOYSEQ_STRICT": strict})
     spec = docs[1]["spec"]["template"]["spec"]
     spec["volumes"].append({"name": f"models-{suffix}", "hostPath": {"path": str(models), "type": "Directory"}})
