@@ -211,18 +211,7 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             "kserve-v2",
             lambda port, scratch: kserve_command(port, scratch),
             f"/v2/models/{task}/infer",
-            lambda inputs: orjson.dumps(
-                {
-                    "inputs": [
-                        {
-                            "name": "input",
-                            "shape": [len(inputs), len(inputs[0])],
-                            "datatype": "INT64",
-                            "data": [v for row in inputs for v in row],
-                        }
-                    ]
-                }
-            ),
+            v2_body("input"),
             _v2_outputs,
             peer_env,
             kserve_setup,
@@ -249,18 +238,7 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             "mlserver",
             lambda port, scratch: [str(envs.venv_dir("mlserver") / "bin" / "mlserver"), "start", str(scratch)],
             f"/v2/models/{task}/infer",
-            lambda inputs: orjson.dumps(
-                {
-                    "inputs": [
-                        {
-                            "name": "inputs",
-                            "shape": [len(inputs), len(inputs[0])],
-                            "datatype": "INT64",
-                            "data": [v for row in inputs for v in row],
-                        }
-                    ]
-                }
-            ),
+            v2_body("inputs"),
             _v2_outputs,
             peer_env,
             mlserver_setup,
@@ -282,6 +260,17 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             peer_env,
         ),
     }
+
+
+def v2_body(input_name: str) -> Callable[[list], bytes]:
+    """A V2 infer body holding the sequences as one INT64 [batch, length] tensor named `input_name`."""
+
+    def body(inputs: list) -> bytes:
+        flat = [v for row in inputs for v in row]
+        tensor = {"name": input_name, "shape": [len(inputs), len(inputs[0])], "datatype": "INT64", "data": flat}
+        return orjson.dumps({"inputs": [tensor]})
+
+    return body
 
 
 def _v2_outputs(data: bytes) -> list:

@@ -251,11 +251,7 @@ class Connection(asyncio.Protocol):
             raise Refusal(400, "malformed-header", "Transfer-Encoding is not allowed in an HTTP/1.0 request")
         max_body = self.front.max_body_bytes
         if length is not None and length > max_body:
-            raise Refusal(
-                413,
-                "body-too-large",
-                f"the body is larger than the limit of {max_body} bytes (TOYSEQ_MAX_BODY_BYTES)",
-            )
+            raise _too_large(max_body)
         if expect and not self.queue and not self.busy and (length or "HTTP_TRANSFER_ENCODING" in environ):
             self.transport.write(CONTINUE)  # type: ignore[union-attr]
 
@@ -263,11 +259,7 @@ class Connection(asyncio.Protocol):
         self.body_size += len(data)
         self.front.received(len(data))
         if self.body_size > self.front.max_body_bytes:
-            raise Refusal(
-                413,
-                "body-too-large",
-                f"the body is larger than the limit of {self.front.max_body_bytes} bytes (TOYSEQ_MAX_BODY_BYTES)",
-            )
+            raise _too_large(self.front.max_body_bytes)
         if self.front.over_buffer():
             raise Refusal(503, "buffers-full", "the server's request buffers are full; retry the request")
         self.body.append(data)
@@ -405,6 +397,13 @@ class Connection(asyncio.Protocol):
 
     def blocked_bytes(self) -> int:
         return self.transport.get_write_buffer_size() if self.write_paused and self.transport is not None else 0
+
+
+def _too_large(max_body: int) -> Refusal:
+    """A body over the limit, declared (Content-Length) or found while chunks arrive."""
+    return Refusal(
+        413, "body-too-large", f"the body is larger than the limit of {max_body} bytes (TOYSEQ_MAX_BODY_BYTES)"
+    )
 
 
 _date_cache = (0, "")
