@@ -41,12 +41,20 @@ def export(rev: str, dest: Path) -> Path:
 
 def side(package: str, models: Path, task: str):
     predictor_mod = importlib.import_module(f"{package}.core.predictor")
-    parsing = importlib.import_module(f"{package}.server.parsing")
-    registry = importlib.import_module(f"{package}.server.registry")
-    oip = importlib.import_module(f"{package}.server.openinference")
+    parsing = _module(package, "protocol.checks", "parsing")
+    registry = _module(package, "store.registry", "registry")
+    oip = _module(package, "protocol.v2", "openinference")
     predictor = predictor_mod.Predictor.load(models / task)
     limits = registry.Limits(max_batch=100_000, max_steps=1000, max_top_k=0, max_rollout_values=10_000_000)
     return predictor_mod, parsing, oip, predictor, limits
+
+
+def _module(package: str, name: str, before_layers: str):
+    """A server module of either layout: the layered one, or the flat one revisions before it had."""
+    try:
+        return importlib.import_module(f"{package}.server.{name}")
+    except ModuleNotFoundError:
+        return importlib.import_module(f"{package}.server.{before_layers}")
 
 
 def binary_request(raw: bytes) -> tuple[bytes, bytes]:

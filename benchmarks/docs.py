@@ -94,7 +94,7 @@ def _predictors(root: Path):
 
 
 def models_table(root: Path) -> str:
-    from service.server.openinference import version_of
+    from service.server.protocol.v2 import version_of
 
     lines = [
         "| task | version (v2) | `model.onnx` sha256 | bytes | weights (cost model: bytes / 4) |",
@@ -137,9 +137,9 @@ def over_budget(root: Path, task: str, rows: str, steps: str) -> str:
     """The 422 detail the service gives for such a request, from the service's own check."""
     from service.core.predictor import Predictor
     from service.server.config import Config
-    from service.server.errors import OverBudget
-    from service.server.parsing import check_budget
-    from service.server.registry import Limits
+    from service.server.http.errors import OverBudget
+    from service.server.protocol.checks import check_budget
+    from service.server.store.registry import Limits
 
     p = Predictor.load(root / "models" / task)
     example = p.manifest["example"]["input"]

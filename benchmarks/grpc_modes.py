@@ -31,7 +31,7 @@ TASK, LENGTH, CONNECTIONS, MODES = "echo-lag", 10, 8, ("sync", "aio")
 
 def infer_message(task: str, rows: list[list[int]]) -> bytes:
     """A serialized ModelInferRequest as tritonclient.grpc sends it: the input in raw_input_contents."""
-    from service.server.oip_grpc.generated import grpc_service_pb2 as pb
+    from service.server.grpc.generated import grpc_service_pb2 as pb
 
     array = np.array(rows, dtype="<i8")
     request = pb.ModelInferRequest(model_name=task, raw_input_contents=[array.tobytes()])
@@ -48,7 +48,7 @@ def check(target: str, message: bytes, count: int) -> None:
     """One real call first: h2load sees HTTP statuses only."""
     import grpc
 
-    from service.server.oip_grpc.generated import grpc_service_pb2 as pb
+    from service.server.grpc.generated import grpc_service_pb2 as pb
 
     with grpc.insecure_channel(target) as channel:
         call = channel.unary_unary(

@@ -1,5 +1,5 @@
 """The worker model chosen by measurement: toyseq and the bare Flask floor under gunicorn's sync worker and
-under toyseq's loop worker (service/server/worker.py) as it is, with every predict sent to its pool instead
+under toyseq's loop worker (service/server/loop/worker.py) as it is, with every predict sent to its pool instead
 of run inline (TOYSEQ_INLINE_SECONDS=0), and with access lines off (TOYSEQ_LOG_LEVEL=warning: what they
 cost); 2 workers, wrk 8 connections, one echo-lag sequence per request (and 100), variants alternating
 round by round so that the machine's drifting load hits all alike.

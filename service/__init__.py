@@ -9,6 +9,6 @@
 
 
 def create_app(config=None):
-    from .server.app import create_app as factory
+    from .server.http.app import create_app as factory
 
     return factory(config)

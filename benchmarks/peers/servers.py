@@ -54,7 +54,7 @@ def toyseq_body(inputs: list) -> bytes:
 
 def infer_message(task: str) -> Callable[[list], bytes]:
     """Rows -> a serialized ModelInferRequest with the input in raw_input_contents (tritonclient.grpc's way)."""
-    from service.server.oip_grpc.generated import grpc_service_pb2 as pb
+    from service.server.grpc.generated import grpc_service_pb2 as pb
 
     def message(inputs: list) -> bytes:
         array = np.array(inputs, dtype="<i8")
@@ -67,7 +67,7 @@ def infer_message(task: str) -> Callable[[list], bytes]:
 
 def grpc_outputs(data: bytes) -> list:
     """A serialized ModelInferResponse's first output as rows, from raw_output_contents or typed contents."""
-    from service.server.oip_grpc.generated import grpc_service_pb2 as pb
+    from service.server.grpc.generated import grpc_service_pb2 as pb
 
     answer = pb.ModelInferResponse.FromString(data)
     out = answer.outputs[0]

@@ -11,7 +11,7 @@ from typing import Any
 PREFIX = "TOYSEQ_"
 GRPC_MODES = ("sync", "aio")
 EMPTY_TURNS_OFF = ("grpc_bind",)  # settings whose empty variable means "off" rather than "the default"
-WORKER_CLASSES = {"loop": "service.server.worker.LoopWorker", "sync": "sync"}
+WORKER_CLASSES = {"loop": "service.server.loop.worker.LoopWorker", "sync": "sync"}
 MODEL_CONTROL_MODES = ("none", "explicit")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # Booleans as people write them, Kubernetes manifests included ("true", not only "1").
@@ -46,7 +46,7 @@ class Config:
     timeout: int = 30  # gunicorn: a worker silent this long is killed and replaced
     graceful_timeout: int = 30  # gunicorn: how long SIGTERM waits for in-flight requests
     keepalive: int = 2  # seconds an idle kept-alive connection stays open
-    # The worker model (gunicorn_conf.py): "loop" is toyseq's event-loop worker (service/server/worker.py):
+    # The worker model (gunicorn_conf.py): "loop" is toyseq's event-loop worker (service/server/loop/worker.py):
     # whole requests read on the loop, cheap ones run there, heavy ones on a pool of `request_threads`;
     # "sync" is gunicorn's sync worker (one request at a time per worker, no keep-alive, no slow-client
     # protection), kept for comparisons.
@@ -58,7 +58,7 @@ class Config:
     read_timeout: int = 10  # loop: seconds to send a whole request (and to take an answer) before the drop
     keepalive_requests: int = 100  # loop: requests per connection before "Connection: close"; 0: no limit
     reuse_port: bool = False  # each worker listens on its own SO_REUSEPORT socket; the kernel spreads connections
-    # The Open Inference Protocol over gRPC, served by every worker beside HTTP (service/server/oip_grpc/);
+    # The Open Inference Protocol over gRPC, served by every worker beside HTTP (service/server/grpc/);
     # empty: off. "sync" is grpc.server with a thread pool, "aio" grpc.aio on a loop thread (measured in
     # docs/performance.md; sync is the faster here).
     grpc_bind: str = "127.0.0.1:8001"

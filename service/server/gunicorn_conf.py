@@ -24,7 +24,7 @@ threads = 1
 worker_connections = _config.worker_connections
 reuse_port = _config.reuse_port
 if _config.worker_class == "loop":
-    from service.server.worker import LoopWorker
+    from service.server.loop.worker import LoopWorker
 
     # Bytes held per worker by requests still arriving, and again by answers clients have not read: 8
     # bodies of the largest size allowed.
@@ -53,7 +53,7 @@ if _own_metrics_dir:
     preflight.remove_at_exit(os.environ["PROMETHEUS_MULTIPROC_DIR"])  # also when gunicorn halts, not only on_exit
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
-# Where the workers tell each other about model loads (service/server/control.py); read by each worker's Config.
+# Where the workers tell each other about model loads (service/server/store/control.py); read by each worker's Config.
 _own_control_dir = not os.environ.get("TOYSEQ_CONTROL_DIR")
 if _own_control_dir:
     os.environ["TOYSEQ_CONTROL_DIR"] = tempfile.mkdtemp(prefix="toyseq-control-")
@@ -66,7 +66,7 @@ def on_starting(server):
         if name.endswith(".db"):
             os.remove(os.path.join(path, name))
     # Loads and unloads of an earlier run are not this one's: workers start from the models folder.
-    from service.server.control import Channel
+    from service.server.store.control import Channel
 
     Channel(os.environ["TOYSEQ_CONTROL_DIR"]).clear()
 
@@ -74,7 +74,7 @@ def on_starting(server):
 def post_worker_init(worker):
     # Each worker serves gRPC beside its HTTP, once its app (and so its models) is loaded; see oip_grpc/worker.py.
     if _config.grpc_bind:
-        from service.server.oip_grpc import worker as grpc_worker
+        from service.server.grpc import worker as grpc_worker
 
         grpc_worker.start(worker, _config)
 
@@ -83,8 +83,8 @@ def worker_exit(server, worker):
     # Runs in the worker as it exits: gRPC calls in flight finish (within the graceful timeout), then the
     # access lines and metric counts it still holds are written (atexit does too; this runs first, while
     # gunicorn's own logging is still up).
+    from service.server.grpc import worker as grpc_worker
     from service.server.observability import flushing
-    from service.server.oip_grpc import worker as grpc_worker
 
     grpc_worker.stop(_config.graceful_timeout)
     flushing.flush_all()
@@ -94,7 +94,7 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
-    from service.server.control import Channel
+    from service.server.store.control import Channel
 
     Channel(os.environ["TOYSEQ_CONTROL_DIR"]).forget(worker.pid)  # loads no longer wait for it
 
@@ -107,8 +107,8 @@ def on_exit(server):
 
 
 # Last, so that it wraps the sync worker when that is chosen: gunicorn's own error answers (malformed HTTP,
-# oversize request line or headers, worker timeout) become problem+json; see service/server/worker_errors.py.
-# The loop worker answers its own (service/server/connection.py).
-from service.server.worker_errors import problem_worker  # noqa: E402
+# oversize request line or headers, worker timeout) become problem+json; see service/server/sync_worker.py.
+# The loop worker answers its own (service/server/loop/connection.py).
+from service.server.sync_worker import problem_worker  # noqa: E402
 
 worker_class = problem_worker(worker_class)

@@ -53,8 +53,9 @@ def remove_at_exit(path: str) -> None:
 def main() -> int:
     import logging
 
-    from ..core.predictor import SessionConfig
-    from .registry import Registry, StartupError  # onnxruntime: only in this child process
+    from service.core.predictor import SessionConfig
+
+    from .store.registry import Registry, StartupError  # onnxruntime: only in this child process
 
     logging.disable(logging.CRITICAL)  # the one line below says it; the registry's own log would repeat it
     config = Config.load()

@@ -12,7 +12,7 @@ import pytest
 
 from service import create_app
 from service.core import manifest as manifest_mod
-from service.server.registry import StartupError
+from service.server.store.registry import StartupError
 from tests.support.paths import ROOT, TASKS
 from tests.support.server import free_port, gunicorn_command, server_env
 

@@ -441,8 +441,8 @@ def test_predict_is_open_without_an_api_key(client, app, any_task):
 
 def test_service_never_imports_torch_or_training(tmp_path):
     code = (
-        "import sys, service, service.server.app, service.server.registry, service.server.routes.predict, service.server.routes.tasks, "
-        "service.server.routes.health, service.server.routes.docs, service.server.gunicorn_conf, service.server.observability.metrics, service.server.openapi;"
+        "import sys, service, service.server.http.app, service.server.store.registry, service.server.http.routes.predict, service.server.http.routes.tasks, "
+        "service.server.http.routes.health, service.server.http.routes.docs, service.server.gunicorn_conf, service.server.observability.metrics, service.server.http.openapi;"
         "service.create_app({'models_dir': sys.argv[1]});"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'training')]; print(bad); "
         "sys.exit(1 if bad else 0)"

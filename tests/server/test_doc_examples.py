@@ -92,7 +92,7 @@ RULES: list[tuple[str, str]] = [
         "docs/api.md's command, run here",
     ),
     (
-        r"^docker exec toyseq python -m service\.server\.models",
+        r"^docker exec toyseq python -m service\.server\.cli",
         "not run: needs a Docker engine; the CLI: tests/server/test_model_control.py",
     ),
     (

@@ -1,4 +1,4 @@
-"""Differential test of the loop worker's HTTP framing (service/server/connection.py, llhttp) against a
+"""Differential test of the loop worker's HTTP framing (service/server/loop/connection.py, llhttp) against a
 reference parser: gunicorn's own pure-Python parser, the one its sync worker uses.
 
 The same raw bytes go to both: the real Front (worker.Front on a uvloop loop, over a real socket on
@@ -22,7 +22,7 @@ from gunicorn.http.parser import RequestParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.server.worker import Front, Settings
+from service.server.loop.worker import Front, Settings
 from tests.server.test_reliability_http import raw_request
 from tests.support.rawhttp import exchange
 

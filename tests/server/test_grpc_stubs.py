@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from service.server.config import Config, ConfigError
-from service.server.oip_grpc import generate
+from service.server.grpc import generate
 
 
 def test_regenerating_the_stubs_gives_the_committed_files():

@@ -200,7 +200,7 @@ def test_a_bad_replacement_is_refused_under_load_and_the_old_model_keeps_serving
 
 
 def test_unload_and_load_reach_both_workers_and_the_command_line_speaks_for_them(server, repo):
-    cli = [sys.executable, "-m", "service.server.models", "--url", server.url, "--api-key", API_KEY]
+    cli = [sys.executable, "-m", "service.server.cli", "--url", server.url, "--api-key", API_KEY]
     run = subprocess.run([*cli, "unload", TASK], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert both_workers(server.url) == {503}
@@ -227,7 +227,7 @@ def test_unload_and_load_reach_both_workers_and_the_command_line_speaks_for_them
     stats = subprocess.run([*cli, "stats", "echo-lag"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert stats.returncode == 0 and '"name": "echo-lag"' in stats.stdout and '"compute_infer"' in stats.stdout
     closed = subprocess.run(
-        [sys.executable, "-m", "service.server.models", "--url", "http://127.0.0.1:1", "index"],
+        [sys.executable, "-m", "service.server.cli", "--url", "http://127.0.0.1:1", "index"],
         capture_output=True,
         text=True,
         timeout=60,

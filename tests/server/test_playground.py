@@ -20,7 +20,7 @@ from tests.support.paths import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-STATIC = ROOT / "service" / "server" / "static"
+STATIC = ROOT / "service" / "server" / "http" / "static"
 WAIT = 20  # seconds for any one thing to appear in the page
 KEY = "s3cret-playground-key"
 

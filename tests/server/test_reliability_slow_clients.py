@@ -1,5 +1,5 @@
 """Slow clients and kept-alive connections on a real gunicorn with the default worker model (the loop worker, whole
-requests read by its event loop before the app sees them: service/server/worker.py).
+requests read by its event loop before the app sees them: service/server/loop/worker.py).
 
 The issue's scenario: 64 connections send headers and half a body and stall, re-opened whenever the server
 drops them, while 8 normal clients send predictions over kept-alive connections; no normal request may

@@ -549,8 +549,8 @@ def test_other_or_broken_encodings(client, any_task):
 def test_openapi_says_what_the_checks_take(client, tasks):
     """The document is built from the checks' constants: its fields, parameters, names and datatypes are the
     ones the service reads, and every output a model metadata lists is one it names."""
-    from service.server import openinference as oip
-    from service.server.parsing import REQUEST_FIELDS
+    from service.server.protocol import v2 as oip
+    from service.server.protocol.checks import REQUEST_FIELDS
 
     doc = client.get("/openapi.json").get_json()
     schemas = doc["components"]["schemas"]

@@ -3,7 +3,7 @@ imports prometheus_client) every worker writes its own files and /metrics sums t
 flask run) an app gets its own single-process registry.
 
 Requests update plain in-memory tallies (dict increments: no lock, no mmap write); `flush()` adds what
-changed since the last flush to the Prometheus values. The app's middleware (service/server/app.py, Observe) owns
+changed since the last flush to the Prometheus values. The app's middleware (service/server/http/app.py, Observe) owns
 both: it counts the requests it recorded and flushes, every 50 ms on the flushing thread
 (observability/flushing.py), at exit, and before /metrics renders. So a worker's own counts are exact in its
 answer, and under gunicorn a scrape served by one worker sees the others' requests at most 50 ms late.

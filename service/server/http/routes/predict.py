@@ -1,0 +1,44 @@
+"""POST /tasks/<name>/predict: the request path. Kept lean: orjson in and out, Codec.check, one Predictor call."""
+
+from __future__ import annotations
+
+from time import perf_counter
+
+import orjson
+from flask import Blueprint, Response, request
+
+from ...protocol.checks import parse_predict
+from ...protocol.statistics import Timing
+from ...store.registry import lookup
+from .common import api_key_required, read_json
+
+JSON = "application/json"  # as the content_type argument: werkzeug adds no charset and parses nothing
+
+
+def blueprint(state) -> Blueprint:
+    bp = Blueprint("predict", __name__)
+    registry, limits = state.registry, state.limits
+    max_body = state.config.max_body_bytes
+
+    @bp.post("/tasks/<name>/predict")
+    @api_key_required(state.config.api_key)
+    def predict(name: str):
+        environ = request.environ  # one context lookup, then plain dict reads
+        snapshot = registry.current  # this request's models, start to end, whatever a load swaps meanwhile
+        predictor = snapshot.predictors.get(name)
+        if predictor is None:
+            if name in snapshot.unavailable:
+                environ["toyseq.task"] = name
+            lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
+        environ["toyseq.task"] = name
+        timing = environ["toyseq.inference"] = Timing(predictor)  # the statistics extension's durations
+        arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), limits)
+        timing.infer = perf_counter()
+        result = predictor.predict(arrays, steps=steps, top_k=top_k)
+        timing.output = perf_counter()
+        environ["toyseq.sequences"] = len(arrays)  # counted by the app's middleware
+        return Response(
+            orjson.dumps({"task": name, "model": {"sha256": predictor.sha256}, **result}), content_type=JSON
+        )
+
+    return bp

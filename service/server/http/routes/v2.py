@@ -1,0 +1,150 @@
+"""The Open Inference Protocol v2 over HTTP (what tritonclient and KServe's clients speak), beside the native
+API: GET /v2, /v2/health/live, /v2/health/ready, /v2/models (KServe's list), /v2/models/<task>[/versions/<v>],
+.../ready and POST .../infer. The translation lives in openinference.py; the API key, body limit and
+decompression (routes/common.py), request ids, metrics and access lines are the native path's. Errors are the
+protocol's {"error": "..."}, never problem+json.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter
+
+import orjson
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from ...protocol import v2 as oip
+from ...protocol.statistics import Timing
+from ..errors import DRAIN_LIMIT, ServiceError, drain
+from .common import api_key_required, read_body
+
+JSON = "application/json"
+log = logging.getLogger("toyseq.error")
+
+
+def blueprint(state) -> Blueprint:
+    bp = Blueprint("v2", __name__)
+    registry = state.registry
+    max_body = state.config.max_body_bytes
+    service = state.protocol
+    server = orjson.dumps(service.server_metadata)
+
+    def entry(name: str, version: str | None) -> tuple[oip.Model, bytes]:
+        """The model and its rendered metadata from the snapshot served now: the request keeps this one."""
+        if name in registry.current.predictors:
+            request.environ["toyseq.task"] = name
+        return service.entry(name, version)
+
+    def model(name: str, version: str | None) -> oip.Model:
+        return entry(name, version)[0]
+
+    @bp.get("/v2")
+    def server_metadata():
+        return Response(server, content_type=JSON)
+
+    @bp.get("/v2/health/live")
+    def live():
+        return Response(b'{"live":true}', content_type=JSON)
+
+    @bp.get("/v2/health/ready")
+    def ready():
+        # Ready as /readyz (some task serves); /v2/models/<task>/ready says which do.
+        ok = service.ready()
+        return Response(b'{"ready":true}' if ok else b'{"ready":false}', status=200 if ok else 503, content_type=JSON)
+
+    @bp.get("/v2/models")
+    def model_list():
+        # KServe's model list: every task served now or unavailable (its ready answer says which)
+        listing = registry.current.derived("v2.listing", lambda snapshot: orjson.dumps({"models": snapshot.names}))
+        return Response(listing, content_type=JSON)
+
+    @bp.get("/v2/models/<name>")
+    @bp.get("/v2/models/<name>/versions/<version>")
+    def model_metadata(name: str, version: str | None = None):
+        return Response(entry(name, version)[1], content_type=JSON)
+
+    @bp.get("/v2/models/<name>/ready")
+    @bp.get("/v2/models/<name>/versions/<version>/ready")
+    def model_ready(name: str, version: str | None = None):
+        if name in registry.current.unavailable:
+            request.environ["toyseq.task"] = name
+        if not service.model_ready(name, version):
+            return Response(orjson.dumps({"name": name, "ready": False}), status=503, content_type=JSON)
+        model(name, version)
+        return Response(orjson.dumps({"name": name, "ready": True}), content_type=JSON)
+
+    @bp.post("/v2/models/<name>/infer")
+    @bp.post("/v2/models/<name>/versions/<version>/infer")
+    @api_key_required(state.config.api_key)
+    def infer(name: str, version: str | None = None):
+        environ = request.environ
+        found = model(name, version)
+        timing = environ["toyseq.inference"] = Timing(found.predictor)  # the statistics extension's durations
+        header, binary = oip.split_body(
+            read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+        )
+        checked = oip.parse_infer(found, header, binary)
+        started = environ.get("toyseq.started")
+        oip.check_deadline(found, checked, perf_counter() - started if started else 0.0)
+        timing.infer = perf_counter()
+        result = service.run(found, checked)
+        timing.output = perf_counter()
+        environ["toyseq.sequences"] = len(checked.arrays)  # counted by the app's middleware
+        body, data = oip.render(found, checked, result)
+        if data is None:
+            response = Response(body, content_type=JSON)
+        else:
+            response = Response(body + data, content_type="application/octet-stream")
+            response.headers["Inference-Header-Content-Length"] = str(len(body))
+        ignored = checked.ignored_header()
+        if ignored:
+            response.headers[oip.IGNORED_HEADER] = ignored
+        return response
+
+    @bp.route("/v2/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def unknown(rest: str):
+        # Reached by any other /v2 path, or a v2 path with the wrong method: the protocol's error either way.
+        adapter = current_app.url_map.bind("")
+        allowed = []
+        for method in ("GET", "POST"):
+            try:
+                endpoint, _ = adapter.match(request.path, method=method)
+            except HTTPException:
+                continue
+            if endpoint != "v2.unknown":
+                allowed.append(method)
+        if allowed:
+            raise ServiceError(
+                f"{request.method} is not allowed on {request.path[:100]}; use {', '.join(allowed)}",
+                status=405,
+                headers={"Allow": ", ".join(allowed)},
+            )
+        raise ServiceError(f"no v2 endpoint {request.method} /v2/{rest[:100]}; see /openapi.json", status=404)
+
+    @bp.errorhandler(ServiceError)
+    def service_error(err: ServiceError):
+        # The protocol's error object; a native 422 (invalid request) is the protocol's 400.
+        status = 400 if err.status == 422 else err.status
+        return _error(err.message, status, err.headers)
+
+    @bp.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        if err.code == 413:
+            drain(DRAIN_LIMIT)
+        headers = {k: v for k, v in err.get_headers() if k.lower() == "allow"}
+        return _error(f"{err.name}: {err.description}", err.code or 500, headers)
+
+    @bp.errorhandler(Exception)
+    def unexpected(err: Exception):
+        log.exception("unhandled error in request %s", request.environ.get("toyseq.request_id", "-"))
+        return _error("internal error; quote the X-Request-ID header when reporting it", 500)
+
+    return bp
+
+
+def _error(message: str, status: int, headers: dict | None = None) -> Response:
+    response = Response(orjson.dumps({"error": message}), status=status, content_type=JSON)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response

@@ -1,0 +1,431 @@
+"""One HTTP/1.1 connection on the worker's event loop: llhttp (httptools) frames each request, the same
+callbacks build the WSGI environ the app sees, so the code that decides where a request ends is the code
+that decides what the app gets (no second scanner to disagree with it: request smuggling needs two).
+
+A request reaches the app only once it is in memory in full; requests pipelined on one connection are
+answered in order, one at a time. Answers are written without blocking: what the socket does not take
+stays in the transport's buffer, the connection stops reading (so a client that does not read cannot queue
+more work), and one that stays that way for `read_timeout` seconds is dropped. Refusals the worker makes
+itself (malformed HTTP, a body or head over its limit, buffers full) are problem+json answers written after
+the answers owed before them, then the connection closes after draining what the client still sends.
+
+Deadlines are checked by the worker's tick (`expire`), not by a timer per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import sys
+import time
+from collections import deque
+from email.utils import formatdate
+from typing import TYPE_CHECKING
+from urllib.parse import unquote_to_bytes
+
+import httptools
+
+from .. import problems
+
+if TYPE_CHECKING:
+    from .worker import Front
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+HIGH_WATER = 256 * 1024  # bytes an answer may leave unsent before the connection stops reading
+MAX_QUEUED = 32  # pipelined requests held per connection before it stops reading
+LINGER_SECONDS = 2.0  # after a closing refusal: how long the client's remaining bytes are read and dropped
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+
+
+class Refusal(Exception):
+    """A request the worker answers itself; raised inside a parser callback."""
+
+    def __init__(self, status: int, slug: str, detail: str):
+        super().__init__(detail)
+        self.status, self.slug, self.detail = status, slug, detail
+
+
+class Request:
+    __slots__ = ("environ", "keep_alive", "head", "version", "ran")
+
+    def __init__(self, environ: dict, keep_alive: bool, head: bool, version: str):
+        self.environ, self.keep_alive, self.head, self.version = environ, keep_alive, head, version
+        self.ran = False  # inline already tried: the app moved it to the pool
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, front: Front):
+        self.front = front
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[Request] = deque()
+        self.busy = False  # one of its requests is with the app
+        self.closing = False  # the last answer is written: only draining the client's bytes now
+        self.eof = False
+        self.write_paused = False
+        self.read_paused = False
+        self.refusal: Refusal | None = None  # owed once the answers before it are written
+        self.served = 0
+        self.since = time.monotonic()  # start of the current state (receiving, idle, blocked, lingering)
+        self.receiving = True  # a new connection owes its first request within read_timeout
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.environ: dict | None = None
+        self.in_head = False  # between a request's first byte and the end of its head
+        self.head_seen = 0  # bytes received while in the head (llhttp buffers a field until it ends)
+
+    # --- asyncio ---------------------------------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        local = transport.get_extra_info("sockname") or ("", 0)
+        self.remote, self.remote_port = str(peer[0]), str(peer[1])
+        self.server_name, self.server_port = str(local[0]), str(local[1])
+        transport.set_write_buffer_limits(high=HIGH_WATER)
+        self.front.opened(self)
+
+    def connection_lost(self, exc) -> None:
+        self.front.received(-self.body_size)
+        self.body_size = 0
+        self.queue.clear()
+        self.closing = True
+        self.front.closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing or self.refusal is not None:
+            return  # lingering: read and dropped
+        if not self.receiving:
+            self.receiving, self.since = True, time.monotonic()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.refuse_rest()  # the request is served; what follows is another protocol, never read as HTTP
+        except httptools.HttpParserCallbackError as err:
+            refusal = err.__context__
+            if not isinstance(refusal, Refusal):
+                raise
+            self.refusal = refusal
+        except httptools.HttpParserError as err:
+            self.refusal = self._malformed(str(err))
+        if self.in_head and self.refusal is None:
+            self.head_seen += len(data)
+            if self.head_seen > self.front.max_head_bytes:
+                self.refusal = Refusal(
+                    431,
+                    "headers-too-large",
+                    f"the request head is larger than {self.front.max_head_bytes} bytes "
+                    "(TOYSEQ_LIMIT_REQUEST_LINE and TOYSEQ_LIMIT_REQUEST_FIELDS fields of 8190 bytes)",
+                )
+        if self.refusal is not None:
+            self.front.received(-self.body_size)
+            self.body_size = 0
+            self.pause_reading()
+        elif len(self.queue) >= MAX_QUEUED:
+            self.pause_reading()
+        self.run_next()
+
+    def _malformed(self, said: str) -> Refusal:
+        """llhttp's reason, with the part of the request it concerns (its errors carry no code, only text)."""
+        said = said[:120]
+        lowered = said.lower()
+        if self.environ is not None and "chunk" in lowered:
+            return Refusal(400, "malformed-chunked-body", f"the chunked request body is malformed: {said}")
+        if "transfer-encoding" in lowered and "invalid" in lowered:  # RFC 9112 6.1: an unknown coding is 501
+            return Refusal(
+                501,
+                "unsupported-transfer-coding",
+                "the Transfer-Encoding is not supported; send the body with Content-Length or as chunked",
+            )
+        if not self.headers and any(word in lowered for word in ("method", "url", "version", "http/", "space")):
+            return Refusal(400, "malformed-request-line", f"the request line is not 'METHOD /path HTTP/1.1': {said}")
+        if self.environ is None:
+            return Refusal(400, "malformed-header", f"a header field is malformed: {said}")
+        return Refusal(400, "malformed-http", f"the request is not valid HTTP/1.1: {said}")
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.closing or not (self.queue or self.busy):
+            return False  # the transport closes
+        return True  # half-closed: answer what was sent, then close
+
+    def pause_writing(self) -> None:
+        self.write_paused, self.since = True, time.monotonic()
+        self.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.run_next()
+
+    # --- llhttp callbacks ------------------------------------------------------------------------------
+
+    def _reset_message(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.body = []
+        self.body_size = 0
+        self.environ = None
+
+    def on_message_begin(self) -> None:
+        self._reset_message()
+        self.in_head, self.head_seen = True, 0
+        if not self.receiving:
+            self.receiving, self.since = True, time.monotonic()
+
+    def on_url(self, url: bytes) -> None:
+        if not self.url and self.parser.get_method() == b"PRI":
+            # llhttp then waits for the rest of HTTP/2's preface, which no HTTP/1.1 request sends
+            raise Refusal(
+                400, "malformed-request-line", "the method PRI (HTTP/2's preface) is not supported; send HTTP/1.1"
+            )
+        self.url += url
+        limit = self.front.limit_request_line
+        if limit and len(self.url) > limit:
+            raise Refusal(
+                414,
+                "request-line-too-long",
+                f"the request line is longer than {limit} bytes (TOYSEQ_LIMIT_REQUEST_LINE)",
+            )
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        front = self.front
+        if len(self.headers) >= front.limit_request_fields or len(name) + len(value) + 2 > front.limit_field_size:
+            raise Refusal(
+                431,
+                "headers-too-large",
+                f"the request has more than {front.limit_request_fields} header fields (TOYSEQ_LIMIT_REQUEST_FIELDS) "
+                f"or a header field longer than {front.limit_field_size} bytes",
+            )
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        environ = self.front.base_environ.copy()
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):  # llhttp also reads HTTP/0.9 and 2.0 request lines
+            raise Refusal(400, "malformed-request-line", f"HTTP/{version} is not supported; send HTTP/1.1")
+        method = parser.get_method().decode("latin-1")
+        target = self.url
+        if target == b"*":
+            path, query = b"*", b""
+        else:
+            try:
+                url = httptools.parse_url(target)
+            except httptools.HttpParserInvalidURLError:
+                raise Refusal(400, "malformed-request-line", "the request target is not a valid URL") from None
+            path, query = url.path or b"", url.query or b""
+        environ["REQUEST_METHOD"] = method
+        environ["RAW_URI"] = target.decode("latin-1")
+        environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1")
+        environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/" + version
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = self.remote, self.remote_port
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = self.server_name, self.server_port
+        length, expect = None, False
+        for raw_name, raw_value in self.headers:
+            name = raw_name.decode("latin-1").upper()
+            value = raw_value.decode("latin-1").strip(" \t")
+            if "_" in name:
+                continue  # as gunicorn does: a header with "_" could pose as one with "-" in the environ
+            if name == "CONTENT-LENGTH":
+                length = int(value)  # llhttp accepts digits only, once
+                environ["CONTENT_LENGTH"] = value
+                continue
+            if name == "CONTENT-TYPE":
+                environ["CONTENT_TYPE"] = value
+                continue
+            if name == "EXPECT":
+                expect = value.lower() == "100-continue"
+            key = "HTTP_" + name.replace("-", "_")
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+        self.environ = environ
+        if version == "1.0" and "HTTP_TRANSFER_ENCODING" in environ:
+            # RFC 9112 6.1: such framing is faulty (an HTTP/1.0 peer would read the body differently)
+            raise Refusal(400, "malformed-header", "Transfer-Encoding is not allowed in an HTTP/1.0 request")
+        max_body = self.front.max_body_bytes
+        if length is not None and length > max_body:
+            raise _too_large(max_body)
+        if expect and not self.queue and not self.busy and (length or "HTTP_TRANSFER_ENCODING" in environ):
+            self.transport.write(CONTINUE)  # type: ignore[union-attr]
+
+    def on_body(self, data: bytes) -> None:
+        self.body_size += len(data)
+        self.front.received(len(data))
+        if self.body_size > self.front.max_body_bytes:
+            raise _too_large(self.front.max_body_bytes)
+        if self.front.over_buffer():
+            raise Refusal(503, "buffers-full", "the server's request buffers are full; retry the request")
+        self.body.append(data)
+
+    def on_message_complete(self) -> None:
+        environ = self.environ
+        assert environ is not None
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        self.front.received(-self.body_size)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["toyseq.body_size"] = len(body)
+        method = environ["REQUEST_METHOD"]
+        request = Request(environ, self.parser.should_keep_alive(), method == "HEAD", environ["SERVER_PROTOCOL"])
+        self.queue.append(request)
+        self._reset_message()
+        self.receiving, self.since = False, time.monotonic()
+
+    # --- answers ---------------------------------------------------------------------------------------
+
+    def run_next(self) -> None:
+        """Hand the next request to the app, write owed refusals, close or go idle: whatever is due."""
+        while self.queue and not (self.busy or self.write_paused or self.closing):
+            request = self.queue.popleft()
+            self.busy = True
+            self.front.run(self, request)  # answers now (inline) or later (pool), through `answer`
+        if self.busy or self.queue or self.closing:
+            return
+        if self.refusal is not None:
+            refusal = self.refusal
+            self.front.refused(self, refusal)
+            self.linger(problems.http_answer(refusal.status, refusal.slug, refusal.detail))
+        elif self.eof:
+            self.transport.close()  # type: ignore[union-attr]
+        elif self.read_paused and not self.write_paused:
+            self.resume_reading()
+
+    def answer(self, request: Request, status: str, headers: list, body: bytes) -> None:
+        """Write one answer (head and body in one write) and carry on with the connection."""
+        self.busy = False
+        if self.closing or self.transport is None or self.transport.is_closing():
+            return
+        self.served += 1
+        close = (
+            not request.keep_alive
+            or self.front.stopping
+            or (self.front.keepalive_requests and self.served >= self.front.keepalive_requests)
+            or self.refusal is not None
+        )
+        head = [f"{request.version} {status}\r\n"] if request.version in ("HTTP/1.1", "HTTP/1.0") else []
+        if not head:
+            head.append(f"HTTP/1.1 {status}\r\n")
+        length = None
+        for name, value in headers:
+            lower = name.lower()
+            if lower in HOP_BY_HOP:
+                if lower == "content-length":
+                    length = value
+                elif lower == "connection" and "close" in value.lower():
+                    close = True
+                continue
+            head.append(f"{name}: {value}\r\n")
+        code = status[:3]
+        if request.head:
+            body = b""
+            if length is not None:
+                head.append(f"Content-Length: {length}\r\n")
+        elif code not in ("204", "304") and code[0] != "1":
+            head.append(f"Content-Length: {len(body)}\r\n")
+        head.append(f"Date: {_date()}\r\n")
+        if close:
+            head.append("Connection: close\r\n")
+        else:
+            head.append("Connection: keep-alive\r\n")  # as gunicorn says it, for HTTP/1.0 clients and others
+        head.append("\r\n")
+        data = "".join(head).encode("latin-1") + body
+        if close:
+            self.queue.clear()
+            self.linger(data)
+            return
+        self.transport.write(data)
+        if not (self.queue or self.receiving):
+            self.since = time.monotonic()  # idle from now: keep-alive time
+        self.run_next()
+
+    def linger(self, data: bytes) -> None:
+        """Write the last answer and close the sending side; read and drop what the client still sends for up to
+        LINGER_SECONDS (closing with unread bytes would reset the connection and lose the answer, RFC 9112 9.6)."""
+        transport = self.transport
+        self.closing, self.since = True, time.monotonic()
+        if transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        if self.read_paused:
+            self.resume_reading()
+        if self.eof or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+
+    def refuse_rest(self) -> None:
+        """Serve what was received, then close: the rest of the stream is not HTTP."""
+        self.refusal = None
+        self.eof = True
+        self.pause_reading()
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+            self.read_paused = True
+
+    def resume_reading(self) -> None:
+        if self.read_paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+            self.read_paused = False
+
+    # --- deadlines (the worker's tick) -----------------------------------------------------------------
+
+    def expire(self, now: float, read_timeout: float, keepalive: float) -> None:
+        """Drop the connection if its current state has lasted too long."""
+        if self.transport is None or self.busy:
+            return
+        waited = now - self.since
+        if self.closing:
+            if waited > LINGER_SECONDS:
+                self.transport.abort()
+        elif self.write_paused:
+            if waited > read_timeout:
+                self.front.log.info("dropped a client that did not read its answer for %.0f s", waited)
+                self.transport.abort()
+        elif self.receiving or self.queue:
+            if waited > read_timeout and not self.queue:
+                self.transport.abort()  # a request not received in full in time (slow headers or body)
+        elif waited > keepalive:
+            self.transport.close()
+
+    def blocked_bytes(self) -> int:
+        return self.transport.get_write_buffer_size() if self.write_paused and self.transport is not None else 0
+
+
+def _too_large(max_body: int) -> Refusal:
+    """A body over the limit, declared (Content-Length) or found while chunks arrive."""
+    return Refusal(
+        413, "body-too-large", f"the body is larger than the limit of {max_body} bytes (TOYSEQ_MAX_BODY_BYTES)"
+    )
+
+
+_date_cache = (0, "")
+
+
+def _date() -> str:
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True))
+    return _date_cache[1]
+
+
+def base_environ() -> dict:
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,  # the body is in memory: reading to its end is always safe
+        "SCRIPT_NAME": "",
+        "SERVER_SOFTWARE": "toyseq",
+    }

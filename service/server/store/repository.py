@@ -1,0 +1,277 @@
+"""The Open Inference Protocol's model repository extension (Triton's and MLServer's shapes), without Flask:
+`index` lists every task folder with its version and state; `load` re-reads a task's folder and swaps the
+new model in, in every gunicorn worker; `unload` stops serving a task. The HTTP routes
+(routes/v2_extensions.py), the command line (service/server/cli.py) and gRPC call these.
+
+A load never makes things worse. The worker that takes the request first checks the new folder the way
+start-up does and more: manifest schema, model.onnx's sha256, an onnxruntime session, and a smoke prediction
+that must give the manifest's worked example. A model that fails is refused (ModelRefused, 400) and nothing
+changes anywhere. One that passes is published to the other workers (control.py); each loads and checks the
+same folder again, must find the same sha256, and swaps it in (registry.py: requests already running finish
+on the old model). The call returns once every live worker has acknowledged, or says which did not in time.
+
+Control is a privilege: `load` and `unload` answer 403 unless TOYSEQ_MODEL_CONTROL=explicit (Triton's
+--model-control-mode; toyseq's `explicit` still loads every folder at start-up, like Triton's
+`--load-model=*`). The routes ask for the API key when one is set, and every call is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from service.core import manifest as manifest_mod
+from service.core.predictor import Predictor, SessionConfig
+
+from ..config import Config
+from ..http.errors import NotFound, ServiceError
+from ..protocol.statistics import version_of
+from .control import POLL, Channel
+from .registry import Registry, client_safe
+
+log = logging.getLogger("toyseq.control")
+
+READY, UNAVAILABLE = "READY", "UNAVAILABLE"
+UNLOADED = "unloaded"
+
+
+class ControlDisabled(ServiceError):
+    status, title, slug = 403, "Forbidden", "model-control-disabled"
+
+
+class ModelRefused(ServiceError):
+    status, title, slug = 400, "Bad Request", "model-refused"
+
+
+class WorkersDisagree(ServiceError):
+    status, title, slug = 409, "Conflict", "workers-disagree"
+
+
+class WorkersLate(ServiceError):
+    status, title, slug = 503, "Service Unavailable", "workers-late"
+
+
+class Repository:
+    def __init__(self, registry: Registry, config: Config, on_failure: Callable[[str], None] | None = None):
+        self.registry = registry
+        self.models_dir = Path(config.models_dir)
+        self.explicit = config.model_control == "explicit"
+        self.timeout = config.model_control_timeout
+        self.session_config = SessionConfig(intra_op_threads=config.threads)
+        self.channel = Channel(config.control_dir) if config.control_dir else None
+        self.on_failure = on_failure
+        self.pid = os.getpid()
+        self._applied: dict[str, dict] = {}  # task -> {"generation", "ok", "version", "reason"}
+        self._lock = threading.Lock()  # one load or unload at a time in this worker
+        self._thread: threading.Thread | None = None
+
+    # -- the extension's calls ------------------------------------------------------------------------
+
+    def index(self, ready_only: bool = False) -> list[dict]:
+        """Every task: served (READY, its version), unloaded or failed (UNAVAILABLE, why), and folders found
+        on disk since start-up (UNAVAILABLE until loaded)."""
+        snapshot = self.registry.current
+        found = {folder.name for folder in manifest_mod.discover(self.models_dir)}
+        entries = []
+        for name in sorted(found | set(snapshot.names)):
+            predictor = snapshot.predictors.get(name)
+            if predictor is not None:
+                entries.append({"name": name, "version": version_of(predictor.sha256), "state": READY, "reason": ""})
+            elif not ready_only:
+                reason = snapshot.unavailable.get(name, "not loaded: found in the models folder after start-up")
+                entries.append({"name": name, "version": "", "state": UNAVAILABLE, "reason": reason})
+        return entries
+
+    def load(self, name: str, who: dict | None = None) -> dict:
+        """Check `name`'s folder and serve it in every worker (ModelRefused: the old model keeps serving)."""
+        self._allowed("load", name, who)
+        folder = self._folder(name)
+        try:
+            candidate = self.check(folder)
+        except Exception as err:
+            reason = client_safe(err, folder)
+            current = self.registry.current.predictors.get(name)
+            keeps = f"version {version_of(current.sha256)} keeps serving" if current else "nothing was served before"
+            log.warning("load refused", extra={"fields": {"task": name, "reason": reason, **(who or {})}})
+            if self.on_failure and name in self.registry.current.names:  # bounded metric labels: known tasks only
+                self.on_failure(name)
+            raise ModelRefused(
+                f"model {name} was not loaded: {reason}; {keeps}", extra={"task": name, "reason": reason}
+            ) from None
+        with self._lock:
+            generation = self.channel.publish(name, "load", candidate.sha256) if self.channel else 0
+            self.registry.serve(name, candidate)
+            self._applied[name] = {"generation": generation, "ok": True, "version": version_of(candidate.sha256)}
+            self._acknowledge()
+        version = version_of(candidate.sha256)
+        workers = self._wait(name, generation, f"load of {name} version {version}")
+        log.info(
+            "model loaded", extra={"fields": {"task": name, "version": version, "workers": workers, **(who or {})}}
+        )
+        # KServe's server answers {"name", "load": true}; Triton's clients read only the status.
+        return {"name": name, "load": True, "version": version, "state": READY, "workers": workers}
+
+    def unload(self, name: str, who: dict | None = None) -> dict:
+        """Stop serving `name` in every worker (503 for it; readiness is unaffected)."""
+        self._allowed("unload", name, who)
+        snapshot = self.registry.current
+        if name not in snapshot.names:
+            raise NotFound(f"no model {_quote(name)} in the repository; known: {', '.join(snapshot.names) or 'none'}")
+        with self._lock:
+            generation = self.channel.publish(name, "unload") if self.channel else 0
+            self._withdraw(name)
+            self._applied[name] = {"generation": generation, "ok": True, "version": ""}
+            self._acknowledge()
+        workers = self._wait(name, generation, f"unload of {name}")
+        log.info("model unloaded", extra={"fields": {"task": name, "workers": workers, **(who or {})}})
+        return {
+            "name": name,
+            "unload": True,
+            "version": "",
+            "state": UNAVAILABLE,
+            "reason": UNLOADED,
+            "workers": workers,
+        }
+
+    def check(self, folder: Path) -> Predictor:
+        """Load `folder` as start-up does (manifest schema, sha256, onnxruntime) and smoke-test it: the
+        manifest's worked example must come back."""
+        predictor = Predictor.load(folder, self.session_config)
+        example = predictor.manifest["example"]
+        got = predictor.predict(predictor.codec.check([example["input"]]))["outputs"][0]
+        if not _close(got, example["output"]):
+            raise manifest_mod.ManifestError(
+                f"smoke prediction failed: the worked example {_short(example['input'])} gave {_short(got)}, "
+                f"the manifest expects {_short(example['output'])}"
+            )
+        return predictor
+
+    # -- following the other workers --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Apply what was published before this worker started, then follow (a daemon thread; the app is
+        built in each worker after fork, so the thread is this worker's)."""
+        if self.channel is None:
+            return
+        self.follow()
+        self._thread = threading.Thread(target=_watch, args=(weakref.ref(self),), name="toyseq-control", daemon=True)
+        self._thread.start()
+
+    def follow(self) -> None:
+        """Apply every task's action newer than what this worker applied, then acknowledge."""
+        assert self.channel is not None
+        with self._lock:
+            for action in self.channel.actions():
+                done = self._applied.get(action.task)
+                if done is not None and done["generation"] >= action.generation:
+                    continue
+                if action.action == "unload":
+                    self._withdraw(action.task)
+                    self._applied[action.task] = {"generation": action.generation, "ok": True, "version": ""}
+                else:
+                    self._applied[action.task] = self._follow_load(action.task, action.generation, action.sha256)
+            self._acknowledge()
+
+    def _follow_load(self, name: str, generation: int, sha256: str) -> dict:
+        current = self.registry.current.predictors.get(name)
+        if current is not None and current.sha256 == sha256:  # started after the folder changed, or a reload
+            return {"generation": generation, "ok": True, "version": version_of(sha256)}
+        folder = self.models_dir / name
+        try:
+            candidate = self.check(folder)
+            if candidate.sha256 != sha256:
+                raise manifest_mod.ManifestError(
+                    f"the folder changed after the load was requested: model.onnx is {candidate.sha256[:12]}..., "
+                    f"the load checked {sha256[:12]}..."
+                )
+        except Exception as err:
+            reason = client_safe(err, folder)
+            log.error("load not applied", extra={"fields": {"task": name, "pid": self.pid, "reason": reason}})
+            if self.on_failure:
+                self.on_failure(name)
+            return {"generation": generation, "ok": False, "version": "", "reason": reason}
+        self.registry.serve(name, candidate)
+        log.info("model loaded", extra={"fields": {"task": name, "version": version_of(sha256), "pid": self.pid}})
+        return {"generation": generation, "ok": True, "version": version_of(sha256)}
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def _allowed(self, action: str, name: str, who: dict | None) -> None:
+        if not self.explicit:
+            log.warning(f"{action} refused: model control is off", extra={"fields": {"task": name, **(who or {})}})
+            raise ControlDisabled(
+                f"model control is off: {action} needs the service started with TOYSEQ_MODEL_CONTROL=explicit"
+            )
+
+    def _folder(self, name: str) -> Path:
+        # Only names of folders that exist are used to build a path: a URL never chooses one.
+        for folder in manifest_mod.discover(self.models_dir):
+            if folder.name == name:
+                return folder
+        known = ", ".join(f.name for f in manifest_mod.discover(self.models_dir)) or "none"
+        raise NotFound(f"no model folder {_quote(name)} in the repository; folders: {known}")
+
+    def _withdraw(self, name: str) -> None:
+        if name in self.registry.current.names:
+            self.registry.withdraw(name, f"{UNLOADED}; POST /v2/repository/models/{name}/load serves it again")
+
+    def _acknowledge(self) -> None:
+        if self.channel is not None:
+            self.channel.acknowledge(self.pid, dict(self._applied))
+
+    def _wait(self, name: str, generation: int, what: str) -> int:
+        """The number of workers now serving the change (this one included); raises when others failed or are late."""
+        if self.channel is None:
+            return 1
+        waited = self.channel.wait(name, generation, self.pid, self.timeout)
+        failed = {pid: r.get("reason", "") for pid, r in waited.done.items() if not r.get("ok")}
+        if failed:
+            reasons = "; ".join(f"worker {pid}: {reason}" for pid, reason in sorted(failed.items()))
+            raise WorkersDisagree(f"{what} applied here but not in every worker: {reasons}", extra={"task": name})
+        if waited.missing:
+            raise WorkersLate(
+                f"{what} applied here, but workers {', '.join(map(str, sorted(waited.missing)))} had not applied it "
+                f"within {self.timeout:g} s (TOYSEQ_MODEL_CONTROL_TIMEOUT); they will when they catch up",
+                extra={"task": name},
+            )
+        return 1 + len(waited.done)
+
+
+def _watch(ref: weakref.ReferenceType[Repository]) -> None:
+    """Every POLL seconds, one stat of the control state; a change is applied. Holds the repository weakly, so
+    an app that is dropped (tests build many) takes its thread with it; under gunicorn it ends with the worker."""
+    stop = threading.Event()  # never set
+    while not stop.wait(POLL):
+        repository = ref()
+        if repository is None:
+            return
+        try:
+            if repository.channel is not None and repository.channel.changed():
+                repository.follow()
+        except Exception:  # a bad read must not end the thread: the next change retries
+            log.exception("following model loads failed")
+        del repository
+
+
+def _close(got: Any, want: Any) -> bool:
+    """Equal, numbers within float64 round-off of the exported model (real tasks' examples are floats)."""
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(map(_close, got, want))
+    if isinstance(want, (int, float)) and isinstance(got, (int, float)):
+        return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-6)
+    return bool(got == want)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _quote(name: str) -> str:
+    return repr(name if len(name) <= 60 else name[:57] + "...")
