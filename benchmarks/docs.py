@@ -137,7 +137,7 @@ def over_budget(root: Path, task: str, rows: str, steps: str) -> str:
     """The 422 detail the service gives for such a request, from the service's own check."""
     from service.core.predictor import Predictor
     from service.server.config import Config
-    from service.server.http.errors import OverBudget
+    from service.server.problems import OverBudget
     from service.server.protocol.checks import check_budget
     from service.server.store.registry import Limits
 

@@ -72,21 +72,26 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    # Each worker serves gRPC beside its HTTP, once its app (and so its models) is loaded; see oip_grpc/worker.py.
+    # Each worker serves gRPC beside its HTTP, on its app's Runtime, once the app (and so its models) is loaded.
     if _config.grpc_bind:
-        from service.server.grpc import worker as grpc_worker
+        from service.server.grpc import lifecycle
+        from service.server.http.app import runtime_of
 
-        grpc_worker.start(worker, _config)
+        try:
+            runtime = runtime_of(worker.wsgi)
+        except RuntimeError:
+            raise RuntimeError("TOYSEQ_GRPC_BIND needs the toyseq app (service:create_app()) to serve gRPC") from None
+        lifecycle.start(runtime, _config)
 
 
 def worker_exit(server, worker):
     # Runs in the worker as it exits: gRPC calls in flight finish (within the graceful timeout), then the
     # access lines and metric counts it still holds are written (atexit does too; this runs first, while
     # gunicorn's own logging is still up).
-    from service.server.grpc import worker as grpc_worker
+    from service.server.grpc import lifecycle
     from service.server.observability import flushing
 
-    grpc_worker.stop(_config.graceful_timeout)
+    lifecycle.stop(_config.graceful_timeout)
     flushing.flush_all()
 
 

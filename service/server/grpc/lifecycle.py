@@ -1,6 +1,6 @@
-"""Start and stop one gunicorn worker's gRPC server through gunicorn's public hooks only (post_worker_init,
-worker_exit) and SIGTERM, so it works under any worker class: the app the worker loaded (`worker.wsgi`)
-carries the state the servicer needs in app.extensions["toyseq"]."""
+"""Start and stop one worker's gRPC server, beside its HTTP, on the worker's Runtime (the one its app serves
+with): gunicorn_conf.py calls start() from post_worker_init and stop() from worker_exit, gunicorn's public
+hooks, so it works under any worker class; SIGTERM stops taking calls at once."""
 
 from __future__ import annotations
 
@@ -8,19 +8,19 @@ import logging
 import signal
 
 from ..config import Config
+from ..runtime import Runtime
 from .server import GrpcServer
 
 log = logging.getLogger("toyseq.runtime")
 _server: GrpcServer | None = None
 
 
-def start(worker, config: Config) -> None:
+def start(runtime: Runtime, config: Config) -> None:
     """Serve gRPC in this worker; an address that cannot be bound stops the worker before it boots (gunicorn
     then stops with "Worker failed to boot")."""
     global _server
-    state = _state(worker.wsgi)
     server = GrpcServer(
-        state,
+        runtime,
         config.grpc_bind,
         mode=config.grpc_mode,
         threads=config.request_threads,
@@ -37,16 +37,6 @@ def stop(grace: float) -> None:
         _server.begin_stop(grace)
         if not _server.wait(grace + 1):
             log.warning("gRPC calls still running after the graceful timeout")
-
-
-def _state(app):
-    # The Flask app, or a WSGI wrapper around it that keeps it as .app / .wsgi_app (gunicorn's own wrappers).
-    for _ in range(4):
-        extensions = getattr(app, "extensions", None)
-        if extensions is not None and "toyseq" in extensions:
-            return extensions["toyseq"]
-        app = getattr(app, "app", None) or getattr(app, "application", None)
-    raise RuntimeError("TOYSEQ_GRPC_BIND needs the toyseq app (service:create_app()) to serve gRPC")
 
 
 def _chain_sigterm(grace: float) -> None:

@@ -16,6 +16,7 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from ..runtime import Runtime
 from .generated import grpc_service_pb2_grpc as pb_grpc
 from .servicer import SERVICE, Servicer, aio_servicer
 
@@ -27,8 +28,8 @@ class BindError(RuntimeError):
     """TOYSEQ_GRPC_BIND could not be bound (a port in use without SO_REUSEPORT, a bad address)."""
 
 
-def options(state) -> list[tuple[str, int]]:
-    limit = state.config.max_body_bytes
+def options(runtime: Runtime) -> list[tuple[str, int]]:
+    limit = runtime.config.max_body_bytes
     return [
         ("grpc.max_receive_message_length", limit),  # larger messages: RESOURCE_EXHAUSTED before any work
         ("grpc.so_reuseport", 1),  # every worker serves the port (grpc's default on Linux, said here)
@@ -58,10 +59,10 @@ class Health(health.HealthServicer):
 class GrpcServer:
     """Start with start(); begin_stop() is safe from a signal handler; wait() after it."""
 
-    def __init__(self, state, bind: str, mode: str = "sync", threads: int = 2, max_calls: int = 1000):
+    def __init__(self, runtime: Runtime, bind: str, mode: str = "sync", threads: int = 2, max_calls: int = 1000):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
-        self.state, self.bind, self.mode = state, bind, mode
+        self.runtime, self.bind, self.mode = runtime, bind, mode
         self.threads, self.max_calls = threads, max_calls
         self.port = 0
         self._server: grpc.Server | grpc.aio.Server | None = None
@@ -69,7 +70,7 @@ class GrpcServer:
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self._stopping = False
-        self._health = Health(state.protocol)
+        self._health = Health(runtime.protocol)
 
     def start(self) -> int:
         if self.mode == "sync":
@@ -82,10 +83,10 @@ class GrpcServer:
     def _start_sync(self) -> None:
         server = grpc.server(
             futures.ThreadPoolExecutor(self.threads, thread_name_prefix="toyseq-grpc"),
-            options=options(self.state),
+            options=options(self.runtime),
             maximum_concurrent_rpcs=self.max_calls,
         )
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(self.state), server)
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(self.runtime), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self.port = self._add_port(server)
         server.start()
@@ -98,10 +99,10 @@ class GrpcServer:
         async def serve() -> None:
             server = grpc.aio.server(
                 migration_thread_pool=futures.ThreadPoolExecutor(1, thread_name_prefix="toyseq-grpc-health"),
-                options=options(self.state),
+                options=options(self.runtime),
                 maximum_concurrent_rpcs=self.max_calls,
             )
-            pb_grpc.add_GRPCInferenceServiceServicer_to_server(aio_servicer(Servicer(self.state)), server)
+            pb_grpc.add_GRPCInferenceServiceServicer_to_server(aio_servicer(Servicer(self.runtime)), server)
             # The health servicer's handlers are plain functions: grpc.aio runs them in the migration pool.
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
             self.port = self._add_port(server)

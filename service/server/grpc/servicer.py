@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import grpc
 
-from ..http.app import REQUEST_ID
-from ..http.errors import ServiceError, Unauthorized
+from ..observability.recorder import REQUEST_ID
+from ..problems import ServiceError, Unauthorized
 from ..protocol import v2 as oip
 from ..protocol.auth import MESSAGE as KEY_REQUIRED
 from ..protocol.auth import key_matches
 from ..protocol.statistics import Timing
+from ..runtime import Runtime
 from . import translate
 from .generated import grpc_service_pb2 as pb
 from .generated import grpc_service_pb2_grpc as pb_grpc
@@ -59,12 +60,12 @@ def code_of(err: ServiceError) -> grpc.StatusCode:
 
 
 class Servicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, state):
-        self.service: oip.Service = state.protocol
-        self.statistics = state.statistics
-        self.repository = state.repository
-        self.observe = state.observe  # None outside the app factory: nothing recorded
-        self.api_key = state.config.api_key.encode() if state.config.api_key else b""
+    def __init__(self, runtime: Runtime):
+        self.service: oip.Service = runtime.protocol
+        self.statistics = runtime.statistics
+        self.repository = runtime.repository
+        self.recorder = runtime.recorder
+        self.api_key = runtime.config.api_key.encode() if runtime.config.api_key else b""
 
     def ServerLive(self, request, context):
         return self._call("ServerLive", context, lambda tags: pb.ServerLiveResponse(live=True))
@@ -197,23 +198,22 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             context.set_code(grpc.StatusCode.INTERNAL)
             context.set_details(f"internal error; quote request id {rid} when reporting it")
         finally:
-            if self.observe is not None:
-                # Only a known task name becomes a metric label, so labels stay bounded (as on HTTP).
-                task = tags.task if self.service.is_task(tags.task) else ""
-                seconds = time.perf_counter() - started
-                path = f"/{SERVICE}/{method}"
-                self.observe.record_call(
-                    rid,
-                    "grpc." + method,
-                    path,
-                    status,
-                    seconds,
-                    context.peer(),
-                    task,
-                    tags.sequences,
-                    started,
-                    tags.timing,
-                )
+            # Only a known task name becomes a metric label, so labels stay bounded (as on HTTP).
+            task = tags.task if self.service.is_task(tags.task) else ""
+            seconds = time.perf_counter() - started
+            path = f"/{SERVICE}/{method}"
+            self.recorder.record_call(
+                rid,
+                "grpc." + method,
+                path,
+                status,
+                seconds,
+                context.peer(),
+                task,
+                tags.sequences,
+                started,
+                tags.timing,
+            )
         return None
 
     def _request_id(self, context) -> str:
@@ -224,7 +224,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             if key == "x-request-id":
                 rid = value if isinstance(value, str) and REQUEST_ID.fullmatch(value) else None
         if rid is None:
-            rid = self.observe.new_id() if self.observe is not None else "-"
+            rid = self.recorder.new_id()
         context.set_trailing_metadata((("x-request-id", rid),))
         return rid
 

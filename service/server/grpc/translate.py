@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
-from ..http.errors import BadRequest
+from ..problems import BadRequest
 from ..protocol import v2 as oip
 from .generated import grpc_service_pb2 as pb
 

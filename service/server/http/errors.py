@@ -1,7 +1,8 @@
-"""Every error the service answers, rendered by one handler as RFC 9457 application/problem+json.
+"""Flask's error handlers: every error the app answers, rendered as RFC 9457 application/problem+json.
 
-Views raise a ServiceError; werkzeug's HTTP errors (404, 405, 413, ...) are mapped to the same shape;
-anything else is logged and answered with a detail-free 500 (no input is meant to reach it).
+Views and the layers below raise a ServiceError (service/server/problems.py, free of Flask); werkzeug's HTTP
+errors (404, 405, 413, ...) are mapped to the same shape; anything else is logged and answered with a
+detail-free 500 (no input is meant to reach it).
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from service.core.codec import Problem
-
 from .. import problems
-from ..problems import PROBLEM_TYPE
+from ..problems import PROBLEM_TYPE, ServiceError
 
 try:  # the body-reading errors of gunicorn's parser, raised from wsgi.input.read() inside a view
     from gunicorn.http.errors import NoMoreData, ParseException
@@ -23,70 +22,9 @@ try:  # the body-reading errors of gunicorn's parser, raised from wsgi.input.rea
 except ImportError:  # served by another WSGI server
     _BODY_ERRORS = ()
 
-__all__ = ["PROBLEM_TYPE", "ServiceError", "problem", "register"]
+__all__ = ["problem", "register", "drain", "DRAIN_LIMIT"]
 DRAIN_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read and dropped so that its client sees the 413
 log = logging.getLogger("toyseq.error")
-
-
-class ServiceError(Exception):
-    status = 500
-    title = "Internal Server Error"
-    slug = "internal"
-
-    def __init__(
-        self,
-        message: str,
-        status: int | None = None,
-        errors: list[Problem] | None = None,
-        total: int | None = None,
-        headers: dict | None = None,
-        extra: dict | None = None,
-    ):
-        super().__init__(message)
-        self.message = message
-        self.status = status or self.status
-        self.errors = errors or []
-        self.total = len(self.errors) if total is None else total
-        self.headers = headers or {}
-        self.extra = extra or {}
-
-    def body(self) -> dict:
-        body = problems.body(self.status, self.slug, self.message)
-        body["title"] = self.title
-        if self.errors:
-            body["errors"] = [{"pointer": p.pointer, "message": p.message} for p in self.errors]
-            if self.total > len(self.errors):
-                body["errors_total"] = self.total
-        body.update(self.extra)
-        return body
-
-
-class BadRequest(ServiceError):
-    status, title, slug = 400, "Bad Request", "malformed-json"
-
-
-class Unauthorized(ServiceError):
-    status, title, slug = 401, "Unauthorized", "unauthorized"
-
-
-class NotFound(ServiceError):
-    status, title, slug = 404, "Not Found", "unknown-task"
-
-
-class UnsupportedMediaType(ServiceError):
-    status, title, slug = 415, "Unsupported Media Type", "not-json"
-
-
-class InvalidRequest(ServiceError):
-    status, title, slug = 422, "Unprocessable Content", "invalid-request"
-
-
-class OverBudget(InvalidRequest):
-    slug = "over-budget"
-
-
-class TaskUnavailable(ServiceError):
-    status, title, slug = 503, "Service Unavailable", "task-unavailable"
 
 
 def problem(body: dict, status: int, headers: dict | None = None) -> Response:

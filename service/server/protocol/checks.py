@@ -11,7 +11,7 @@ from service.core.capabilities import OPTIONS, Capabilities
 from service.core.codec import MAX_PROBLEMS, Checked, InputError, Problem, json_type
 from service.core.predictor import Predictor
 
-from ..http.errors import InvalidRequest, OverBudget
+from ..problems import InvalidRequest, OverBudget
 from ..store.registry import Limits
 from . import offload
 

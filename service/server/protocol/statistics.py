@@ -29,8 +29,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from ..http.errors import NotFound
 from ..observability.metrics import Metrics
+from ..problems import NotFound
 from ..store.registry import Snapshot, lookup
 
 KINDS = ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")

@@ -35,7 +35,7 @@ from service.core.capabilities import OPTIONS
 from service.core.codec import Problem, WrongPositionDecoder
 from service.core.predictor import Predictor
 
-from ..http.errors import BadRequest, InvalidRequest, NotFound, OverBudget, ServiceError
+from ..problems import BadRequest, InvalidRequest, NotFound, OverBudget, ServiceError
 from ..store.registry import Limits, Registry, Snapshot, lookup
 from .checks import check_request
 

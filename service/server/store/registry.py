@@ -25,7 +25,7 @@ from service.core.capabilities import Capabilities
 from service.core.predictor import Predictor, SessionConfig
 
 from ..config import Config
-from ..http.errors import NotFound, TaskUnavailable
+from ..problems import NotFound, TaskUnavailable
 
 log = logging.getLogger("toyseq.runtime")
 

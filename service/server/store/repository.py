@@ -30,7 +30,7 @@ from service.core import manifest as manifest_mod
 from service.core.predictor import Predictor, SessionConfig
 
 from ..config import Config
-from ..http.errors import NotFound, ServiceError
+from ..problems import NotFound, ServiceError
 from ..protocol.statistics import version_of
 from .control import POLL, Channel
 from .registry import Registry, client_safe

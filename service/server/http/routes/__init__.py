@@ -1,1 +1,1 @@
-"""One blueprint per concern; each module's `blueprint(state)` closes over the worker's State."""
+"""One blueprint per concern; each module's `blueprint(runtime)` closes over the worker's Runtime (service/server/runtime.py)."""

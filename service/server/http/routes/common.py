@@ -18,8 +18,9 @@ import orjson
 from flask import request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
+from ...problems import BadRequest, ServiceError, Unauthorized, UnsupportedMediaType
 from ...protocol import auth
-from ..errors import DRAIN_LIMIT, BadRequest, ServiceError, Unauthorized, UnsupportedMediaType, drain
+from ..errors import DRAIN_LIMIT, drain
 
 BLOCK = 1 << 16  # bytes read (and inflated) at a time
 # Content-Encoding values read, with zlib's window bits for each: 31 is a gzip wrapper; deflate is the zlib

@@ -5,15 +5,16 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Response
 
+from ...runtime import Runtime
 from ..openapi import document
 
 
-def blueprint(state) -> Blueprint:
+def blueprint(runtime: Runtime) -> Blueprint:
     bp = Blueprint("docs", __name__)
-    registry = state.registry
+    registry = runtime.registry
 
     def render(snapshot) -> bytes:
-        return orjson.dumps(document(snapshot.names, state.limits, state.config.api_key != ""))
+        return orjson.dumps(document(snapshot.names, runtime.limits, runtime.config.api_key != ""))
 
     @bp.get("/openapi.json")
     def openapi():

@@ -6,12 +6,13 @@ import orjson
 from flask import Blueprint, Response
 
 from ... import problems
+from ...runtime import Runtime
 from ..errors import problem
 
 
-def blueprint(state) -> Blueprint:
+def blueprint(runtime: Runtime) -> Blueprint:
     bp = Blueprint("health", __name__)
-    registry, metrics = state.registry, state.metrics
+    registry, metrics = runtime.registry, runtime.metrics
 
     @bp.get("/healthz")
     def healthz():

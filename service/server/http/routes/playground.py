@@ -13,8 +13,9 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request
 
+from ...problems import NotFound
+from ...runtime import Runtime
 from ...store.registry import lookup
-from ..errors import NotFound
 
 PAGE = "playground.html"
 CURVE = "training.png"
@@ -29,10 +30,10 @@ PAGE_HEADERS = {
 }
 
 
-def blueprint(state) -> Blueprint:
+def blueprint(runtime: Runtime) -> Blueprint:
     bp = Blueprint("playground", __name__)
-    registry = state.registry
-    models_dir = Path(state.config.models_dir)
+    registry = runtime.registry
+    models_dir = Path(runtime.config.models_dir)
 
     @bp.get("/")
     def page():

@@ -9,19 +9,20 @@ from flask import Blueprint, Response, request
 
 from ...protocol.checks import parse_predict
 from ...protocol.statistics import Timing
+from ...runtime import Runtime
 from ...store.registry import lookup
 from .common import api_key_required, read_json
 
 JSON = "application/json"  # as the content_type argument: werkzeug adds no charset and parses nothing
 
 
-def blueprint(state) -> Blueprint:
+def blueprint(runtime: Runtime) -> Blueprint:
     bp = Blueprint("predict", __name__)
-    registry, limits = state.registry, state.limits
-    max_body = state.config.max_body_bytes
+    registry, limits = runtime.registry, runtime.limits
+    max_body = runtime.config.max_body_bytes
 
     @bp.post("/tasks/<name>/predict")
-    @api_key_required(state.config.api_key)
+    @api_key_required(runtime.config.api_key)
     def predict(name: str):
         environ = request.environ  # one context lookup, then plain dict reads
         snapshot = registry.current  # this request's models, start to end, whatever a load swaps meanwhile
@@ -29,7 +30,7 @@ def blueprint(state) -> Blueprint:
         if predictor is None:
             if name in snapshot.unavailable:
                 environ["toyseq.task"] = name
-            lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
+            predictor = lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
         environ["toyseq.task"] = name
         timing = environ["toyseq.inference"] = Timing(predictor)  # the statistics extension's durations
         arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), limits)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Response, request
 
+from ...runtime import Runtime
 from ...store.registry import Snapshot, lookup
 
 
-def blueprint(state) -> Blueprint:
+def blueprint(runtime: Runtime) -> Blueprint:
     bp = Blueprint("tasks", __name__)
-    registry = state.registry
+    registry = runtime.registry
 
     # Manifests change only when a load publishes a new snapshot: every answer is rendered once per snapshot.
     def listing(snapshot: Snapshot) -> bytes:
-        return orjson.dumps({"tasks": [describe(name, state, snapshot) for name in snapshot.names]})
+        return orjson.dumps({"tasks": [describe(name, runtime, snapshot) for name in snapshot.names]})
 
     def details(snapshot: Snapshot) -> dict[str, bytes]:
-        return {name: orjson.dumps(describe(name, state, snapshot, detail=True)) for name in snapshot.names}
+        return {name: orjson.dumps(describe(name, runtime, snapshot, detail=True)) for name in snapshot.names}
 
     @bp.get("/tasks")
     def list_tasks():
@@ -35,13 +36,13 @@ def blueprint(state) -> Blueprint:
     return bp
 
 
-def describe(name: str, state, snapshot: Snapshot | None = None, detail: bool = False) -> dict:
-    snapshot = snapshot or state.registry.current
+def describe(name: str, runtime: Runtime, snapshot: Snapshot | None = None, detail: bool = False) -> dict:
+    snapshot = snapshot or runtime.registry.current
     predictor = snapshot.predictors.get(name)
     if predictor is None:
         return {"name": name, "available": False, "reason": snapshot.unavailable[name]}
     m = predictor.manifest
-    limit = state.limits
+    limit = runtime.limits
     capabilities = limit.capabilities(predictor)
     info = {
         "name": name,
@@ -74,7 +75,7 @@ def describe(name: str, state, snapshot: Snapshot | None = None, detail: bool = 
         }
         info["limits"] = {
             "max_batch": limit.max_batch,
-            "max_body_bytes": state.config.max_body_bytes,
+            "max_body_bytes": runtime.config.max_body_bytes,
             "max_rollout_values": limit.max_rollout_values,
         }
     return info

@@ -14,20 +14,22 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from ...problems import ServiceError
 from ...protocol import v2 as oip
 from ...protocol.statistics import Timing
-from ..errors import DRAIN_LIMIT, ServiceError, drain
+from ...runtime import Runtime
+from ..errors import DRAIN_LIMIT, drain
 from .common import api_key_required, read_body
 
 JSON = "application/json"
 log = logging.getLogger("toyseq.error")
 
 
-def blueprint(state) -> Blueprint:
+def blueprint(runtime: Runtime) -> Blueprint:
     bp = Blueprint("v2", __name__)
-    registry = state.registry
-    max_body = state.config.max_body_bytes
-    service = state.protocol
+    registry = runtime.registry
+    max_body = runtime.config.max_body_bytes
+    service = runtime.protocol
     server = orjson.dumps(service.server_metadata)
 
     def entry(name: str, version: str | None) -> tuple[oip.Model, bytes]:
@@ -76,7 +78,7 @@ def blueprint(state) -> Blueprint:
 
     @bp.post("/v2/models/<name>/infer")
     @bp.post("/v2/models/<name>/versions/<version>/infer")
-    @api_key_required(state.config.api_key)
+    @api_key_required(runtime.config.api_key)
     def infer(name: str, version: str | None = None):
         environ = request.environ
         found = model(name, version)

@@ -18,8 +18,9 @@ import orjson
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
+from ...problems import BadRequest, ServiceError
 from ...protocol import offload
-from ..errors import BadRequest, ServiceError
+from ...runtime import Runtime
 from .common import api_key_required, read_body
 from .v2 import _error
 
@@ -28,9 +29,9 @@ MAX_CONTROL_BODY = 64 * 1024  # index, load and unload bodies are a few paramete
 log = logging.getLogger("toyseq.error")
 
 
-def blueprint(state) -> Blueprint:
+def blueprint(runtime: Runtime) -> Blueprint:
     bp = Blueprint("v2_extensions", __name__)
-    registry, statistics, repository = state.registry, state.statistics, state.repository
+    registry, statistics, repository = runtime.registry, runtime.statistics, runtime.repository
 
     def who() -> dict:
         """Who asked, for the log lines."""
@@ -40,7 +41,7 @@ def blueprint(state) -> Blueprint:
     def refused() -> None:
         log.warning("model control without a valid API key", extra={"fields": who()})
 
-    privileged = api_key_required(state.config.api_key, on_refused=refused)  # 401 without the key, when set
+    privileged = api_key_required(runtime.config.api_key, on_refused=refused)  # 401 without the key, when set
 
     @bp.get("/v2/models/stats")
     @bp.get("/v2/models/<name>/stats")
