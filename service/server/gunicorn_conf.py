@@ -24,7 +24,7 @@ threads = 1
 worker_connections = _config.worker_connections
 reuse_port = _config.reuse_port
 if _config.worker_class == "loop":
-    from service.server.loop.worker import LoopWorker
+    from service.server.loop.server import LoopWorker
 
     # Bytes held per worker by requests still arriving, and again by answers clients have not read: 8
     # bodies of the largest size allowed.

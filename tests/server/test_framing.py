@@ -22,7 +22,7 @@ from gunicorn.http.parser import RequestParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.server.loop.worker import Front, Settings
+from service.server.loop.server import Front, Settings
 from tests.server.test_reliability_http import raw_request
 from tests.support.rawhttp import exchange
 
