@@ -1,5 +1,5 @@
-"""The project's habits, checked with the suite: ruff (lint and format) over the tree, mypy over service/
-(strict on service.core); their settings live in pyproject.toml."""
+"""The project's habits, checked with the suite: ruff (lint and format) over the tree, import-linter's layer
+contracts, mypy over service/ (strict on service.core); their settings live in pyproject.toml."""
 
 import shutil
 import subprocess
@@ -28,4 +28,10 @@ def test_ruff(args):
 
 def test_mypy():
     done = subprocess.run([tool("mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_import_contracts():
+    """The layers of service/server and the forbidden imports (pyproject.toml [tool.importlinter])."""
+    done = subprocess.run([tool("lint-imports")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

@@ -23,19 +23,7 @@ worker_class = WORKER_CLASSES[_config.worker_class]
 threads = 1
 worker_connections = _config.worker_connections
 reuse_port = _config.reuse_port
-if _config.worker_class == "loop":
-    from service.server.loop.server import LoopWorker
-
-    # Bytes held per worker by requests still arriving, and again by answers clients have not read: 8
-    # bodies of the largest size allowed.
-    LoopWorker.configure(
-        read_timeout=float(_config.read_timeout),
-        keepalive_requests=_config.keepalive_requests,
-        max_body_bytes=_config.max_body_bytes,
-        buffer_bytes=8 * _config.max_body_bytes,
-        pool_threads=_config.request_threads,
-        inline_seconds=_config.inline_seconds,
-    )
+# The loop worker reads the same settings itself (loop/worker.py, Settings.of).
 timeout = _config.timeout
 graceful_timeout = _config.graceful_timeout
 keepalive = _config.keepalive

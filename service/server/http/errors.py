@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, request
+import orjson
+from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .. import problems
@@ -22,7 +23,7 @@ try:  # the body-reading errors of gunicorn's parser, raised from wsgi.input.rea
 except ImportError:  # served by another WSGI server
     _BODY_ERRORS = ()
 
-__all__ = ["problem", "register", "drain", "DRAIN_LIMIT"]
+__all__ = ["problem", "register", "register_v2", "v2_error", "drain", "DRAIN_LIMIT"]
 DRAIN_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read and dropped so that its client sees the 413
 log = logging.getLogger("toyseq.error")
 
@@ -62,6 +63,36 @@ def register(app: Flask) -> None:
         log.exception("unhandled error in request %s", request.environ.get("toyseq.request_id", "-"))
         detail = "internal error; quote the X-Request-ID header when reporting it"
         return problem(problems.body(500, "internal", detail), 500)
+
+
+def v2_error(message: str, status: int, headers: dict | None = None) -> Response:
+    """The Open Inference Protocol's error answer: {"error": "..."}, never problem+json."""
+    response = Response(orjson.dumps({"error": message}), status=status, content_type="application/json")
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_v2(bp: Blueprint) -> None:
+    """The v2 blueprints' error handlers (routes/v2.py, routes/v2_extensions.py): the same errors as the native
+    API's, rendered as the protocol's {"error": ...}; a native 422 (invalid request) is the protocol's 400."""
+
+    @bp.errorhandler(ServiceError)
+    def service_error(err: ServiceError):
+        status = 400 if err.status == 422 else err.status
+        return v2_error(err.message, status, err.headers)
+
+    @bp.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        if err.code == 413:
+            drain(DRAIN_LIMIT)
+        headers = {k: v for k, v in err.get_headers() if k.lower() == "allow"}
+        return v2_error(f"{err.name}: {err.description}", err.code or 500, headers)
+
+    @bp.errorhandler(Exception)
+    def unexpected(err: Exception):
+        log.exception("unhandled error in request %s", request.environ.get("toyseq.request_id", "-"))
+        return v2_error("internal error; quote the X-Request-ID header when reporting it", 500)
 
 
 def drain(limit: int) -> None:

@@ -13,6 +13,7 @@ from service.core.capabilities import OPTIONS
 
 from ..protocol import v2 as oip
 from ..protocol.checks import REQUEST_FIELDS
+from ..store.registry import VERSION_LENGTH
 from .routes.common import ACCEPTED_CODINGS
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -343,9 +344,9 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
         "name": "version",
         "in": "path",
         "required": True,
-        "description": f"the model version: the first {oip.VERSION_LENGTH} hex digits of the ONNX file's sha256 "
+        "description": f"the model version: the first {VERSION_LENGTH} hex digits of the ONNX file's sha256 "
         "(GET /v2/models/{name} lists it)",
-        "schema": {"type": "string", "pattern": f"^[0-9a-f]{{{oip.VERSION_LENGTH}}}$"},
+        "schema": {"type": "string", "pattern": f"^[0-9a-f]{{{VERSION_LENGTH}}}$"},
     }
     tags = ["Open Inference Protocol v2"]
     missing = _v2_error("unknown model, or a version the model does not have")

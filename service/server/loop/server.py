@@ -1,23 +1,18 @@
-"""toyseq's gunicorn worker: one event loop per process that receives every request in full, runs cheap
-ones inline on the loop and heavy ones on a small thread pool, and writes answers without blocking.
+"""The loop worker's HTTP/1.1 server: one event loop per process that receives every request in full, runs cheap
+ones inline on the loop and heavy ones on a small thread pool, and writes answers without blocking. It runs any
+WSGI app and knows nothing of gunicorn: worker.py is the small adapter that runs it under gunicorn's arbiter,
+as uvicorn keeps workers.py apart from server.py (tests run `Front` alone).
 
 Why: a request costs no thread hand-off when it runs where it was read, which is where the time of a small
-predict goes; a heavy one (priced by service/core/cost.py before any work, see offload.py) must not hold
-the loop, so it goes to the pool; and no client can hold a thread, whatever it sends or fails to read:
+predict goes; a heavy one (priced by service/core/cost.py before any work, see protocol/offload.py) must not
+hold the loop, so it goes to the pool; and no client can hold a thread, whatever it sends or fails to read:
 a slow head or body is dropped after `read_timeout` (TOYSEQ_READ_TIMEOUT), a body declared over the limit
 is answered 413 at once, an answer the client does not read waits in a bounded buffer, never in a thread.
+The HTTP framing is connection.py.
 
-Built on gunicorn's documented worker API (`gunicorn.workers.base.Worker`), as uvicorn's worker is: the
-arbiter, its signals, heartbeat, graceful timeout and hooks are gunicorn's; the loop and the HTTP framing
-(connection.py) are ours.
-
-    gunicorn -c python:service.server.gunicorn_conf 'service:create_app()'   # worker_class is set there
-
-The worker timeout (TOYSEQ_TIMEOUT): the loop keeps the arbiter's heartbeat, so the worker enforces it: a
-request still running past it is answered 503 `worker-timeout`, the worker stops accepting, lets every other
-request it holds finish, and exits; the arbiter starts a fresh one (a Python thread cannot be stopped, only
-its process). A loop that does block (an inline request cannot be priced that high) is stopped by the
-arbiter's own SIGABRT, answered the same way.
+The worker timeout (TOYSEQ_TIMEOUT): `overdue` finds a request still running past it; the worker answers it
+503 `worker-timeout`, stops accepting, lets every other request it holds finish, and exits (a Python thread
+cannot be stopped, only its process).
 """
 
 from __future__ import annotations
@@ -26,19 +21,16 @@ import asyncio
 import errno
 import os
 import queue
-import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass, fields
-
-from gunicorn.workers import base
+from dataclasses import dataclass
 
 from .. import problems
+from ..config import Config
 from ..protocol import offload
 from .connection import Connection, Refusal, Request, base_environ
 
-TICK = 0.25  # seconds between the loop's housekeeping turns (deadlines, heartbeat, signals)
 ACCEPT_DELAY_PER_CONN = 0.001  # seconds a worker waits before accepting, per connection it holds
 ACCEPT_DELAY_MAX = 0.02
 ACCEPT_BATCH = 16  # connections accepted per readable event
@@ -46,21 +38,43 @@ ACCEPT_BATCH = 16  # connections accepted per readable event
 
 @dataclass
 class Settings:
-    """The worker's limits (gunicorn_conf.py sets them from TOYSEQ_ settings; README lists them)."""
+    """The server's limits; under gunicorn, worker.py builds them from the one Config (TOYSEQ_* settings, README
+    lists them) and gunicorn's own settings. The defaults are Config's."""
 
-    max_body_bytes: int = 8 * 1024 * 1024
-    read_timeout: float = 10.0  # seconds to send a whole request, or to take an answer
-    keepalive: float = 2.0
-    keepalive_requests: int = 0  # 0: no limit
-    buffer_bytes: int = 64 * 1024 * 1024  # bytes of requests still arriving, and of unread answers, per worker
-    pool_threads: int = 2  # heavy requests run at once
-    inline_seconds: float = 0.005  # estimated CPU seconds up to which a predict runs on the loop
+    max_body_bytes: int = Config.max_body_bytes
+    read_timeout: float = Config.read_timeout  # seconds to send a whole request, or to take an answer
+    keepalive: float = Config.keepalive
+    keepalive_requests: int = Config.keepalive_requests  # 0: no limit
+    buffer_bytes: int = 8 * Config.max_body_bytes  # bytes of requests still arriving, and of unread answers
+    pool_threads: int = Config.request_threads  # heavy requests run at once
+    inline_seconds: float = Config.inline_seconds  # estimated CPU seconds up to which a predict runs on the loop
     inline_body_bytes: int = 64 * 1024  # larger bodies go to the pool before the app parses them
-    timeout: float = 30.0  # a request running longer is answered 503 and the worker replaced
-    limit_request_line: int = 4094
-    limit_request_fields: int = 100
-    limit_field_size: int = 8190
-    max_connections: int = 1000
+    timeout: float = Config.timeout  # a request running longer is answered 503 and the worker replaced
+    limit_request_line: int = Config.limit_request_line
+    limit_request_fields: int = Config.limit_request_fields
+    limit_field_size: int = 8190  # gunicorn's limit_request_field_size
+    max_connections: int = Config.worker_connections
+
+    @classmethod
+    def of(cls, config: Config, **gunicorn) -> Settings:
+        """From the one Config; `gunicorn` overrides what gunicorn's own settings (possibly set on its command
+        line) decide: keepalive, timeout, the request line and field limits, the connection limit."""
+        values = {
+            "max_body_bytes": config.max_body_bytes,
+            "read_timeout": float(config.read_timeout),
+            "keepalive": float(config.keepalive),
+            "keepalive_requests": config.keepalive_requests,
+            # bytes held per worker by requests still arriving, and again by answers clients have not read:
+            # 8 bodies of the largest size allowed
+            "buffer_bytes": 8 * config.max_body_bytes,
+            "pool_threads": config.request_threads,
+            "inline_seconds": config.inline_seconds,
+            "timeout": float(config.timeout),
+            "limit_request_line": config.limit_request_line,
+            "limit_request_fields": config.limit_request_fields,
+            "max_connections": config.worker_connections,
+        }
+        return cls(**{**values, **gunicorn})
 
 
 class Job:
@@ -332,86 +346,3 @@ def _problem_answer(status: int, slug: str, detail: str) -> tuple[str, list, byt
         [("Content-Type", problems.PROBLEM_TYPE), ("Connection", "close")],
         data,
     )
-
-
-class LoopWorker(base.Worker):
-    """The gunicorn side: the loop, the heartbeat, signals, graceful stop and the worker timeout."""
-
-    settings = Settings()
-
-    @classmethod
-    def configure(cls, **values) -> None:
-        names = {f.name for f in fields(Settings)}
-        cls.settings = Settings(**{k: v for k, v in values.items() if k in names})
-
-    def run(self) -> None:
-        loop: asyncio.AbstractEventLoop
-        try:
-            import uvloop
-
-            loop = uvloop.new_event_loop()
-        except ImportError:  # the standard loop works, slower
-            loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        cfg = self.cfg
-        settings = Settings(
-            **{
-                **{f.name: getattr(self.settings, f.name) for f in fields(Settings)},
-                "keepalive": float(cfg.keepalive),
-                "timeout": float(cfg.timeout),
-                "limit_request_line": cfg.limit_request_line,
-                "limit_request_fields": cfg.limit_request_fields,
-                "limit_field_size": cfg.limit_request_field_size,
-                "max_connections": cfg.worker_connections,
-            }
-        )
-        self.loop = loop
-        self.front = Front(loop, self.wsgi, settings, self.log)
-        self.stop_by = float("inf")
-        slug, detail = "shutting-down", "the server is shutting down; retry the request"
-        # SIGTERM starts the graceful stop at once, on the loop (gunicorn's handler would only set a flag).
-        loop.add_signal_handler(signal.SIGTERM, self._on_term)
-        try:
-            self.front.serve(self.sockets)
-            loop.call_soon(self._tick)
-            loop.run_forever()
-        except SystemExit as exit_:
-            if exit_.code not in (0, None):  # the arbiter's SIGABRT: the loop itself was blocked too long
-                slug, detail = "worker-timeout", self.front.timeout_detail()
-                self.log.warning("WORKER TIMEOUT (pid:%s): the event loop was blocked; answered 503", os.getpid())
-            raise
-        finally:
-            self.front.close(slug, detail)
-            loop.close()
-
-    def _on_term(self) -> None:
-        self.alive = False
-        if self.stop_by == float("inf"):
-            self.stop_by = time.monotonic() + self.cfg.graceful_timeout
-            self.front.stop()
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        front = self.front
-        self.notify()
-        if self.ppid != os.getppid():
-            self.log.info("parent changed, shutting down: %s", self)
-            self.alive = False
-        if front.served >= self.max_requests and self.alive:
-            self.log.info("autorestarting worker after current request.")
-            self.alive = False
-        job = front.overdue(now)
-        if job is not None:
-            self.log.warning(
-                "WORKER TIMEOUT (pid:%s): a request ran past TOYSEQ_TIMEOUT=%g s; answered 503, replacing the worker",
-                os.getpid(),
-                self.cfg.timeout,
-            )
-            self.alive = False
-        if not self.alive:
-            self._on_term()
-        front.expire(now)
-        if not self.alive and (front.done() or now >= self.stop_by):
-            self.loop.stop()
-            return
-        self.loop.call_later(TICK, self._tick)

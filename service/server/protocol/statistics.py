@@ -31,14 +31,9 @@ from prometheus_client import Counter, Gauge
 
 from ..observability.metrics import Metrics
 from ..problems import NotFound
-from ..store.registry import Snapshot, lookup
+from ..store.registry import Snapshot, lookup, version_of
 
 KINDS = ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")
-VERSION_LENGTH = 12  # the model version is the first hex digits of the ONNX file's sha256 (openinference.py)
-
-
-def version_of(sha256: str) -> str:
-    return sha256[:VERSION_LENGTH]
 
 
 class Timing:

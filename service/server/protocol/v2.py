@@ -36,7 +36,7 @@ from service.core.codec import Problem, WrongPositionDecoder
 from service.core.predictor import Predictor
 
 from ..problems import BadRequest, InvalidRequest, NotFound, OverBudget, ServiceError
-from ..store.registry import Limits, Registry, Snapshot, lookup
+from ..store.registry import Limits, Registry, Snapshot, lookup, version_of
 from .checks import check_request
 
 INPUT = "input"
@@ -56,7 +56,6 @@ IGNORED_HEADER = "X-Ignored-Parameters"
 IGNORED_SHOWN = 20  # parameter names named in that header at most
 BINARY_SIZE, BINARY_OUTPUT = "binary_data_size", "binary_data"  # the binary extension's tensor parameters
 REQUEST_FIELDS = ("id", "parameters", "inputs", "outputs", "model_name", "model_version")
-VERSION_LENGTH = 12  # hex digits of the model file's sha256
 NO_POSITION = -1  # wrong_position of a row the model judged clean (the native answer's null)
 
 # numpy little-endian dtypes of the datatypes toyseq reads and writes (the extension is little-endian).
@@ -74,12 +73,6 @@ class TimedOut(ServiceError):
     """The request's own timeout expired, or would before its answer (Triton: UNAVAILABLE, 503)."""
 
     status, title, slug = 503, "Service Unavailable", "timeout"
-
-
-def version_of(predictor: Predictor) -> str:
-    """The model version: the first hex digits of the ONNX file's sha256, so a retrained model is a new
-    version and the same file is the same version on every replica."""
-    return predictor.sha256[:VERSION_LENGTH]
 
 
 @dataclass
@@ -100,7 +93,7 @@ class Model:
         p = self.predictor
         m = p.manifest
         self.name = p.task
-        self.version = version_of(p)
+        self.version = version_of(p.sha256)
         self.input_dtypes = ACCEPTED[m["input"]["dtype"]]
         self.output_dtype = "INT64" if m["output"]["dtype"] == "int" else "FP64"
         self.echo_skip = int(m["decoder"].get("skip", 0)) if m["output"]["kind"] == "echo" else None

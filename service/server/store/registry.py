@@ -151,6 +151,15 @@ class Registry:
             return self.current
 
 
+VERSION_LENGTH = 12  # hex digits of the model file's sha256
+
+
+def version_of(sha256: str) -> str:
+    """A model's version: the first hex digits of its ONNX file's sha256, so a retrained model is a new version
+    and the same file is the same version on every replica."""
+    return sha256[:VERSION_LENGTH]
+
+
 def lookup(snapshot: Snapshot, name: str) -> Predictor:
     """The task's predictor in `snapshot`, or the error a client should see: 404 unknown, 503 unavailable."""
     predictor = snapshot.predictors.get(name)

@@ -31,9 +31,8 @@ from service.core.predictor import Predictor, SessionConfig
 
 from ..config import Config
 from ..problems import NotFound, ServiceError
-from ..protocol.statistics import version_of
 from .control import POLL, Channel
-from .registry import Registry, client_safe
+from .registry import Registry, client_safe, version_of
 
 log = logging.getLogger("toyseq.control")
 

@@ -7,7 +7,6 @@ protocol's {"error": "..."}, never problem+json.
 
 from __future__ import annotations
 
-import logging
 from time import perf_counter
 
 import orjson
@@ -18,11 +17,10 @@ from ...problems import ServiceError
 from ...protocol import v2 as oip
 from ...protocol.statistics import Timing
 from ...runtime import Runtime
-from ..errors import DRAIN_LIMIT, drain
+from ..errors import register_v2
 from .common import api_key_required, read_body
 
 JSON = "application/json"
-log = logging.getLogger("toyseq.error")
 
 
 def blueprint(runtime: Runtime) -> Blueprint:
@@ -124,29 +122,5 @@ def blueprint(runtime: Runtime) -> Blueprint:
             )
         raise ServiceError(f"no v2 endpoint {request.method} /v2/{rest[:100]}; see /openapi.json", status=404)
 
-    @bp.errorhandler(ServiceError)
-    def service_error(err: ServiceError):
-        # The protocol's error object; a native 422 (invalid request) is the protocol's 400.
-        status = 400 if err.status == 422 else err.status
-        return _error(err.message, status, err.headers)
-
-    @bp.errorhandler(HTTPException)
-    def http_error(err: HTTPException):
-        if err.code == 413:
-            drain(DRAIN_LIMIT)
-        headers = {k: v for k, v in err.get_headers() if k.lower() == "allow"}
-        return _error(f"{err.name}: {err.description}", err.code or 500, headers)
-
-    @bp.errorhandler(Exception)
-    def unexpected(err: Exception):
-        log.exception("unhandled error in request %s", request.environ.get("toyseq.request_id", "-"))
-        return _error("internal error; quote the X-Request-ID header when reporting it", 500)
-
+    register_v2(bp)
     return bp
-
-
-def _error(message: str, status: int, headers: dict | None = None) -> Response:
-    response = Response(orjson.dumps({"error": message}), status=status, content_type=JSON)
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response

@@ -16,13 +16,12 @@ import logging
 
 import orjson
 from flask import Blueprint, Response, request
-from werkzeug.exceptions import HTTPException
 
-from ...problems import BadRequest, ServiceError
+from ...problems import BadRequest
 from ...protocol import offload
 from ...runtime import Runtime
+from ..errors import register_v2
 from .common import api_key_required, read_body
-from .v2 import _error
 
 JSON = "application/json"
 MAX_CONTROL_BODY = 64 * 1024  # index, load and unload bodies are a few parameters at most
@@ -81,15 +80,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
         if name in registry.current.names:
             request.environ["toyseq.task"] = name
 
-    @bp.errorhandler(ServiceError)
-    def service_error(err: ServiceError):
-        status = 400 if err.status == 422 else err.status
-        return _error(err.message, status, err.headers)
-
-    @bp.errorhandler(HTTPException)
-    def http_error(err: HTTPException):
-        return _error(f"{err.name}: {err.description}", err.code or 500)
-
+    register_v2(bp)
     return bp
 
 
