@@ -29,7 +29,7 @@ import httptools
 from .. import problems
 
 if TYPE_CHECKING:
-    from .worker import Front
+    from .server import Front
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 HIGH_WATER = 256 * 1024  # bytes an answer may leave unsent before the connection stops reading
