@@ -1,7 +1,7 @@
 """The parts of README.md and docs/*.md that restate what the code computes, regenerated from the code.
 
-    python -m benchmarks.docs            # rewrite every generated part in place
-    python -m benchmarks.docs --check    # exit 1, with a diff, when a committed page differs (a test runs this)
+    python -m tools.docs            # rewrite every generated part in place
+    python -m tools.docs --check    # exit 1, with a diff, when a committed page differs (a test runs this)
 
 A page marks a generated part with an HTML comment (invisible once rendered), in one of two forms:
 
@@ -280,7 +280,7 @@ def differences(root: Path = ROOT) -> dict[Path, tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.docs", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.docs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a page would change")
     args = parser.parse_args(argv)
     try:
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             page.write_text(new)
             print(f"rewrote {name}")
     if args.check and changed:
-        print(f"\n{len(changed)} page(s) differ from the code: run python -m benchmarks.docs", file=sys.stderr)
+        print(f"\n{len(changed)} page(s) differ from the code: run python -m tools.docs", file=sys.stderr)
         return 1
     return 0
 

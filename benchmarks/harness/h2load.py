@@ -30,7 +30,7 @@ def frame(message: bytes) -> bytes:
 def run(
     target: str, message: bytes, seconds: float, connections: int = 8, threads: int = 2, path: str = INFER_PATH
 ) -> dict:
-    """requests/s, p50/p99 in ms and error counts (as benchmarks.load.run) for `message` sent to host:port."""
+    """requests/s, p50/p99 in ms and error counts (as benchmarks.harness.wrk.run) for `message` sent to host:port."""
     if not available():
         raise RuntimeError("h2load is not installed (apt-get install -y nghttp2-client)")
     with tempfile.TemporaryDirectory(prefix="toyseq-h2load-") as tmp:

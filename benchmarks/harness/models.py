@@ -16,7 +16,7 @@ import torch
 
 from service.core import manifest as manifest_mod
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = ROOT / "models"
 
 

@@ -16,7 +16,7 @@ import requests
 from .paths import MODELS_DIR, ROOT
 
 TOYSEQ_APP = "service:create_app()"
-FLOOR_APP = "benchmarks.floor:create_app()"
+FLOOR_APP = "benchmarks.reference.floor:create_app()"
 GUNICORN_CONF = "python:service.server.gunicorn_conf"
 READY_TIMEOUT = 90.0  # seconds for gunicorn to load every model in every worker on a busy machine
 STOP_TIMEOUT = 40.0
@@ -47,7 +47,7 @@ def server_env(port: int, env_overrides: dict | None = None, models_dir: Path = 
 
 
 def gunicorn_conf(root: Path = ROOT) -> str:
-    """The tree's gunicorn config (older trees, as benchmarks.regression serves them, kept it in service/)."""
+    """The tree's gunicorn config (older trees, as benchmarks.scenarios.regression serves them, kept it in service/)."""
     return GUNICORN_CONF if (root / "service" / "server").is_dir() else "python:service.gunicorn_conf"
 
 

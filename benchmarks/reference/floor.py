@@ -2,7 +2,7 @@
 nothing else (no checks, no metrics, no access lines): orjson in, the task's Predictor, orjson out. Served by
 the same gunicorn config and worker as toyseq, so the two differ only in what the service itself adds.
 
-    TOYSEQ_MODELS_DIR=models gunicorn -c python:service.server.gunicorn_conf 'benchmarks.floor:create_app()'
+    TOYSEQ_MODELS_DIR=models gunicorn -c python:service.server.gunicorn_conf 'benchmarks.reference.floor:create_app()'
 """
 
 from __future__ import annotations

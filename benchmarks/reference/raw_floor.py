@@ -1,9 +1,9 @@
 """The machine's floor: what serving the same model costs with no framework at all. One file, no Flask and
 no gunicorn: httptools (llhttp) parses, a uvloop loop answers with one write, the same Predictor call as
-benchmarks/floor.py, N processes forked after binding one socket (each loads its own onnxruntime session).
+benchmarks/reference/floor.py, N processes forked after binding one socket (each loads its own onnxruntime session).
 Only for measuring: no limits, no errors beyond a 400, no graceful stop.
 
-    python -m benchmarks.raw_floor --bind 127.0.0.1:8000 --workers 2 --models-dir models
+    python -m benchmarks.reference.raw_floor --bind 127.0.0.1:8000 --workers 2 --models-dir models
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def serve(sock: socket.socket, models_dir: Path) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.raw_floor", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.reference.raw_floor", description=__doc__.split("\n")[0])
     p.add_argument("--bind", default="127.0.0.1:8000")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--models-dir", type=Path, default=Path("models"))

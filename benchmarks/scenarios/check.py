@@ -1,7 +1,7 @@
 """Did a change cost the request check speed? The native JSON path's check of one body, two revisions in one
 process, rounds alternating, so that the machine's load falls on both alike (CPU time, best round).
 
-    python -m benchmarks.check --before REV [--rows 100] [--task arith-next] [--rounds 15]
+    python -m benchmarks.scenarios.check --before REV [--rows 100] [--task arith-next] [--rounds 15]
 
 The `before` revision's service/ is exported with `git archive` and imported as a package of another name;
 the `after` side is this tree. Each side loads the task's model from its own tree's models/ and answers the
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.support.paths import ROOT
+from benchmarks.harness.paths import ROOT
 
 BEFORE_PACKAGE = "service_before"
 

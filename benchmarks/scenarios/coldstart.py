@@ -1,7 +1,7 @@
 """Cold start: `gunicorn -c python:service.server.gunicorn_conf 'service:create_app()'` process start to the first
 GET /readyz 200 (every worker has loaded and warmed every model), with the bare Flask floor for reference.
 
-    python -m benchmarks.coldstart
+    python -m benchmarks.scenarios.coldstart
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.support.server import FLOOR_APP, TOYSEQ_APP, Server
-
-from .timing import QUICK, Sizes
+from benchmarks.harness.server import FLOOR_APP, TOYSEQ_APP, Server
+from benchmarks.harness.timing import QUICK, Sizes
 
 
 def run(models_dir: Path, sizes: Sizes, log_dir: Path) -> dict:

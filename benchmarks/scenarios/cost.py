@@ -1,6 +1,6 @@
 """The request cost model (service/core/cost.py): measure, fit, check.
 
-    python -m benchmarks.cost [--repeats 3] [--budget 1.0] [--json out.json]
+    python -m benchmarks.scenarios.cost [--repeats 3] [--budget 1.0] [--json out.json]
 
 1. Measures the CPU time (this thread's: the figures hold on a loaded machine, where wall time does not) of
    whole predict requests in the app (Flask test client: JSON in, checks, onnxruntime, JSON out) over a grid
@@ -23,9 +23,9 @@ import time
 import numpy as np
 import orjson
 
+from benchmarks.harness.paths import MODELS_DIR
 from service import create_app
 from service.core.cost import CostModel
-from tests.support.paths import MODELS_DIR
 
 GRID_PREDICT = ((1, None), (100, None), (1000, None), (10_000, None))  # rows; length: the task's longest
 GRID_ECHO = ((10, 1000), (100, 1000), (1000, 100), (300, 300))  # rows x length, for the long-sequence tasks

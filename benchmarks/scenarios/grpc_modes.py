@@ -1,9 +1,9 @@
 """toyseq's gRPC server run two ways, side by side in alternating rounds: "sync" (grpc.server, a thread pool)
 and "aio" (grpc.aio on an event loop in its own thread) — TOYSEQ_GRPC_MODE — both in every gunicorn worker
-beside HTTP, loaded by h2load (benchmarks/grpc_load.py: 8 connections, one call in flight on each) with
+beside HTTP, loaded by h2load (benchmarks/harness/h2load.py: 8 connections, one call in flight on each) with
 echo-lag ModelInfer calls of 1 and of 100 sequences in raw_input_contents.
 
-    python -m benchmarks.grpc_modes [--rounds 3] [--seconds 5]
+    python -m benchmarks.scenarios.grpc_modes [--rounds 3] [--seconds 5]
 
 Prints requests/s and p50/p99 per mode and the aio/sync ratio (median of the rounds). Needs h2load
 (apt-get install -y nghttp2-client).
@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.support.paths import MODELS_DIR
-from tests.support.server import Server
-
-from . import grpc_load
+from benchmarks.harness import h2load
+from benchmarks.harness.paths import MODELS_DIR
+from benchmarks.harness.server import Server
 
 TASK, LENGTH, CONNECTIONS, MODES = "echo-lag", 10, 8, ("sync", "aio")
 
@@ -52,7 +51,7 @@ def check(target: str, message: bytes, count: int) -> None:
 
     with grpc.insecure_channel(target) as channel:
         call = channel.unary_unary(
-            grpc_load.INFER_PATH, request_serializer=None, response_deserializer=pb.ModelInferResponse.FromString
+            h2load.INFER_PATH, request_serializer=None, response_deserializer=pb.ModelInferResponse.FromString
         )
         answer = call(message, timeout=30)
         if answer.outputs[0].shape[0] != count:
@@ -67,17 +66,17 @@ def measure(mode: str, seconds: float, scratch: Path) -> dict:
         for key, count in (("one", 1), ("hundred", 100)):
             message = infer_message(TASK, rows(count, count))
             check(server.grpc_target, message, count)
-            grpc_load.run(server.grpc_target, message, 1, CONNECTIONS)  # unmeasured warm-up
-            result[key] = grpc_load.run(server.grpc_target, message, seconds, CONNECTIONS)
+            h2load.run(server.grpc_target, message, 1, CONNECTIONS)  # unmeasured warm-up
+            result[key] = h2load.run(server.grpc_target, message, seconds, CONNECTIONS)
         return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.grpc_modes", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scenarios.grpc_modes", description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5)
     args = p.parse_args(argv)
-    if not grpc_load.available():
+    if not h2load.available():
         p.error("h2load is not installed (apt-get install -y nghttp2-client)")
     rounds = []
     with tempfile.TemporaryDirectory(prefix="toyseq-grpc-modes-") as tmp:

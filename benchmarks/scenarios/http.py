@@ -1,10 +1,10 @@
-"""HTTP throughput under gunicorn with the project's config (2 workers, sync): toyseq vs the bare Flask floor
-(benchmarks/floor.py), one echo-lag sequence of 10 values per request, wrk at 8 connections, after one
+"""HTTP throughput under gunicorn with the project's config (2 workers, the default loop worker): toyseq vs the bare Flask floor
+(benchmarks/reference/floor.py), one echo-lag sequence of 10 values per request, wrk at 8 connections, after one
 unmeasured second on each, rounds alternating A B C A B C so that machine noise hits all alike: A the native
 predict path, B the floor, C the same sequence through the Open Inference Protocol v2 infer path (JSON); then
 1,000 sequences per request.
 
-    python -m benchmarks.http [--rounds N] [--seconds S] [--one-only]   # more A B pairs on a noisy machine
+    python -m benchmarks.scenarios.http [--rounds N] [--seconds S] [--one-only]   # more A B pairs on a noisy machine
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from pathlib import Path
 
 import orjson
 
-from tests.support.server import FLOOR_APP, TOYSEQ_APP, Server
-
-from . import load
-from .timing import QUICK, Sizes
+from benchmarks.harness import wrk
+from benchmarks.harness.server import FLOOR_APP, TOYSEQ_APP, Server
+from benchmarks.harness.timing import QUICK, Sizes
 
 TASK, LENGTH, CONNECTIONS, BIG_BATCH = "echo-lag", 10, 8, 1000
 GOAL_RATIO, GOAL_SEQUENCES_PER_S = 0.8, 50_000
@@ -71,14 +70,14 @@ def run(models_dir: Path, sizes: Sizes, log_dir: Path, one_only: bool = False) -
         Server(log_dir / "floor.log", models_dir=models_dir, app=FLOOR_APP) as floor,
     ):
         for server in (toyseq, floor):  # unmeasured: the first seconds after start run slower for both
-            load.run(server.url + path, one, WARM_UP_SECONDS, CONNECTIONS)
-        load.run(toyseq.url + v2_path, v2_one, WARM_UP_SECONDS, CONNECTIONS)
+            wrk.run(server.url + path, one, WARM_UP_SECONDS, CONNECTIONS)
+        wrk.run(toyseq.url + v2_path, v2_one, WARM_UP_SECONDS, CONNECTIONS)
         for _ in range(sizes.http_rounds):
-            toyseq_runs.append(load.run(toyseq.url + path, one, sizes.http_seconds, CONNECTIONS))
-            floor_runs.append(load.run(floor.url + path, one, sizes.http_seconds, CONNECTIONS))
-            v2_runs.append(load.run(toyseq.url + v2_path, v2_one, sizes.http_seconds, CONNECTIONS))
+            toyseq_runs.append(wrk.run(toyseq.url + path, one, sizes.http_seconds, CONNECTIONS))
+            floor_runs.append(wrk.run(floor.url + path, one, sizes.http_seconds, CONNECTIONS))
+            v2_runs.append(wrk.run(toyseq.url + v2_path, v2_one, sizes.http_seconds, CONNECTIONS))
         for _ in range(0 if one_only else sizes.http_rounds):
-            big_runs.append(load.run(toyseq.url + path, big, sizes.http_seconds, CONNECTIONS))
+            big_runs.append(wrk.run(toyseq.url + path, big, sizes.http_seconds, CONNECTIONS))
     a, b, c = summary(toyseq_runs), summary(floor_runs), summary(v2_runs)
     # Each pair ran back to back, so its ratio is the least disturbed by drifting load.
     ratios = [t["requests_per_s"] / f["requests_per_s"] for t, f in zip(toyseq_runs, floor_runs)]
@@ -119,7 +118,7 @@ def run(models_dir: Path, sizes: Sizes, log_dir: Path, one_only: bool = False) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.http", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scenarios.http", description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=QUICK.http_rounds, help="A B pairs (one wrk run each)")
     p.add_argument("--seconds", type=float, default=QUICK.http_seconds, help="per wrk run")
     p.add_argument("--one-only", action="store_true", help="skip the 1,000-sequence runs")

@@ -5,7 +5,7 @@ sequence per request, native predict and v2 infer in alternating rounds (A B A B
 drifting load hits both alike). CPU per request gives the requests/s one core serves, which sizes the pod's
 CPU request and the HPA's target (docs/kubernetes.md).
 
-    python -m benchmarks.pod [--rounds N] [--seconds S] [--connections N]
+    python -m benchmarks.scenarios.pod [--rounds N] [--seconds S] [--connections N]
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import orjson
 
-from tests.support.load import children, memory_mib
-from tests.support.server import Server
+from benchmarks.harness import wrk
+from benchmarks.harness.load import children, memory_mib
+from benchmarks.harness.server import Server
 
-from . import load
 from .http import TASK, body, v2_body
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -48,7 +48,7 @@ def cpu_seconds(server: Server) -> float:
 
 def measure(server: Server, path: str, payload: bytes, seconds: float, connections: int) -> dict:
     before = cpu_seconds(server)
-    result = load.run(server.url + path, payload, seconds, connections)
+    result = wrk.run(server.url + path, payload, seconds, connections)
     return {**result, "cpu_seconds": cpu_seconds(server) - before}
 
 
@@ -76,7 +76,7 @@ def run(models_dir: Path, rounds: int, seconds: float, connections: int, log_dir
     with Server(log_dir / "pod.log", env, models_dir) as server:
         ready = memory(server)
         for path, payload in paths.values():  # unmeasured warm-up
-            load.run(server.url + path, payload, 1, connections)
+            wrk.run(server.url + path, payload, 1, connections)
         for _ in range(rounds):
             for name, (path, payload) in paths.items():
                 runs[name].append(measure(server, path, payload, seconds, connections))
@@ -99,7 +99,7 @@ def run(models_dir: Path, rounds: int, seconds: float, connections: int, log_dir
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.pod", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scenarios.pod", description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=4)
     p.add_argument("--connections", type=int, default=8)

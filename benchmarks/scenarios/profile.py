@@ -2,7 +2,7 @@
 requests, and the samples are summed per function (inclusive) and per thread role.
 
     pip install py-spy==0.4.3
-    python -m benchmarks.profile [toyseq|floor] [--sequences 1] [--seconds 8]
+    python -m benchmarks.scenarios.profile [toyseq|floor] [--sequences 1] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-from tests.support.load import children
-from tests.support.server import FLOOR_APP, TOYSEQ_APP, Server
+from benchmarks.harness import wrk
+from benchmarks.harness.load import children
+from benchmarks.harness.server import FLOOR_APP, TOYSEQ_APP, Server
 
-from . import load
 from .http import body
 
 
@@ -49,7 +49,7 @@ def summarize(raw: Path, top: int) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scenarios.profile", description=__doc__.split("\n")[0])
     p.add_argument("app", choices=("toyseq", "floor"), nargs="?", default="toyseq")
     p.add_argument("--sequences", type=int, default=1)
     p.add_argument("--seconds", type=int, default=8)
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
             result = {}
             loader = threading.Thread(
                 target=lambda: result.update(
-                    load.run(server.url + "/tasks/echo-lag/predict", body(args.sequences), args.seconds + 3, 8)
+                    wrk.run(server.url + "/tasks/echo-lag/predict", body(args.sequences), args.seconds + 3, 8)
                 )
             )
             loader.start()

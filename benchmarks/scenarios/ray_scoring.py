@@ -1,6 +1,6 @@
 """Batch scoring at scale (issue 17): the local engine vs the Ray engine on this machine, in one run.
 
-    nice python -m benchmarks.ray_scoring [--rows 1000000] [--task echo-lag] [--formats parquet,jsonl]
+    nice python -m benchmarks.scenarios.ray_scoring [--rows 1000000] [--task echo-lag] [--formats parquet,jsonl]
                                           [--rounds 2] [--models-dir models]
 
 1. writes `--rows` random rows for the task (lengths min..30) as JSONL and as Parquet (row groups of
@@ -37,7 +37,7 @@ from service.scoring.engine import LOCAL_CHUNK_ROWS, LocalBackend
 
 from .scoring import write_rows
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TINY = 1_000
 GOAL_RATIO = 0.7
 
@@ -175,7 +175,7 @@ def spread(values: list[float], fmt: str = ",.0f") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.ray_scoring", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scenarios.ray_scoring", description=__doc__.split("\n")[0])
     p.add_argument("--task", default="echo-lag")
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--formats", default="parquet,jsonl")

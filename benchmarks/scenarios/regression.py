@@ -1,6 +1,6 @@
 """Did a change cost speed? Two revisions served side by side and measured in one run, rounds alternating.
 
-    python -m benchmarks.regression --before REV [--after HEAD] [--rounds 6] [--seconds 8] [--after-env K=V ...]
+    python -m benchmarks.scenarios.regression --before REV [--after HEAD] [--rounds 6] [--seconds 8] [--after-env K=V ...]
 
 Each revision is exported with `git archive` and served by gunicorn from its own tree, with its own gunicorn
 config and defaults, on its own committed models (2 workers, 1 thread each). The scenarios use only models
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import orjson
 
-from tests.support.paths import ROOT
-from tests.support.server import Server
+from benchmarks.harness import wrk
+from benchmarks.harness.paths import ROOT
+from benchmarks.harness.server import Server
 
-from . import load
 from .pod import cpu_seconds
 
 CONNECTIONS, LENGTH = 8, 10
@@ -75,7 +75,7 @@ def measure(server: Server, scenario: Scenario, seconds: float) -> tuple[float, 
     """requests/s, and the server's CPU milliseconds per request (master and workers, from /proc): the
     steadier figure on a shared machine, since other jobs' load slows a round but does not add to it."""
     cpu = cpu_seconds(server)
-    result = load.run(f"{server.url}/tasks/{scenario.task}/predict", scenario.body(), seconds, CONNECTIONS)
+    result = wrk.run(f"{server.url}/tasks/{scenario.task}/predict", scenario.body(), seconds, CONNECTIONS)
     if result["errors"] or result["non_2xx"]:
         raise RuntimeError(f"{scenario.name}: {result['errors']} errors, {result['non_2xx']} non-2xx answers")
     return result["requests_per_s"], (cpu_seconds(server) - cpu) / result["requests"] * 1000
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="scenarios whose name contains this text (default: all)")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    if not load.available():
+    if not wrk.available():
         parser.error("wrk is not installed (apt-get install -y wrk)")
     after_env = dict(kv.split("=", 1) for kv in args.after_env)
     load_start = os.getloadavg()[0]

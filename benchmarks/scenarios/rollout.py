@@ -1,7 +1,7 @@
 """Rollout: 100 next values for 1 and for 1,000 arith-next sequences in one predict call (100 onnxruntime
 calls for the whole batch) vs. looping over the sequences one by one (100 calls per sequence).
 
-    python -m benchmarks.rollout
+    python -m benchmarks.scenarios.rollout
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness.timing import QUICK, Sizes, seconds_per_call
 from service.core.predictor import Predictor
-
-from .timing import QUICK, Sizes, seconds_per_call
 
 TASK, STEPS = "arith-next", 100
 

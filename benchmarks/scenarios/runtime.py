@@ -2,7 +2,7 @@
 same weights, in one process. A fresh echo-lag SeqModel is exported with training.export, so both sides
 hold identical weights; torch gets as many threads as onnxruntime (TOYSEQ_THREADS, 1 by default).
 
-    python -m benchmarks.runtime
+    python -m benchmarks.scenarios.runtime
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.harness import models
+from benchmarks.harness.timing import QUICK, Sizes, seconds_per_call
 from service.core.predictor import Predictor, SessionConfig
-
-from . import models
-from .timing import QUICK, Sizes, seconds_per_call
 
 TASK, LENGTH = "echo-lag", 10
 GOALS = {1: 3.0, 4096: 1.5}

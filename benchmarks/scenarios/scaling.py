@@ -1,7 +1,7 @@
 """Scaling: echo sequences/s through the service's in-process path (Codec.check + Predictor.predict) as the
 batch grows at length 10, and as the length grows at a fixed batch.
 
-    python -m benchmarks.scaling
+    python -m benchmarks.scenarios.scaling
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness.timing import QUICK, Sizes, seconds_per_call
 from service.core.predictor import Predictor
-
-from .timing import QUICK, Sizes, seconds_per_call
 
 TASK, LENGTH = "echo", 10
 

@@ -1,6 +1,6 @@
 """Batch scoring speed: local `toyseq-score` vs one request per row to a running service.
 
-    python -m benchmarks.scoring [--rows 200000] [--task echo-lag] [--models-dir models] [--sample 2000]
+    python -m benchmarks.scenarios.scoring [--rows 200000] [--task echo-lag] [--models-dir models] [--sample 2000]
 
 1. writes a JSONL file of `--rows` random sequences for the task (lengths 2..30 for echo-lag);
 2. times `python -m service.scoring TASK FILE -o /dev/null` (a subprocess, start-up included);
@@ -23,13 +23,14 @@ from pathlib import Path
 
 import orjson
 
+from benchmarks.harness.server import Server
+from benchmarks.harness.timing import Sizes
 from service.core.manifest import load
 from service.core.predictor import Predictor, SessionConfig
 from service.scoring.client import Client
 from service.scoring.engine import LOCAL_CHUNK_ROWS
-from tests.support.server import Server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TARGET_ROWS_PER_S = 50_000
 TARGET_RATIO = 5.0
 
@@ -112,8 +113,33 @@ def per_row(url: str, task: str, rows: list[list], budget_s: float) -> tuple[int
     return sent, time.perf_counter() - started
 
 
+SUITE_TASK = "echo-lag"
+
+
+def run(models_dir: Path, sizes: Sizes, tmp: Path) -> dict:
+    """The suite's scoring section (`python -m benchmarks`): the steps of `main`, sized by the run."""
+    task, rows = SUITE_TASK, sizes.scoring_rows
+    path = tmp / "rows.jsonl"
+    head = write_rows(path, load(models_dir / task), rows)
+    local_s, local_cpu = cli(task, str(path), "--models-dir", str(models_dir))
+    with start_gunicorn(models_dir, 2, tmp / "scoring-gunicorn.log") as server:
+        sent, per_row_s = per_row(server.url, task, head[: sizes.scoring_sample], sizes.http_seconds * 2)
+        remote_s, _ = cli(task, str(path), "--url", server.url, "--concurrency", "4")
+    return {
+        "task": task,
+        "rows": rows,
+        "lengths": "2..30",
+        "local_rows_per_s": rows / local_s,
+        "local_seconds": local_s,
+        "local_cpu_seconds": local_cpu,
+        "remote_rows_per_s": rows / remote_s,
+        "remote_seconds": remote_s,
+        "one_request_per_row_rows_per_s": sent / per_row_s,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.scoring", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scenarios.scoring", description=__doc__.split("\n")[0])
     p.add_argument("--task", default="echo-lag")
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--models-dir", type=Path, default=Path(os.environ.get("TOYSEQ_MODELS_DIR", ROOT / "models")))

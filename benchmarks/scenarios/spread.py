@@ -4,7 +4,7 @@ A worker that accepted more of the long-lived connections answers more, and with
 clients the busier one queues while the other idles. Compared: keep-alive without a per-connection limit,
 with TOYSEQ_KEEPALIVE_REQUESTS (clients reconnect, the accept is redone), and with SO_REUSEPORT.
 
-    python -m benchmarks.spread [--seconds 5] [--rounds 3] [--connections 8]
+    python -m benchmarks.scenarios.spread [--seconds 5] [--rounds 3] [--connections 8]
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import orjson
 
-from tests.support.server import Server
+from benchmarks.harness import wrk
+from benchmarks.harness.server import Server
 
-from . import load
 from .http import body
 
 VARIANTS = {
@@ -52,7 +52,7 @@ def run_once(env: dict, seconds: float, connections: int, tmp: Path) -> dict:
         deadline = time.monotonic() + 60
         while server.log().count('"models loaded"') < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        result = load.run(server.url + "/tasks/echo-lag/predict", body(1), seconds, connections)
+        result = wrk.run(server.url + "/tasks/echo-lag/predict", body(1), seconds, connections)
         # Access lines are flushed every 50 ms and at exit.
     counts = per_worker(log.read_text(errors="replace"))
     counts += [0] * (2 - len(counts))
@@ -65,7 +65,7 @@ def run_once(env: dict, seconds: float, connections: int, tmp: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.spread", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scenarios.spread", description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=8)

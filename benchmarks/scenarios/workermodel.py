@@ -4,7 +4,7 @@ of run inline (TOYSEQ_INLINE_SECONDS=0), and with access lines off (TOYSEQ_LOG_L
 cost); 2 workers, wrk 8 connections, one echo-lag sequence per request (and 100), variants alternating
 round by round so that the machine's drifting load hits all alike.
 
-    python -m benchmarks.workermodel [--rounds 3] [--seconds 4]
+    python -m benchmarks.scenarios.workermodel [--rounds 3] [--seconds 4]
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.support.server import FLOOR_APP, TOYSEQ_APP, Server
+from benchmarks.harness import wrk
+from benchmarks.harness.server import FLOOR_APP, TOYSEQ_APP, Server
 
-from . import load
 from .http import body
 
 VARIANTS = {
@@ -31,7 +31,7 @@ PATH = "/tasks/echo-lag/predict"
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.workermodel", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scenarios.workermodel", description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=4)
     p.add_argument("--connections", type=int, default=8)
@@ -44,11 +44,11 @@ def main(argv=None) -> int:
             for name, env in VARIANTS.items():
                 for app, spec in (("toyseq", TOYSEQ_APP), ("floor", FLOOR_APP)):
                     with Server(Path(tmp) / "w.log", env=env, app=spec) as server:
-                        load.run(server.url + PATH, one, 1, args.connections)  # unmeasured
-                        runs[(name, app)].append(load.run(server.url + PATH, one, args.seconds, args.connections))
+                        wrk.run(server.url + PATH, one, 1, args.connections)  # unmeasured
+                        runs[(name, app)].append(wrk.run(server.url + PATH, one, args.seconds, args.connections))
                         if app == "toyseq":
                             runs[(name, "toyseq-100")].append(
-                                load.run(server.url + PATH, hundred, args.seconds, args.connections)
+                                wrk.run(server.url + PATH, hundred, args.seconds, args.connections)
                             )
     print(
         f"2 workers, wrk {args.connections} connections, {args.rounds} rounds of {args.seconds:.0f} s, medians; "

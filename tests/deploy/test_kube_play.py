@@ -27,9 +27,9 @@ import pytest
 import requests
 import yaml
 
+from benchmarks.harness.server import free_port
 from tests.deploy.test_manifests import kustomized
 from tests.server.test_container import BUILD_TIMEOUT, READY_TIMEOUT, engine, image  # noqa: F401 (fixtures)
-from tests.support.server import free_port
 
 pytestmark = pytest.mark.slow
 TASK = "echo-lag"

@@ -29,11 +29,11 @@ import pytest
 import requests
 import yaml
 
+from benchmarks.harness.paths import MODELS_DIR, ROOT
+from benchmarks.harness.server import free_port
 from tests.deploy.test_kube_play import pod_manifest
 from tests.server.test_bad_models import _corrupt_with_matching_hash
 from tests.server.test_container import BUILD_TIMEOUT, READY_TIMEOUT, engine, image  # noqa: F401 (fixtures)
-from tests.support.paths import MODELS_DIR, ROOT
-from tests.support.server import free_port
 
 pytestmark = pytest.mark.slow
 BROKEN, GOOD = "echo", "echo-lag"

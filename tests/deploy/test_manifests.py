@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.harness.paths import ROOT
 from service.server.config import PREFIX, Config
-from tests.support.paths import ROOT
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[test]'")
 jsonschema = pytest.importorskip("jsonschema")

@@ -15,12 +15,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from benchmarks.harness.load import cli_peak_rss_mib
+from benchmarks.harness.paths import ROOT, TASKS
+from benchmarks.harness.server import Server
 from service.core.predictor import Predictor
 from service.scoring.cli import score_rows
 from service.scoring.client import Client, ServiceUnavailable
-from tests.support.load import cli_peak_rss_mib
-from tests.support.paths import ROOT, TASKS
-from tests.support.server import Server
 
 TIMEOUT = 120
 

@@ -10,11 +10,11 @@ import subprocess
 import orjson
 import pytest
 
+from benchmarks.harness.paths import ROOT, TASKS
+from benchmarks.harness.server import free_port, gunicorn_command, server_env
 from service import create_app
 from service.core import manifest as manifest_mod
 from service.server.store.registry import StartupError
-from tests.support.paths import ROOT, TASKS
-from tests.support.server import free_port, gunicorn_command, server_env
 
 
 def _corrupt_with_matching_hash(folder):

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import requests
 
+from benchmarks.harness.paths import MODELS_DIR, ROOT
+from benchmarks.harness.server import free_port
 from service.core import manifest as manifest_mod
-from tests.support.paths import MODELS_DIR, ROOT
-from tests.support.server import free_port
 from training.catalog import TASKS
 
 BASE_IMAGE = "python:3.11-slim"

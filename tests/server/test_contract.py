@@ -9,9 +9,9 @@ import orjson
 import pytest
 from openapi_spec_validator import validate
 
+from benchmarks.harness.paths import ROOT, TASKS
 from service.core import manifest as manifest_mod
 from service.core.predictor import Predictor
-from tests.support.paths import ROOT, TASKS
 
 PROBLEM = "application/problem+json"
 
@@ -29,7 +29,7 @@ def tasks_where(predicate) -> list[str]:
 
 
 def _models():
-    from tests.support.paths import MODELS_DIR
+    from benchmarks.harness.paths import MODELS_DIR
 
     return MODELS_DIR
 
@@ -447,7 +447,7 @@ def test_service_never_imports_torch_or_training(tmp_path):
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'training')]; print(bad); "
         "sys.exit(1 if bad else 0)"
     )
-    from tests.support.paths import MODELS_DIR
+    from benchmarks.harness.paths import MODELS_DIR
 
     result = subprocess.run(
         [sys.executable, "-c", code, str(MODELS_DIR)],

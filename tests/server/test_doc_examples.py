@@ -1,6 +1,6 @@
 """README.md and docs/*.md say what a new user will see: every command, curl and Python example in them is
 run here, or accounted for by a rule naming the test that covers it (or why nothing here can), and the
-parts that restate what the code computes match `python -m benchmarks.docs`.
+parts that restate what the code computes match `python -m tools.docs`.
 
 - Every command line of a bash/sh/console block, and of an indented block that starts with a program, must
   match a rule in RULES; a new command with no rule fails `test_every_documented_command_is_accounted_for`.
@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.paths import ROOT
-from tests.support.server import free_port, server_env
+from benchmarks.harness.paths import ROOT
+from benchmarks.harness.server import free_port, server_env
 
 PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(?P<lang>\w*)\n(?P<body>.*?)^```", re.M | re.S)
@@ -68,14 +68,25 @@ RULES: list[tuple[str, str]] = [
     (r"^apt-get install", "not run: installs a Debian package (.ci/run does)"),
     (r"^\.venv/bin/python -m pytest", ".ci/run runs the suite"),
     (r"^\.venv/bin/ruff check", "tests/test_lint.py"),
-    (r"^\.venv/bin/python -m benchmarks\.docs", "tests/server/test_doc_examples.py"),
+    (r"^\.venv/bin/python -m tools\.docs", "tests/server/test_doc_examples.py"),
     (r"^(\.venv/bin/)?python -m benchmarks( --quick| --smoke)?( |$)", "tests/benchmarks/test_benchmarks.py"),
-    (r"^(\.venv/bin/)?python -m benchmarks\.regression", "tests/benchmarks/test_benchmarks.py"),
-    (r"^(nice -n \d+ )?(\.venv/bin/)?python -m benchmarks\.ray_scoring", "tests/benchmarks/test_benchmarks.py"),
+    (r"^(\.venv/bin/)?python -m benchmarks\.scenarios\.regression", "tests/benchmarks/test_benchmarks.py"),
     (
-        r"^(\.venv/bin/)?python -m benchmarks\.(peers|cost|scoring)",
+        r"^(nice -n \d+ )?(\.venv/bin/)?python -m benchmarks\.scenarios\.ray_scoring",
+        "tests/benchmarks/test_benchmarks.py",
+    ),
+    (
+        r"^(\.venv/bin/)?python -m benchmarks\.(peers|scenarios\.(cost|scoring))",
         "not run: a benchmark for publishable figures (minutes; peers installs other servers); "
         "tests/benchmarks/test_benchmarks.py runs the suite's smoke mode",
+    ),
+    # docs/development.md still cites the commands from before benchmarks/ moved into folders (issue 29: its
+    # new map is written separately); remove these two rules when it cites tools.docs and
+    # benchmarks.scenarios.regression.
+    (r"^\.venv/bin/python -m benchmarks\.docs", "docs/development.md, until its rewrite: now python -m tools.docs"),
+    (
+        r"^\.venv/bin/python -m benchmarks\.regression",
+        "docs/development.md, until its rewrite: now python -m benchmarks.scenarios.regression",
     ),
     (r"^\.venv/bin/python -m training (train|evaluate)", "tests/training/test_models.py"),
     (r"^(docker|podman) (build|run)", "tests/server/test_container.py"),
@@ -185,18 +196,18 @@ def test_every_documented_command_is_accounted_for(example):
 
 
 def test_generated_parts_match_the_code():
-    """`python -m benchmarks.docs --check`: models, budgets, the over-budget text, v2 answers, benchmark ratios."""
-    from benchmarks import docs
+    """`python -m tools.docs --check`: models, budgets, the over-budget text, v2 answers, benchmark ratios."""
+    from tools import docs
 
     changed = docs.differences(ROOT)
-    assert not changed, "run `python -m benchmarks.docs`; these pages differ from the code: " + ", ".join(
+    assert not changed, "run `python -m tools.docs`; these pages differ from the code: " + ", ".join(
         str(p.relative_to(ROOT)) for p in changed
     )
 
 
 def test_the_generator_notices_a_stale_figure(tmp_path):
     """A generated block or inline value edited by hand is put back, and --check would fail."""
-    from benchmarks import docs
+    from tools import docs
 
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "peers.json").write_text((ROOT / "docs" / "peers.json").read_text())

@@ -22,9 +22,9 @@ from gunicorn.http.parser import RequestParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.harness.rawhttp import exchange
 from service.server.loop.worker import Front, Settings
 from tests.server.test_reliability_http import raw_request
-from tests.support.rawhttp import exchange
 
 H = b"Host: x\r\n"
 CASES = {

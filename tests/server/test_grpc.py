@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import requests
 
+from benchmarks.harness.paths import ROOT, TASKS
 from tests.server.test_v2_clients import (
     API_KEY,
     AUTH,
@@ -29,7 +30,6 @@ from tests.server.test_v2_clients import (
     options,
     rows_for,
 )
-from tests.support.paths import ROOT, TASKS
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="pip install -e '.[test]' (tritonclient[grpc])")
 import grpc  # noqa: E402  (installed with tritonclient[grpc])
@@ -46,7 +46,7 @@ CONTENTS = {"INT64": "int64_contents", "FP64": "fp64_contents", "INT32": "int_co
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, models_copy):
-    from tests.support.server import Server
+    from benchmarks.harness.server import Server
 
     if not TASKS:
         pytest.skip("no committed models yet")
@@ -376,7 +376,7 @@ def test_stalled_and_flooding_grpc_clients_do_not_stall_http(server):
 
 
 def test_sigterm_stops_grpc_with_the_workers(tmp_path, models_copy):
-    from tests.support.server import Server
+    from benchmarks.harness.server import Server
 
     server = Server(tmp_path / "gunicorn.log", {"TOYSEQ_GRACEFUL_TIMEOUT": 10}, models_copy, grpc=True)
     try:
@@ -395,7 +395,7 @@ def test_sigterm_stops_grpc_with_the_workers(tmp_path, models_copy):
 
 
 def test_a_grpc_address_in_use_stops_start_up_with_a_clear_message(tmp_path, models_copy):
-    from tests.support.server import Server
+    from benchmarks.harness.server import Server
 
     with socket.socket() as taken:  # no SO_REUSEPORT: gRPC's bind must fail, not share the port
         taken.bind(("127.0.0.1", 0))
@@ -411,7 +411,7 @@ def test_a_model_that_failed_to_load_is_unavailable_and_readiness_is_the_rests(t
 
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from tests.support.server import Server
+    from benchmarks.harness.server import Server
 
     if len(TASKS) < 2:
         pytest.skip("needs two committed models")
@@ -446,7 +446,7 @@ def test_a_model_that_failed_to_load_is_unavailable_and_readiness_is_the_rests(t
 def test_statistics_and_the_model_repository_over_grpc_are_the_rests(tmp_path, models_copy):
     """tritonclient.grpc's get_inference_statistics, get_model_repository_index, load_model and unload_model
     against the same extensions as REST (statistics.py, repository.py): equal answers, the same control rules."""
-    from tests.support.server import Server
+    from benchmarks.harness.server import Server
 
     task = TASKS[0]
     env = {"TOYSEQ_API_KEY": API_KEY, "TOYSEQ_MODEL_CONTROL": "explicit"}
@@ -499,7 +499,7 @@ def test_statistics_and_the_model_repository_over_grpc_are_the_rests(tmp_path, m
 def test_a_request_that_cannot_finish_by_its_deadline_is_refused_before_any_work(tmp_path, models_copy):
     """The deadline is honoured on the server too: a call whose estimated CPU time (the cost model) is past its
     deadline gets DEADLINE_EXCEEDED from the server at once, saying why, and the worker is free right after."""
-    from tests.support.server import Server
+    from benchmarks.harness.server import Server
 
     rows, length = 1000, 1000  # echo: about 3.5 s of estimated CPU, allowed by the budget below
     env = {"TOYSEQ_MAX_REQUEST_SECONDS": 100, "TOYSEQ_MAX_BODY_BYTES": 16_000_000}

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from benchmarks.harness.load import children, wait_for
+from benchmarks.harness.paths import MODELS_DIR, ROOT
+from benchmarks.harness.server import Server
 from service.core import manifest as manifest_mod
-from tests.support.load import children, wait_for
-from tests.support.paths import MODELS_DIR, ROOT
-from tests.support.server import Server
 
 pytestmark = pytest.mark.slow
 TASK = "echo"

@@ -10,7 +10,7 @@ import textwrap
 
 import orjson
 
-from tests.support.paths import MODELS_DIR, ROOT
+from benchmarks.harness.paths import MODELS_DIR, ROOT
 
 # a script's start: an app on argv[1]'s models, its test client, and the first task with its worked example
 APP = textwrap.dedent("""

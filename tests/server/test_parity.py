@@ -7,8 +7,8 @@ import numpy as np
 import orjson
 import pytest
 
+from benchmarks.harness.paths import TASKS
 from service.core.predictor import Predictor
-from tests.support.paths import TASKS
 from training.catalog import TASKS as CATALOG
 from training.evaluation import evaluate, future, heldout
 

@@ -15,8 +15,8 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
+from benchmarks.harness.paths import ROOT
 from service import create_app
-from tests.support.paths import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -131,7 +131,7 @@ def browser(tmp_path_factory):
 @pytest.fixture(scope="module")
 def services(tmp_path_factory, models_copy, tasks):
     """{"open": (server, None), "key": (server, KEY)}: real gunicorn, started once for the module."""
-    from tests.support.server import Server
+    from benchmarks.harness.server import Server
 
     logs = tmp_path_factory.mktemp("playground-servers")
     started = {

@@ -32,7 +32,7 @@ import time
 import orjson
 import pytest
 
-from tests.support.load import Client, predict_call, seconds_from_env
+from benchmarks.harness.load import Client, predict_call, seconds_from_env
 
 pytestmark = pytest.mark.slow
 
@@ -204,7 +204,7 @@ def normal_client(base_url: str, seconds: float) -> tuple[list, list[float]]:
 
 
 def _server(tmp_path_factory, models_copy, name: str):
-    from tests.support.server import Server
+    from benchmarks.harness.server import Server
 
     srv = Server(tmp_path_factory.mktemp(name) / "gunicorn.log", {"TOYSEQ_LOG_LEVEL": "warning"}, models_copy)
     yield srv

@@ -14,7 +14,7 @@ import time
 import orjson
 import pytest
 
-from tests.support.load import children, drive, mixed_calls, seconds_from_env, wait_for
+from benchmarks.harness.load import children, drive, mixed_calls, seconds_from_env, wait_for
 
 CLIENTS = 16
 LOAD_SECONDS = seconds_from_env("TOYSEQ_FAULT_SECONDS", 3)  # load kept up after the fault

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from benchmarks.harness.load import ORACLES, PROBLEM
 from service import create_app
-from tests.support.load import ORACLES, PROBLEM
 
 EXAMPLES = int(os.environ.get("TOYSEQ_FUZZ_EXAMPLES", "") or 40)
 MAX_BATCH = 20

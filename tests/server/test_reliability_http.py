@@ -21,8 +21,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.harness.rawhttp import Answer, exchange, request
 from service.server.config import Config
-from tests.support.rawhttp import Answer, exchange, request
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, models_copy):
-    from tests.support.server import Server
+    from benchmarks.harness.server import Server
 
     srv = Server(tmp_path_factory.mktemp("http") / "gunicorn.log", {"TOYSEQ_LOG_LEVEL": "warning"}, models_copy)
     yield srv
@@ -389,7 +389,7 @@ def test_a_worker_timeout_loses_none_of_the_other_requests_its_worker_held(gunic
     requests go on being answered by the new one. None fails or is dropped."""
     import threading
 
-    from tests.support.load import Client, predict_call
+    from benchmarks.harness.load import Client, predict_call
 
     server = gunicorn_server(
         {"TOYSEQ_TIMEOUT": 2, "TOYSEQ_MAX_REQUEST_SECONDS": 1000, "TOYSEQ_WORKERS": 1, "TOYSEQ_LOG_LEVEL": "warning"}

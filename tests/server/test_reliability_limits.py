@@ -14,7 +14,7 @@ import time
 import orjson
 import pytest
 
-from tests.support.load import (
+from benchmarks.harness.load import (
     ORACLES,
     Call,
     Client,

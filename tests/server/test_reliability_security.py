@@ -9,10 +9,10 @@ import random
 import orjson
 import pytest
 
+from benchmarks.harness.load import ORACLES, Call, Client
+from benchmarks.harness.paths import ROOT
 from service import create_app
 from service.server.config import ConfigError
-from tests.support.load import ORACLES, Call, Client
-from tests.support.paths import ROOT
 
 KEY = "s3cret-Key_0123456789~!"
 LEAKS = ("Traceback", 'File "', "/work", "/home", "/tmp", "site-packages", str(ROOT))

@@ -25,7 +25,7 @@ import time
 import orjson
 import pytest
 
-from tests.support.load import Client, children, predict_call, seconds_from_env
+from benchmarks.harness.load import Client, children, predict_call, seconds_from_env
 
 pytestmark = pytest.mark.slow
 

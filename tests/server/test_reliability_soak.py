@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.load import (
+from benchmarks.harness.load import (
     ORACLES,
     children,
     drive,

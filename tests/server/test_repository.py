@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.harness.paths import MODELS_DIR, ROOT
 from service import create_app
 from service.core import manifest as manifest_mod
 from service.server.config import Config, ConfigError
-from tests.support.paths import MODELS_DIR, ROOT
 
 SEED1 = ROOT / "tests" / "fixtures" / "echo-seed1" / "echo"
 ROW = {"inputs": [[42, 7, 99]]}

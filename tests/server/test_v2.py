@@ -10,8 +10,8 @@ import numpy as np
 import orjson
 import pytest
 
+from benchmarks.harness.paths import MODELS_DIR, TASKS
 from service.core import manifest as manifest_mod
-from tests.support.paths import MODELS_DIR, TASKS
 
 
 @functools.cache  # loading checks the manifest: ~0.2 s each

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import requests
 
+from benchmarks.harness.paths import MODELS_DIR, ROOT, TASKS
 from service.core import manifest as manifest_mod
-from tests.support.paths import MODELS_DIR, ROOT, TASKS
 
 pytestmark = pytest.mark.slow
 API_KEY = "v2-test-key"
@@ -87,7 +87,7 @@ def expected_tensors(answer: dict, params: dict) -> dict[str, list]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, models_copy):
-    from tests.support.server import Server
+    from benchmarks.harness.server import Server
 
     if not TASKS:
         pytest.skip("no committed models yet")
