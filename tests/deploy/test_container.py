@@ -1,7 +1,7 @@
 """The container image: lint-clean Dockerfile, and the built image serving the committed models (and a mounted
 models directory) as a non-root user, without torch, under the size goal.
 
-    .venv/bin/python -m pytest tests/test_container.py
+    .venv/bin/python -m pytest tests/deploy/test_container.py
 
 Uses podman or docker, whichever exists. On a machine without a registry, run ../shared/container/prepare.sh
 first: it installs podman and builds the local python:3.11-slim stand-in the Dockerfile starts from.
@@ -10,7 +10,6 @@ first: it installs podman and builds the local python:3.11-slim stand-in the Doc
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -25,15 +24,10 @@ import requests
 from benchmarks.harness.paths import MODELS_DIR, ROOT
 from benchmarks.harness.server import free_port
 from service.core import manifest as manifest_mod
+from tests.support.container import BASE_IMAGE, BUILD_TIMEOUT, COMMAND_TIMEOUT, READY_TIMEOUT, Engine
 from training.catalog import TASKS
 
-BASE_IMAGE = "python:3.11-slim"
-IMAGE = "localhost/toyseq:test"
 MAX_IMAGE_BYTES = 450 * 1000 * 1000  # the goal, in the engines' own (decimal) MB
-BUILD_TIMEOUT = 360
-READY_TIMEOUT = 90
-COMMAND_TIMEOUT = 60
-PODMAN_CONF = Path(os.environ.get("TMPDIR") or "/tmp") / "ocitest" / "containers.conf"
 COMMITTED = [t for t in TASKS if (MODELS_DIR / t / manifest_mod.MANIFEST_FILE).exists()]
 # Tasks whose answers are exact integers, so the generator's own targets are the expected outputs.
 EXACT_TASKS = [t for t in COMMITTED if TASKS[t].output_dtype == "int"]
@@ -71,59 +65,6 @@ def test_dockerfile_is_lint_clean():
         [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=COMMAND_TIMEOUT
     )
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-class Engine:
-    """The podman or docker command line, with the environment podman needs on this machine."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.env = dict(os.environ)
-        if name == "podman" and PODMAN_CONF.exists():
-            self.env["CONTAINERS_CONF"] = str(PODMAN_CONF)
-
-    def run(self, *args: str, timeout: float = COMMAND_TIMEOUT, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([self.name, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{self.name} {' '.join(args)} failed ({result.returncode}):\n"
-                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-            )
-        return result
-
-    def image_size(self, image: str) -> int:
-        return int(self.run("image", "inspect", "--format", "{{.Size}}", image).stdout.strip())
-
-
-def find_engine() -> Engine:
-    """The first usable engine; skips, saying why, when none is."""
-    found = [name for name in ("podman", "docker") if shutil.which(name)]
-    if not found:
-        pytest.skip("neither podman nor docker is installed (on this machine: bash ../shared/container/prepare.sh)")
-    engine = Engine(found[0])
-    if engine.run("info", check=False, timeout=COMMAND_TIMEOUT).returncode != 0:
-        pytest.skip(f"{engine.name} is installed but not usable (`{engine.name} info` fails; no daemon?)")
-    if engine.run("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
-        pytest.skip(
-            f"base image {BASE_IMAGE} is missing and builds never pull "
-            "(on this machine: bash ../shared/container/prepare.sh builds a local stand-in)"
-        )
-    return engine
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return find_engine()
-
-
-@pytest.fixture(scope="module")
-def image(engine: Engine) -> str:
-    # Never pull: the base must be local. podman: docker format keeps HEALTHCHECK, which OCI format drops.
-    extra = ["--pull=never", "--format", "docker"] if engine.name == "podman" else ["--pull=false"]
-    started = time.monotonic()
-    engine.run("build", *extra, "-t", IMAGE, str(ROOT), timeout=BUILD_TIMEOUT)
-    print(f"\n{engine.name} build: {time.monotonic() - started:.1f} s")
-    return IMAGE
 
 
 class Container:

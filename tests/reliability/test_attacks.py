@@ -14,7 +14,7 @@ attacked; a Content-Length over the limit gets its 413 within 100 ms (95th perce
 past its cores the clients' own latency passes those limits with no attack at all: the limits are then
 1.5x what the twin client measured at the same time (the test prints both). A longer hold:
 
-    TOYSEQ_ATTACK_SECONDS=60 .venv/bin/python -m pytest tests/server/test_reliability_attacks.py -s
+    TOYSEQ_ATTACK_SECONDS=60 .venv/bin/python -m pytest tests/reliability/test_attacks.py -s
 """
 
 from __future__ import annotations

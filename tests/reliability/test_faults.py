@@ -1,7 +1,7 @@
 """Faults under load on a real gunicorn: a worker killed with SIGKILL is replaced and only the requests in
 flight on it fail; SIGTERM stops gracefully, losing no request that reached the app, within the timeout.
 
-    TOYSEQ_FAULT_SECONDS=20 .venv/bin/python -m pytest tests/test_reliability_faults.py -s   # longer load
+    TOYSEQ_FAULT_SECONDS=20 .venv/bin/python -m pytest tests/reliability/test_faults.py -s   # longer load
 """
 
 from __future__ import annotations

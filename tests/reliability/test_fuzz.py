@@ -2,7 +2,7 @@
 hypothesis generates hostile predict bodies (wrong types, huge and tiny numbers, deep nesting, unicode,
 empty and oversized batches). Zero 5xx; every error is problem+json with a status the document lists.
 
-    TOYSEQ_FUZZ_EXAMPLES=500 .venv/bin/python -m pytest tests/test_reliability_fuzz.py   # a longer run
+    TOYSEQ_FUZZ_EXAMPLES=500 .venv/bin/python -m pytest tests/reliability/test_fuzz.py   # a longer run
 """
 
 from __future__ import annotations

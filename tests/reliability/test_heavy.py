@@ -4,7 +4,7 @@ even two at a time beside a CPU-bound process, and /healthz keeps
 answering quickly meanwhile (a third worker is free for it: with sync workers, health needs a worker that is not
 busy with model work).
 
-    TOYSEQ_HEAVY_ROUNDS=5 .venv/bin/python -m pytest tests/server/test_reliability_heavy.py -s   # more rounds
+    TOYSEQ_HEAVY_ROUNDS=5 .venv/bin/python -m pytest tests/reliability/test_heavy.py -s   # more rounds
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ too many or too large headers 431, malformed chunking 400, worker timeout 503); 
 are UTF-8 JSON only, uncompressed, and chunked ones are held to the body limit; hypothesis fuzzes request
 lines, headers, chunking and pipelining.
 
-    TOYSEQ_HTTP_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest tests/server/test_reliability_http.py   # longer
+    TOYSEQ_HTTP_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest tests/reliability/test_http.py   # longer
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from benchmarks.harness.rawhttp import Answer, exchange, request
 from service.server.config import Config
+from tests.support.http_strategies import PREDICT, raw_request
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,6 @@ EXAMPLES = int(os.environ.get("TOYSEQ_HTTP_FUZZ_EXAMPLES", "") or 150)
 MAX_BODY = 8 * 2**20  # the default TOYSEQ_MAX_BODY_BYTES
 PROBLEM = "application/problem+json"
 LEAKS = ("Traceback", 'File "', "site-packages", "<html", "<h1>")
-PREDICT = "/tasks/echo/predict"
 JSON = {"Content-Type": "application/json"}
 
 
@@ -160,7 +160,7 @@ def test_an_invalid_8_mb_body_is_refused_within_a_second(server):
     """Regression: 8 MB of out-of-range values was explained value by value (10 s of CPU) before its 422."""
     port = server.port
     # 1 s on this 2-core machine; other jobs' load beyond the test's own two processes (client, worker)
-    # stretches wall time by about load / 2 (see test_reliability_heavy.py)
+    # stretches wall time by about load / 2 (see tests/reliability/test_heavy.py)
     limit = 1.0 * max(1.0, os.getloadavg()[0] / 2)
     row = b"[" + b",".join([b"1000"] * 1000) + b"]"
     for task, body in (
@@ -196,123 +196,6 @@ def test_a_request_over_the_cost_budget_is_refused_before_any_work(server):
 
 
 # --- hypothesis: the HTTP layer -------------------------------------------------------------------------------
-
-TOKEN = st.text(
-    alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"), min_size=1, max_size=12
-)
-ANY_BYTES = st.binary(max_size=40)
-PATHS = st.one_of(
-    st.sampled_from(
-        [
-            "/healthz",
-            "/tasks",
-            "/tasks/echo",
-            PREDICT,
-            "/metrics",
-            "/static//x",
-            "//",
-            "/tasks/%2e%2e/predict",
-            "*",
-            "http://evil.example/healthz",
-            "/%ff%fe",
-        ]
-    ),
-    st.text(max_size=30).map(lambda s: "/" + s),
-    ANY_BYTES.map(lambda b: "/" + b.decode("latin-1")),
-)
-METHODS = st.one_of(
-    st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "CONNECT", "TRACE", "get", "PRI"]),
-    TOKEN,
-)
-VERSIONS = st.sampled_from(
-    ["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.2", "HTTP/0.9", "http/1.1", "HTTP/1.1 x", "", "HTTP/11"]
-)
-HEADER_NAMES = st.one_of(
-    st.sampled_from(
-        [
-            "Host",
-            "Content-Type",
-            "Content-Length",
-            "Transfer-Encoding",
-            "Content-Encoding",
-            "Expect",
-            "Connection",
-            "X-Request-ID",
-            "Authorization",
-            "X-Forwarded-For",
-            "Upgrade",
-            "Trailer",
-        ]
-    ),
-    TOKEN,
-    ANY_BYTES.map(lambda b: b.decode("latin-1")),
-)
-HEADER_VALUES = st.one_of(
-    st.sampled_from(
-        [
-            "application/json",
-            "chunked",
-            "gzip",
-            "identity",
-            "0",
-            "-1",
-            "10",
-            "99999999999999999999",
-            "100-continue",
-            "close",
-            "keep-alive",
-            "chunked, gzip",
-            "gzip, chunked",
-            "h2c",
-            "application/json; charset=utf-16",
-        ]
-    ),
-    st.text(max_size=30),
-    ANY_BYTES.map(lambda b: b.decode("latin-1")),
-)
-BODIES = st.one_of(
-    st.just(b""),
-    st.sampled_from([b'{"inputs": [[1, 2]]}', b'{"inputs": [[1]], "\\ud800": 1}', b"[[[", b'{"inputs": [[1e999]]}']),
-    ANY_BYTES,
-)
-
-
-@st.composite
-def chunked_body(draw) -> bytes:
-    """A chunked body: well-formed chunks, or sizes, extensions and terminators that are not."""
-    parts = []
-    for _ in range(draw(st.integers(0, 4))):
-        data = draw(st.binary(max_size=20))
-        size = draw(
-            st.one_of(
-                st.just(b"%x" % len(data)),
-                st.sampled_from([b"zz", b"-1", b"", b" 5", b"0x5", b"fffffffffffffffffff", b"%X" % len(data)]),
-            )
-        )
-        ext = draw(st.sampled_from([b"", b";a=b", b";", b';a="b"', b";\x00"]))
-        end = draw(st.sampled_from([b"\r\n", b"\n", b"", b"\r\r\n"]))
-        parts.append(size + ext + b"\r\n" + data + end)
-    parts.append(draw(st.sampled_from([b"0\r\n\r\n", b"0\r\n", b"", b"0\r\nX-Trailer: 1\r\n\r\n", b"1\r\n"])))
-    return b"".join(parts)
-
-
-@st.composite
-def raw_request(draw) -> bytes:
-    """One request: a request line, headers and a body, each either well-formed or broken."""
-    line = f"{draw(METHODS)} {draw(PATHS)} {draw(VERSIONS)}"
-    headers = draw(st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=6))
-    if draw(st.booleans()):
-        headers.insert(0, ("Host", "127.0.0.1"))
-    eol = draw(st.sampled_from(["\r\n", "\r\n", "\r\n", "\n"]))
-    head = line + eol + "".join(f"{name}: {value}{eol}" for name, value in headers) + eol
-    if draw(st.booleans()):
-        body = draw(chunked_body())
-        head = head[: -len(eol)] + f"Transfer-Encoding: chunked{eol}{eol}"
-    else:
-        body = draw(BODIES)
-        if draw(st.booleans()):
-            head = head[: -len(eol)] + f"Content-Length: {len(body)}{eol}{eol}"
-    return head.encode("latin-1", "replace") + body
 
 
 def check_exchange(port: int, data: bytes) -> None:

@@ -2,7 +2,7 @@
 batches 422 while normal requests next to them get right answers; clients that send their body slowly
 (slowloris) hold no worker: they are dropped after TOYSEQ_READ_TIMEOUT while normal requests are served at once.
 
-    TOYSEQ_LIMITS_SECONDS=30 .venv/bin/python -m pytest tests/test_reliability_limits.py -s   # longer load
+    TOYSEQ_LIMITS_SECONDS=30 .venv/bin/python -m pytest tests/reliability/test_limits.py -s   # longer load
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _closed_by_server(sock: socket.socket, seconds: float) -> bool:
 @pytest.mark.slow
 def test_slow_clients_hold_no_worker_and_are_dropped_after_the_read_timeout(gunicorn_server, tasks):
     """The event loop of each worker receives whole requests before the app sees them (see
-    service/server/loop/worker.py and tests/server/test_reliability_slow_clients.py for 64 stalled clients)."""
+    service/server/loop/worker.py and tests/reliability/test_slow_clients.py for 64 stalled clients)."""
     task = tasks[0]
     server = gunicorn_server({"TOYSEQ_READ_TIMEOUT": TIMEOUT})
     stalled = [_stall(server.base_url, task) for _ in range(4)]  # twice as many as there are workers

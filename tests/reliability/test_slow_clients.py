@@ -7,7 +7,7 @@ fail and their p99 must stay under 100 ms (or, on a machine loaded past its core
 same clients against a twin server without the attack, measured at the same time). CI holds the stalled connections for STALL_SECONDS (15 s, past
 one TOYSEQ_READ_TIMEOUT so each one is dropped and re-opened at least once); the issue's full hold:
 
-    TOYSEQ_STALL_SECONDS=60 .venv/bin/python -m pytest tests/server/test_reliability_slow_clients.py -s
+    TOYSEQ_STALL_SECONDS=60 .venv/bin/python -m pytest tests/reliability/test_slow_clients.py -s
 
 The same attack against the sync worker (the control) blocks the normal clients: the test can fail.
 """

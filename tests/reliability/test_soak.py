@@ -1,7 +1,7 @@
 """Soak: a real gunicorn (2 workers) under 16 concurrent clients mixing every committed task and request kind.
 Zero 5xx, zero dropped connections, every answer right, worker memory flat.
 
-    TOYSEQ_SOAK_SECONDS=60 .venv/bin/python -m pytest tests/test_reliability_soak.py -s   # full length
+    TOYSEQ_SOAK_SECONDS=60 .venv/bin/python -m pytest tests/reliability/test_soak.py -s   # full length
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ serves it beside HTTP): Triton's `tritonclient.grpc` (raw tensors) and its gener
 KServe's SDK gRPC client (kserve.InferenceGRPCClient, from .venv-kserve). Every answer equals the native
 endpoint's; every error has its gRPC code and the REST v2 path's message, word for word.
 
-    .venv/bin/python -m pytest tests/server/test_grpc.py
+    .venv/bin/python -m pytest tests/server/grpc/test_grpc.py
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from benchmarks.harness.paths import ROOT, TASKS
-from tests.server.test_v2_clients import (
+from tests.support.v2 import (
     API_KEY,
     AUTH,
     KSERVE_PYTHON,

@@ -3,86 +3,38 @@
 own venv, .venv-kserve, since kserve pins packages the project pins otherwise). Every answer equals the native
 endpoint's for the same input.
 
-    .venv/bin/python -m pytest tests/server/test_v2_clients.py
+    .venv/bin/python -m pytest tests/server/http/test_v2_clients.py
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 
-from benchmarks.harness.paths import MODELS_DIR, ROOT, TASKS
-from service.core import manifest as manifest_mod
+from benchmarks.harness.paths import ROOT, TASKS
+from tests.support.v2 import (
+    API_KEY,
+    AUTH,
+    KSERVE_PYTHON,
+    expected_tensors,
+    input_dtype,
+    manifest,
+    native,
+    options,
+    rows_for,
+)
 
 pytestmark = pytest.mark.slow
-API_KEY = "v2-test-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
 L0_PARAMETERS = [
     {"key1": "value1", "key2": "value2"},
     {"key1": 1, "key2": 2},
     {"key1": 123.123, "key2": 321.321},
     {"key1": True, "key2": "value2"},
 ]
-KSERVE_PYTHON = Path(os.environ.get("TOYSEQ_KSERVE_PYTHON") or ROOT / ".venv-kserve" / "bin" / "python")
-
-
-@functools.cache  # loading checks the manifest: ~0.2 s each
-def manifest(task) -> dict:
-    return manifest_mod.load(MODELS_DIR / task, check_hash=False)
-
-
-def rows_for(task, n=2) -> list[list]:
-    m = manifest(task)
-    base = m["example"]["input"]
-    high = m["input"].get("high")
-    rows = [list(base)]
-    for k in range(1, n):
-        shifted = [v + k for v in base]
-        rows.append(shifted if high is None or max(shifted) <= high else list(reversed(base)))
-    return rows
-
-
-def input_dtype(task) -> str:
-    return "INT64" if manifest(task)["input"]["dtype"] == "int" else "FP64"
-
-
-def options(task) -> dict:
-    """The toyseq parameters a task takes: a rollout or a top-k, else none."""
-    m = manifest(task)
-    if m["output"]["rollout"]:
-        return {"steps": 3}
-    if m["output"]["classes"] and m["output"]["kind"] != "echo":
-        return {"top_k": 2}
-    return {}
-
-
-def native(url: str, task: str, rows: list, params: dict) -> dict:
-    r = requests.post(f"{url}/tasks/{task}/predict", json={"inputs": rows, **params}, headers=AUTH, timeout=30)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def expected_tensors(answer: dict, params: dict) -> dict[str, list]:
-    """The native answer as the v2 output tensors it must equal."""
-    extras = (
-        {"wrong_position": [-1 if p is None else p for p in answer["wrong_position"]]}
-        if "wrong_position" in answer
-        else {}
-    )
-    if "steps" in params:
-        return {"output": [row[0] for row in answer["outputs"]], **extras, "rollout": answer["outputs"]}
-    tensors = {"output": answer["outputs"], **extras}
-    if "top_k" in params:
-        tensors["top_k_values"] = [[t["value"] for t in row] for row in answer["top_k"]]
-        tensors["top_k_p"] = [[t["p"] for t in row] for row in answer["top_k"]]
-    return tensors
 
 
 @pytest.fixture(scope="module")

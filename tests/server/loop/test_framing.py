@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from benchmarks.harness.rawhttp import exchange
 from service.server.loop.worker import Front, Settings
-from tests.server.test_reliability_http import raw_request
+from tests.support.http_strategies import raw_request
 
 H = b"Host: x\r\n"
 CASES = {

@@ -3,7 +3,6 @@ other task keeps serving; strict mode refuses to start instead."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 
@@ -15,53 +14,7 @@ from benchmarks.harness.server import free_port, gunicorn_command, server_env
 from service import create_app
 from service.core import manifest as manifest_mod
 from service.server.store.registry import StartupError
-
-
-def _corrupt_with_matching_hash(folder):
-    """Garbage bytes whose sha256 the manifest records: only onnxruntime can refuse them."""
-    model = folder / manifest_mod.MODEL_FILE
-    model.write_bytes(b"\x08\x07not an onnx model" * 50)
-    path = folder / manifest_mod.MANIFEST_FILE
-    m = json.loads(path.read_text())
-    m["onnx"]["sha256"] = manifest_mod.sha256(model)
-    path.write_text(json.dumps(m))
-
-
-def _truncated(folder):
-    model = folder / manifest_mod.MODEL_FILE
-    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
-
-
-def _wrong_sha(folder):
-    path = folder / manifest_mod.MANIFEST_FILE
-    m = json.loads(path.read_text())
-    m["onnx"]["sha256"] = "0" * 64
-    path.write_text(json.dumps(m))
-
-
-def _missing_model(folder):
-    (folder / manifest_mod.MODEL_FILE).unlink()
-
-
-def _schema_version(folder):
-    path = folder / manifest_mod.MANIFEST_FILE
-    m = json.loads(path.read_text())
-    m["schema_version"] = 99
-    path.write_text(json.dumps(m))
-
-
-def _not_json(folder):
-    (folder / manifest_mod.MANIFEST_FILE).write_text("{ nope")
-
-
-FAULTS = {
-    "corrupt-onnx": (_corrupt_with_matching_hash, "onnxruntime cannot load"),
-    "truncated-onnx": (_truncated, "sha256"),
-    "wrong-sha256": (_wrong_sha, "sha256"),
-    "missing-model": (_missing_model, "model.onnx is missing"),
-    "unknown-schema-version": (_schema_version, "unknown schema_version 99"),
-    "manifest-not-json": (_not_json, "not readable JSON"),
-}
+from tests.support.bad_models import FAULTS, wrong_sha
 
 
 @pytest.fixture()
@@ -152,7 +105,7 @@ def test_gunicorn_serves_other_tasks_and_strict_gunicorn_exits(broken, gunicorn_
 def test_not_ready_when_no_task_serves(tmp_path, models_copy):
     only = tmp_path / "models"
     shutil.copytree(models_copy / TASKS[0], only / TASKS[0])
-    _wrong_sha(only / TASKS[0])
+    wrong_sha(only / TASKS[0])
     client = create_app({"models_dir": str(only)}).test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 503 and TASKS[0] in ready.get_json()["unavailable"]

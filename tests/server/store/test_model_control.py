@@ -6,7 +6,7 @@ every answer comes from the old or the new model, and every request sent after `
 one, from both workers. The second model is tests/fixtures/echo-seed1/echo: `python -m training train echo
 --seed 1 --jobs 1` (training it here would take ~2 minutes on a loaded 2-core machine).
 
-    .venv/bin/python -m pytest tests/server/test_model_control.py
+    .venv/bin/python -m pytest tests/server/store/test_model_control.py
 """
 
 from __future__ import annotations

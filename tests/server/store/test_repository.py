@@ -1,6 +1,6 @@
 """The model repository and statistics extensions through the app factory (one process, real onnxruntime):
 who may load, what a refused model looks like, what index and stats answer. The cross-worker behaviour under
-load is tests/server/test_model_control.py's (real gunicorn).
+load is tests/server/store/test_model_control.py's (real gunicorn).
 """
 
 from __future__ import annotations
