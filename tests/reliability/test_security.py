@@ -12,7 +12,6 @@ import pytest
 from benchmarks.harness.load import ORACLES, Call, Client
 from benchmarks.harness.paths import ROOT
 from service import create_app
-from service.server.config import ConfigError
 
 KEY = "s3cret-Key_0123456789~!"
 LEAKS = ("Traceback", 'File "', "/work", "/home", "/tmp", "site-packages", str(ROOT))
@@ -78,14 +77,6 @@ def test_the_right_api_key_is_accepted_either_way(make_client, tasks):
     # The key guards predict only: discovery, health and metrics stay open (documented in the threat model).
     for path in ("/tasks", "/healthz", "/readyz", "/openapi.json", "/metrics"):
         assert client.get(path).status_code == 200, path
-
-
-@pytest.mark.parametrize("key", ["s3cret-\u00e9", "two words", "tab\there"])
-def test_a_key_no_header_can_carry_is_refused_at_start_up(models_copy, key):
-    """Regression: a non-ASCII key was accepted, but header bytes reach WSGI as latin-1, so no request could
-    ever match it and predict answered 401 to everyone."""
-    with pytest.raises(ConfigError, match="API_KEY"):
-        create_app({"models_dir": str(models_copy), "api_key": key})
 
 
 def test_an_unknown_task_is_checked_after_the_key(make_client):

@@ -1,11 +1,10 @@
 """The committed gRPC stubs are what the committed .proto files generate (grpcio-tools, pinned in the test
-extra), and the serving settings behind gRPC: TOYSEQ_GRPC_BIND empty turns it off."""
+extra). The gRPC settings (TOYSEQ_GRPC_BIND, TOYSEQ_GRPC_MODE) are checked in tests/server/test_config.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from service.server.config import Config, ConfigError
 from service.server.grpc import generate
 
 
@@ -24,11 +23,3 @@ def test_the_proto_files_name_their_origin_and_licence():
     assert "Redistribution and use" in (generate.PROTO_DIR / "LICENSE").read_text()
     for proto in generate.PROTOS:
         assert (generate.PROTO_DIR / proto).read_text().startswith("// Copyright")
-
-
-def test_grpc_bind_defaults_to_8001_and_empty_turns_it_off():
-    assert Config.load(environ={}).grpc_bind == "127.0.0.1:8001"
-    assert Config.load(environ={"TOYSEQ_GRPC_BIND": ""}).grpc_bind == ""
-    assert Config.load(environ={"TOYSEQ_GRPC_BIND": "0.0.0.0:9001"}).grpc_bind == "0.0.0.0:9001"
-    with pytest.raises(ConfigError, match="GRPC_MODE"):
-        Config.load(environ={"TOYSEQ_GRPC_MODE": "threads"})

@@ -4,17 +4,16 @@ other task keeps serving; strict mode refuses to start instead."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import orjson
 import pytest
 
-from benchmarks.harness.paths import ROOT, TASKS
-from benchmarks.harness.server import free_port, gunicorn_command, server_env
+from benchmarks.harness.paths import TASKS
 from service import create_app
 from service.core import manifest as manifest_mod
 from service.server.store.registry import StartupError
 from tests.support.bad_models import FAULTS, wrong_sha
+from tests.support.start import run_gunicorn
 
 
 @pytest.fixture()
@@ -112,19 +111,6 @@ def test_not_ready_when_no_task_serves(tmp_path, models_copy):
     assert client.get("/v2/health/ready").status_code == 503
 
 
-def _gunicorn(env: dict, tmp_path) -> subprocess.CompletedProcess:
-    """gunicorn as an operator starts it, TMPDIR in tmp_path so that a left-over metrics folder shows."""
-    (tmp_path / "tmp").mkdir(exist_ok=True)
-    return subprocess.run(
-        gunicorn_command(),
-        cwd=ROOT,
-        env=server_env(free_port(), {"TMPDIR": str(tmp_path / "tmp"), **env}, tmp_path / "models"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("strict", ["1", "true", "yes"])
 def test_strict_gunicorn_exits_3_with_one_line_every_time(broken, tmp_path, strict):
@@ -132,35 +118,8 @@ def test_strict_gunicorn_exits_3_with_one_line_every_time(broken, tmp_path, stri
     a /tmp/toyseq-metrics-* folder left behind. The check now runs before the fork."""
     models, bad = broken("corrupt-onnx")
     for _ in range(3):
-        done = _gunicorn({"TOYSEQ_STRICT": strict}, tmp_path)
+        done = run_gunicorn({"TOYSEQ_STRICT": strict}, tmp_path)
         assert done.returncode == 3, done.stderr
         assert f"task {bad} cannot be served" in done.stderr and "onnxruntime cannot load" in done.stderr
         assert "Traceback" not in done.stderr and done.stderr.count("Error:") == 1
         assert not list((tmp_path / "tmp").glob("toyseq-metrics-*"))  # no metrics folder left
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("setting", "value", "accepted"),
-    [
-        ("TOYSEQ_LOG_LEVEL", "verbose", "debug, info, warning, error, critical"),
-        ("TOYSEQ_STRICT", "maybe", "1, true, yes, on, 0, false, no, off"),
-        ("TOYSEQ_MAX_BATCH", "abc", "a whole number"),
-        ("TOYSEQ_WORKER_CLASS", "eventlet", "use one of"),
-    ],
-)
-def test_a_bad_setting_stops_gunicorn_before_start_naming_what_is_accepted(
-    tmp_path, models_copy, setting, value, accepted
-):
-    shutil.copytree(models_copy, tmp_path / "models")
-    done = _gunicorn({setting: value}, tmp_path)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert f"Error: {setting}={value} is not accepted; use " in done.stderr and accepted in done.stderr
-    assert not list((tmp_path / "tmp").glob("toyseq-metrics-*"))
-
-
-@pytest.mark.slow
-def test_a_models_folder_that_does_not_exist_stops_gunicorn_before_start(tmp_path):
-    done = _gunicorn({"TOYSEQ_MODELS_DIR": str(tmp_path / "nowhere")}, tmp_path)
-    assert done.returncode == 1 and f"Error: TOYSEQ_MODELS_DIR={tmp_path / 'nowhere'} is not a folder" in done.stderr
-    assert "Traceback" not in done.stderr

@@ -15,7 +15,6 @@ import pytest
 from benchmarks.harness.paths import MODELS_DIR, ROOT
 from service import create_app
 from service.core import manifest as manifest_mod
-from service.server.config import Config, ConfigError
 
 SEED1 = ROOT / "tests" / "fixtures" / "echo-seed1" / "echo"
 ROW = {"inputs": [[42, 7, 99]]}
@@ -56,13 +55,6 @@ def test_load_needs_the_api_key_when_one_is_set_and_index_does_not(repo):
     assert client.post("/v2/repository/models/echo/unload", headers={"X-API-Key": "wrong"}).status_code == 401
     assert client.post("/v2/repository/models/echo/load", headers={"X-API-Key": "k"}).status_code == 200
     assert client.post("/v2/repository/index").status_code == 200
-
-
-def test_model_control_setting_is_checked():
-    with pytest.raises(ConfigError, match="MODEL_CONTROL must be one of none, explicit"):
-        Config.load({"model_control": "poll"})
-    with pytest.raises(ConfigError, match="MODEL_CONTROL_TIMEOUT"):
-        Config.load({"model_control_timeout": 0})
 
 
 def test_a_retrained_model_replaces_the_old_one_and_metadata_follows(repo):
