@@ -4,7 +4,7 @@
 # Configuration comes from the TOYSEQ_* environment variables the README documents (-e TOYSEQ_WORKERS=4 ...).
 
 # The service's run-time dependencies, locked: service/requirements.lock resolves pyproject.toml's base
-# `dependencies` (never torch or the training/test extras); tests/server/test_container.py checks the two agree.
+# `dependencies` (never torch or the training/test extras); tests/deploy/test_container.py checks the two agree.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,10 +1,21 @@
-"""Every toyseq benchmark in one run: prints a table, writes results.json and chart.png.
+"""The benchmark suite: six of the scenarios in benchmarks/scenarios/, each sized for one run, in one run; prints
+a table, writes results.json and chart.png.
 
     python -m benchmarks [--quick | --smoke] [--out benchmarks/results] [--only http,runtime,...]
 
-Needs `wrk` (apt-get install -y wrk) and the training extra (torch: the runtime comparison and untrained
-stand-ins for tasks whose model is not committed yet). Speed claims are the ratios measured in this one run;
-absolute figures drift with the machine's load, which is recorded next to them.
+The sections are the scenarios of the same name, through each one's `run` function:
+    http       scenarios/http.py       toyseq vs the bare Flask floor under gunicorn, native and v2, wrk
+    runtime    scenarios/runtime.py    the predict path (onnxruntime) vs torch eager, in process
+    rollout    scenarios/rollout.py    one batched rollout call vs a loop over sequences, in process
+    scaling    scenarios/scaling.py    sequences/s as the batch and the length grow, in process
+    coldstart  scenarios/coldstart.py  gunicorn start to the first ready answer, toyseq and the floor
+    scoring    scenarios/scoring.py    toyseq-score local and --url vs one request per row
+
+Every other scenario (peers, workermodel, spread, pod, regression, ...) answers its own question with its own
+command: benchmarks/README.md lists them all. Needs `wrk` (apt-get install -y wrk) and the training extra
+(torch: the runtime comparison and untrained stand-ins for tasks whose model is not committed yet). Speed
+claims are the ratios measured in this one run; absolute figures drift with the machine's load, which is
+recorded next to them.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from pathlib import Path
 
 import orjson
 
-from .timing import FULL, QUICK, SMOKE
+from .harness.timing import FULL, QUICK, SMOKE
 
 NEEDS = {"requests": "test", "matplotlib": "training", "torch": "training"}
 
@@ -46,7 +57,8 @@ def missing_extras() -> list[str]:
 
 
 def run(sizes, out: Path, only: tuple[str, ...] = SECTIONS, mode: str = "full") -> dict:
-    from . import batch, coldstart, http, models, report, rollout, runtime, scaling
+    from .harness import models, report
+    from .scenarios import coldstart, http, rollout, runtime, scaling, scoring
 
     results: dict = {"mode": mode, "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     with tempfile.TemporaryDirectory(prefix="toyseq-bench-") as tmp:
@@ -59,7 +71,7 @@ def run(sizes, out: Path, only: tuple[str, ...] = SECTIONS, mode: str = "full") 
             "rollout": lambda: rollout.run(models_dir, sizes),
             "scaling": lambda: scaling.run(models_dir, sizes),
             "coldstart": lambda: coldstart.run(models_dir, sizes, tmp),
-            "scoring": lambda: batch.run(models_dir, sizes, tmp),
+            "scoring": lambda: scoring.run(models_dir, sizes, tmp),
         }
         for name in only:
             started = time.perf_counter()
@@ -92,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from . import report
+    from .harness import report
 
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     results = run(SMOKE if args.smoke else QUICK if args.quick else FULL, args.out, only, mode)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.harness.paths import MODELS_DIR, TASKS
+from benchmarks.harness.server import Server
 from service import create_app
-from tests.support.paths import MODELS_DIR, TASKS
-from tests.support.server import Server
 
 
 @pytest.fixture(scope="session")

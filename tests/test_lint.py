@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.paths import ROOT
+from benchmarks.harness.paths import ROOT
 
 BIN = Path(sys.executable).parent
 

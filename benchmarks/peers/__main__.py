@@ -15,7 +15,7 @@ Writes peers.json and peers.png under --out. Needs wrk (apt-get install -y wrk) 
 
 toyseq-grpc and kserve-grpc are toyseq's and KServe's gRPC servers (inference.GRPCInferenceService) serving the
 same model, called with the same ModelInferRequest (raw_input_contents) and loaded the same way, by h2load
-(benchmarks/grpc_load.py: 8 HTTP/2 connections, one call in flight on each; apt-get install -y nghttp2-client);
+(benchmarks/harness/h2load.py: 8 HTTP/2 connections, one call in flight on each; apt-get install -y nghttp2-client);
 their ratios are toyseq-grpc against kserve-grpc and against toyseq's own REST.
 """
 
@@ -34,10 +34,10 @@ from pathlib import Path
 
 import orjson
 
+from benchmarks.harness import h2load, wrk
+from benchmarks.harness.paths import MODELS_DIR
 from service.core.predictor import Predictor
-from tests.support.paths import MODELS_DIR
 
-from .. import grpc_load, load
 from . import envs, report
 from .servers import Running, specs
 
@@ -100,8 +100,8 @@ def measure(name: str, spec, scratch: Path, seconds: float, expected: dict, bodi
 
         def run_load(body: bytes, duration: float) -> dict:
             if spec.grpc:
-                return grpc_load.run(server.grpc_target, body, duration, CONNECTIONS, path=spec.path)
-            return load.run(server.url, body, duration, CONNECTIONS)
+                return h2load.run(server.grpc_target, body, duration, CONNECTIONS, path=spec.path)
+            return wrk.run(server.url, body, duration, CONNECTIONS)
 
         try:
             run_load(spec.body(one_in), 1)  # unmeasured warm-up
@@ -232,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(SERVERS)
     if unknown:
         p.error(f"unknown servers {sorted(unknown)}; choose from {','.join(SERVERS)}")
-    if any(n not in GRPC for n in names) and not load.available():
+    if any(n not in GRPC for n in names) and not wrk.available():
         p.error("wrk is not installed (apt-get install -y wrk)")
-    if any(n in GRPC for n in names) and not grpc_load.available():
+    if any(n in GRPC for n in names) and not h2load.available():
         p.error("h2load is not installed (apt-get install -y nghttp2-client)")
     peers = sorted({VENVS.get(n, n) for n in names if n in PEERS})
     if peers:

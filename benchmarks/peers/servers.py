@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from benchmarks.grpc_load import INFER_PATH
-from tests.support.load import memory_mib
-from tests.support.paths import ROOT
-from tests.support.server import FLOOR_APP, TOYSEQ_APP, free_port, gunicorn_command, server_env
+from benchmarks.harness.h2load import INFER_PATH
+from benchmarks.harness.load import memory_mib
+from benchmarks.harness.paths import ROOT
+from benchmarks.harness.server import FLOOR_APP, TOYSEQ_APP, free_port, gunicorn_command, server_env
 
 from . import envs
 
@@ -221,7 +221,7 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             lambda port, scratch: [
                 sys.executable,
                 "-m",
-                "benchmarks.raw_floor",
+                "benchmarks.reference.raw_floor",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",

@@ -15,7 +15,7 @@ with steps = 1 for a plain predict. The steps term is onnxruntime's cost per cal
 even for one sequence (a 3-layer model's call costs more than a 1-layer one's); the last, the request's own.
 
 The constants are CPU time of the whole request in the app (JSON in and out included), fitted by
-`python -m benchmarks.cost` on the reference machine (2 cores, see docs/cost.md) and raised so that the
+`python -m benchmarks.scenarios.cost` on the reference machine (2 cores, see docs/cost.md) and raised so that the
 estimate is at or above every measured request of its grid: the estimate errs on the side of refusing.
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-# Fitted by `python -m benchmarks.cost` (docs/cost.md has the run, the grid and the load average).
+# Fitted by `python -m benchmarks.scenarios.cost` (docs/cost.md has the run, the grid and the load average).
 NS_PER_CELL = 581.6
 NS_PER_CELL_WEIGHT = 0.0825
 NS_PER_ROW_STEP = 8970.0

@@ -10,7 +10,7 @@ import sys
 import orjson
 import pytest
 
-from tests.support.paths import ROOT
+from benchmarks.harness.paths import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -64,7 +64,7 @@ def test_smoke_run_writes_every_section(tmp_path):
 
 
 def test_a_missed_goal_never_reads_as_met():
-    from benchmarks.report import ratio
+    from benchmarks.harness.report import ratio
 
     assert ratio(0.7988, 0.8) == "0.79x" and ratio(0.8, 0.8) == "0.80x" and ratio(0.7988) == "0.80x"
 
@@ -78,13 +78,13 @@ def test_missing_extras_are_named_instead_of_a_traceback(monkeypatch, capsys):
 
 
 def test_ray_scoring_benchmark_smoke_run_prints_every_figure():
-    """benchmarks.ray_scoring end to end on a few rows (both engines really run; no speed asserted)."""
+    """benchmarks.scenarios.ray_scoring end to end on a few rows (both engines really run; no speed asserted)."""
     pytest.importorskip("ray")
     done = subprocess.run(
         [
             sys.executable,
             "-m",
-            "benchmarks.ray_scoring",
+            "benchmarks.scenarios.ray_scoring",
             "--rows",
             "3000",
             "--rounds",
@@ -118,7 +118,7 @@ def test_regression_benchmark_serves_two_trees_and_reports_each_ratio(tmp_path):
     on both sides (no model differs, so none is skipped) and a ratio comes out."""
     out = tmp_path / "regression.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.regression", "--before", "HEAD", "--rounds", "1", "--seconds", "1"]
+        [sys.executable, "-m", "benchmarks.scenarios.regression", "--before", "HEAD", "--rounds", "1", "--seconds", "1"]
         + ["--floor", "0", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
@@ -139,10 +139,10 @@ def test_regression_benchmark_serves_two_trees_and_reports_each_ratio(tmp_path):
     shutil.which("h2load") is None, reason="h2load is not installed (apt-get install -y nghttp2-client)"
 )
 def test_grpc_modes_smoke_run_loads_both_grpc_servers():
-    """benchmarks.grpc_modes in smoke mode: h2load drives toyseq's gRPC server, sync and aio, and every call
+    """benchmarks.scenarios.grpc_modes in smoke mode: h2load drives toyseq's gRPC server, sync and aio, and every call
     it counts was answered (the same message was checked with a real gRPC call first)."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.grpc_modes", "--rounds", "1", "--seconds", "1"],
+        [sys.executable, "-m", "benchmarks.scenarios.grpc_modes", "--rounds", "1", "--seconds", "1"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -159,15 +159,15 @@ def test_grpc_modes_smoke_run_loads_both_grpc_servers():
 
 def test_grpc_load_frames_a_message_as_grpc_does():
     """The body h2load sends is one gRPC length-prefixed message: flag 0 (not compressed), 4-byte big-endian length."""
-    from benchmarks import grpc_load
+    from benchmarks.harness import h2load
 
-    assert grpc_load.frame(b"abc") == b"\0\0\0\0\x03abc"
+    assert h2load.frame(b"abc") == b"\0\0\0\0\x03abc"
 
 
 def test_check_benchmark_compares_two_revisions_in_one_process():
     """HEAD against this tree, one round of 10 rows: both sides load, answer alike and get a ratio."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.check", "--before", "HEAD", "--rounds", "1", "--rows", "10"],
+        [sys.executable, "-m", "benchmarks.scenarios.check", "--before", "HEAD", "--rounds", "1", "--rows", "10"],
         cwd=ROOT,
         capture_output=True,
         text=True,

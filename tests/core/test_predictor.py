@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks.harness.paths import TASKS
 from service.core import predictor as predictor_mod
 from service.core.predictor import Predictor, top_k_classes
-from tests.support.paths import TASKS
 
 N = 600  # enough rows that several lengths are split into more than one call
 

@@ -1,5 +1,5 @@
 """The Deployment of deploy/k8s run for real: `podman kube play` on the image built from the Dockerfile (the
-image fixture of tests/server/test_container.py), called with tritonclient over the Open Inference Protocol,
+image fixture of tests/deploy/test_container.py), called with tritonclient over the Open Inference Protocol,
 over HTTP and over gRPC.
 
 What differs from a cluster, and why: one replica; the host network, so the container binds 127.0.0.1:<free
@@ -27,9 +27,9 @@ import pytest
 import requests
 import yaml
 
-from tests.deploy.test_manifests import kustomized
-from tests.server.test_container import BUILD_TIMEOUT, READY_TIMEOUT, engine, image  # noqa: F401 (fixtures)
-from tests.support.server import free_port
+from benchmarks.harness.server import free_port
+from tests.support.container import BUILD_TIMEOUT, READY_TIMEOUT
+from tests.support.k8s import pod_manifest
 
 pytestmark = pytest.mark.slow
 TASK = "echo-lag"
@@ -51,37 +51,8 @@ def cgroup_memory(podman, name: str) -> dict:
     pytest.fail(f"no cgroup memory files in the container: {read.stderr}")
 
 
-def pod_manifest(image_name: str, port: int, suffix: str, grpc_port: int) -> tuple[list[dict], dict]:
-    resources = kustomized()
-    configmap, deployment, secret = (
-        json.loads(json.dumps(resources[k])) for k in ("ConfigMap", "Deployment", "Secret")
-    )
-    configmap["metadata"]["name"] += f"-{suffix}"
-    configmap["data"]["TOYSEQ_BIND"] = f"127.0.0.1:{port}"
-    configmap["data"]["TOYSEQ_GRPC_BIND"] = f"127.0.0.1:{grpc_port}"
-    deployment["metadata"]["name"] += f"-{suffix}"
-    deployment["spec"]["replicas"] = 1
-    pod = deployment["spec"]["template"]["spec"]
-    [box] = pod["containers"]
-    box["image"] = image_name
-    box.pop("ports")
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        kind = "grpc" if "grpc" in box[probe] else "httpGet"
-        box[probe][kind]["port"] = grpc_port if kind == "grpc" else port
-    box["envFrom"][0]["configMapRef"]["name"] = configmap["metadata"]["name"]
-    [key] = [e for e in box["env"] if e["name"] == "TOYSEQ_API_KEY"]
-    key["valueFrom"]["secretKeyRef"]["name"] = f"toyseq-key-{suffix}"
-    for volume in pod["volumes"]:
-        old = volume["name"]
-        volume["name"] = f"{old}-{suffix}"
-        for mount in box["volumeMounts"]:
-            if mount["name"] == old:
-                mount["name"] = volume["name"]
-    return [configmap, deployment], secret
-
-
 @pytest.mark.timeout(BUILD_TIMEOUT + 300)
-def test_deployment_runs_under_podman_kube_play_and_answers_tritonclient(engine, image, tmp_path):  # noqa: F811
+def test_deployment_runs_under_podman_kube_play_and_answers_tritonclient(engine, image, tmp_path):
     if engine.name != "podman":
         pytest.skip("kube play needs podman")
     httpclient = pytest.importorskip("tritonclient.http", reason="pip install -e '.[test]' (tritonclient[http])")

@@ -29,11 +29,11 @@ import pytest
 import requests
 import yaml
 
-from tests.deploy.test_kube_play import pod_manifest
-from tests.server.test_bad_models import _corrupt_with_matching_hash
-from tests.server.test_container import BUILD_TIMEOUT, READY_TIMEOUT, engine, image  # noqa: F401 (fixtures)
-from tests.support.paths import MODELS_DIR, ROOT
-from tests.support.server import free_port
+from benchmarks.harness.paths import MODELS_DIR, ROOT
+from benchmarks.harness.server import free_port
+from tests.support.bad_models import corrupt_with_matching_hash
+from tests.support.container import BUILD_TIMEOUT, READY_TIMEOUT
+from tests.support.k8s import pod_manifest
 
 pytestmark = pytest.mark.slow
 BROKEN, GOOD = "echo", "echo-lag"
@@ -45,7 +45,7 @@ def broken_models():
     folder = Path(tempfile.mkdtemp(prefix="toyseq-pod-models-"))
     try:
         shutil.copytree(MODELS_DIR, folder / "models")
-        _corrupt_with_matching_hash(folder / "models" / BROKEN)
+        corrupt_with_matching_hash(folder / "models" / BROKEN)
         for path in (folder, *folder.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         yield folder / "models"
@@ -54,7 +54,7 @@ def broken_models():
 
 
 @contextlib.contextmanager
-def pod(engine, image, tmp_path, models: Path, strict: str):  # noqa: F811
+def pod(engine, image, tmp_path, models: Path, strict: str):
     """The Deployment under `podman kube play` with `models` at /models and TOYSEQ_STRICT=`strict`."""
     port, suffix = free_port(), uuid.uuid4().hex[:8]
     docs, secret = pod_manifest(image, port, suffix, grpc_port=free_port())
@@ -94,7 +94,7 @@ def healthcheck_command() -> list[str]:
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT + 300)
-def test_a_corrupt_model_leaves_the_pod_ready_with_the_task_named(engine, image, tmp_path, broken_models):  # noqa: F811
+def test_a_corrupt_model_leaves_the_pod_ready_with_the_task_named(engine, image, tmp_path, broken_models):
     if engine.name != "podman":
         pytest.skip("kube play needs podman")
     with pod(engine, image, tmp_path, broken_models, strict="false") as (name, url, key):
@@ -124,7 +124,7 @@ def test_a_corrupt_model_leaves_the_pod_ready_with_the_task_named(engine, image,
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT + 300)
-def test_a_corrupt_model_stops_a_strict_pod_with_exit_3(engine, image, tmp_path, broken_models):  # noqa: F811
+def test_a_corrupt_model_stops_a_strict_pod_with_exit_3(engine, image, tmp_path, broken_models):
     if engine.name != "podman":
         pytest.skip("kube play needs podman")
     with pod(engine, image, tmp_path, broken_models, strict="true") as (name, url, _key):

@@ -11,38 +11,22 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
+from benchmarks.harness.paths import ROOT
 from service.server.config import PREFIX, Config
-from tests.support.paths import ROOT
+from tests.support.k8s import K8S, documents, kustomized
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[test]'")
 jsonschema = pytest.importorskip("jsonschema")
 
-K8S = ROOT / "deploy" / "k8s"
 KSERVE = ROOT / "deploy" / "kserve"
 # The oldest Kubernetes release still maintained upstream when this was written, and the newest the pinned
 # kubernetes-validate knows.
 K8S_VERSIONS = ("1.33.0", "1.37.0")
 KSERVE_SCHEMA = ROOT / "tests" / "support" / "schemas" / "kserve-inferenceservice-v1beta1.json.gz"
-
-
-def documents(path: Path) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def kustomized() -> dict[str, dict]:
-    """The resources the kustomization lists, by kind."""
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    found = {}
-    for name in kustomization["resources"]:
-        for doc in documents(K8S / name):
-            assert doc["kind"] not in found, f"two {doc['kind']}s"
-            found[doc["kind"]] = doc
-    return found
 
 
 def test_kustomization_lists_every_manifest_in_the_folder():

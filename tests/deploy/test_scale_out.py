@@ -23,8 +23,8 @@ import orjson
 import pytest
 import requests
 
-from tests.support.load import children, drive, predict_call, wait_for
-from tests.support.server import Server, free_port
+from benchmarks.harness.load import children, drive, predict_call, wait_for
+from benchmarks.harness.server import Server, free_port
 
 pytestmark = pytest.mark.slow
 TASK = "echo-lag"

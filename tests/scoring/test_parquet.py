@@ -14,11 +14,11 @@ import pytest
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
+from benchmarks.harness.load import cli_peak_rss_mib  # noqa: E402
+from benchmarks.harness.paths import ROOT  # noqa: E402
 from service.core.predictor import Predictor  # noqa: E402
 from service.scoring.cli import main  # noqa: E402
-from tests.scoring.test_score import TIMEOUT, expected, pick, run_cli, valid_sequences  # noqa: E402
-from tests.support.load import cli_peak_rss_mib  # noqa: E402
-from tests.support.paths import ROOT  # noqa: E402
+from tests.support.scoring import TIMEOUT, expected, pick, run_cli, valid_sequences  # noqa: E402
 
 
 @pytest.fixture(scope="module")

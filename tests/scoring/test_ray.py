@@ -25,7 +25,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from service.scoring.cli import main  # noqa: E402
 from service.scoring.ray_engine import score_files  # noqa: E402
-from tests.scoring.test_score import pick, run_cli  # noqa: E402
+from tests.support.scoring import pick, run_cli  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 ROWS = 20_000

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import random
 import subprocess
 import sys
 import time
@@ -15,50 +14,19 @@ from pathlib import Path
 import orjson
 import pytest
 
+from benchmarks.harness.load import cli_peak_rss_mib
+from benchmarks.harness.paths import ROOT
+from benchmarks.harness.server import Server
 from service.core.predictor import Predictor
 from service.scoring.cli import score_rows
 from service.scoring.client import Client, ServiceUnavailable
-from tests.support.load import cli_peak_rss_mib
-from tests.support.paths import ROOT, TASKS
-from tests.support.server import Server
-
-TIMEOUT = 120
-
-
-def run_cli(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "service.scoring", *map(str, args)],
-        input=stdin,
-        cwd=ROOT,
-        capture_output=True,
-        timeout=TIMEOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-    )
-
-
-def pick(*wanted: str) -> str:
-    for task in wanted:
-        if task in TASKS:
-            return task
-    pytest.skip(f"none of {wanted} is committed yet")
+from tests.support.scoring import TIMEOUT, expected, pick, run_cli, valid_sequences
 
 
 @pytest.fixture(scope="module")
 def task() -> str:
     """A committed task with variable-length inputs, preferring one whose output is a list."""
     return pick("echo-lag", "echo", "alternating", "last-value", "copy-first")
-
-
-def valid_sequences(predictor: Predictor, n: int, seed: int = 0) -> list[list]:
-    spec = predictor.manifest["input"]
-    rng = random.Random(seed)
-    low, high = int(spec["low"]), int(spec["high"])
-    top = min(spec["max_length"], spec["min_length"] + 20)
-    return [[rng.randint(low, high) for _ in range(rng.randint(spec["min_length"], top))] for _ in range(n)]
-
-
-def expected(predictor: Predictor, sequences: list, **options) -> list:
-    return predictor.predict(predictor.codec.check(sequences), **options)["outputs"]
 
 
 def jsonl(lines: list) -> bytes:

@@ -13,8 +13,8 @@ import orjson
 import pytest
 import requests
 
+from benchmarks.harness.paths import TASKS
 from service.core import manifest as manifest_mod
-from tests.support.paths import TASKS
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from benchmarks.harness.paths import MODELS_DIR
 from service.core import manifest as manifest_mod
 from service.core.predictor import Predictor
-from tests.support.paths import MODELS_DIR
 from training.catalog import TASKS
 from training.evaluation import DEFAULT_EVAL_SEED, evaluate
 

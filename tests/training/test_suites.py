@@ -9,10 +9,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from benchmarks.harness.paths import MODELS_DIR
 from service.core import manifest as manifest_mod
 from service.core.codec import Batch
 from service.core.predictor import Predictor
-from tests.support.paths import MODELS_DIR
 from training.catalog import TASKS
 from training.evaluation import CASES, DEFAULT_EVAL_SEED, METRICS
 from training.trainer import codec_for

@@ -115,8 +115,8 @@ def test_generators_honour_their_contracts():
 
 
 def test_misses_report_locates_each_wrong_value():
+    from benchmarks.harness.paths import MODELS_DIR
     from service.core.predictor import Predictor
-    from tests.support.paths import MODELS_DIR
     from training.experiments import misses
 
     found = misses.located_misses(Predictor.load(MODELS_DIR / "arith-next"), np.random.default_rng(5), 3000)

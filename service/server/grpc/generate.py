@@ -4,7 +4,7 @@
 
 protoc writes `import model_config_pb2` (the .proto's own import line) as a top-level import; the one rewrite
 here makes it relative to the package so the generated modules never need sys.path changes. --check compares
-with the committed files and exits 1 when they differ (tests/server/test_grpc_stubs.py runs it).
+with the committed files and exits 1 when they differ (tests/server/grpc/test_grpc_stubs.py runs it).
 """
 
 from __future__ import annotations

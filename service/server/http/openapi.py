@@ -2,7 +2,7 @@
 
 The request fields, parameters, tensor names, datatypes, encodings and limits come from the constants the
 checks themselves use (parsing.py, openinference.py, routes/common.py, capabilities.py, the limits), so the
-document cannot say other than what the service does: tests/server/test_contract.py checks it both ways.
+document cannot say other than what the service does: tests/server/http/test_contract.py checks it both ways.
 """
 
 from __future__ import annotations
