@@ -64,13 +64,19 @@ TRAINING_EXTRA = "pip install -e '.[training]'"
 
 def report(task: str, gates: list[dict]) -> bool:
     for g in gates:
-        mark = "ok  " if g["passed"] else "FAIL"
-        metric = g["metric"] + (f" ({g['steps']} steps)" if g.get("steps") else "")
-        print(
-            f"  {mark} {task:15s} {g.get('category', ''):32s} {metric:28s} {g['value']:<12.6g} "
-            f"(gate {g['op']} {g['threshold']:g}, n={g['n']}, eval seed {g['eval_seed']})"
-        )
+        report_gate(task, g)
     return all(g["passed"] for g in gates)
+
+
+def report_gate(task: str, g: dict, seconds: float | None = None) -> None:
+    mark = "ok  " if g["passed"] else "FAIL"
+    metric = g["metric"] + (f" ({g['steps']} steps)" if g.get("steps") else "")
+    took = f" {seconds:.1f} s" if seconds is not None else ""
+    print(
+        f"  {mark} {task:15s} {g.get('category', ''):32s} {metric:28s} {g['value']:<12.6g} "
+        f"(gate {g['op']} {g['threshold']:g}, n={g['n']}, eval seed {g['eval_seed']}){took}",
+        flush=True,
+    )
 
 
 def train(args) -> int:
@@ -116,14 +122,37 @@ def train(args) -> int:
 
 
 def evaluate_committed(args) -> int:
+    """Each category's line as soon as it is measured (the whole run takes over a minute), then a summary."""
     ok = True
+    started = time.perf_counter()
+    categories = sum(len(TASKS[name].suite) for name in args.tasks)
+    done = 0
     for name in args.tasks:
         predictor = Predictor.load(args.models_dir / name)
-        gates = evaluate(TASKS[name], predictor, args.eval_seed, args.n)
-        ok &= report(name, gates)
+        print(f"{name}: {len(TASKS[name].suite)} categories from {args.models_dir / name}", flush=True)
+        clock = [time.perf_counter()]
+
+        def progress(gate: dict, task: str = name, clock: list[float] = clock) -> None:
+            nonlocal done
+            done += 1
+            now = time.perf_counter()
+            report_gate(task, gate, now - clock[0])
+            clock[0] = now
+
+        gates = evaluate(TASKS[name], predictor, args.eval_seed, args.n, progress=progress)
+        ok &= all(g["passed"] for g in gates)
         if args.record:
             record(args.models_dir / name, gates)
+    print(
+        f"evaluated {len(args.tasks)} {_plural(len(args.tasks), 'task')} ({done} of {categories} categories) "
+        f"in {time.perf_counter() - started:.0f} s: {'every gate met' if ok else 'a gate was NOT met'}",
+        flush=True,
+    )
     return 0 if ok else 1
+
+
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else noun + "s"
 
 
 def record(folder: Path, gates: list[dict]) -> None:
@@ -134,6 +163,7 @@ def record(folder: Path, gates: list[dict]) -> None:
     if (manifest["encoder"], manifest["decoder"]) != (task.encoder, task.decoder):
         raise SystemExit(f"{manifest['task']}: the catalog's encoder or decoder differs from the model's: retrain it")
     manifest["gates"] = gates
+    manifest["domain"] = task.domain  # declared by the catalog, as a retrained model's would be
     manifest["input"].pop("evaluated_on", None)
     manifest_mod.validate(manifest)
     path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jsonschema
 
+from . import domain
 from .codec import RelativeEncoder
 
 SCHEMA_VERSION = 1
@@ -52,6 +53,7 @@ SCHEMA = {
         "output",
         "encoder",
         "decoder",
+        "domain",
         "onnx",
         "gates",
         "training",
@@ -138,6 +140,8 @@ SCHEMA = {
                 },
             ],
         },
+        # which accepted inputs are of the task's kind (service/core/domain.py): answers say in_domain
+        "domain": domain.SCHEMA,
         "onnx": {
             "type": "object",
             "required": ["file", "sha256", "opset", "inputs", "outputs"],

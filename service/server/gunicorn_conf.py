@@ -15,6 +15,7 @@ from service.server.config import WORKER_CLASSES, Config
 
 _config = Config.load()  # a bad setting: gunicorn prints "Error: <what is accepted>" and exits 1
 preflight.check_models(_config)  # TOYSEQ_STRICT and a bad model: one line, exit 3, before any fork
+preflight.check_grpc_port(_config)  # TOYSEQ_GRPC_BIND taken, by anything (another toyseq too): one line, exit 1
 
 bind = _config.bind
 workers = _config.workers
@@ -72,9 +73,9 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    # Each worker serves gRPC beside its HTTP, once its app (and so its models) is loaded; see oip_grpc/worker.py.
+    # Each worker serves gRPC beside its HTTP, once its app (and so its models) is loaded; see grpc/lifecycle.py.
     if _config.grpc_bind:
-        from service.server.grpc import worker as grpc_worker
+        from service.server.grpc import lifecycle as grpc_worker
 
         grpc_worker.start(worker, _config)
 
@@ -83,7 +84,7 @@ def worker_exit(server, worker):
     # Runs in the worker as it exits: gRPC calls in flight finish (within the graceful timeout), then the
     # access lines and metric counts it still holds are written (atexit does too; this runs first, while
     # gunicorn's own logging is still up).
-    from service.server.grpc import worker as grpc_worker
+    from service.server.grpc import lifecycle as grpc_worker
     from service.server.observability import flushing
 
     grpc_worker.stop(_config.graceful_timeout)

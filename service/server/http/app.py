@@ -205,6 +205,7 @@ class Observe:
             environ.get("toyseq.sequences", 0),
             started,
             environ.get("toyseq.inference"),  # statistics.Timing, set by the predict and infer routes
+            environ.get("toyseq.outside", 0),  # of those sequences, how many were outside the task's domain
         )
         with self._lock:
             pending = self._pending
@@ -227,6 +228,7 @@ class Observe:
             0,
             0.0,
             None,
+            0,
         )
         with self._lock:
             self._pending.append(record)
@@ -243,6 +245,7 @@ class Observe:
         sequences: int,
         started: float,
         timing: Timing | None,
+        outside: int = 0,
     ) -> None:
         """Count and log a call answered outside Flask (gRPC, method "gRPC"; `rid` from new_id()), with the status
         its HTTP twin would have had, under its own endpoint label; an inference call's `timing` goes to the
@@ -260,6 +263,7 @@ class Observe:
             sequences,
             started,
             timing,
+            outside,
         )
         with self._lock:
             self._pending.append(record)
@@ -276,12 +280,12 @@ class Observe:
             statistics = self.statistics
             log = logs.access_enabled()
             pid = self.pid
-            for now, seconds, rid, answer, rule, path, method, remote, task, sequences, started, timing in records:
+            for now, seconds, rid, answer, rule, path, method, remote, task, sequences, started, timing, out in records:
                 status, headers = answer or ("500", ())
                 status = int(status[:3])
                 observe(rule.endpoint if rule is not None else "unmatched", task, status, seconds)
                 if sequences:
-                    count(task, sequences)
+                    count(task, sequences, out)
                 if timing is not None and statistics is not None:
                     statistics.record(task, timing, status, started, seconds, sequences, now)
                 if log:

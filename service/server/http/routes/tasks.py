@@ -49,6 +49,8 @@ def describe(name: str, state, snapshot: Snapshot | None = None, detail: bool = 
         "description": m["description"],
         "input": m["input"],
         "output": m["output"],
+        # which accepted inputs are of the task's kind: answers say in_domain per input
+        "domain": {**m["domain"], "description": predictor.domain.description()},
         "rollout": predictor.rollout,
         "max_steps": capabilities.max_steps or None,
         "top_k": bool(capabilities.max_top_k),
