@@ -1,7 +1,7 @@
 """Score a file of sequences with a toyseq task, in-process or against a running service.
 
     python -m service.scoring TASK [INPUT] [-o OUTPUT] [--steps K] [--top-k K] [--url URL] ...
-    toyseq-score echo-lag rows.jsonl -o answers.jsonl         # local: loads models/echo-lag
+    toyseq-score echo-lag rows.jsonl -o answers.jsonl         # local: loads models/echo-lag, from any directory
     cat rows.csv | toyseq-score last-value --format csv        # stdin -> stdout
     toyseq-score ramp rows.jsonl --steps 5 --url http://127.0.0.1:8000 --concurrency 4
     toyseq-score echo rows.parquet -o answers.parquet                # Parquet (pip install 'toyseq[parquet]')
@@ -167,7 +167,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="also the K most likely values (single-class tasks, JSONL)")
     p.add_argument("--allow-errors", action="store_true", help="exit 0 even when some rows failed")
     p.add_argument(
-        "--models-dir", default=None, help="local mode: models folder (default $TOYSEQ_MODELS_DIR or ./models)"
+        "--models-dir",
+        default=None,
+        help="local mode: models folder (default $TOYSEQ_MODELS_DIR, else ./models if there is one, else the "
+        "models installed with toyseq)",
     )
     p.add_argument(
         "--workers", type=int, default=None, help="local mode: chunks scored side by side (default: one per core)"
@@ -236,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.workers,
                 args.retries,
             )
-        except UsageError as err:
-            p.error(str(err))
+        except UsageError as err:  # an unknown task, no models folder, a service that refused or is unreachable
+            return fail(p, str(err))
         scorer = stack.enter_context(Scorer(chosen, args.chunk_rows))
         # Millions of short-lived lists would trigger a cyclic collection every few hundred rows, each
         # scanning everything loaded so far; rows form no cycles, so collect rarely and skip the loaded.
@@ -246,28 +249,45 @@ def main(argv: list[str] | None = None) -> int:
         try:
             source = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
         except OSError as err:
-            p.error(f"cannot read {args.input}: {err.strerror or err}")
+            return fail(p, f"cannot read {args.input}: {err.strerror or err}")
         try:
             sink = sys.stdout.buffer if args.output == "-" else stack.enter_context(open(args.output, "wb"))
         except OSError as err:
-            p.error(f"cannot write {args.output}: {err.strerror or err}")
+            return fail(p, f"cannot write {args.output}: {err.strerror or err}")
         try:
             total, errors, seconds = run(scorer, fmt, source, sink, not args.quiet and sys.stderr.isatty(), args.column)
         except UsageError as err:
-            print(f"{p.prog}: error: {err}", file=sys.stderr)
-            return 2
+            return fail(p, str(err))
         except KeyboardInterrupt:
             return 130
         except BrokenPipeError:  # e.g. piped into `head`: stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
     if not args.quiet:
-        print(
-            f"{p.prog}: {args.task}: {total:,} rows, {errors:,} errors in {seconds:.2f} s "
-            f"({total / max(seconds, 1e-9):,.0f} rows/s)",
-            file=sys.stderr,
-        )
+        print(f"{p.prog}: {args.task}: {summary(total, errors, seconds)}", file=sys.stderr)
     return 1 if errors and not args.allow_errors else 0
+
+
+def fail(p: argparse.ArgumentParser, message: str) -> int:
+    """A job that could not run (not a usage error: no usage text): one line, exit 2."""
+    print(f"{p.prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 row", "2 rows", "1,000 rows"."""
+    return f"{count:,} {noun if count == 1 else noun + 's'}"
+
+
+RATE_MIN_ROWS, RATE_MIN_SECONDS = 1000, 0.05  # below either, a rows/s figure measures start-up, not scoring
+
+
+def summary(rows: int, errors: int, seconds: float) -> str:
+    """ "4 rows, 1 error in 0.01 s"; the rate only when there were enough rows and time to measure one."""
+    text = f"{plural(rows, 'row')}, {plural(errors, 'error')} in {seconds:.2f} s"
+    if rows >= RATE_MIN_ROWS and seconds >= RATE_MIN_SECONDS:
+        text += f" ({rows / seconds:,.0f} rows/s)"
+    return text
 
 
 def run(
@@ -332,7 +352,7 @@ def ray_main(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             progress=not args.quiet and sys.stderr.isatty(),
         )
     except UsageError as err:
-        p.error(str(err))
+        return fail(p, str(err))
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # a failure inside Ray (a lost node, an unwritable bucket): the job did not run
@@ -345,9 +365,9 @@ def ray_main(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not args.quiet:
         s = summary
         print(
-            f"{p.prog}: {args.task}: {s.rows:,} rows, {s.errors:,} errors in {s.seconds:.2f} s "
-            f"({s.rows / max(s.seconds, 1e-9):,.0f} rows/s) on Ray: {s.actors} actors, {s.cpus:g} CPUs, "
-            f"Ray up in {s.startup:.2f} s; {s.files_in} input files -> {s.files_out} part files in {args.output}",
+            f"{p.prog}: {args.task}: {summary(s.rows, s.errors, s.seconds)} on Ray: {plural(s.actors, 'actor')}, "
+            f"{s.cpus:g} {'CPU' if s.cpus == 1 else 'CPUs'}, Ray up in {s.startup:.2f} s; "
+            f"{plural(s.files_in, 'input file')} -> {plural(s.files_out, 'part file')} in {args.output}",
             file=sys.stderr,
         )
     return 1 if summary.errors and not args.allow_errors else 0
