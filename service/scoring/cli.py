@@ -337,7 +337,7 @@ def ray_main(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .ray_engine import score_files  # Ray is an optional extra: imported only here
 
     try:
-        summary = score_files(
+        done = score_files(
             args.task,
             args.input,
             args.output,
@@ -363,14 +363,14 @@ def ray_main(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"{p.prog}: error: the Ray job failed: {str(err).strip().splitlines()[-1][:500]}", file=sys.stderr)
         return 2
     if not args.quiet:
-        s = summary
+        s = done
         print(
             f"{p.prog}: {args.task}: {summary(s.rows, s.errors, s.seconds)} on Ray: {plural(s.actors, 'actor')}, "
             f"{s.cpus:g} {'CPU' if s.cpus == 1 else 'CPUs'}, Ray up in {s.startup:.2f} s; "
             f"{plural(s.files_in, 'input file')} -> {plural(s.files_out, 'part file')} in {args.output}",
             file=sys.stderr,
         )
-    return 1 if summary.errors and not args.allow_errors else 0
+    return 1 if done.errors and not args.allow_errors else 0
 
 
 if __name__ == "__main__":
