@@ -5,13 +5,14 @@ protocol's {"error": ...} with a 4xx status."""
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import orjson
 import pytest
 
 from service.core import manifest as manifest_mod
-from tests.support.paths import MODELS_DIR, TASKS
+from tests.support.paths import MODELS_DIR, ROOT, TASKS
 
 
 @functools.cache  # loading checks the manifest: ~0.2 s each
@@ -258,6 +259,11 @@ def test_metrics_count_inputs_in_and_out_of_domain(client):
 
     assert (delta(("ramp", "true")), delta(("ramp", "false"))) == (4.0, 4.0)
     assert (delta(("echo", "true")), delta(("echo", "false"))) == (2.0, 0.0)
+    # docs/operations.md's alert rule names this metric and its labels as served
+    page = (ROOT / "docs" / "operations.md").read_text()
+    rule = page[page.index("alert: ToyseqInputsOutsideDomain") :].split("```")[0]
+    assert set(re.findall(r"toyseq_\w+", rule)) == {"toyseq_domain_inputs_total"}
+    assert 'in_domain="false"' in rule and "by (task)" in rule
 
 
 @pytest.mark.parametrize("task", ROLLOUT)
