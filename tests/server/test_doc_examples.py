@@ -85,6 +85,7 @@ RULES: list[tuple[str, str]] = [
         "not run: a benchmark for publishable figures (minutes; peers installs other servers); "
         "tests/benchmarks/test_benchmarks.py runs the suite's smoke mode",
     ),
+    (r"^\.venv/bin/python -m training evaluate [a-z-]+$", RUN),  # one task: seconds
     (r"^\.venv/bin/python -m training (train|evaluate)", "tests/training/test_models.py"),
     (r"^(docker|podman) (build|run)", "tests/server/test_container.py"),
     (r"^kubectl apply -k deploy/k8s", "tests/deploy/test_kube_play.py"),
@@ -428,6 +429,23 @@ def test_model_commands_run_as_written(control_service, tmp_path, example):
         assert answer["load"] is True and answer["state"] == "READY", answer
     elif " unload " in f" {command} ":
         assert answer["unload"] is True, answer
+
+
+EVALUATE = [e for e in ALL if e.text.startswith(".venv/bin/python -m training evaluate") and rule_for(e) == RUN]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EVALUATE, ids=str)
+def test_evaluate_commands_run_as_written_and_report_as_they_go(example):
+    """`training evaluate TASK` from the repository root: every gate met (exit 0), a line per category as it is
+    measured, and a summary."""
+    done = subprocess.run(["bash", "-c", _venv(example.text)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    task = example.text.split()[-1]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"{task}: ") and "categories from" in lines[0]
+    assert all(line.startswith("  ok   ") for line in lines[1:-1]) and len(lines) > 2
+    assert lines[-1].startswith("evaluated 1 task (") and lines[-1].endswith("every gate met")
 
 
 PYTHON = [e for e in ALL if e.kind == "python" and rule_for(e) == RUN]

@@ -79,3 +79,11 @@ def test_problems_beyond_those_listed_are_counted_in_the_total(client):
         json={"inputs": [{"name": "input", "datatype": "INT64", "shape": [1, 300], "data": [100] * 300}]},
     )
     assert v2.status_code == 400 and v2.get_json()["error"].endswith("(and 280 more)")
+
+
+def test_one_is_singular(make_client):
+    """ "1 sequence, 1,000 values", "5 steps x 1 sequence": never "1 sequences"."""
+    over = make_client(max_request_seconds=0.0001).post("/tasks/echo/predict", json={"inputs": [[1] * 1000]})
+    assert "(1 sequence, 1000 values on task echo)" in over.get_json()["detail"]
+    rolled = make_client(max_rollout_values=3).post("/tasks/alternating/predict", json={"inputs": [[1, 0]], "steps": 5})
+    assert "5 steps x 1 sequence exceed" in rolled.get_json()["detail"]

@@ -84,7 +84,7 @@ def check_request(
         problems.append(
             Problem(
                 "/steps",
-                f"{steps} steps x {len(arrays)} sequences exceed the limit of "
+                f"{_count(steps, 'step')} x {_count(len(arrays), 'sequence')} exceed the limit of "
                 f"{limits.max_rollout_values} rollout values per request (TOYSEQ_MAX_ROLLOUT_VALUES)",
             )
         )
@@ -149,7 +149,7 @@ def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: L
         return
     length = max(1, round(values / rows))
     fits = predictor.cost.largest(budget, length, steps)
-    shape = f"{rows} sequences, {values} values" + (f", {steps} steps" if steps else "")
+    shape = f"{_count(rows, 'sequence')}, {_count(values, 'value')}" + (f", {_count(steps, 'step')}" if steps else "")
     if fits:
         advice = f"send at most {fits} {'sequence' if fits == 1 else 'sequences'} of {length} values per request"
     elif steps and predictor.cost.most_steps(budget, length):
@@ -176,6 +176,11 @@ def _setting_behind(option: str, value: Any, capabilities: Capabilities, limits:
     if option == "steps":
         return " (TOYSEQ_MAX_STEPS)"
     return " (TOYSEQ_MAX_TOP_K)" if limits.max_top_k and value > limits.max_top_k else ""
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 sequence", "2 sequences"."""
+    return f"{n} {noun if n == 1 else noun + 's'}"
 
 
 def _escape(key: str) -> str:
