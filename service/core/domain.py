@@ -52,6 +52,7 @@ SCHEMA: dict[str, Any] = {
 
 # int64 arithmetic on a progression's values stays exact below this magnitude (a step times the window's length)
 _EXACT_INT = 2**56
+_ONE_MAX = 64  # a single sequence up to this long is checked in plain Python
 
 
 class Domain:
@@ -70,6 +71,15 @@ class Domain:
             PROGRESSION: self._progression,
         }
         self._rows = rows.get(self.rule)
+        # One sequence (most requests) in plain Python: numpy's per-call overhead would cost more than the rule.
+        one: dict[str, Callable[[list[Any]], bool]] = {
+            EVENLY_SPACED: self._evenly_spaced_one,
+            ALTERNATING: _alternating_one,
+            PROGRESSION: lambda row: (
+                _progression_exact([int(v) for v in row], self.max_wrong) if len(row) >= 3 else True
+            ),
+        }
+        self._one = one.get(self.rule)
 
     @classmethod
     def of(cls, manifest: dict[str, Any]) -> Domain:
@@ -103,10 +113,10 @@ class Domain:
         n = len(sequences)
         if self._rows is None:
             return [True] * n
+        if n == 1 and self._one is not None and len(sequences[0]) <= _ONE_MAX:
+            return [self._one(sequences[0].tolist())]
         if isinstance(sequences, np.ndarray):
             return self._rows(sequences).tolist()
-        if n == 1:
-            return self._rows(np.asarray(sequences[0])[None, :]).tolist()
         # ragged rows: one vectorised call per length
         lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
         result = np.empty(n, dtype=bool)
@@ -125,12 +135,25 @@ class Domain:
         largest = np.abs(steps).max(axis=1)
         return deviation <= self.tolerance * largest
 
+    def _evenly_spaced_one(self, row: list[float]) -> bool:
+        """_evenly_spaced for one row, in Python floats: the same operations, so the same answer."""
+        if len(row) < 3:
+            return True
+        steps = [b - a for a, b in zip(row, row[1:])]
+        mean = (row[-1] - row[0]) / (len(row) - 1)
+        deviation = max(abs(s - mean) for s in steps)
+        return bool(deviation <= self.tolerance * max(abs(s) for s in steps))
+
     def _progression(self, x: np.ndarray) -> np.ndarray:
         if x.shape[1] < 3:
             return np.ones(len(x), dtype=bool)
         if x.dtype.kind not in "iu" or (len(x) and int(np.abs(x).max()) >= _EXACT_INT):
             return np.array([_progression_exact([int(v) for v in row], self.max_wrong) for row in x.tolist()], bool)
         return _progression_int64(x.astype(np.int64, copy=False), self.max_wrong)
+
+
+def _alternating_one(row: list[int]) -> bool:
+    return all(a != b for a, b in zip(row, row[1:]))
 
 
 def _alternating(x: np.ndarray) -> np.ndarray:

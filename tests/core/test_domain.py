@@ -148,3 +148,19 @@ def test_a_manifest_without_a_known_domain_is_refused(tmp_path, change, message)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(manifest_mod.ManifestError, match=message):
         manifest_mod.load(folder, check_hash=False)
+
+
+def test_one_sequence_is_answered_as_in_a_batch():
+    """A single sequence takes a plain-Python path: it must agree with the vectorised one, row by row."""
+    rng = np.random.default_rng(3)
+    ramps = [
+        np.round(rng.uniform(-5, 5) + rng.uniform(-1, 1) * np.arange(k), int(rng.integers(0, 4)))
+        for k in rng.integers(3, 51, 400)
+    ]
+    ramps += [np.array([0.0, 0.5, 1.0 + d]) for d in (0.0, 4.9e-4, 5.1e-4, -4.9e-4, -5.1e-4)]
+    assert RAMP.check(ramps) == [RAMP.check([r])[0] for r in ramps]
+    # each step within 0.001 x the largest step of the mean step: here a last value off by up to about 0.001
+    assert RAMP.check([np.array([0.0, 0.5, 1.0009])]) == [True]
+    assert RAMP.check([np.array([0.0, 0.5, 1.0011])]) == [False]
+    windows = rng.integers(-3, 4, (400, 7)) + rng.integers(-2, 3, (400, 1)) * np.arange(7)
+    assert ARITH.check(windows) == [ARITH.check(windows[i : i + 1])[0] for i in range(len(windows))]
