@@ -29,7 +29,7 @@ Python API (the same machinery, no HTTP unless `url` is given):
 
     from service.core.predictor import Predictor                  # or one batch, directly
     p = Predictor.load("models/echo-lag")
-    p.predict(p.codec.check([[5, 3, 8]]))                    # {"outputs": [[5, 3]]}
+    p.predict(p.codec.check([[5, 3, 8]]))                    # {"outputs": [[5, 3]], "in_domain": [True]}
 
     from service.scoring.client import Client                        # or a running service
     Client("http://127.0.0.1:8000").predict("echo-lag", [[5, 3, 8]])
