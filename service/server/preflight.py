@@ -49,7 +49,9 @@ def check_grpc_port(config: Config) -> None:
     without SO_REUSEPORT, fails when anyone else listens on the port, whatever their options."""
     bind = config.grpc_bind
     target = _tcp_address(bind) if bind else None
-    if target is None:
+    # Not again in a master whose own workers hold the port: a config file read again on SIGHUP (-c path.py is
+    # executed at each reload), or a new master started by SIGUSR2 beside the old one (gunicorn sets GUNICORN_PID).
+    if target is None or "GUNICORN_PID" in os.environ or os.environ.get(_CHECKED) == str(os.getpid()):
         return
     host, port = target
     try:
@@ -68,6 +70,10 @@ def check_grpc_port(config: Config) -> None:
                 _grpc_refused(bind, f"port {port} is already in use (by another program or another toyseq server)")
             else:
                 _grpc_refused(bind, f"it cannot be bound: {err.strerror or err}")
+    os.environ[_CHECKED] = str(os.getpid())
+
+
+_CHECKED = "TOYSEQ_GRPC_PORT_CHECKED"  # the master that checked the port (workers inherit it, and run no config)
 
 
 def _tcp_address(bind: str) -> tuple[str, int] | None:

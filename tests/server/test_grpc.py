@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -574,3 +575,53 @@ def test_a_request_that_cannot_finish_by_its_deadline_is_refused_before_any_work
             small = typed_request("echo", [[1, 2, 3]], {})
             started = time.perf_counter()
             assert stub.ModelInfer(small, timeout=30).outputs and time.perf_counter() - started < 2
+
+
+def test_a_reload_keeps_serving_grpc_where_the_port_is_its_own(tmp_path, models_copy):
+    """SIGHUP reads a config file (-c path.py) again in the master, whose workers hold the gRPC port: the port
+    check must not take its own server's port for another program's."""
+    import signal
+
+    from tests.support.server import free_port, server_env
+
+    port, grpc_port = free_port(), free_port()
+    env = server_env(port, {"TOYSEQ_GRPC_BIND": f"127.0.0.1:{grpc_port}"}, models_copy)
+    conf = ROOT / "service" / "server" / "gunicorn_conf.py"
+    with open(tmp_path / "gunicorn.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(conf), "service:create_app()"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def serving() -> bool:
+            try:
+                ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+            channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+            try:
+                live = pb_grpc.GRPCInferenceServiceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=2).live
+            except grpc.RpcError:
+                live = False
+            finally:
+                channel.close()
+            return ready and live
+
+        deadline = time.monotonic() + 90
+        while not serving():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()[-2000:]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(3)  # the master reloads its config and replaces its workers
+        deadline = time.monotonic() + 60
+        while not serving():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()[-2000:]
+            time.sleep(0.2)
+        assert "cannot serve gRPC" not in (tmp_path / "gunicorn.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(60)
