@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -97,17 +97,28 @@ def train(args) -> int:
         # costliest first, so no long task starts last and runs alone
         order = sorted(args.tasks, key=lambda t: -TASKS[t].work)
         futures = {
-            t: pool.submit(train_task, TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n, jobs == 1)
+            pool.submit(train_task, TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n, jobs == 1): t
             for t in order
         }
-        for name, future in futures.items():
+        print(
+            f"training {len(order)} {_plural(len(order), 'task')}, {jobs} at a time (costliest first: "
+            f"{', '.join(order)}); each is reported as it finishes",
+            flush=True,
+        )
+        for future in as_completed(futures):
+            name = futures[future]
             try:
                 rows.append(future.result())
             except Exception as err:  # one task's failed export must not cost the others their report
                 failed.append(name)
                 print(f"{name}: failed, nothing written to models/: {type(err).__name__}: {err}", file=sys.stderr)
                 continue
-            print(f"{name}: {rows[-1]['steps']} steps in {rows[-1]['seconds']:.0f} s", flush=True)
+            print(
+                f"{name}: {rows[-1]['steps']} steps in {rows[-1]['seconds']:.0f} s "
+                f"({len(rows) + len(failed)} of {len(order)} done, {time.perf_counter() - started:.0f} s so far)",
+                flush=True,
+            )
+    rows.sort(key=lambda row: order.index(row["task"]))
     ok = not failed
     for row in rows:
         ok &= report(row["task"], row["gates"])
