@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("Parquet is read by row group: give a file, not stdin")
     if fmt == "parquet" and args.output == "-" and sys.stdout.isatty():  # as gzip and tar refuse to
         p.error("Parquet is binary and stdout is a terminal: give -o FILE, or redirect stdout")
+    counts = {"outside": 0}
     with ExitStack() as stack:
         try:
             chosen = backend(
@@ -255,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             return fail(p, f"cannot write {args.output}: {err.strerror or err}")
         try:
-            total, errors, seconds = run(scorer, fmt, source, sink, not args.quiet and sys.stderr.isatty(), args.column)
+            total, errors, seconds = run(
+                scorer, fmt, source, sink, not args.quiet and sys.stderr.isatty(), args.column, counts
+            )
         except UsageError as err:
             return fail(p, str(err))
         except KeyboardInterrupt:
@@ -264,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
     if not args.quiet:
-        print(f"{p.prog}: {args.task}: {summary(total, errors, seconds)}", file=sys.stderr)
+        print(f"{p.prog}: {args.task}: {summary(total, errors, seconds, counts['outside'])}", file=sys.stderr)
     return 1 if errors and not args.allow_errors else 0
 
 
@@ -282,18 +285,31 @@ def plural(count: int, noun: str) -> str:
 RATE_MIN_ROWS, RATE_MIN_SECONDS = 1000, 0.05  # below either, a rows/s figure measures start-up, not scoring
 
 
-def summary(rows: int, errors: int, seconds: float) -> str:
-    """ "4 rows, 1 error in 0.01 s"; the rate only when there were enough rows and time to measure one."""
+def summary(rows: int, errors: int, seconds: float, outside: int = 0) -> str:
+    """ "4 rows, 1 error in 0.01 s"; the rate only when there were enough rows and time to measure one; and how
+    many answered rows were outside the task's domain (answers with no meaning), when any were."""
     text = f"{plural(rows, 'row')}, {plural(errors, 'error')} in {seconds:.2f} s"
     if rows >= RATE_MIN_ROWS and seconds >= RATE_MIN_SECONDS:
         text += f" ({rows / seconds:,.0f} rows/s)"
+    if outside:
+        text += (
+            f"; {plural(outside, 'row')} outside the task's domain: answered, but the answers have no meaning "
+            "(docs/api.md, In the domain)"
+        )
     return text
 
 
 def run(
-    scorer: Scorer, fmt: str, source: IO[bytes], sink: IO[bytes], progress: bool, column: str | None = None
+    scorer: Scorer,
+    fmt: str,
+    source: IO[bytes],
+    sink: IO[bytes],
+    progress: bool,
+    column: str | None = None,
+    counts: dict[str, int] | None = None,
 ) -> tuple[int, int, float]:
-    """Stream `source` through `scorer` into `sink`; return (rows, rows that failed, seconds)."""
+    """Stream `source` through `scorer` into `sink`; return (rows, rows that failed, seconds). `counts["outside"]`
+    receives the rows answered outside the task's domain."""
     started = time.perf_counter()
     bar = Progress(source, progress)
     if fmt == "parquet":
@@ -321,6 +337,8 @@ def run(
         write(chunk, answers)
         total += len(chunk)
         errors += len(answers.errors)
+        if counts is not None:
+            counts["outside"] = counts.get("outside", 0) + answers.outside
         bar.update(total, errors)
     close()
     sink.flush()

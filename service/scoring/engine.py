@@ -111,7 +111,7 @@ class LocalBackend:
             return Answers.empty(n, bool(self.top_k), errors)
         result = self.predictor.predict(arrays, self.steps, self.top_k)
         if todo is None:  # every row answered: the predictor's lists are the chunk's
-            return Answers(result["outputs"], result.get("top_k"), errors)
+            return Answers(result["outputs"], result.get("top_k"), errors, result["in_domain"].count(False))
         answers = Answers.empty(n, bool(self.top_k), errors)
         answers.fill(todo, result)
         return answers

@@ -359,3 +359,25 @@ def test_parquet_is_never_written_to_a_terminal(tmp_path, models_copy, task):
         os.close(follower)
         os.close(leader)
     assert done.returncode == 2 and b"stdout is a terminal: give -o FILE" in done.stderr
+
+
+def _ramp_rows() -> bytes:
+    return b"[1, 5, 2]\n[0.5, 0.75, 1.0]\n[3, 2, 9, 4]\n[1, 2, 3]\n"
+
+
+def test_the_summary_counts_rows_outside_the_domain(models_copy):
+    """The answers are written as always; the summary says how many had no meaning (in_domain false)."""
+    done = run_cli("ramp", "--models-dir", models_copy, stdin=_ramp_rows())
+    assert done.returncode == 0, done.stderr
+    assert len(parse_jsonl(done.stdout)) == 4 and b"in_domain" not in done.stdout  # the output format is unchanged
+    assert b"4 rows, 0 errors in " in done.stderr and b"; 2 rows outside the task's domain" in done.stderr
+    clean = run_cli("ramp", "--models-dir", models_copy, stdin=b"[1, 2, 3]\n")
+    assert b"outside" not in clean.stderr
+
+
+@pytest.mark.slow
+def test_the_summary_counts_rows_outside_the_domain_against_a_service(tmp_path, models_copy):
+    with Server(tmp_path / "gunicorn.log", None, models_copy) as server:
+        done = run_cli("ramp", "--url", server.url, stdin=_ramp_rows())
+    assert done.returncode == 0, done.stderr
+    assert b"; 2 rows outside the task's domain" in done.stderr
