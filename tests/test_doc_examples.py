@@ -7,8 +7,11 @@ parts that restate what the code computes match `python -m tools.docs`.
 - The service for the examples is started by the docs' own command (docs/api.md's `gunicorn ...`), on a free
   127.0.0.1 port that replaces `localhost:8000` in every example (and its gRPC port `localhost:8001`).
 - `$ curl` examples run with curl and their printed answer must be the real one (status line and headers
-  too, for `-i`); `toyseq-score` lines run in a folder of small rows files; Python blocks run, and a line
-  `EXPR  # VALUE` must give VALUE when VALUE is a literal (numpy's `array(...)` included).
+  too, for `-i`); `toyseq-score` lines run in a folder of small rows files, away from the repository (no
+  ./models: in-process scoring must find the models itself); `toyseq-models` lines run in page order against
+  a second service started by the same command with model control on; Python blocks run, and a line
+  `EXPR  # VALUE` must give VALUE when VALUE is a literal (numpy's `array(...)` included). A command written
+  `.venv/bin/PROGRAM`, as run from the repository root, runs this test's own virtualenv's PROGRAM.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ FENCE = re.compile(r"^```(?P<lang>\w*)\n(?P<body>.*?)^```", re.M | re.S)
 INDENTED = re.compile(r"(?:^\n)(?P<body>(?:^    \S.*\n)+)", re.M)
 SHELLS = {"bash", "sh", "console", "shell"}
 PROGRAMS = re.compile(
-    r"^(\.venv/bin/|[A-Z_]+=\S+ |nice -n \d+ )*(python3?|pip|toyseq-score|gunicorn|curl|docker|podman|kubectl|"
+    r"^(\.venv/bin/|[A-Z_]+=\S+ |nice -n \d+ )*(python3?|pip|toyseq-score|toyseq-models|gunicorn|curl|docker|podman|kubectl|"
     r"kustomize|ray|apt-get|cat|cd|pytest|ruff|mypy|pre-commit|from |import )\b"
 )
 VENV_BIN = str(Path(sys.executable).parent)
@@ -49,9 +52,14 @@ GRPC_TARGET: dict[str, str] = {}  # set by the `service` fixture: where its gRPC
 RUN = "run here"
 RULES: list[tuple[str, str]] = [
     (r"^\$ curl ", RUN),
-    (r"^toyseq-score .*(s3|gs)://", "not run: needs object storage; the Ray engine itself: tests/scoring/test_ray.py"),
-    (r"^(RAY_ADDRESS=\S+ )?toyseq-score .*(--engine ray|/shared/)", "tests/scoring/test_ray.py"),
-    (r"^(cat \S+ \| )?toyseq-score ", RUN),
+    (
+        r"^(\.venv/bin/)?toyseq-score .*(s3|gs)://",
+        "not run: needs object storage; the Ray engine itself: tests/scoring/test_ray.py",
+    ),
+    (r"^(RAY_ADDRESS=\S+ )?(\.venv/bin/)?toyseq-score .*(--engine ray|/shared/)", "tests/scoring/test_ray.py"),
+    (r"^(cat \S+ \| )?(\.venv/bin/)?toyseq-score ", RUN),
+    (r"^(\.venv/bin/)?toyseq-models ", RUN),
+    (r"^export TOYSEQ_URL=", RUN),  # with the toyseq-models lines after it
     (r"^gunicorn -c python:service\.server\.gunicorn_conf 'service:create_app\(\)'$", RUN),
     (r"^from service\.scoring\.ray_engine ", "not run: reads object storage; tests/scoring/test_ray.py"),
     (r"^(from |import )", RUN),  # Python blocks
@@ -80,6 +88,7 @@ RULES: list[tuple[str, str]] = [
         "not run: a benchmark for publishable figures (minutes; peers installs other servers); "
         "tests/benchmarks/test_benchmarks.py runs the suite's smoke mode",
     ),
+    (r"^\.venv/bin/python -m training evaluate [a-z-]+$", RUN),  # one task: seconds
     (r"^\.venv/bin/python -m training (train|evaluate)", "tests/training/test_models.py"),
     (r"^(docker|podman) (build|run)", "tests/deploy/test_container.py"),
     (r"^kubectl apply -k deploy/k8s", "tests/deploy/test_kube_play.py"),
@@ -87,7 +96,6 @@ RULES: list[tuple[str, str]] = [
     (r"^podman build --format docker -t REGISTRY", "tests/deploy/test_kube_play.py"),
     (r"^cd deploy/k8s && kustomize edit", "not run: needs standalone kustomize and a registry (docs/kubernetes.md)"),
     (r"^ray start", "not run: starts a Ray cluster; tests/scoring/test_ray.py starts a local one"),
-    (r"^toyseq-models ", "tests/server/store/test_model_control.py (the CLI against real gunicorn workers)"),
     (r"^export TOYSEQ_", "not run: sets the server's environment for the commands after it"),
     (r"^cp (/tmp/)?new/", "tests/server/store/test_model_control.py (replaces a task's files, then loads them)"),
     (
@@ -261,13 +269,34 @@ def test_configuration_tables_give_the_real_defaults(page):
 # ---- running them
 
 
+def _venv(text: str) -> str:
+    """A `.venv/bin/PROGRAM` command as run from the repository root: this test's virtualenv's PROGRAM."""
+    return re.sub(r"(^|[\s|;&(])\.venv/bin/", lambda m: m.group(1) + VENV_BIN + "/", text)
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """The service started by docs/api.md's own command, on a free port; stopped with SIGTERM."""
+    yield from _documented_service(tmp_path_factory, grpc=True)
+
+
+@pytest.fixture(scope="module")
+def control_service(tmp_path_factory):
+    """The same command with model control on and an API key, for the toyseq-models examples (load, unload)."""
+    yield from _documented_service(
+        tmp_path_factory, grpc=False, TOYSEQ_MODEL_CONTROL="explicit", TOYSEQ_API_KEY=CONTROL_KEY
+    )
+
+
+CONTROL_KEY = "doc-key"
+
+
+def _documented_service(tmp_path_factory, grpc: bool, **settings: str):
     start = next(e.text for e in ALL if e.page == "docs/api.md" and e.text.startswith("gunicorn "))
     port = free_port()
-    env = server_env(port)
-    GRPC_TARGET["target"] = env["TOYSEQ_GRPC_BIND"] = f"127.0.0.1:{free_port()}"
+    env = server_env(port, settings)
+    if grpc:
+        GRPC_TARGET["target"] = env["TOYSEQ_GRPC_BIND"] = f"127.0.0.1:{free_port()}"
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
     log = tmp_path_factory.mktemp("doc-service") / "gunicorn.log"
     with open(log, "wb") as out:
@@ -334,12 +363,11 @@ def test_curl_examples_print_what_the_page_shows(service, example):
 
 @pytest.fixture(scope="module")
 def rows_folder(tmp_path_factory):
-    """rows.jsonl, rows.csv and rows.parquet that every documented task accepts, and ./models."""
+    """rows.jsonl, rows.csv and rows.parquet that every documented task accepts (and no ./models)."""
     folder = tmp_path_factory.mktemp("doc-rows")
     rows = [[3, 1, 4], [5, 9, 2, 6]]
     (folder / "rows.jsonl").write_text('[3, 1, 4]\n{"inputs": [5, 9, 2, 6], "id": "a7"}\n')
     (folder / "rows.csv").write_text("3,1,4\n5,9,2,6\n")
-    (folder / "models").symlink_to(ROOT / "models")
     pyarrow = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
@@ -358,7 +386,7 @@ def test_scoring_commands_run_as_written(service, rows_folder, example):
     for name in ("answers.jsonl", "answers.csv", "answers.parquet"):
         (rows_folder / name).unlink(missing_ok=True)
     done = subprocess.run(
-        ["bash", "-c", "set -o pipefail; " + _here(example.text, service)],
+        ["bash", "-c", "set -o pipefail; " + _venv(_here(example.text, service))],
         cwd=rows_folder,
         env=env,
         capture_output=True,
@@ -374,6 +402,53 @@ def test_scoring_commands_run_as_written(service, rows_folder, example):
         out = (rows_folder / written.group(1)).read_bytes() if written else done.stdout
         answers = out.decode().splitlines()
         assert len(answers) == 2 and not any('"error"' in a for a in answers), answers
+
+
+MODEL_COMMANDS = [e for e in ALL if re.match(r"(\.venv/bin/)?toyseq-models |export TOYSEQ_URL=", e.text)]
+_CONTROL_ENV: dict[str, str] = {}  # what `export` lines set, for the commands after them
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", MODEL_COMMANDS, ids=str)
+def test_model_commands_run_as_written(control_service, tmp_path, example):
+    """Each `toyseq-models` line, in page order, against a service with model control on: exit 0 and the
+    service's JSON answer. TOYSEQ_URL points at the service, as a user's would (the default is port 8000)."""
+    command = _venv(_here(example.text, control_service))
+    if command.startswith("export "):
+        name, _, value = command.removeprefix("export ").partition("=")
+        _CONTROL_ENV[name] = value
+        return
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TOYSEQ_")},
+        "TOYSEQ_URL": control_service,
+        "TOYSEQ_API_KEY": CONTROL_KEY,
+        "PYTHONPATH": str(ROOT),
+        **_CONTROL_ENV,
+    }
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{command}: {done.stderr}"
+    answer = json.loads(done.stdout)
+    if " load " in f" {command} ":
+        assert answer["load"] is True and answer["state"] == "READY", answer
+    elif " unload " in f" {command} ":
+        assert answer["unload"] is True, answer
+
+
+EVALUATE = [e for e in ALL if e.text.startswith(".venv/bin/python -m training evaluate") and rule_for(e) == RUN]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EVALUATE, ids=str)
+def test_evaluate_commands_run_as_written_and_report_as_they_go(example):
+    """`training evaluate TASK` from the repository root: every gate met (exit 0), a line per category as it is
+    measured, and a summary."""
+    done = subprocess.run(["bash", "-c", _venv(example.text)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    task = example.text.split()[-1]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"{task}: ") and "categories from" in lines[0]
+    assert all(line.startswith("  ok   ") for line in lines[1:-1]) and len(lines) > 2
+    assert lines[-1].startswith("evaluated 1 task (") and lines[-1].endswith("every gate met")
 
 
 PYTHON = [e for e in ALL if e.kind == "python" and rule_for(e) == RUN]

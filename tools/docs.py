@@ -179,6 +179,14 @@ V2_EXAMPLES = (
             "parameters": {"top_k": 2},
         },
     ),
+    (
+        "POST",
+        "/v2/models/ramp/infer",
+        {
+            "inputs": [{"name": "input", "datatype": "FP64", "shape": [2, 3], "data": [1, 5, 2, 0.5, 0.75, 1.0]}],
+            "outputs": [{"name": "output"}, {"name": "in_domain"}],
+        },
+    ),
 )
 
 

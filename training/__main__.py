@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -64,13 +64,19 @@ TRAINING_EXTRA = "pip install -e '.[training]'"
 
 def report(task: str, gates: list[dict]) -> bool:
     for g in gates:
-        mark = "ok  " if g["passed"] else "FAIL"
-        metric = g["metric"] + (f" ({g['steps']} steps)" if g.get("steps") else "")
-        print(
-            f"  {mark} {task:15s} {g.get('category', ''):32s} {metric:28s} {g['value']:<12.6g} "
-            f"(gate {g['op']} {g['threshold']:g}, n={g['n']}, eval seed {g['eval_seed']})"
-        )
+        report_gate(task, g)
     return all(g["passed"] for g in gates)
+
+
+def report_gate(task: str, g: dict, seconds: float | None = None) -> None:
+    mark = "ok  " if g["passed"] else "FAIL"
+    metric = g["metric"] + (f" ({g['steps']} steps)" if g.get("steps") else "")
+    took = f" {seconds:.1f} s" if seconds is not None else ""
+    print(
+        f"  {mark} {task:15s} {g.get('category', ''):32s} {metric:28s} {g['value']:<12.6g} "
+        f"(gate {g['op']} {g['threshold']:g}, n={g['n']}, eval seed {g['eval_seed']}){took}",
+        flush=True,
+    )
 
 
 def train(args) -> int:
@@ -91,17 +97,28 @@ def train(args) -> int:
         # costliest first, so no long task starts last and runs alone
         order = sorted(args.tasks, key=lambda t: -TASKS[t].work)
         futures = {
-            t: pool.submit(train_task, TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n, jobs == 1)
+            pool.submit(train_task, TASKS[t], args.models_dir, args.seed, args.eval_seed, args.n, jobs == 1): t
             for t in order
         }
-        for name, future in futures.items():
+        print(
+            f"training {len(order)} {_plural(len(order), 'task')}, {jobs} at a time (costliest first: "
+            f"{', '.join(order)}); each is reported as it finishes",
+            flush=True,
+        )
+        for future in as_completed(futures):
+            name = futures[future]
             try:
                 rows.append(future.result())
             except Exception as err:  # one task's failed export must not cost the others their report
                 failed.append(name)
                 print(f"{name}: failed, nothing written to models/: {type(err).__name__}: {err}", file=sys.stderr)
                 continue
-            print(f"{name}: {rows[-1]['steps']} steps in {rows[-1]['seconds']:.0f} s", flush=True)
+            print(
+                f"{name}: {rows[-1]['steps']} steps in {rows[-1]['seconds']:.0f} s "
+                f"({len(rows) + len(failed)} of {len(order)} done, {time.perf_counter() - started:.0f} s so far)",
+                flush=True,
+            )
+    rows.sort(key=lambda row: order.index(row["task"]))
     ok = not failed
     for row in rows:
         ok &= report(row["task"], row["gates"])
@@ -116,14 +133,37 @@ def train(args) -> int:
 
 
 def evaluate_committed(args) -> int:
+    """Each category's line as soon as it is measured (the whole run takes over a minute), then a summary."""
     ok = True
+    started = time.perf_counter()
+    categories = sum(len(TASKS[name].suite) for name in args.tasks)
+    done = 0
     for name in args.tasks:
         predictor = Predictor.load(args.models_dir / name)
-        gates = evaluate(TASKS[name], predictor, args.eval_seed, args.n)
-        ok &= report(name, gates)
+        print(f"{name}: {len(TASKS[name].suite)} categories from {args.models_dir / name}", flush=True)
+        clock = [time.perf_counter()]
+
+        def progress(gate: dict, task: str = name, clock: list[float] = clock) -> None:
+            nonlocal done
+            done += 1
+            now = time.perf_counter()
+            report_gate(task, gate, now - clock[0])
+            clock[0] = now
+
+        gates = evaluate(TASKS[name], predictor, args.eval_seed, args.n, progress=progress)
+        ok &= all(g["passed"] for g in gates)
         if args.record:
             record(args.models_dir / name, gates)
+    print(
+        f"evaluated {len(args.tasks)} {_plural(len(args.tasks), 'task')} ({done} of {categories} categories) "
+        f"in {time.perf_counter() - started:.0f} s: {'every gate met' if ok else 'a gate was NOT met'}",
+        flush=True,
+    )
     return 0 if ok else 1
+
+
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else noun + "s"
 
 
 def record(folder: Path, gates: list[dict]) -> None:
@@ -134,6 +174,7 @@ def record(folder: Path, gates: list[dict]) -> None:
     if (manifest["encoder"], manifest["decoder"]) != (task.encoder, task.decoder):
         raise SystemExit(f"{manifest['task']}: the catalog's encoder or decoder differs from the model's: retrain it")
     manifest["gates"] = gates
+    manifest["domain"] = task.domain  # declared by the catalog, as a retrained model's would be
     manifest["input"].pop("evaluated_on", None)
     manifest_mod.validate(manifest)
     path.write_text(json.dumps(manifest, indent=2) + "\n")

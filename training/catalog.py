@@ -222,6 +222,8 @@ class Task:
     encoder: dict
     decoder: dict
     suite: tuple[Category, ...]
+    # which accepted inputs are of the task's kind (service/core/domain.py); every evaluated case must be one
+    domain: dict = field(default_factory=lambda: {"rule": "contract"})
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     truth: Callable | None = None  # the right answer for one input row, for cases built without the generator
@@ -296,6 +298,8 @@ EXACT = exact()
 EDGES = (exact("edge_lengths", "lengths"), exact("edge_values", "constants"))
 ONE_WRONG = 0.999  # arith-next: share of windows with one wrong value answered exactly, at every position
 RAMP_QUANTUM = 2.0**-10  # ramp answers in 1/1024ths of the window's largest step (see RelativeDecoder)
+# ramp's answers are gated to within this share of a step, so its domain admits steps that differ by as little
+RAMP_TOLERANCE = 1e-3
 
 TASKS = {
     t.name: t
@@ -396,6 +400,7 @@ TASKS = {
             kind="next",
             output_dtype="int",
             **classes(0, 2, positions="last"),
+            domain={"rule": "alternating"},
             suite=(
                 exact("every_input", "every_alternation"),
                 Category("rollout20", "every_alternation", "exact", ">=", 1.0, steps=20),
@@ -420,9 +425,10 @@ TASKS = {
             output_dtype="float",
             encoder={"type": "relative", "basis": "step"},
             decoder={"type": "relative", "positions": "last", "quantum": RAMP_QUANTUM},
+            domain={"rule": "evenly-spaced", "tolerance": RAMP_TOLERANCE},
             suite=(
-                Category("heldout", "heldout", "max_step_error", "<=", 1e-3),
-                Category("every_scale", "ramps", "max_step_error", "<=", 1e-3),
+                Category("heldout", "heldout", "max_step_error", "<=", RAMP_TOLERANCE),
+                Category("every_scale", "ramps", "max_step_error", "<=", RAMP_TOLERANCE),
                 Category("every_scale_rollout10", "ramps", "max_step_error", "<=", 0.02, steps=10),
                 Category("every_scale_rollout50", "ramps", "max_step_error", "<=", 0.1, steps=50),
                 Category("constants", "float_constants", "max_value_error", "<=", 1e-6),
@@ -454,6 +460,7 @@ TASKS = {
             output_dtype="int",
             encoder={"type": "robust-step"},
             decoder={"type": "wrong-position", "positions": "last", "classes": 7},
+            domain={"rule": "progression", "max_wrong": 1},
             suite=(
                 exact("clean_small_steps", scale="small"),
                 exact("clean_every_scale", scale="all"),

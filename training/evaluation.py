@@ -9,12 +9,14 @@ exactly as the service would give it.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
 
 from service.core.codec import InputContract
+from service.core.domain import Domain
 from service.core.predictor import Predictor
 
 from .catalog import ARITH_BOUND, ARITH_WINDOW, Category, Task
@@ -22,6 +24,10 @@ from .catalog import ARITH_BOUND, ARITH_WINDOW, Category, Task
 EVAL_STREAM = 2
 DEFAULT_EVAL_SEED = 2026
 DEFAULT_N = 10_000
+
+
+class OutsideDomain(ValueError):
+    """A case builder made an input outside the task's domain: the suite would measure answers with no meaning."""
 
 
 @dataclass
@@ -259,6 +265,13 @@ def measure(task: Task, predictor: Predictor, category: Category, rng, n: int) -
     cases = CASES[category.cases](task, rng, n, category.steps, **category.params)
     # Every case is one the contract accepts (InputError otherwise): what is measured is what is served.
     InputContract.from_manifest(task.input).check([np.asarray(x).tolist() for x in cases.inputs], task.name)
+    # ... and of the task's kind, by the definition the service answers in_domain with (service/core/domain.py)
+    outside = [i for i, ok in enumerate(Domain(task.domain).check(cases.inputs)) if not ok]
+    if outside:
+        raise OutsideDomain(
+            f"{task.name} {category.name}: {len(outside)} of {len(cases.inputs)} cases are outside the domain "
+            f"({Domain(task.domain).description()}), e.g. {np.asarray(cases.inputs[outside[0]]).tolist()}"
+        )
     answers = predictor.predict(cases.inputs, steps=category.steps)["outputs"]
     return METRICS[category.metric](answers, cases), len(cases.inputs)
 
@@ -269,9 +282,11 @@ def evaluate(
     eval_seed: int = DEFAULT_EVAL_SEED,
     n: int = DEFAULT_N,
     suite: tuple[Category, ...] | None = None,
+    progress: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Measure every category of `task`'s suite; each draws from its own evaluation stream, named by the
-    category, so that measuring part of a suite draws the same cases."""
+    category, so that measuring part of a suite draws the same cases. `progress` is called with each
+    category's result as soon as it is measured."""
     results = []
     for category in suite or task.suite:
         rng = np.random.default_rng([EVAL_STREAM, eval_seed, zlib.crc32(category.name.encode())])
@@ -289,4 +304,6 @@ def evaluate(
                 "passed": category.passes(value),
             }
         )
+        if progress is not None:
+            progress(results[-1])
     return results

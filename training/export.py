@@ -142,6 +142,7 @@ def manifest(task: Task, path: Path, gates: list[dict], training: dict) -> dict:
         },
         "encoder": task.encoder,
         "decoder": task.decoder,
+        "domain": task.domain,
         "onnx": {
             "file": manifest_mod.MODEL_FILE,
             "sha256": manifest_mod.sha256(path),

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import jsonschema
 
+from . import domain
 from .codec import RelativeEncoder
 
 SCHEMA_VERSION = 1
@@ -52,6 +54,7 @@ SCHEMA = {
         "output",
         "encoder",
         "decoder",
+        "domain",
         "onnx",
         "gates",
         "training",
@@ -138,6 +141,8 @@ SCHEMA = {
                 },
             ],
         },
+        # which accepted inputs are of the task's kind (service/core/domain.py): answers say in_domain
+        "domain": domain.SCHEMA,
         "onnx": {
             "type": "object",
             "required": ["file", "sha256", "opset", "inputs", "outputs"],
@@ -222,6 +227,20 @@ def load(folder: Path, check_hash: bool = True) -> dict:
                 f"{manifest['onnx']['sha256'][:12]}..."
             )
     return manifest
+
+
+# The committed models, beside the `service` package: in a source tree or an editable install (pip install -e .)
+PACKAGED_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def default_models_dir() -> Path:
+    """Where the models are when no folder is named: $TOYSEQ_MODELS_DIR, else ./models when the working directory
+    has one, else the models folder beside the package (so that tools work from any directory)."""
+    named = os.environ.get("TOYSEQ_MODELS_DIR")
+    if named:
+        return Path(named)
+    here = Path("models")
+    return here if here.is_dir() or not PACKAGED_MODELS_DIR.is_dir() else PACKAGED_MODELS_DIR
 
 
 def discover(models_dir: Path) -> list[Path]:

@@ -5,7 +5,7 @@ The one predict path in toyseq: the HTTP service, the batch scorer and training'
 
     from service.core.predictor import Predictor
     p = Predictor.load("models/echo-lag")
-    p.predict(p.codec.check([[5, 3, 8]]))     # -> {"outputs": [[5, 3]]}
+    p.predict(p.codec.check([[5, 3, 8]]))     # -> {"outputs": [[5, 3]], "in_domain": [True]}
 
 A large batch of mixed lengths is answered in several onnxruntime calls of rows sorted by length (see
 Predictor._plan); the answers are the same as one call's, in input order.
@@ -25,6 +25,7 @@ import onnxruntime as ort
 from . import manifest as manifest_mod
 from .codec import Batch, Checked, Codec
 from .cost import CostModel, weights_of
+from .domain import Domain
 
 # Cells (rows x padded length x output width) one onnxruntime call may produce: bounds the memory
 # of a request with long echo sequences; typical batches need a single call.
@@ -67,6 +68,7 @@ class Predictor:
         self.manifest = manifest
         self.task = manifest["task"]
         self.codec = Codec(manifest)
+        self.domain = Domain.of(manifest)  # which inputs are of the task's kind: every answer's in_domain
         self.session = session
         self.input_name = manifest["onnx"]["inputs"][0]["name"]
         self.output_name = manifest["onnx"]["outputs"][0]["name"]
@@ -114,6 +116,8 @@ class Predictor:
 
         steps: roll out that many next values per sequence, each fed back into a sliding window.
         top_k: also return the k most likely values with probabilities (class tasks only).
+        Every result ends with `in_domain`: per sequence, whether it is of the task's kind (service/core/domain.py);
+        outside it the answer is the model's, but has no meaning.
         """
         plan = self._plan(sequences)
         if plan is None:  # the common case: one call, answers come back in order, nothing to scatter
@@ -141,6 +145,7 @@ class Predictor:
         if top_k:
             result["top_k"] = tops
         result.update(extras)
+        result["in_domain"] = self.domain.check(sequences)
         return result
 
     def _answer(self, batch: Batch, steps: int | None, top_k: int | None) -> tuple[list, list | None, dict]:

@@ -1,7 +1,7 @@
 """Score a file of sequences with a toyseq task, in-process or against a running service.
 
     python -m service.scoring TASK [INPUT] [-o OUTPUT] [--steps K] [--top-k K] [--url URL] ...
-    toyseq-score echo-lag rows.jsonl -o answers.jsonl         # local: loads models/echo-lag
+    toyseq-score echo-lag rows.jsonl -o answers.jsonl         # local: loads models/echo-lag, from any directory
     cat rows.csv | toyseq-score last-value --format csv        # stdin -> stdout
     toyseq-score ramp rows.jsonl --steps 5 --url http://127.0.0.1:8000 --concurrency 4
     toyseq-score echo rows.parquet -o answers.parquet                # Parquet (pip install 'toyseq[parquet]')
@@ -29,7 +29,7 @@ Python API (the same machinery, no HTTP unless `url` is given):
 
     from service.core.predictor import Predictor                  # or one batch, directly
     p = Predictor.load("models/echo-lag")
-    p.predict(p.codec.check([[5, 3, 8]]))                    # {"outputs": [[5, 3]]}
+    p.predict(p.codec.check([[5, 3, 8]]))                    # {"outputs": [[5, 3]], "in_domain": [True]}
 
     from service.scoring.client import Client                        # or a running service
     Client("http://127.0.0.1:8000").predict("echo-lag", [[5, 3, 8]])
@@ -167,7 +167,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="also the K most likely values (single-class tasks, JSONL)")
     p.add_argument("--allow-errors", action="store_true", help="exit 0 even when some rows failed")
     p.add_argument(
-        "--models-dir", default=None, help="local mode: models folder (default $TOYSEQ_MODELS_DIR or ./models)"
+        "--models-dir",
+        default=None,
+        help="local mode: models folder (default $TOYSEQ_MODELS_DIR, else ./models if there is one, else the "
+        "models installed with toyseq)",
     )
     p.add_argument(
         "--workers", type=int, default=None, help="local mode: chunks scored side by side (default: one per core)"
@@ -223,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("Parquet is read by row group: give a file, not stdin")
     if fmt == "parquet" and args.output == "-" and sys.stdout.isatty():  # as gzip and tar refuse to
         p.error("Parquet is binary and stdout is a terminal: give -o FILE, or redirect stdout")
+    counts = {"outside": 0}
     with ExitStack() as stack:
         try:
             chosen = backend(
@@ -236,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.workers,
                 args.retries,
             )
-        except UsageError as err:
-            p.error(str(err))
+        except UsageError as err:  # an unknown task, no models folder, a service that refused or is unreachable
+            return fail(p, str(err))
         scorer = stack.enter_context(Scorer(chosen, args.chunk_rows))
         # Millions of short-lived lists would trigger a cyclic collection every few hundred rows, each
         # scanning everything loaded so far; rows form no cycles, so collect rarely and skip the loaded.
@@ -246,34 +250,66 @@ def main(argv: list[str] | None = None) -> int:
         try:
             source = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
         except OSError as err:
-            p.error(f"cannot read {args.input}: {err.strerror or err}")
+            return fail(p, f"cannot read {args.input}: {err.strerror or err}")
         try:
             sink = sys.stdout.buffer if args.output == "-" else stack.enter_context(open(args.output, "wb"))
         except OSError as err:
-            p.error(f"cannot write {args.output}: {err.strerror or err}")
+            return fail(p, f"cannot write {args.output}: {err.strerror or err}")
         try:
-            total, errors, seconds = run(scorer, fmt, source, sink, not args.quiet and sys.stderr.isatty(), args.column)
+            total, errors, seconds = run(
+                scorer, fmt, source, sink, not args.quiet and sys.stderr.isatty(), args.column, counts
+            )
         except UsageError as err:
-            print(f"{p.prog}: error: {err}", file=sys.stderr)
-            return 2
+            return fail(p, str(err))
         except KeyboardInterrupt:
             return 130
         except BrokenPipeError:  # e.g. piped into `head`: stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
     if not args.quiet:
-        print(
-            f"{p.prog}: {args.task}: {total:,} rows, {errors:,} errors in {seconds:.2f} s "
-            f"({total / max(seconds, 1e-9):,.0f} rows/s)",
-            file=sys.stderr,
-        )
+        print(f"{p.prog}: {args.task}: {summary(total, errors, seconds, counts['outside'])}", file=sys.stderr)
     return 1 if errors and not args.allow_errors else 0
 
 
+def fail(p: argparse.ArgumentParser, message: str) -> int:
+    """A job that could not run (not a usage error: no usage text): one line, exit 2."""
+    print(f"{p.prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 row", "2 rows", "1,000 rows"."""
+    return f"{count:,} {noun if count == 1 else noun + 's'}"
+
+
+RATE_MIN_ROWS, RATE_MIN_SECONDS = 1000, 0.05  # below either, a rows/s figure measures start-up, not scoring
+
+
+def summary(rows: int, errors: int, seconds: float, outside: int = 0) -> str:
+    """ "4 rows, 1 error in 0.01 s"; the rate only when there were enough rows and time to measure one; and how
+    many answered rows were outside the task's domain (answers with no meaning), when any were."""
+    text = f"{plural(rows, 'row')}, {plural(errors, 'error')} in {seconds:.2f} s"
+    if rows >= RATE_MIN_ROWS and seconds >= RATE_MIN_SECONDS:
+        text += f" ({rows / seconds:,.0f} rows/s)"
+    if outside:
+        text += (
+            f"; {plural(outside, 'row')} outside the task's domain: answered, but the answers have no meaning "
+            "(docs/api.md, In the domain)"
+        )
+    return text
+
+
 def run(
-    scorer: Scorer, fmt: str, source: IO[bytes], sink: IO[bytes], progress: bool, column: str | None = None
+    scorer: Scorer,
+    fmt: str,
+    source: IO[bytes],
+    sink: IO[bytes],
+    progress: bool,
+    column: str | None = None,
+    counts: dict[str, int] | None = None,
 ) -> tuple[int, int, float]:
-    """Stream `source` through `scorer` into `sink`; return (rows, rows that failed, seconds)."""
+    """Stream `source` through `scorer` into `sink`; return (rows, rows that failed, seconds). `counts["outside"]`
+    receives the rows answered outside the task's domain."""
     started = time.perf_counter()
     bar = Progress(source, progress)
     if fmt == "parquet":
@@ -301,6 +337,8 @@ def run(
         write(chunk, answers)
         total += len(chunk)
         errors += len(answers.errors)
+        if counts is not None:
+            counts["outside"] = counts.get("outside", 0) + answers.outside
         bar.update(total, errors)
     close()
     sink.flush()
@@ -317,7 +355,7 @@ def ray_main(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .ray_engine import score_files  # Ray is an optional extra: imported only here
 
     try:
-        summary = score_files(
+        done = score_files(
             args.task,
             args.input,
             args.output,
@@ -332,7 +370,7 @@ def ray_main(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             progress=not args.quiet and sys.stderr.isatty(),
         )
     except UsageError as err:
-        p.error(str(err))
+        return fail(p, str(err))
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # a failure inside Ray (a lost node, an unwritable bucket): the job did not run
@@ -343,14 +381,14 @@ def ray_main(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"{p.prog}: error: the Ray job failed: {str(err).strip().splitlines()[-1][:500]}", file=sys.stderr)
         return 2
     if not args.quiet:
-        s = summary
+        s = done
         print(
-            f"{p.prog}: {args.task}: {s.rows:,} rows, {s.errors:,} errors in {s.seconds:.2f} s "
-            f"({s.rows / max(s.seconds, 1e-9):,.0f} rows/s) on Ray: {s.actors} actors, {s.cpus:g} CPUs, "
-            f"Ray up in {s.startup:.2f} s; {s.files_in} input files -> {s.files_out} part files in {args.output}",
+            f"{p.prog}: {args.task}: {summary(s.rows, s.errors, s.seconds)} on Ray: {plural(s.actors, 'actor')}, "
+            f"{s.cpus:g} {'CPU' if s.cpus == 1 else 'CPUs'}, Ray up in {s.startup:.2f} s; "
+            f"{plural(s.files_in, 'input file')} -> {plural(s.files_out, 'part file')} in {args.output}",
             file=sys.stderr,
         )
-    return 1 if summary.errors and not args.allow_errors else 0
+    return 1 if done.errors and not args.allow_errors else 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.capabilities import Capabilities
 from ..core.codec import Checked, InputError
-from ..core.manifest import ManifestError, discover
+from ..core.manifest import ManifestError, default_models_dir, discover
 from ..core.predictor import Predictor, SessionConfig
 from .formats import Answer, Answers, Chunk, Row, chunks_of
 
@@ -79,7 +79,7 @@ class LocalBackend:
         top_k: int | None = None,
         workers: int | None = None,
     ) -> LocalBackend:
-        models_dir = Path(models_dir or os.environ.get("TOYSEQ_MODELS_DIR", "models"))
+        models_dir = Path(models_dir) if models_dir else default_models_dir()
         folder = models_dir / task
         if not models_dir.is_dir():
             raise UsageError(f"no models folder at {models_dir.resolve()}: pass --models-dir or set TOYSEQ_MODELS_DIR")
@@ -111,7 +111,7 @@ class LocalBackend:
             return Answers.empty(n, bool(self.top_k), errors)
         result = self.predictor.predict(arrays, self.steps, self.top_k)
         if todo is None:  # every row answered: the predictor's lists are the chunk's
-            return Answers(result["outputs"], result.get("top_k"), errors)
+            return Answers(result["outputs"], result.get("top_k"), errors, result["in_domain"].count(False))
         answers = Answers.empty(n, bool(self.top_k), errors)
         answers.fill(todo, result)
         return answers

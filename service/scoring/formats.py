@@ -99,6 +99,7 @@ class Answers:
     outputs: list
     top_k: list | None = None
     errors: dict[int, str] = field(default_factory=dict)
+    outside: int = 0  # answered rows outside the task's domain (the service's in_domain false): counted, not written
 
     @classmethod
     def empty(cls, n: int, top_k: bool, errors: dict[int, str]) -> Answers:
@@ -109,6 +110,7 @@ class Answers:
         rows = list(rows)
         for i, output in zip(rows, result["outputs"]):
             self.outputs[i] = output
+        self.outside += result.get("in_domain", ()).count(False)  # a service from before in_domain: none
         if self.top_k is not None:
             for i, top in zip(rows, result["top_k"]):
                 self.top_k[i] = top

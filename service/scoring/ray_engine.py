@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ..core.manifest import default_models_dir
 from . import formats as rows_mod
 from .engine import LOCAL_CHUNK_ROWS, LocalBackend, UsageError
 
@@ -436,7 +437,7 @@ def score_files(
     # the driver loads the task once to refuse bad options and a bad model before Ray starts
     local = LocalBackend.load(task, models_dir, steps, top_k, workers=1)
     local.close()
-    folder = Path(models_dir or os.environ.get("TOYSEQ_MODELS_DIR", "models")) / task
+    folder = (Path(models_dir) if models_dir else default_models_dir()) / task
     in_fs, files, fmt, root = input_files(input, fmt)
     if fmt == "csv" and top_k is not None:
         raise UsageError("--top-k needs JSONL or Parquet (CSV rows hold only the output)")

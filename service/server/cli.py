@@ -7,8 +7,10 @@ index, load and unload against a running service (routes/v2_extensions.py), plus
     toyseq-models stats [echo]
     python -m service.server.cli ...                      # the same, without the entry point
 
-The API key is read from --api-key or TOYSEQ_API_KEY. Prints the service's JSON answer; exits 0 on success,
-1 when the service refused (its message on stderr), 2 on usage errors or when the service cannot be reached.
+Options go before or after the command. The service's address is --url, else TOYSEQ_URL, else
+http://127.0.0.1:8000; the API key is --api-key, else TOYSEQ_API_KEY. Prints the service's JSON answer; exits 0
+on success, 1 when the service refused (its message on stderr), 2 on usage errors or when the service cannot be
+reached.
 """
 
 from __future__ import annotations
@@ -24,19 +26,38 @@ from urllib.parse import quote
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
+def _options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The options every command takes; a sub-command's copy has no defaults (argparse.SUPPRESS), so that an
+    option given before the command is not overwritten by the command's own default."""
+
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--url",
+        default=default(os.environ.get("TOYSEQ_URL") or DEFAULT_URL),
+        help=f"the service (default: $TOYSEQ_URL, else {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--api-key", default=default(os.environ.get("TOYSEQ_API_KEY", "")), help="default: $TOYSEQ_API_KEY"
+    )
+    parser.add_argument("--timeout", type=float, default=default(60.0), help="seconds to wait for the answer")
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="toyseq-models", description=__doc__.split("\n")[0])
-    parser.add_argument("--url", default=os.environ.get("TOYSEQ_URL", DEFAULT_URL), help=f"default {DEFAULT_URL}")
-    parser.add_argument("--api-key", default=os.environ.get("TOYSEQ_API_KEY", ""), help="default: $TOYSEQ_API_KEY")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the answer")
+    _options(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _options(common, defaults=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("index", help="every task with its version and state")
+    sub.add_parser("index", help="every task with its version and state", parents=[common])
     for name, text in (
         ("load", "re-read the task's folder and serve it in every worker (needs TOYSEQ_MODEL_CONTROL=explicit)"),
         ("unload", "stop serving the task (needs TOYSEQ_MODEL_CONTROL=explicit)"),
     ):
-        sub.add_parser(name, help=text).add_argument("task")
-    sub.add_parser("stats", help="inference statistics, summed over workers").add_argument("task", nargs="?")
+        sub.add_parser(name, help=text, parents=[common]).add_argument("task")
+    stats = sub.add_parser("stats", help="inference statistics, summed over workers", parents=[common])
+    stats.add_argument("task", nargs="?")
     return parser.parse_args(argv)
 
 

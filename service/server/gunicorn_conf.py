@@ -15,6 +15,7 @@ from service.server.config import WORKER_CLASSES, Config
 
 _config = Config.load()  # a bad setting: gunicorn prints "Error: <what is accepted>" and exits 1
 preflight.check_models(_config)  # TOYSEQ_STRICT and a bad model: one line, exit 3, before any fork
+preflight.check_grpc_port(_config)  # TOYSEQ_GRPC_BIND taken, by anything (another toyseq too): one line, exit 1
 
 bind = _config.bind
 workers = _config.workers

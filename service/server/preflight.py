@@ -1,4 +1,5 @@
-"""Strict mode's check before gunicorn forks: every model must load, or the service does not start.
+"""Checks before gunicorn forks: strict mode's (every model must load, or the service does not start) and
+the gRPC port's (TOYSEQ_GRPC_BIND must be free).
 
 The workers load the models after fork (onnxruntime sessions are not fork-safe), so a bad model used to be
 found by each worker at once; gunicorn then halted from whichever worker died first, and a second death
@@ -11,8 +12,10 @@ the master never creates an onnxruntime session, gives one message and one docum
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -36,6 +39,62 @@ def check_models(config: Config) -> None:
         said = done.stdout.strip().splitlines() or done.stderr.strip().splitlines()[-1:] or ["the check failed"]
         print(f"Error: {said[0]}", file=sys.stderr, flush=True)
         sys.exit(EXIT_BAD_MODEL)
+
+
+def check_grpc_port(config: Config) -> None:
+    """Exit 1 with one line when TOYSEQ_GRPC_BIND's port is taken, by anything: another program, or another
+    toyseq server. The workers bind it with SO_REUSEPORT (so that they share it with each other), which would
+    let them silently share it with any other SO_REUSEPORT listener too (another toyseq, whose gRPC calls would
+    then be split between two unrelated servers). A bind here, in gunicorn's master before any worker exists,
+    without SO_REUSEPORT, fails when anyone else listens on the port, whatever their options."""
+    bind = config.grpc_bind
+    target = _tcp_address(bind) if bind else None
+    # Not again in a master whose own workers hold the port: a config file read again on SIGHUP (-c path.py is
+    # executed at each reload), or a new master started by SIGUSR2 beside the old one (gunicorn sets GUNICORN_PID).
+    if target is None or "GUNICORN_PID" in os.environ or os.environ.get(_CHECKED) == str(os.getpid()):
+        return
+    host, port = target
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        _grpc_refused(bind, f"the host {host!r} does not resolve ({err.strerror})")
+        return
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # connections of an earlier run do not count
+        try:
+            probe.bind(address)
+            probe.listen(1)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                _grpc_refused(bind, f"port {port} is already in use (by another program or another toyseq server)")
+            else:
+                _grpc_refused(bind, f"it cannot be bound: {err.strerror or err}")
+    os.environ[_CHECKED] = str(os.getpid())
+
+
+_CHECKED = "TOYSEQ_GRPC_PORT_CHECKED"  # the master that checked the port (workers inherit it, and run no config)
+
+
+def _tcp_address(bind: str) -> tuple[str, int] | None:
+    """(host, port) of a gRPC address "host:port" or "[v6]:port"; None for a form not probed (unix:..., port 0,
+    grpc's own dns: or ipv4: prefixes), which gRPC itself checks as it binds."""
+    if ":" not in bind or "/" in bind:
+        return None
+    host, _, port = bind.rpartition(":")
+    if not port.isdigit() or int(port) == 0 or host.startswith(("unix", "dns", "ipv4", "ipv6")):
+        return None
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def _grpc_refused(bind: str, why: str) -> None:
+    print(
+        f"Error: cannot serve gRPC on TOYSEQ_GRPC_BIND={bind}: {why}; choose another address, or set "
+        "TOYSEQ_GRPC_BIND= (empty) to turn gRPC off",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.exit(1)
 
 
 def remove_at_exit(path: str) -> None:

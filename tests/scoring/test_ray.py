@@ -189,7 +189,7 @@ def test_cli_attaches_to_a_cluster_and_keeps_exit_codes(tmp_path, ray_address, m
     env = {"RAY_ADDRESS": ray_address}
     done = run_cli(task, path, "-o", tmp_path / "out", "--engine", "ray", "--models-dir", models_copy, env=env)
     assert done.returncode == 1, done.stderr
-    assert b"3 rows, 1 errors" in done.stderr and b"on Ray: 2 actors, 2 CPUs" in done.stderr
+    assert b"3 rows, 1 error in" in done.stderr and b"on Ray: 2 actors, 2 CPUs" in done.stderr
     # no error-level line from Ray on a run that worked (was core_worker.cc's actor-restart warning)
     assert b"core_worker.cc" not in done.stderr and not re.search(rb"^\[[^]]* E \d+ \d+\]", done.stderr, re.M)
     assert (

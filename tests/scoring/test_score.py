@@ -133,24 +133,50 @@ def test_line_numbers_hold_across_chunks_read_in_one_pass_and_line_by_line(model
     assert errors[1]["id"] == "b" and errors[1]["error"].startswith(f"line 14: /inputs/0: {high + 1} is outside")
 
 
-def test_usage_errors_exit_2_with_a_clear_message(tmp_path, models_copy, task):
+def test_jobs_that_cannot_run_exit_2_in_one_line_without_usage_text(tmp_path, models_copy, task):
+    """Usage text is for usage errors; an unknown task, a missing file or no models folder is one line."""
     unknown = run_cli("no-such-task", "--models-dir", models_copy, stdin=b"[1]\n")
     assert unknown.returncode == 2
-    assert b"usage:" in unknown.stderr and b"unknown task 'no-such-task'" in unknown.stderr
-    assert task.encode() in unknown.stderr  # names the known tasks
+    assert (
+        unknown.stderr.startswith(b"toyseq-score: error: unknown task 'no-such-task'")
+        and b"usage:" not in unknown.stderr
+    )
+    assert unknown.stderr.count(b"\n") == 1 and task.encode() in unknown.stderr  # names the known tasks
     missing = run_cli(task, tmp_path / "missing.jsonl", "--models-dir", models_copy)
-    assert missing.returncode == 2 and b"cannot read" in missing.stderr
+    assert missing.returncode == 2 and b"cannot read" in missing.stderr and b"usage:" not in missing.stderr
     assert unknown.stdout == missing.stdout == b""
-    # Run outside the repository (no ./models): the message says where it looked, not "unknown task".
-    nowhere = subprocess.run(
+    nowhere = run_cli(task, env={"TOYSEQ_MODELS_DIR": str(tmp_path / "none")}, stdin=b"[1]\n")
+    assert nowhere.returncode == 2 and f"no models folder at {tmp_path / 'none'}".encode() in nowhere.stderr
+    assert b"usage:" not in nowhere.stderr
+    # a real usage error still shows how to call it
+    bad = run_cli(task, "--concurrency", 0, stdin=b"[1]\n")
+    assert bad.returncode == 2 and bad.stderr.startswith(b"usage: toyseq-score")
+
+
+def test_in_process_scoring_works_from_any_directory(tmp_path, predictor, task):
+    """Without --models-dir or ./models, the models installed beside the package are used."""
+    seqs = valid_sequences(predictor, 3, seed=5)
+    rows = b"".join(orjson.dumps(s) + b"\n" for s in seqs)
+    done = subprocess.run(
         [sys.executable, "-m", "service.scoring", task],
-        input=b"[1]\n",
+        input=rows,
         cwd=tmp_path,
         capture_output=True,
         timeout=TIMEOUT,
         env={k: v for k, v in os.environ.items() if k != "TOYSEQ_MODELS_DIR"} | {"PYTHONPATH": str(ROOT)},
     )
-    assert nowhere.returncode == 2 and f"no models folder at {tmp_path / 'models'}".encode() in nowhere.stderr
+    assert done.returncode == 0, done.stderr
+    assert [a["output"] for a in parse_jsonl(done.stdout)] == expected(predictor, seqs)
+    assert b"toyseq-score: " + task.encode() + b": 3 rows, 0 errors in " in done.stderr
+    assert b"rows/s" not in done.stderr  # 3 rows measure start-up, not a rate
+
+
+def test_the_summary_counts_in_words():
+    from service.scoring.cli import summary
+
+    assert summary(1, 1, 0.01) == "1 row, 1 error in 0.01 s"
+    assert summary(4, 0, 3.0) == "4 rows, 0 errors in 3.00 s"  # no "(1 rows/s)": too few to measure a rate
+    assert summary(50_000, 2, 1.0) == "50,000 rows, 2 errors in 1.00 s (50,000 rows/s)"
 
 
 def test_steps_on_a_task_without_rollout_is_a_usage_error(models_copy):
@@ -301,3 +327,25 @@ def test_parquet_is_never_written_to_a_terminal(tmp_path, models_copy, task):
         os.close(follower)
         os.close(leader)
     assert done.returncode == 2 and b"stdout is a terminal: give -o FILE" in done.stderr
+
+
+def _ramp_rows() -> bytes:
+    return b"[1, 5, 2]\n[0.5, 0.75, 1.0]\n[3, 2, 9, 4]\n[1, 2, 3]\n"
+
+
+def test_the_summary_counts_rows_outside_the_domain(models_copy):
+    """The answers are written as always; the summary says how many had no meaning (in_domain false)."""
+    done = run_cli("ramp", "--models-dir", models_copy, stdin=_ramp_rows())
+    assert done.returncode == 0, done.stderr
+    assert len(parse_jsonl(done.stdout)) == 4 and b"in_domain" not in done.stdout  # the output format is unchanged
+    assert b"4 rows, 0 errors in " in done.stderr and b"; 2 rows outside the task's domain" in done.stderr
+    clean = run_cli("ramp", "--models-dir", models_copy, stdin=b"[1, 2, 3]\n")
+    assert b"outside" not in clean.stderr
+
+
+@pytest.mark.slow
+def test_the_summary_counts_rows_outside_the_domain_against_a_service(tmp_path, models_copy):
+    with Server(tmp_path / "gunicorn.log", None, models_copy) as server:
+        done = run_cli("ramp", "--url", server.url, stdin=_ramp_rows())
+    assert done.returncode == 0, done.stderr
+    assert b"; 2 rows outside the task's domain" in done.stderr

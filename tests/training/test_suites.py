@@ -204,3 +204,36 @@ def test_best_constant_output_fails_a_gate(task, tmp_path):
         if not category.passes(value):
             return
     pytest.fail(f"{task}: a constant output passes every category: {measured}")
+
+
+# --- the domain --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [t for t in COMMITTED if TASKS[t].domain["rule"] != "contract"])
+def test_every_suite_case_is_in_the_domain_and_the_catalog_declares_the_manifests(name):
+    """The suites measure inputs of the task's kind, by the service's own definition; and the committed
+    manifest's domain is the catalog's (`evaluate --record` writes it)."""
+    from service.core.domain import Domain
+
+    task = TASKS[name]
+    assert manifest_mod.load(MODELS_DIR / name)["domain"] == task.domain
+    domain = Domain(task.domain)
+    for category in task.suite:
+        cases = CASES[category.cases](task, np.random.default_rng(0), 300, category.steps, **category.params)
+        assert all(domain.check(cases.inputs)), (name, category.name)
+
+
+def test_a_case_outside_the_domain_stops_the_evaluation(monkeypatch):
+    from training.catalog import Category
+    from training.evaluation import Cases, OutsideDomain, evaluate
+
+    def uneven(task, rng, n, steps):
+        return Cases([np.array([0.0, 1.0, 5.0]), np.array([0.0, 1.0, 2.0])], np.array([3.0, 3.0]), scale=np.ones(2))
+
+    monkeypatch.setitem(CASES, "uneven", uneven)
+    predictor = Predictor.load(MODELS_DIR / "ramp")
+    category = Category("uneven", "uneven", "max_step_error", "<=", 1e-3)
+    with pytest.raises(
+        OutsideDomain, match=r"ramp uneven: 1 of 2 cases are outside the domain .* e\.g\. \[0\.0, 1\.0, 5\.0\]"
+    ):
+        evaluate(TASKS["ramp"], predictor, suite=(category,))

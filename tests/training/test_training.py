@@ -181,3 +181,17 @@ def test_training_help_names_each_subcommand():
     done = subprocess.run([sys.executable, "-m", "training", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
     assert "re-measure committed models" in done.stdout and "train, export and gate-check" in done.stdout
+
+
+@pytest.mark.slow
+def test_train_reports_each_task_as_it_finishes(tmp_path, capsys):
+    """`python -m training train` says what it starts, each task as it finishes (not in submission order), then
+    each gate and a total."""
+    assert cli(["train", "alternating", "second-element", "--models-dir", str(tmp_path), "-n", "200"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("training 2 tasks, 2 at a time (costliest first: ")
+    done = [line for line in out if " of 2 done, " in line]
+    assert len(done) == 2 and {line.split(":")[0] for line in done} == {"alternating", "second-element"}
+    assert out[-1].startswith("trained 2 task(s) in ")
+    assert (tmp_path / "alternating" / "manifest.json").exists()
+    assert json.loads((tmp_path / "alternating" / "manifest.json").read_text())["domain"] == {"rule": "alternating"}

@@ -106,6 +106,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             result = self.service.run(model, checked)
             timing.output = time.perf_counter()
             tags.sequences = len(checked.arrays)
+            tags.outside = result["in_domain"].count(False)
             return translate.infer_response(model, checked, result, raw)
 
         return self._call("ModelInfer", context, infer)
@@ -213,6 +214,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                 tags.sequences,
                 started,
                 tags.timing,
+                tags.outside,
             )
         return None
 
@@ -235,6 +237,7 @@ class _Tags:
 
     task: str = ""
     sequences: int = 0
+    outside: int = 0  # of those, outside the task's domain (service/core/domain.py)
     timing: Timing | None = None  # an inference call's clock, for the statistics extension
 
 

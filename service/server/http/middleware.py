@@ -73,5 +73,6 @@ class Observe:
                 environ.get("toyseq.sequences", 0),
                 started,
                 environ.get("toyseq.inference"),  # statistics.Timing, set by the predict and infer routes
+                environ.get("toyseq.outside", 0),  # of those sequences, how many were outside the task's domain
             )
         )

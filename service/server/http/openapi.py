@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.core import domain
 from service.core.capabilities import OPTIONS
 
 from ..protocol import v2 as oip
@@ -208,7 +209,7 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
                 },
                 "PredictResponse": {
                     "type": "object",
-                    "required": ["task", "model", "outputs"],
+                    "required": ["task", "model", "outputs", "in_domain"],
                     "properties": {
                         "task": {"type": "string"},
                         "model": {
@@ -241,6 +242,16 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
                                 "the input window"
                             ),
                         },
+                        "in_domain": {
+                            "type": "array",
+                            "items": {"type": "boolean"},
+                            "description": (
+                                "per input, whether it is of the task's kind (GET /tasks/{name} `domain`): ramp "
+                                "evenly spaced, arith-next a progression with at most one wrong value among the "
+                                "first six, alternating alternating; always true where the contract is the "
+                                "domain. When false the output is still the model's answer, but it has no meaning"
+                            ),
+                        },
                     },
                 },
                 "Task": {
@@ -253,6 +264,15 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
                         "description": {"type": "string"},
                         "input": {"type": "object"},
                         "output": {"type": "object"},
+                        "domain": {
+                            "type": "object",
+                            "required": ["rule", "description"],
+                            "properties": {
+                                "rule": {"enum": list(domain.RULES)},
+                                "description": {"type": "string"},
+                            },
+                            "description": "which accepted inputs are of the task's kind (answers' in_domain)",
+                        },
                         "rollout": {"type": "boolean"},
                         "top_k": {"type": "boolean"},
                         "model": {"type": "object"},
@@ -380,7 +400,8 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             + "). Request parameters: "
             + ", ".join(f"`{p}`" for p in oip.READ_PARAMETERS)
             + "; any other is accepted and named in the X-Ignored-Parameters header. Without `outputs` every "
-            "output the request's parameters produce is returned. Triton's binary tensor data extension is "
+            "output the request's parameters produce is returned, except `in_domain` (BOOL, whether each input is of "
+            "the task's kind), returned only when named. Triton's binary tensor data extension is "
             "supported: send the JSON followed by the tensor bytes (little-endian, row-major) with the "
             f"Inference-Header-Content-Length header and the input parameter `{oip.BINARY_SIZE}`; ask for "
             f"binary outputs with the output parameter `{oip.BINARY_OUTPUT}`. The body may be compressed "
@@ -553,7 +574,8 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
                     },
                 },
             },
-            "description": "each at most once; without it, every output the request's parameters produce",
+            "description": "each at most once; without it, every output the request's parameters produce "
+            f"(not {', '.join(oip.ON_REQUEST)}, returned only when named)",
         },
         "model_name": {"type": "string"},
         "model_version": {"type": "string"},
@@ -617,7 +639,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
                             **tensor,
                             "properties": {
                                 **tensor["properties"],
-                                "data": {"type": "array", "items": {"type": "number"}},
+                                "data": {"type": "array", "items": {"type": ["number", "boolean"]}},
                                 "parameters": {"type": "object"},
                             },
                         },

@@ -60,6 +60,16 @@ class Metrics:
         self.sequences = Counter(
             "toyseq_sequences_predicted", "Sequences answered by predict, by task", ["task"], registry=own
         )
+        # The contract monitor: inputs answered, by task and whether each was of the task's kind
+        # (service/core/domain.py); a rising share of in_domain="false" means clients send what a model was not
+        # built for (docs/operations.md has the alert).
+        self.domain = Counter(
+            "toyseq_domain_inputs",
+            "Inputs answered (native predict, v2 infer over HTTP and gRPC), by task and whether each was in the "
+            "task's domain",
+            ["task", "in_domain"],
+            registry=own,
+        )
         self.load_failures = Counter(
             "toyseq_model_load_failures",
             "Model folders a worker could not load, by task (each worker counts its own attempt)",
@@ -72,6 +82,7 @@ class Metrics:
         self._requests: dict[tuple, int] = {}
         self._latency: dict[tuple, list[float]] = {}
         self._sequences: dict[str, int] = {}
+        self._domain: dict[tuple[str, str], int] = {}  # (task, "true"|"false") -> inputs in / outside its domain
         # What flush() has already added to the Prometheus values, per key.
         self._flushed: dict[tuple, int] = {}
         self.pending = None  # called before a render: counts what the app has recorded but not yet counted
@@ -86,9 +97,17 @@ class Metrics:
             durations = self._latency[key[:2]] = []
         durations.append(seconds)
 
-    def count_sequences(self, task: str, count: int) -> None:
+    def count_sequences(self, task: str, count: int, outside: int = 0) -> None:
+        """`count` inputs answered for `task`, `outside` of them outside its domain."""
         sequences = self._sequences
         sequences[task] = sequences.get(task, 0) + count
+        domain = self._domain
+        if count > outside:
+            key = (task, "true")
+            domain[key] = domain.get(key, 0) + count - outside
+        if outside:
+            key = (task, "false")
+            domain[key] = domain.get(key, 0) + outside
 
     def flush(self) -> None:
         """Add the counts since the last flush to the Prometheus values (the mmap files under gunicorn).
@@ -105,6 +124,11 @@ class Metrics:
                 if delta:
                     self.sequences.labels(task).inc(delta)
                     flushed[("s", task)] = total
+            for key, total in list(self._domain.items()):
+                delta = total - flushed.get(("d", key), 0)
+                if delta:
+                    self.domain.labels(*key).inc(delta)
+                    flushed[("d", key)] = total
             for key, durations in list(self._latency.items()):
                 # A copy, then a delete of exactly the copied head: each is atomic under the GIL, so a
                 # duration the request thread appends meanwhile stays for the next flush.

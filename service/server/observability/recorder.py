@@ -46,7 +46,7 @@ class Recorder:
     """One per worker, shared by its HTTP app and its gRPC server (runtime.Runtime builds it).
 
     A record is (time, seconds, request id, (status line, headers), matched rule or Endpoint, path, method,
-    remote, task, sequences, started, inference timing)."""
+    remote, task, sequences, started, inference timing, sequences outside the task's domain)."""
 
     MAX_PENDING = 2000  # requests recorded before the request thread drains them itself
 
@@ -85,6 +85,7 @@ class Recorder:
             0,
             0.0,
             None,
+            0,
         )
         with self._lock:
             self._pending.append(record)
@@ -101,6 +102,7 @@ class Recorder:
         sequences: int,
         started: float,
         timing: Any,
+        outside: int = 0,
     ) -> None:
         """Count and log a call answered outside Flask (gRPC, method "gRPC"; `rid` from new_id()), with the status
         its HTTP twin would have had, under its own endpoint label; an inference call's `timing` goes to the
@@ -118,6 +120,7 @@ class Recorder:
             sequences,
             started,
             timing,
+            outside,
         )
         with self._lock:
             self._pending.append(record)
@@ -134,12 +137,12 @@ class Recorder:
             statistics = self.statistics
             log = logs.access_enabled()
             pid = self.pid
-            for now, seconds, rid, answer, rule, path, method, remote, task, sequences, started, timing in records:
+            for now, seconds, rid, answer, rule, path, method, remote, task, sequences, started, timing, out in records:
                 status, headers = answer or ("500", ())
                 status = int(status[:3])
                 observe(rule.endpoint if rule is not None else "unmatched", task, status, seconds)
                 if sequences:
-                    count(task, sequences)
+                    count(task, sequences, out)
                 if timing is not None and statistics is not None:
                     statistics.record(task, timing, status, started, seconds, sequences, now)
                 if log:

@@ -84,7 +84,7 @@ def check_request(
         problems.append(
             Problem(
                 "/steps",
-                f"{steps} steps x {len(arrays)} sequences exceed the limit of "
+                f"{_count(steps, 'step')} x {_count(len(arrays), 'sequence')} exceed the limit of "
                 f"{limits.max_rollout_values} rollout values per request (TOYSEQ_MAX_ROLLOUT_VALUES)",
             )
         )
@@ -95,14 +95,15 @@ def check_request(
 
 
 def _listed(problems: list[Problem], err: InputError) -> list[Problem]:
-    """The problems so far and the codec's, with a note for the ones it did not list."""
+    """The problems so far and the codec's; those it found but did not list are counted, not listed (a note
+    among the listed ones would be cut when they are more than shown, and the count lost with it)."""
     problems = [*problems, *err.problems]
     extra = err.total - len(err.problems)
     if extra:
-        problems.append(Problem("/inputs", f"and {extra} more problems"))
+        problems.append(_Unlisted(extra))
     if err.stopped:
         problems.append(
-            Problem(
+            _Stopped(
                 "/inputs",
                 f"checking stopped after {MAX_PROBLEMS} problems; the sequences after that were not checked",
             )
@@ -110,10 +111,25 @@ def _listed(problems: list[Problem], err: InputError) -> list[Problem]:
     return problems
 
 
+class _Unlisted(Problem):
+    """Stands for `count` problems the codec found but did not list: counted in the total, never shown."""
+
+    def __init__(self, count: int):
+        super().__init__("/inputs", f"and {count} more problems")
+        object.__setattr__(self, "count", count)
+
+
+class _Stopped(Problem):
+    """The note that checking stopped: always among the problems shown, whatever else is cut."""
+
+
 def _invalid(problems: list[Problem]) -> InvalidRequest:
-    shown = problems[:MAX_PROBLEMS]
-    more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
-    return InvalidRequest("; ".join(map(str, shown)) + more, errors=shown, total=len(problems))
+    listed = [p for p in problems if not isinstance(p, _Unlisted)]
+    total = len(listed) + sum(p.count for p in problems if isinstance(p, _Unlisted))  # type: ignore[attr-defined]
+    notes = [p for p in listed if isinstance(p, _Stopped)]
+    shown = [p for p in listed if not isinstance(p, _Stopped)][: MAX_PROBLEMS - len(notes)] + notes
+    more = f" (and {total - len(shown)} more)" if total > len(shown) else ""
+    return InvalidRequest("; ".join(map(str, shown)) + more, errors=shown, total=total)
 
 
 def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: Limits, problems: list) -> None:
@@ -133,7 +149,7 @@ def check_budget(predictor: Predictor, inputs: Any, steps: int | None, limits: L
         return
     length = max(1, round(values / rows))
     fits = predictor.cost.largest(budget, length, steps)
-    shape = f"{rows} sequences, {values} values" + (f", {steps} steps" if steps else "")
+    shape = f"{_count(rows, 'sequence')}, {_count(values, 'value')}" + (f", {_count(steps, 'step')}" if steps else "")
     if fits:
         advice = f"send at most {fits} {'sequence' if fits == 1 else 'sequences'} of {length} values per request"
     elif steps and predictor.cost.most_steps(budget, length):
@@ -160,6 +176,11 @@ def _setting_behind(option: str, value: Any, capabilities: Capabilities, limits:
     if option == "steps":
         return " (TOYSEQ_MAX_STEPS)"
     return " (TOYSEQ_MAX_TOP_K)" if limits.max_top_k and value > limits.max_top_k else ""
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 sequence", "2 sequences"."""
+    return f"{n} {noun if n == 1 else noun + 's'}"
 
 
 def _escape(key: str) -> str:

@@ -10,10 +10,13 @@ A task is one model with one input and these outputs:
     wrong_position  [batch] INT64, arith-next: the position the model judged wrong, -1 for none
     rollout         [batch, steps]   next-value tasks, with the request parameter `steps`
     top_k_values    [batch, k] INT64 and top_k_p [batch, k] FP64: single-class tasks, with the parameter `top_k`
+    in_domain       [batch] BOOL: whether each input is of the task's kind (service/core/domain.py); returned
+                    only when named in the request's `outputs`
 The model metadata lists the outputs an infer request without parameters returns (output, and wrong_position
-where the task has it); the outputs a parameter adds are named in the metadata's `parameters` (e.g.
-"steps_outputs": "rollout"), beside that parameter's largest value. An infer request that names no outputs
-gets every output its parameters produce.
+where the task has it), then in_domain, named in its `parameters` as "on_request_outputs"; the outputs a
+parameter adds are named there too (e.g. "steps_outputs": "rollout"), beside that parameter's largest value. An
+infer request that names no outputs gets every output its parameters produce except in_domain, so answers are
+what they were before in_domain existed.
 
 Every check the native path makes (value ranges, lengths, batch, steps and rollout limits) is made here by the
 same parsing.check_request, on numpy arrays (binary data) or lists (JSON data), so both paths accept and answer
@@ -41,12 +44,14 @@ from .checks import check_request
 
 INPUT = "input"
 OUTPUT, ROLLOUT, TOP_K_VALUES, TOP_K_P = "output", "rollout", "top_k_values", "top_k_p"
+IN_DOMAIN = "in_domain"
+ON_REQUEST = (IN_DOMAIN,)  # outputs returned only when the request names them
 PLATFORM = "onnx_onnxv1"
 # Triton's names for the protocol extensions toyseq implements (GET /v2 lists them).
 EXTENSIONS = ["binary_tensor_data", "parameters", "statistics", "model_repository"]
 # The outputs each toyseq request parameter adds, when the task supports it.
 PARAMETER_OUTPUTS = {"steps": (ROLLOUT,), "top_k": (TOP_K_VALUES, TOP_K_P)}
-OUTPUT_NAMES = (OUTPUT, *WrongPositionDecoder.EXTRAS, ROLLOUT, TOP_K_VALUES, TOP_K_P)  # every task's, together
+OUTPUT_NAMES = (OUTPUT, *WrongPositionDecoder.EXTRAS, ROLLOUT, TOP_K_VALUES, TOP_K_P, *ON_REQUEST)  # every task's
 TIMEOUT = "timeout"  # Triton's request timeout, in microseconds; 0 means none
 # The request parameters toyseq reads: its own (OPTIONS), the binary extension's and Triton's timeout. Any
 # other is accepted and named in the answer's IGNORED_HEADER (Triton and KServe accept parameters they do not
@@ -64,9 +69,10 @@ NUMPY: dict[str, np.dtype[Any]] = {
     "INT32": np.dtype("<i4"),
     "FP64": np.dtype("<f8"),
     "FP32": np.dtype("<f4"),
+    "BOOL": np.dtype("?"),  # one byte per value in binary data, as Triton's
 }
 ACCEPTED = {"int": ("INT64", "INT32"), "float": ("FP64", "FP32")}
-DATATYPES = tuple(NUMPY)
+DATATYPES = tuple(name for name in NUMPY if name != "BOOL")  # input datatypes toyseq reads
 
 
 class TimedOut(ServiceError):
@@ -118,6 +124,7 @@ class Model:
             tensors[ROLLOUT] = (self.output_dtype, [-1, -1])
         if "top_k" in self.maxima:
             tensors.update({TOP_K_VALUES: ("INT64", [-1, -1]), TOP_K_P: ("FP64", [-1, -1])})
+        tensors[IN_DOMAIN] = ("BOOL", [-1])
         return tensors
 
     def produced(self, options: dict[str, int | None]) -> list[str]:
@@ -136,16 +143,15 @@ class Model:
         for option, maximum in self.maxima.items():
             parameters[f"{option}_max"] = maximum
             parameters[f"{option}_outputs"] = ",".join(PARAMETER_OUTPUTS[option])
-        body: dict[str, Any] = {
+        parameters["on_request_outputs"] = ",".join(ON_REQUEST)
+        return {
             "name": self.name,
             "versions": [self.version],
             "platform": PLATFORM,
             "inputs": [_tensor(INPUT, self.input_dtypes[0], [-1, self.length])],
-            "outputs": [_tensor(name, *tensors[name]) for name in self.produced({})],
+            "outputs": [_tensor(name, *tensors[name]) for name in (*self.produced({}), *ON_REQUEST)],
+            "parameters": parameters,
         }
-        if parameters:
-            body["parameters"] = parameters
-        return body
 
     def check_version(self, version: str | None) -> None:
         if version is not None and version != self.version:
@@ -452,7 +458,7 @@ def _outputs(model: Model, requested, options: dict[str, int | None], default_bi
                 f"unexpected inference output '{name[:60]}' for model '{model.name}'; its outputs: "
                 + ", ".join(model.tensors())
             )
-        if name not in available:
+        if name not in available and name not in ON_REQUEST:
             raise BadRequest(f"output {_quote(name)} cannot be returned: {_why_not(model, name)}")
         binary = _parameters(item.get("parameters"), f"output {name!r}").get(BINARY_OUTPUT, default_binary)
         if type(binary) is not bool:
@@ -507,6 +513,8 @@ def _tensors(model: Model, request: InferRequest, result: dict) -> dict[str, tup
     for name in model.extras:
         values = [NO_POSITION if v is None else v for v in result[name]]
         tensors[name] = np.array(values, dtype=np.int64), "INT64"
+    if any(name == IN_DOMAIN for name, _ in request.outputs):
+        tensors[IN_DOMAIN] = np.array(result["in_domain"], dtype=bool), "BOOL"
     if request.top_k:
         tops = result["top_k"]
         tensors[TOP_K_VALUES] = np.array([[t["value"] for t in row] for row in tops], dtype=np.int64), "INT64"

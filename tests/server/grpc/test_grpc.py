@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -141,6 +142,40 @@ def test_typed_contents_answer_in_typed_contents_equal_to_raw(server, stub):
         for output in response.outputs:
             values = list(getattr(output.contents, CONTENTS[output.datatype]))
             assert np.array(values).reshape(list(output.shape)).tolist() == expected[output.name], (task, output.name)
+
+
+def test_in_domain_over_grpc_typed_and_raw_equals_native(server, stub, triton):
+    """in_domain (BOOL) when named: bool_contents in typed answers, one byte per value raw (tritonclient)."""
+    rows = {
+        "ramp": [[1.0, 5.0, 2.0], [0.0, 0.05, 0.1]],
+        "arith-next": [[1, 2, 3, 4, 5, 6, 70], [100, 250, 300, 400, 500, 600, 700]],
+        "alternating": [[1, 1, 0], [0, 1, 0]],
+        "echo": [[1, 1], [2, 2]],
+    }
+    for task, seqs in rows.items():
+        if task not in TASKS:
+            continue
+        expected = native(server.url, task, seqs, {})["in_domain"]
+        assert expected == ([True, True] if task == "echo" else [False, True])
+        request = typed_request(task, seqs, {})
+        request.outputs.add(name="in_domain")
+        response = stub.ModelInfer(request, metadata=METADATA, timeout=30)
+        [output] = response.outputs
+        assert (output.name, output.datatype, list(output.shape)) == ("in_domain", "BOOL", [len(seqs)])
+        assert list(output.contents.bool_contents) == expected
+        tensor = grpcclient.InferInput("input", [len(seqs), len(seqs[0])], input_dtype(task))
+        tensor.set_data_from_numpy(array_of(task, seqs))
+        outputs = [grpcclient.InferRequestedOutput("output"), grpcclient.InferRequestedOutput("in_domain")]
+        result = triton.infer(task, [tensor], outputs=outputs, headers=dict(METADATA))
+        assert result.as_numpy("in_domain").tolist() == expected
+        assert result.as_numpy("output").tolist() == native(server.url, task, seqs, {})["outputs"]
+    deadline = time.monotonic() + 10  # each worker flushes its counts every 50 ms
+    while (
+        'toyseq_domain_inputs_total{in_domain="false",task="ramp"}'
+        not in requests.get(f"{server.url}/metrics", timeout=10).text
+    ):
+        assert time.monotonic() < deadline, "no out-of-domain count in /metrics"
+        time.sleep(0.1)
 
 
 def test_the_api_key_is_read_from_authorization_and_x_api_key(server, stub):
@@ -394,16 +429,41 @@ def test_sigterm_stops_grpc_with_the_workers(tmp_path, models_copy):
         server.kill()
 
 
-def test_a_grpc_address_in_use_stops_start_up_with_a_clear_message(tmp_path, models_copy):
-    from benchmarks.harness.server import Server
+def _start_refused(tmp_path, models_copy, address: str) -> None:
+    """gunicorn with TOYSEQ_GRPC_BIND=address: it must stop at once, exit 1, and say so in one line that names the
+    port and the setting."""
+    from benchmarks.harness.server import free_port, gunicorn_command, server_env
 
-    with socket.socket() as taken:  # no SO_REUSEPORT: gRPC's bind must fail, not share the port
+    started = time.monotonic()
+    done = subprocess.run(
+        gunicorn_command(),
+        cwd=ROOT,
+        env=server_env(free_port(), {"TOYSEQ_GRPC_BIND": address}, models_copy),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    port = address.rpartition(":")[2]
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(
+        f"Error: cannot serve gRPC on TOYSEQ_GRPC_BIND={address}: port {port} is already in use"
+    )
+    assert time.monotonic() - started < 10  # before any worker loads a model
+
+
+def test_a_grpc_port_held_by_another_program_stops_start_up_in_one_line(tmp_path, models_copy):
+    with socket.socket() as taken:  # no SO_REUSEPORT
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        address = f"127.0.0.1:{taken.getsockname()[1]}"
-        with pytest.raises(RuntimeError, match="gunicorn exited") as info:
-            Server(tmp_path / "gunicorn.log", {"TOYSEQ_GRPC_BIND": address}, models_copy)
-    assert f"cannot serve gRPC on TOYSEQ_GRPC_BIND='{address}'" in str(info.value)
+        _start_refused(tmp_path, models_copy, f"127.0.0.1:{taken.getsockname()[1]}")
+
+
+def test_a_grpc_port_held_by_another_toyseq_stops_start_up_in_one_line(server, tmp_path, models_copy, stub):
+    """The module's server binds its gRPC port with SO_REUSEPORT in every worker: a second server must not
+    silently share it (its calls would be split between two unrelated servers)."""
+    _start_refused(tmp_path, models_copy, server.grpc_target)
+    assert stub.ServerLive(pb.ServerLiveRequest(), timeout=10).live  # the first one serves on
 
 
 def test_a_model_that_failed_to_load_is_unavailable_and_readiness_is_the_rests(tmp_path, models_copy):
@@ -515,3 +575,53 @@ def test_a_request_that_cannot_finish_by_its_deadline_is_refused_before_any_work
             small = typed_request("echo", [[1, 2, 3]], {})
             started = time.perf_counter()
             assert stub.ModelInfer(small, timeout=30).outputs and time.perf_counter() - started < 2
+
+
+def test_a_reload_keeps_serving_grpc_where_the_port_is_its_own(tmp_path, models_copy):
+    """SIGHUP reads a config file (-c path.py) again in the master, whose workers hold the gRPC port: the port
+    check must not take its own server's port for another program's."""
+    import signal
+
+    from benchmarks.harness.server import free_port, server_env
+
+    port, grpc_port = free_port(), free_port()
+    env = server_env(port, {"TOYSEQ_GRPC_BIND": f"127.0.0.1:{grpc_port}"}, models_copy)
+    conf = ROOT / "service" / "server" / "gunicorn_conf.py"
+    with open(tmp_path / "gunicorn.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(conf), "service:create_app()"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def serving() -> bool:
+            try:
+                ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+            channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+            try:
+                live = pb_grpc.GRPCInferenceServiceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=2).live
+            except grpc.RpcError:
+                live = False
+            finally:
+                channel.close()
+            return ready and live
+
+        deadline = time.monotonic() + 90
+        while not serving():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()[-2000:]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(3)  # the master reloads its config and replaces its workers
+        deadline = time.monotonic() + 60
+        while not serving():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()[-2000:]
+            time.sleep(0.2)
+        assert "cannot serve gRPC" not in (tmp_path / "gunicorn.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(60)

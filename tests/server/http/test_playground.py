@@ -426,7 +426,11 @@ def test_evaluation_tables_are_readable_without_scrolling(page):
         got = [r.find_element("css selector", 'td[data-label="got"]') for r in rows]
         for cell, gate in zip(got, task["evaluation"], strict=True):
             text = cell.get_attribute("textContent")
-            assert len(text.replace("-", "").replace(".", "").split("e")[0].lstrip("0")) <= 4, text
+            assert len(text.replace("-", "").replace(".", "").replace("%", "").split("e")[0].lstrip("0")) <= 4, text
+            if gate["metric"] in ("exact", "exact_worst_position"):  # a share of answers, said as one
+                assert text == f"{gate['value'] * 100:g}%", text
+                needs = cell.find_element("xpath", "preceding-sibling::td[1]").get_attribute("textContent")
+                assert needs.endswith(f"{gate['threshold'] * 100:g}%"), needs
             assert float(cell.get_attribute("title")) == gate["value"]
         # Words break only where a name may break: after an underscore or at a space.
         for row in rows:
@@ -479,6 +483,8 @@ def test_errors_are_worded_at_the_value_they_concern(page):
 
 AMBIGUOUS = [
     ("0,5 1,0 1,5 2,0", "decimal comma"),
+    ("0,5, 1,0, 1,5", "decimal comma"),  # was read as six values 0 5 1 0 1 5
+    ("1,5, 2, 3", "decimal comma"),
     ("1, 2, 3,, 4", "empty item between value 3 and the next"),
     ("1, 2, 3,", "empty item after the last value"),
     ("1, x, 3", "Value 2, “x”, is not a number."),
@@ -605,3 +611,205 @@ def test_no_key_note_when_the_service_needs_none(browser, services, width):
 def _js_number(value) -> str:
     """How JavaScript prints a JSON number: -1000000.0 arrives as -1000000."""
     return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+# ---- issue 33: the domain, long answers, counts, curves, and what a learner reaches for --------------
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two CSS colours given as rgb(...) or #rrggbb."""
+
+    def luminance(colour: str) -> float:
+        colour = colour.strip()
+        if colour.startswith("#"):
+            rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+        else:
+            rgb = [int(float(v)) for v in re.findall(r"[\d.]+", colour)[:3]]
+        lin = [(c / 255) / 12.92 if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.slow
+def test_an_input_outside_the_domain_is_said_in_words(page):
+    for task, typed, rule in (
+        ("ramp", "1, 5, 2", "evenly spaced"),
+        ("arith-next", "1, 2, 30, 4, 50, 6, 7", "progression"),
+        ("alternating", "1, 1, 0", "alternating"),
+    ):
+        page.choose(task)
+        page.type_into("#sequence", typed)
+        page.press("#predict")
+        sequence = [int(v) if v.is_integer() else v for v in numbers(typed)]
+        api = api_predict(page, task, {"inputs": [sequence]}).json()
+        assert api["in_domain"] == [False] and page.answer() == api["outputs"][0]  # the answer is still shown
+        note = page.find("#domain-note")
+        assert note.is_displayed() and f"not of the kind {task} was built for" in note.text, task
+        assert rule in note.text and "no meaning" in note.text
+        text = page.find("#result").text
+        assert "Shown to" not in text and "vouches" not in text  # no precision promised for a meaningless answer
+        assert not page.find_all("#expected") and not page.find_all("#wrong-value")
+        card = page.find(f"#card-{task} .domain").get_attribute("textContent")
+        assert rule in card
+    page.choose("ramp")
+    page.type_into("#sequence", "0.5, 0.75, 1")
+    page.press("#predict")
+    assert not page.find_all("#domain-note") and "Shown to" in page.find("#result").text
+    assert page.find("#expected").get_attribute("data-right") == "true"
+
+
+@pytest.mark.slow
+def test_the_expected_answer_marks_and_arith_next_says_when_nothing_was_wrong(page):
+    page.choose("arith-next")
+    page.type_into("#sequence", "10, 20, 30, 40, 50, 60, 70")
+    page.press("#predict")
+    assert page.answer() == 80 and "judged every value right" in page.find("#wrong-value").text
+    expected = page.find("#expected")
+    assert expected.get_attribute("data-right") == "true" and "Expected: 80" in expected.text
+    page.choose("echo-lag")
+    page.type_into("#sequence", "5 3 8")
+    page.press("#predict")
+    assert page.find("#expected").get_attribute("data-right") == "true"
+    rows = page.find_all(".echo-table tr")
+    cells = [[c.get_attribute("textContent") for c in r.find_elements("css selector", "td")] for r in rows]
+    assert cells == [["1", "2", "3"], ["5", "3", "8"], ["", "5", "3"]]  # each output under the input it echoes
+
+
+@pytest.mark.slow
+def test_curl_link_reset_and_top_k(page, tmp_path):
+    import os
+    import subprocess
+
+    page.choose("copy-first")
+    page.type_into("#sequence", "17, 3, 65, 8")
+    page.type_into("#top-k", "2")
+    page.press("#predict")
+    api = api_predict(page, "copy-first", {"inputs": [[17, 3, 65, 8]], "top_k": 2}).json()
+    assert len(page.find_all("#result .topk li")) == 2
+    command = page.find("#curl").get_attribute("textContent")
+    assert (page.key or "no key") not in command  # the key itself is never written into the page's curl
+    env = {**os.environ, "TOYSEQ_API_KEY": page.key or ""}
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, env=env, cwd=tmp_path)
+    assert json.loads(done.stdout) == api, done.stderr
+    # the address bar and the link open the same input, and run it
+    link = page.find("#share-link").get_attribute("href")
+    assert "task=copy-first" in link and "top_k=2" in page.js("return location.search")
+    page.driver.get(link)  # the same tab: its API key (sessionStorage) comes along
+    page.wait(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+    assert page.answer() == api["outputs"][0] and len(page.find_all("#result .topk li")) == 2
+    assert page.find("#sequence").get_attribute("value") == "17, 3, 65, 8"
+    # reset puts the example back
+    page.type_into("#sequence", "1 2 x")
+    page.find("#reset").click()
+    assert numbers(page.find("#sequence").get_attribute("value")) == example(page, "copy-first")
+    # a bad top k is refused at its field, nothing sent
+    sent = page.predicts()
+    page.type_into("#top-k", "0")
+    page.press("#predict")
+    assert "Top k must be a whole number" in page.problems("steps-problem")[0] and page.predicts() == sent
+
+
+@pytest.mark.slow
+def test_long_rollouts_and_long_lists_stay_readable(page):
+    page.choose("alternating")
+    page.type_into("#steps", "1000")
+    page.press("#rollout")
+    chart = page.find("#result svg.chart")
+    assert chart.get_attribute("data-dense") == "true" and not chart.find_elements("css selector", "polyline")
+    chips = page.find_all("#answer-value li")
+    assert len(chips) == 40 and chips[0].get_attribute("data-pos") == str(len(example(page, "alternating")) + 1)
+    tall = page.js("return document.getElementById('result').getBoundingClientRect().height")
+    assert tall < 2500, tall  # the answer was 6,154 px tall on a phone
+    label = page.find("#result .answer dt:nth-of-type(2)")
+    values = page.find("#result .answer dd:nth-of-type(2)")
+    if page.width == "phone":  # the label above its values, which get the whole width
+        assert values.location["y"] > label.location["y"] and values.size["width"] > 300
+    page.find("#result .more-values").click()
+    assert (
+        len(page.find_all("#answer-value li")) == 1000
+        and page.answer()
+        == api_predict(page, "alternating", {"inputs": [example(page, "alternating")], "steps": 1000}).json()[
+            "outputs"
+        ][0]
+    )
+    # positions shown by CSS, not part of the value's text
+    first = page.find("#answer-input li")
+    assert page.js("return getComputedStyle(arguments[0], '::before').content", first) == '"1"'
+    assert first.text == str(example(page, "alternating")[0])
+
+
+@pytest.mark.slow
+def test_problem_counts_are_the_apis_and_long_lists_are_cut(page):
+    page.choose("echo")
+    page.type_into("#sequence", " ".join(["100"] * 300))
+    page.press("#predict")
+    assert len(page.problems("sequence-problem")) == 20
+    assert page.find("#sequence-problem .problem-count").text == "300 problems in all; the first 20 are listed."
+    page.type_into("#sequence", " ".join(["x"] * 300))
+    page.press("#predict")
+    assert len(page.problems("sequence-problem")) == 20
+    assert "300 problems in all" in page.find("#sequence-problem .problem-count").text
+    height = page.js(
+        "return document.querySelector('#sequence-problem .problem-errors').getBoundingClientRect().height"
+    )
+    assert height < 1200, height  # was 7,212 px
+
+
+@pytest.mark.slow
+def test_top_k_percentages_focus_ring_and_dark_mode(page):
+    page.choose("copy-first")
+    page.type_into("#sequence", "17, 3, 65, 8")
+    page.type_into("#top-k", "5")
+    page.press("#predict")
+    for bar in page.find_all("#result .topk li"):
+        p = float(bar.get_attribute("data-p"))
+        text = bar.find_element("css selector", ".p").text
+        assert p == 0 or text not in ("0.0%", "0%"), (p, text)
+        if 0 < p < 0.001:
+            assert float(text.rstrip("%")) == pytest.approx(p * 100, rel=0.05), (p, text)
+    for scheme in ("light", "dark"):
+        page.driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+        )
+        style = "return getComputedStyle(document.documentElement).getPropertyValue(arguments[0]).trim()"
+        focus, card, paper, ink = (page.js(style, v) for v in ("--focus", "--card", "--paper", "--ink"))
+        assert min(contrast(focus, card), contrast(focus, paper)) >= 3, (scheme, focus)  # WCAG 1.4.11
+        body = page.js("return getComputedStyle(document.body.parentElement).backgroundColor")
+        assert contrast(ink, paper) >= 4.5 and contrast(ink, card) >= 4.5
+        assert (contrast(body, "#000000") < 3) == (scheme == "dark"), (scheme, body)
+    page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    # the phone gets no "hover" advice; every figure's full value is in the response JSON instead
+    page.choose("ramp")
+    page.press("#predict")
+    assert "hover" not in page.find("#result").text.lower()
+
+
+@pytest.mark.slow
+def test_training_curves_come_back_after_the_service_does(browser, services, width):
+    server, _ = services["open"]
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*training.png*"]})
+    try:
+        page = Page(browser, server.base_url, width).open()
+        page.js("document.getElementById('catalogue').scrollIntoView()")
+        page.js("window.scrollTo(0, document.body.scrollHeight)")
+        page.wait(lambda d: len(page.find_all(".curve-failed")) >= 1)
+        assert not [p for p in page.find_all(".hint") if p.text == "No training curve."]
+    finally:
+        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        browser.execute_cdp_cmd("Network.disable", {})
+    holder = page.find(".curve-holder[data-failed='true']")
+    holder.find_element("css selector", ".curve-retry").click()
+    page.wait(
+        lambda d: d.execute_script(
+            "const i = arguments[0].querySelector('img'); return !!i && i.complete && i.naturalWidth > 0", holder
+        )
+    )
+    # a good answer from the service retries the others, which then load
+    page.press("#predict")
+    page.wait(lambda d: not page.find_all(".curve-failed"))
+    loaded = "return [...document.querySelectorAll('.curve img')].every(i => i.complete && i.naturalWidth > 0)"
+    page.wait(lambda d: d.execute_script(loaded))
+    assert len(page.find_all(".curve img")) == len([t for t in listing(page) if t["available"]])

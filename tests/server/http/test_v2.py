@@ -5,12 +5,13 @@ protocol's {"error": ...} with a 4xx status."""
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import orjson
 import pytest
 
-from benchmarks.harness.paths import MODELS_DIR, TASKS
+from benchmarks.harness.paths import MODELS_DIR, ROOT, TASKS
 from service.core import manifest as manifest_mod
 
 
@@ -122,10 +123,13 @@ def test_model_metadata_describes_the_tensors(client, task):
     spec = m["input"]
     length = spec["max_length"] if spec["min_length"] == spec["max_length"] else -1
     assert meta["inputs"] == [{"name": "input", "datatype": dtype_of(task), "shape": [-1, length]}]
-    # outputs: what an infer request without parameters returns; parameters: what each one adds
+    # outputs: what an infer request without parameters returns, then in_domain (returned when named);
+    # parameters: what each one adds
     names = [o["name"] for o in meta["outputs"]]
-    assert names == (["output", "wrong_position"] if task == "arith-next" else ["output"])
+    assert names == (["output", "wrong_position"] if task == "arith-next" else ["output"]) + ["in_domain"]
+    assert meta["outputs"][-1] == {"name": "in_domain", "datatype": "BOOL", "shape": [-1]}
     parameters = meta.get("parameters", {})
+    assert parameters["on_request_outputs"] == "in_domain"
     assert (parameters.get("steps_outputs") == "rollout") == (task in ROLLOUT)
     assert (parameters.get("top_k_outputs") == "top_k_values,top_k_p") == (task in TOP_K)
     assert all(type(v) in (str, int) for v in parameters.values())  # the protocol's parameters are scalars
@@ -175,13 +179,91 @@ def test_infer_answers_like_the_native_endpoint(client, task):
     answer = native(client, task, {"inputs": rows})
     expected = answer["outputs"]
     meta = client.get(f"/v2/models/{task}").get_json()
-    assert [o["name"] for o in body["outputs"]] == [o["name"] for o in meta["outputs"]]  # all the model lists
+    on_request = meta["parameters"]["on_request_outputs"].split(",")
+    assert [o["name"] for o in body["outputs"]] == [o["name"] for o in meta["outputs"] if o["name"] not in on_request]
     if "wrong_position" in answer:
         positions = [-1 if p is None else p for p in answer["wrong_position"]]
         assert tensor(body["outputs"], "wrong_position").tolist() == positions
     assert out["name"] == "output" and out["datatype"] == ("INT64" if m["output"]["dtype"] == "int" else "FP64")
     assert tensor(body["outputs"], "output").tolist() == expected
     assert out["shape"] == list(np.array(expected).shape)
+
+
+# the issue's inputs outside each task's kind, and one inside
+OUTSIDE = {
+    "ramp": [[1.0, 5.0, 2.0], [0.0, 0.05, 0.1]],
+    "arith-next": [[1, 2, 3, 4, 5, 6, 70], [1, 2, 30, 4, 50, 6, 7], [100, 250, 300, 400, 500, 600, 700]],
+    "alternating": [[1, 1, 0], [0, 1, 0]],
+}
+
+
+@pytest.mark.parametrize("task", [t for t in OUTSIDE if t in TASKS])
+def test_in_domain_native_and_v2_json_and_binary(client, task):
+    """in_domain per input on the native answer; on v2 only when named, as JSON booleans or binary bytes, the
+    same values; the other outputs are the same with or without it."""
+    rows = OUTSIDE[task]
+    expected = [False] * (len(rows) - 1) + [True]
+    answer = native(client, task, {"inputs": rows})
+    assert answer["in_domain"] == expected and list(answer)[-1] == "in_domain"
+    plain = infer(client, task, v2_body(task, rows)).get_json()
+    assert "in_domain" not in [o["name"] for o in plain["outputs"]]
+    named = {**v2_body(task, rows), "outputs": [{"name": "output"}, {"name": "in_domain"}]}
+    body = infer(client, task, named).get_json()
+    assert [o["name"] for o in body["outputs"]] == ["output", "in_domain"]
+    assert body["outputs"][1] == {"name": "in_domain", "datatype": "BOOL", "shape": [len(rows)], "data": expected}
+    assert body["outputs"][0] == plain["outputs"][0]
+    named["outputs"] = [{"name": "in_domain", "parameters": {"binary_data": True}}]
+    r = infer(client, task, named)
+    size = int(r.headers["Inference-Header-Content-Length"])
+    header, data = orjson.loads(r.data[:size]), r.data[size:]
+    assert header["outputs"][0]["parameters"] == {"binary_data_size": len(rows)}
+    assert np.frombuffer(data, "?").tolist() == expected
+    if manifest(task)["output"]["rollout"]:  # with steps, in_domain describes the input window
+        rolled = {**v2_body(task, rows, steps=2), "outputs": [{"name": "rollout"}, {"name": "in_domain"}]}
+        assert tensor(infer(client, task, rolled).get_json()["outputs"], "in_domain").tolist() == expected
+
+
+def test_in_domain_is_true_on_tasks_whose_contract_is_their_domain(client):
+    for task in [t for t in TASKS if manifest(t)["domain"]["rule"] == "contract"]:
+        rows = examples(task)
+        assert native(client, task, {"inputs": rows})["in_domain"] == [True] * len(rows)
+        info = client.get(f"/tasks/{task}").get_json()
+        assert info["domain"] == {"rule": "contract", "description": "every input the contract accepts"}
+    info = client.get("/tasks/ramp").get_json()
+    assert info["domain"]["rule"] == "evenly-spaced" and info["domain"]["tolerance"] == 1e-3
+    assert "evenly spaced" in info["domain"]["description"]
+
+
+def test_metrics_count_inputs_in_and_out_of_domain(client):
+    """The contract monitor: /metrics counts each task's inputs in and out of its domain, native and v2 alike."""
+
+    def counts() -> dict[tuple[str, str], float]:
+        text = client.get("/metrics").get_data(as_text=True)
+        found = {}
+        for line in text.splitlines():
+            if line.startswith("toyseq_domain_inputs_total{"):
+                labels, value = line[len("toyseq_domain_inputs_total{") :].split("} ")
+                parts = dict(p.split("=") for p in labels.split(","))
+                found[(parts["task"].strip('"'), parts["in_domain"].strip('"'))] = float(value)
+        return found
+
+    before = counts()
+    rows = OUTSIDE["ramp"]
+    native(client, "ramp", {"inputs": rows * 3})  # 3 in, 3 out
+    assert infer(client, "ramp", v2_body("ramp", rows)).status_code == 200  # 1 in, 1 out
+    native(client, "echo", {"inputs": [[1, 2], [3]]})
+    after = counts()
+
+    def delta(key):
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert (delta(("ramp", "true")), delta(("ramp", "false"))) == (4.0, 4.0)
+    assert (delta(("echo", "true")), delta(("echo", "false"))) == (2.0, 0.0)
+    # docs/operations.md's alert rule names this metric and its labels as served
+    page = (ROOT / "docs" / "operations.md").read_text()
+    rule = page[page.index("alert: ToyseqInputsOutsideDomain") :].split("```")[0]
+    assert set(re.findall(r"toyseq_\w+", rule)) == {"toyseq_domain_inputs_total"}
+    assert 'in_domain="false"' in rule and "by (task)" in rule
 
 
 @pytest.mark.parametrize("task", ROLLOUT)
@@ -396,9 +478,11 @@ def test_request_ids_metrics_and_openapi(make_client, any_task):
 @pytest.mark.parametrize("task", TASKS)
 def test_infer_without_outputs_returns_every_output_its_parameters_produce(client, task):
     """The protocol: "if not specified all outputs produced by the model will be returned". Without parameters
-    that is what the metadata lists; each parameter adds the outputs the metadata's parameters name for it."""
+    that is what the metadata lists but the outputs it names as on request (in_domain, so that answers are what
+    they were before it); each parameter adds the outputs the metadata's parameters name for it."""
     meta = client.get(f"/v2/models/{task}").get_json()
-    listed = [o["name"] for o in meta["outputs"]]
+    on_request = meta["parameters"]["on_request_outputs"].split(",")
+    listed = [o["name"] for o in meta["outputs"] if o["name"] not in on_request]
     rows = examples(task, 2)
     plain = infer(client, task, v2_body(task, rows)).get_json()
     assert [o["name"] for o in plain["outputs"]] == listed

@@ -63,3 +63,27 @@ def test_v2_messages_spell_values_as_json(client):
     assert error.endswith("got null") and "None" not in error
     body["inputs"][0].update(shape=[1, 1], datatype="INT8")
     assert 'got "INT8"' in client.post("/v2/models/echo/infer", json=body).get_json()["error"]
+
+
+def test_problems_beyond_those_listed_are_counted_in_the_total(client):
+    """300 bad values: 20 listed, errors_total the real 300 (not 21, with the count itself cut off), and the
+    detail says how many more; a body cut short by the check keeps saying so."""
+    body = client.post("/tasks/echo/predict", json={"inputs": [[100] * 300]}).get_json()
+    assert len(body["errors"]) == 20 and body["errors_total"] == 300
+    assert body["detail"].endswith("(and 280 more)") and "more problems" not in str(body["errors"])
+    stopped = client.post("/tasks/arith-next/predict", json={"inputs": [[1, 2, 3, 4, 5, 6, 10**9 + 1]] * 30})
+    errors = stopped.get_json()["errors"]
+    assert len(errors) == 20 and errors[-1]["message"].startswith("checking stopped after 20 problems")
+    v2 = client.post(
+        "/v2/models/echo/infer",
+        json={"inputs": [{"name": "input", "datatype": "INT64", "shape": [1, 300], "data": [100] * 300}]},
+    )
+    assert v2.status_code == 400 and v2.get_json()["error"].endswith("(and 280 more)")
+
+
+def test_one_is_singular(make_client):
+    """ "1 sequence, 1,000 values", "5 steps x 1 sequence": never "1 sequences"."""
+    over = make_client(max_request_seconds=0.0001).post("/tasks/echo/predict", json={"inputs": [[1] * 1000]})
+    assert "(1 sequence, 1000 values on task echo)" in over.get_json()["detail"]
+    rolled = make_client(max_rollout_values=3).post("/tasks/alternating/predict", json={"inputs": [[1, 0]], "steps": 5})
+    assert "5 steps x 1 sequence exceed" in rolled.get_json()["detail"]

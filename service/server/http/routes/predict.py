@@ -37,7 +37,8 @@ def blueprint(runtime: Runtime) -> Blueprint:
         timing.infer = perf_counter()
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
         timing.output = perf_counter()
-        environ["toyseq.sequences"] = len(arrays)  # counted by the app's middleware
+        environ["toyseq.sequences"] = len(arrays)  # counted by the app's middleware, with those outside the domain
+        environ["toyseq.outside"] = result["in_domain"].count(False)
         return Response(
             orjson.dumps({"task": name, "model": {"sha256": predictor.sha256}, **result}), content_type=JSON
         )

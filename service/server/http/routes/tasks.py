@@ -50,6 +50,8 @@ def describe(name: str, runtime: Runtime, snapshot: Snapshot | None = None, deta
         "description": m["description"],
         "input": m["input"],
         "output": m["output"],
+        # which accepted inputs are of the task's kind: answers say in_domain per input
+        "domain": {**m["domain"], "description": predictor.domain.description()},
         "rollout": predictor.rollout,
         "max_steps": capabilities.max_steps or None,
         "top_k": bool(capabilities.max_top_k),

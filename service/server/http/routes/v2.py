@@ -90,7 +90,10 @@ def blueprint(runtime: Runtime) -> Blueprint:
         timing.infer = perf_counter()
         result = service.run(found, checked)
         timing.output = perf_counter()
-        environ["toyseq.sequences"] = len(checked.arrays)  # counted by the app's middleware
+        environ["toyseq.sequences"] = len(
+            checked.arrays
+        )  # counted by the app's middleware, with those outside the domain
+        environ["toyseq.outside"] = result["in_domain"].count(False)
         body, data = oip.render(found, checked, result)
         if data is None:
             response = Response(body, content_type=JSON)

@@ -7,9 +7,12 @@
 const KEY_STORAGE = "toyseq.apiKey"; // sessionStorage only: the key leaves with the tab
 const TOP_K = 5;
 const SVG_NS = "http://www.w3.org/2000/svg";
+const SHOWN_PROBLEMS = 20; // problems listed at a field; the rest are counted
+const SHOWN_VALUES = 40; // chips of a long answer shown before "Show all"
+const DENSE = 3; // px per value below which the rollout chart draws dots without lines
 
 const state = {
-  tasks: new Map(), details: new Map(), drafts: new Map(), current: null,
+  tasks: new Map(), details: new Map(), drafts: new Map(), topK: new Map(), current: null,
   busy: false, lastRollout: false, keyRequired: false, chart: null,
 };
 
@@ -73,9 +76,10 @@ function parseSequence(text) {
   let body = text.trim();
   if (body.startsWith("[") && body.endsWith("]")) body = body.slice(1, -1).trim();
   if (body === "") return { items: [], problems: [{ index: null, message: "The sequence is empty: type at least one value." }] };
-  // "0,5 1,0" is either four values or two decimals written with commas: refuse rather than guess.
-  const comma = body.match(/(?:^|[\s])([-+]?\d+,\d+)(?=\s|$)/);
-  if (comma && /[^,\s]\s+[^,\s]/.test(body)) {
+  // "0,5 1,0" or "0,5, 1,0, 1,5" is either several values or decimals written with commas: a comma between
+  // two digits, beside separators that have spaces, is refused rather than guessed ("1,2,3" is three values).
+  const comma = body.match(/(?:^|[\s,])([-+]?\d+,\d+)(?=[\s,]|$)/);
+  if (comma && /\s/.test(body)) {
     return { items: [], problems: [{ index: null, message:
       `“${comma[1]}” could be one number with a decimal comma or two values: write decimals with a point ` +
       `(${comma[1].replace(",", ".")}) and separate values with commas or spaces.` }] };
@@ -95,12 +99,12 @@ function parseSequence(text) {
   return { items, values: items.map(Number) };
 }
 
-// Steps as a whole number 1..max, or a sentence saying what is wrong with it.
-function parseSteps(text, max) {
+// Steps (or Top k) as a whole number 1..max, or a sentence saying what is wrong with it.
+function parseSteps(text, max, name = "Steps") {
   const typed = text.trim();
-  if (typed === "") return { problem: `Steps is empty: type a whole number from 1 to ${max}.` };
+  if (typed === "") return { problem: `${name} is empty: type a whole number from 1 to ${max}.` };
   if (!/^\d+$/.test(typed) || Number(typed) < 1 || Number(typed) > max) {
-    return { problem: `Steps must be a whole number from 1 to ${max}; “${typed}” is not.` };
+    return { problem: `${name} must be a whole number from 1 to ${max}; “${typed}” is not.` };
   }
   return { steps: Number(typed) };
 }
@@ -131,18 +135,34 @@ function formatValue(v, decimals) {
   return String(Number(v.toFixed(decimals)));
 }
 
-// A list of values as chips that wrap between values, never inside one; the full value on hover.
-function valueList(values, decimals, marks = new Map(), id) {
+// A list of values as chips that wrap between values, never inside one, each numbered by its position (drawn
+// by CSS from data-pos, so it is not part of the value's text); the full value on hover. A long list shows its
+// first SHOWN_VALUES chips and a button for the rest (a 1000-step rollout would be metres of chips on a phone).
+function valueList(values, decimals, marks = new Map(), id, first = 1) {
   const list = el("ol", { class: "values", id });
-  values.forEach((v, i) => {
-    const shown = formatValue(v, decimals);
-    const note = marks.get(i);
-    const title = `value ${i + 1}: ${v}` + (note ? ` (${note})` : "");
-    const item = el("li", { title, "data-full": String(v) }, note ? el("mark", { text: shown }) : shown);
-    if (note) item.classList.add("marked");
-    list.append(item);
-  });
-  return list;
+  const add = (from, to) => {
+    for (let i = from; i < to; i++) {
+      const v = values[i];
+      const shown = formatValue(v, decimals);
+      const note = marks.get(i);
+      const title = `value ${i + first}: ${v}` + (note ? ` (${note})` : "");
+      const item = el("li", { title, "data-full": String(v), "data-pos": i + first },
+        note ? el("mark", { text: shown }) : shown);
+      if (note) item.classList.add("marked");
+      list.append(item);
+    }
+  };
+  if (values.length <= SHOWN_VALUES + 10) {
+    add(0, values.length);
+    return list;
+  }
+  add(0, SHOWN_VALUES);
+  const more = el("button", { type: "button", class: "secondary more-values",
+    text: `Show all ${values.length.toLocaleString("en-US")} values` });
+  more.addEventListener("click", () => { more.remove(); add(SHOWN_VALUES, values.length); });
+  const wrap = el("div", { class: "values-wrap" }, list, more);
+  wrap.dataset.json = JSON.stringify(values);
+  return wrap;
 }
 
 // ---- the task catalogue -----------------------------------------------------------------------
@@ -191,6 +211,14 @@ function breakable(name) {
 }
 
 const COLUMNS = ["category", "metric", "needs", "got", "n", "passed"];
+// Metrics that are a share of answers: shown as a percentage, so "needs ≥ 1, got 1" reads "needs 100%, got 100%".
+const SHARES = new Set(["exact", "exact_worst_position"]);
+
+function gateFigure(gate, v) {
+  if (!SHARES.has(gate.metric)) return figure(v);
+  const percent = v * 100;
+  return (Number.isInteger(percent) ? String(percent) : String(+percent.toPrecision(4))) + "%";
+}
 
 function gatesTable(task, name) {
   const ops = { ">=": "≥", "<=": "≤" };
@@ -206,8 +234,8 @@ function gatesTable(task, name) {
     body.append(el("tr", { role: "row" },
       el("th", { scope: "row", role: "rowheader", "data-label": "category" }, breakable(gate.category || "")),
       el("td", { role: "cell", "data-label": "metric" }, metric),
-      el("td", { role: "cell", "data-label": "needs", text: `${ops[gate.op] || gate.op} ${figure(gate.threshold)}` }),
-      el("td", { role: "cell", "data-label": "got", text: figure(gate.value), title: String(gate.value) }),
+      el("td", { role: "cell", "data-label": "needs", text: `${ops[gate.op] || gate.op} ${gateFigure(gate, gate.threshold)}` }),
+      el("td", { role: "cell", "data-label": "got", text: gateFigure(gate, gate.value), title: String(gate.value) }),
       el("td", { role: "cell", "data-label": "n", class: "n", text: gate.n.toLocaleString("en-US"), title: `${gate.n} examples` }),
       el("td", { role: "cell", "data-label": "passed", class: gate.passed ? "pass" : "fail", text: gate.passed ? "yes" : "no" })));
   }
@@ -223,10 +251,7 @@ function card(task) {
     article.append(el("p", { class: "reason", text: task.reason }));
     return article;
   }
-  const curve = el("img", { src: taskUrl(task.name, "/training.png"), width: 600, height: 350, loading: "lazy",
-                            alt: `Training curve of ${task.name}: training and validation loss per step` });
-  const picture = el("figure", { class: "curve" }, curve, el("figcaption", { text: "Training curve" }));
-  curve.addEventListener("error", () => picture.replaceWith(el("p", { class: "hint", text: "No training curve." })));
+  const picture = curveFigure(task);
   const tryIt = el("button", { type: "button", class: "secondary", text: `Try ${task.name}` });
   tryIt.addEventListener("click", () => {
     $("task").value = task.name;
@@ -238,11 +263,49 @@ function card(task) {
     el("p", { class: "description", text: task.description }),
     el("dl", { class: "contract" },
       el("dt", { text: "Input" }), el("dd", { class: "input-contract", text: contractText(task.input) }),
-      el("dt", { text: "Output" }), el("dd", { class: "output-kind", text: outputText(task) })),
+      el("dt", { text: "Output" }), el("dd", { class: "output-kind", text: outputText(task) }),
+      el("dt", { text: "Domain" }), el("dd", { class: "domain", text: task.domain ? task.domain.description : "" })),
     gatesTable(task, task.name),
     picture,
     tryIt);
   return article;
+}
+
+// The training curve, a link to it at full size (its text is small on a phone), and when it fails to load: "No
+// training curve." only when the service says there is none (404); otherwise a note and a button to try again,
+// and another try after the next answer from the service.
+function curveFigure(task) {
+  const src = taskUrl(task.name, "/training.png");
+  const holder = el("div", { class: "curve-holder", "data-task": task.name });
+  const show = (bust) => {
+    const img = el("img", { src: bust ? `${src}?retry=${Date.now()}` : src, width: 600, height: 350,
+                            loading: bust ? "eager" : "lazy",
+                            alt: `Training curve of ${task.name}: training and validation loss per step` });
+    const picture = el("figure", { class: "curve" }, img,
+      el("figcaption", {}, "Training curve · ", el("a", { href: src, target: "_blank", text: "open full size" })));
+    img.addEventListener("error", async () => {
+      let status = 0;
+      try { status = (await fetch(src, { method: "HEAD" })).status; } catch (err) { status = 0; }
+      if (status === 404) {
+        holder.replaceChildren(el("p", { class: "hint", text: "No training curve." }));
+        return;
+      }
+      const again = el("button", { type: "button", class: "secondary curve-retry", text: "Try again" });
+      again.addEventListener("click", () => show(true));
+      holder.dataset.failed = "true";
+      holder.replaceChildren(el("p", { class: "hint curve-failed",
+        text: "The training curve could not be loaded (the service did not answer)." }), again);
+    });
+    delete holder.dataset.failed;
+    holder.replaceChildren(picture);
+    holder.retry = () => show(true);
+  };
+  show(false);
+  return holder;
+}
+
+function retryCurves() {
+  for (const holder of document.querySelectorAll(".curve-holder[data-failed='true']")) holder.retry();
 }
 
 async function loadDetail(name) {
@@ -267,6 +330,11 @@ async function selectTask(name) {
     + contractText(task.input) + ".";
   $("rollout-controls").hidden = !task.rollout;
   if (task.rollout) $("steps-hint").textContent = `1 to ${task.max_steps}`;
+  $("top-k-controls").hidden = !task.top_k;
+  if (task.top_k) {
+    $("top-k-hint").textContent = `1 to ${task.max_top_k}`;
+    $("top-k").value = state.topK.get(name) ?? String(Math.min(TOP_K, task.max_top_k)); // per task, as typed
+  }
   clearProblems();
   $("result").replaceChildren();
   state.chart = null;
@@ -284,7 +352,7 @@ async function selectTask(name) {
 }
 
 function clearProblems() {
-  for (const id of ["sequence", "steps", "api-key"]) $(id).removeAttribute("aria-invalid");
+  for (const id of ["sequence", "steps", "top-k", "api-key"]) $(id).removeAttribute("aria-invalid");
   for (const id of ["sequence-problem", "steps-problem", "key-problem"]) $(id).replaceChildren();
 }
 
@@ -299,13 +367,19 @@ function setBusy(busy) {
 }
 
 // A problem shown under the field it concerns; the field is marked invalid.
-function fieldProblem(field, messages, strip) {
+function fieldProblem(field, messages, strip, total = messages.length) {
   const box = el("div", { class: "problem" });
   if (strip) box.append(strip);
-  const list = el("ul", { class: "problem-errors" }, ...messages.map((m) => el("li", { class: "message", text: m })));
+  const shown = messages.slice(0, SHOWN_PROBLEMS);
+  const list = el("ul", { class: "problem-errors" }, ...shown.map((m) => el("li", { class: "message", text: m })));
   box.append(list);
+  if (total > shown.length) {
+    box.append(el("p", { class: "hint problem-count",
+      text: `${total.toLocaleString("en-US")} problems in all; the first ${shown.length} are listed.` }));
+  }
   $(field).setAttribute("aria-invalid", "true");
-  const holder = { sequence: "sequence-problem", steps: "steps-problem", "api-key": "key-problem" }[field];
+  const holder = { sequence: "sequence-problem", steps: "steps-problem", "top-k": "steps-problem",
+                   "api-key": "key-problem" }[field];
   $(holder).replaceChildren(box);
 }
 
@@ -317,7 +391,8 @@ async function run(withSteps) {
   const typed = parseSequence($("sequence").value);
   let steps = null;
   const parsedSteps = withSteps ? parseSteps($("steps").value, task.max_steps) : null;
-  if (typed.problems || (parsedSteps && parsedSteps.problem)) {
+  const parsedTopK = !withSteps && task.top_k ? parseSteps($("top-k").value, task.max_top_k, "Top k") : null;
+  if (typed.problems || (parsedSteps && parsedSteps.problem) || (parsedTopK && parsedTopK.problem)) {
     $("result").replaceChildren();
     if (typed.problems) {
       const marks = new Map(typed.problems.filter((p) => p.index !== null).map((p) => [p.index, p.note]));
@@ -325,13 +400,14 @@ async function run(withSteps) {
       fieldProblem("sequence", typed.problems.map((p) => p.message), strip);
     }
     if (parsedSteps && parsedSteps.problem) fieldProblem("steps", [parsedSteps.problem]);
+    if (parsedTopK && parsedTopK.problem) fieldProblem("top-k", [parsedTopK.problem]);
     return;
   }
   if (withSteps) steps = parsedSteps.steps;
   const input = typed.values;
   const body = { inputs: [input] };
   if (withSteps) body.steps = steps;
-  else if (task.top_k) body.top_k = Math.min(TOP_K, task.max_top_k);
+  else if (parsedTopK) body.top_k = parsedTopK.steps;
   setBusy(true);
   let answer;
   try {
@@ -344,40 +420,154 @@ async function run(withSteps) {
     showProblem(answer, input, task);
     return;
   }
-  showAnswer(answer.body, input, task, steps);
+  showAnswer(answer.body, input, task, steps, body);
+  history.replaceState(null, "", shareUrl(task, body)); // the address bar is a link to what was just asked
+  retryCurves(); // the service answers again: curves that failed to load get another chance
 }
 
-function showAnswer(reply, input, task, steps) {
+function showAnswer(reply, input, task, steps, body) {
   const result = $("result");
   const output = reply.outputs[0];
+  const inDomain = !reply.in_domain || reply.in_domain[0] !== false;
   const decimals = decimalsFor(task, input, steps);
   const wrong = reply.wrong_position ? reply.wrong_position[0] : null;
   const marks = new Map();
   if (wrong !== null && wrong !== undefined) marks.set(wrong, "judged wrong");
-  const answer = Array.isArray(output) ? valueList(output, decimals, new Map(), "answer-value")
+  const answer = Array.isArray(output) ? valueList(output, decimals, new Map(), "answer-value", steps ? input.length + 1 : 1)
     : el("span", { id: "answer-value", title: String(output), text: formatValue(output, decimals) });
-  answer.dataset.json = JSON.stringify(output);
-  const parts = [el("dl", { class: "answer" },
+  const answerValue = answer.id === "answer-value" ? answer : answer.querySelector("#answer-value");
+  answerValue.dataset.json = JSON.stringify(output);
+  const parts = [];
+  if (!inDomain) {
+    const detail = state.details.get(task.name);
+    const rule = detail && detail.domain ? detail.domain.description : "";
+    parts.push(el("div", { id: "domain-note", class: "domain-note", role: "note" },
+      el("p", { class: "domain-title", text: `This input is not of the kind ${task.name} was built for.` }),
+      el("p", { text: (rule ? `The task expects ${rule}. ` : "")
+        + "The model still answers (the input is valid), but its answer below has no meaning for this input." })));
+  }
+  parts.push(el("dl", { class: "answer" },
     el("dt", { text: "Input" }), el("dd", {}, valueList(input, null, marks, "answer-input")),
-    el("dt", { text: steps ? `Next ${output.length} values` : "Answer" }), el("dd", {}, answer))];
-  if (marks.size) {
+    el("dt", { text: steps ? `Next ${output.length} values` : "Answer" }), el("dd", {}, answer)));
+  if (task.output.kind === "echo" && Array.isArray(output)) parts.push(echoTable(input, output));
+  const expected = inDomain ? expectedAnswer(task, input, steps) : null;
+  if (expected !== null) parts.push(expectation(expected, output, decimals));
+  if (marks.size && inDomain) {
     parts.push(el("p", { id: "wrong-value", class: "wrong-note" },
       `The model judged value ${wrong + 1} (${input[wrong]}) wrong: it does not fit the progression, and the answer `
       + "continues the other values."));
+  } else if (reply.wrong_position && inDomain) {
+    parts.push(el("p", { id: "wrong-value", class: "hint" },
+      "The model judged every value right: the answer continues all seven."));
   }
-  if (decimals !== null) {
+  if (decimals !== null && inDomain) {
     parts.push(el("p", { class: "hint", text: `Shown to ${decimals} decimals, the precision this task's evaluation `
-      + "vouches for; hover a value for the full number." }));
+      + "vouches for; the full numbers are in the response JSON below." }));
   }
   if (steps) parts.push(el("figure", { class: "chart-figure" }));
   if (reply.top_k) parts.push(topKBars(reply.top_k[0]));
   parts.push(el("details", { class: "raw" }, el("summary", { text: "Response JSON" }),
     el("pre", { text: JSON.stringify(reply, null, 2) })));
+  parts.push(curlBlock(task, body));
   result.replaceChildren(...parts);
   if (steps) {
     state.chart = { input, output, name: task.name, decimals, wrong };
     drawChart();
   }
+}
+
+// Echo answers lined up under the inputs they echo: position, input, output (echo-lag's first has none).
+function echoTable(input, output) {
+  const skip = input.length - output.length;
+  const row = (label, cells) => el("tr", {}, el("th", { scope: "row", text: label }), ...cells);
+  const table = el("table", { class: "echo-table" },
+    el("caption", { class: "hint", text: "Each output under the input position it answers" }),
+    el("tbody", {},
+      row("position", input.map((_, i) => el("td", { class: "pos", text: String(i + 1) }))),
+      row("input", input.map((v) => el("td", { text: String(v) }))),
+      row("output", input.map((_, i) => el("td", { class: "echo-out", text: i < skip ? "" : String(output[i - skip]) })))));
+  return el("div", { class: "echo-wrap", tabindex: "0", role: "region", "aria-label": "Outputs under their inputs" }, table);
+}
+
+// The right answer for an input of the task's kind, by the rule each task's name stands for (training/catalog.py
+// gives the same rule as its `truth`); null for a task this page does not know. `steps`: the next `steps` values.
+const RULES = {
+  echo: (x) => x,
+  "echo-lag": (x) => x.slice(0, -1),
+  "second-element": (x) => x[1],
+  "sum-first-two": (x) => x[0] + x[1],
+  "copy-first": (x) => x[0],
+  "last-value": (x) => x[x.length - 1],
+};
+const NEXT = {
+  alternating: (x, k) => Array.from({ length: k }, (_, i) => (i % 2 === 0 ? 1 - x[x.length - 1] : x[x.length - 1])),
+  ramp: (x, k) => {
+    const step = (x[x.length - 1] - x[0]) / (x.length - 1);
+    return Array.from({ length: k }, (_, i) => x[x.length - 1] + step * (i + 1));
+  },
+  "arith-next": (x, k) => {
+    const last = x.length - 1;
+    // the step that puts all but at most one of the values before the last on the progression (the domain)
+    for (const step of [x[last] - x[last - 1], (x[last] - x[last - 2]) / 2]) {
+      const off = x.slice(0, last).filter((v, i) => v !== x[last] - (last - i) * step).length;
+      if (Number.isInteger(step) && off <= 1) return Array.from({ length: k }, (_, i) => x[last] + step * (i + 1));
+    }
+    return null;
+  },
+};
+
+function expectedAnswer(task, input, steps) {
+  if (NEXT[task.name]) {
+    const next = NEXT[task.name](input, steps || 1);
+    return next === null ? null : steps ? next : next[0];
+  }
+  return RULES[task.name] && !steps ? RULES[task.name](input) : null;
+}
+
+function expectation(expected, output, decimals) {
+  const tolerance = decimals === null ? 0 : 0.5 * 10 ** -decimals;
+  const same = (a, b) => (Array.isArray(a) ? a.length === b.length && a.every((v, i) => same(v, b[i]))
+    : Math.abs(a - b) <= tolerance);
+  const right = same(output, expected);
+  const shown = Array.isArray(expected) ? expected.map((v) => formatValue(v, decimals)).join(", ")
+    : formatValue(expected, decimals);
+  return el("p", { id: "expected", class: right ? "expected right" : "expected wrong", "data-right": String(right) },
+    el("span", { class: "mark", "aria-hidden": "true", text: right ? "✓" : "✗" }),
+    ` Expected: ${shown}. The model is ${right ? "right" : "wrong"}` + (decimals === null ? "." : " to the decimals shown."));
+}
+
+// The request just made, as a curl command to copy (the key stays out of it: $TOYSEQ_API_KEY), and a link
+// that opens this page on the same task and input.
+function curlBlock(task, body) {
+  const url = new URL(taskUrl(task.name, "/predict"), document.baseURI).href;
+  const json = JSON.stringify(body).replace(/'/g, "'\\''");
+  let command = `curl -s -X POST '${url}' -H 'Content-Type: application/json'`;
+  if ($("api-key").value.trim()) command += ' -H "Authorization: Bearer $TOYSEQ_API_KEY"';
+  command += ` -d '${json}'`;
+  const pre = el("pre", { id: "curl", text: command });
+  const copy = el("button", { type: "button", class: "secondary", text: "Copy" });
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(command);
+      copy.textContent = "Copied";
+    } catch (err) {
+      const range = document.createRange();
+      range.selectNodeContents(pre);
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      copy.textContent = "Selected: press Ctrl+C";
+    }
+  });
+  const link = el("a", { id: "share-link", href: shareUrl(task, body), text: "Link to this input" });
+  return el("details", { class: "raw curl" }, el("summary", { text: "As curl, or a link" }), pre,
+    el("p", {}, copy, " ", link));
+}
+
+function shareUrl(task, body) {
+  const params = new URLSearchParams({ task: task.name, input: body.inputs[0].join(",") });
+  if (body.steps) params.set("steps", String(body.steps));
+  if (body.top_k) params.set("top_k", String(body.top_k));
+  return "?" + params.toString();
 }
 
 // ---- errors, in words, at the value they concern -------------------------------------------------
@@ -424,7 +614,9 @@ function showProblem(answer, input, task) {
   const general = byField.get("result") || [];
   if (errors.length && !general.length) {
     if (p.errors_total > errors.length) {
-      $("sequence-problem").firstChild?.append(el("p", { class: "hint", text: `(${p.errors_total} problems, the first ${errors.length} shown)` }));
+      const holder = byField.has("sequence") ? "sequence-problem" : "steps-problem";
+      $(holder).firstChild?.append(el("p", { class: "hint problem-count",
+        text: `${p.errors_total.toLocaleString("en-US")} problems in all; the first ${errors.length} are listed.` }));
     }
     return;
   }
@@ -451,10 +643,19 @@ function problemTitle(answer, task) {
 
 // ---- top-k bars and the rollout chart -------------------------------------------------------------
 
+// A probability as a percentage that never shows a non-zero chance as 0.0%: 3.7e-5 is "0.0037%".
+function percentText(p) {
+  const percent = p * 100;
+  if (percent === 0) return "0%";
+  if (percent >= 0.1) return percent.toFixed(1) + "%";
+  if (percent < 1e-6) return "< 0.000001%";
+  return Number(percent.toPrecision(2)).toString() + "%";
+}
+
 function topKBars(choices) {
   const list = el("ol", { class: "topk" });
   for (const { value, p } of choices) {
-    const percent = (p * 100).toFixed(1) + "%";
+    const percent = percentText(p);
     const bar = el("span", { class: "bar" });
     bar.style.width = Math.max(p * 100, 0.5) + "%";
     list.append(el("li", { "data-value": value, "data-p": p, "aria-label": `value ${value}: probability ${percent}` },
@@ -517,18 +718,25 @@ function drawChart() {
   root.append(svg("text", { class: "tick", x: (left + W - right) / 2, y: H - 4, "text-anchor": "middle" }, "position"));
   const split = x(input.length - 1);
   root.append(svg("line", { class: "split", x1: split, y1: top, x2: split, y2: H - bottom }));
-  root.append(svg("polyline", { class: "series-input", points: points(0, input.length) }));
-  root.append(svg("polyline", { class: "series-rollout", points: points(input.length - 1, values.length) }));
+  // Too many values for the width: lines between them would fill the plot (a 1000-step 0/1 rollout is a solid
+  // block), so each value is a small dot and nothing joins them.
+  const dense = (W - left - right) / values.length < DENSE;
+  if (!dense) {
+    root.append(svg("polyline", { class: "series-input", points: points(0, input.length) }));
+    root.append(svg("polyline", { class: "series-rollout", points: points(input.length - 1, values.length) }));
+  }
+  root.dataset.dense = String(dense);
   values.forEach((v, i) => {
     const isWrong = i === wrong;
     const dot = svg("circle", { class: isWrong ? "dot-wrong" : i < input.length ? "dot-input" : "dot-rollout",
-                                cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: isWrong ? 5 : values.length > 120 ? 1.5 : 3 });
+                                cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: isWrong ? 5 : dense ? 1.2 : values.length > 120 ? 1.5 : 3 });
     const kind = isWrong ? "input, judged wrong" : i < input.length ? "input" : "rollout";
     dot.append(svg("title", {}, `position ${i + 1}: ${v} (${kind})`));
     root.append(dot);
   });
   const legend = el("figcaption", {},
     el("span", { class: "key-input", text: "input" }), " ", el("span", { class: "key-rollout", text: "rollout" }));
+  if (dense) legend.append(` (${values.length.toLocaleString("en-US")} values: one dot each, no lines)`);
   if (wrong !== null && wrong !== undefined) legend.append(" ", el("span", { class: "key-wrong", text: "judged wrong" }));
   figure.replaceChildren(root, legend);
 }
@@ -568,6 +776,24 @@ function wireControls() {
   $("sequence").addEventListener("input", () => {
     if (state.current) state.drafts.set(state.current.name, $("sequence").value);
   });
+  $("top-k").addEventListener("input", () => {
+    if (state.current) state.topK.set(state.current.name, $("top-k").value);
+  });
+  $("top-k").addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    run(false);
+  });
+  $("reset").addEventListener("click", () => {
+    const task = state.current;
+    const detail = task && state.details.get(task.name);
+    if (!detail) return;
+    state.drafts.delete(task.name);
+    $("sequence").value = detail.example.request.body.inputs[0].join(", ");
+    clearProblems();
+    $("result").replaceChildren();
+    $("sequence").focus();
+  });
   $("predict-form").addEventListener("submit", (event) => { event.preventDefault(); run(false); });
   $("rollout").addEventListener("click", () => run(true));
   let resize = null;
@@ -601,12 +827,26 @@ async function start() {
     return;
   }
   status.textContent = `${tasks.length} task${tasks.length === 1 ? "" : "s"} served.`;
-  select.value = first.name;
   select.addEventListener("change", () => selectTask(select.value));
   wireControls();
   $("predict-form").hidden = false;
-  await selectTask(first.name);
+  // A shared link (?task=ramp&input=1,5,2&steps=5&top_k=3) opens on that task and input, and runs it.
+  const params = new URLSearchParams(location.search);
+  const linked = state.tasks.get(params.get("task"));
+  const chosen = linked && linked.available ? linked : first;
+  select.value = chosen.name;
+  await selectTask(chosen.name);
   await Promise.all(tasks.filter((t) => t.available).map((t) => loadDetail(t.name)));
+  if (linked && params.has("input")) {
+    $("sequence").value = params.get("input").split(",").join(", ");
+    state.drafts.set(chosen.name, $("sequence").value);
+    if (params.has("steps")) $("steps").value = params.get("steps");
+    if (params.has("top_k")) {
+      $("top-k").value = params.get("top_k");
+      state.topK.set(chosen.name, $("top-k").value);
+    }
+    await run(params.has("steps") && chosen.rollout);
+  }
   document.body.dataset.ready = "true"; // lets the browser test wait for start-up
 }
 
