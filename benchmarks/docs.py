@@ -94,17 +94,13 @@ def _predictors(root: Path):
 
 
 def models_table(root: Path) -> str:
-    from service.server.store.registry import version_of
-
     lines = [
-        "| task | version (v2) | `model.onnx` sha256 | bytes | weights (cost model: bytes / 4) |",
-        "|---|---|---|---|---|",
+        "| task | `model.onnx` sha256 | bytes | weights (cost model: bytes / 4) |",
+        "|---|---|---|---|",
     ]
     for p in _predictors(root):
         size = (root / "models" / p.task / "model.onnx").stat().st_size
-        lines.append(
-            f"| `{p.task}` | `{version_of(p.sha256)}` | `{p.sha256[:16]}...` | {size:,} | {p.cost.weights:,} |"
-        )
+        lines.append(f"| `{p.task}` | `{p.sha256[:16]}...` | {size:,} | {p.cost.weights:,} |")
     return "\n".join(lines)
 
 

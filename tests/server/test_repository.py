@@ -66,19 +66,27 @@ def test_model_control_setting_is_checked():
 
 
 def test_a_retrained_model_replaces_the_old_one_and_metadata_follows(repo):
+    """Versions are Triton's integers: the model found at start-up is 1, each load takes the next; the sha256
+    names the model file in the native answer and the v2 metadata's parameters."""
     client = app_for(repo, model_control="explicit")
     old, new = sha(repo / "echo"), sha(SEED1)
-    assert client.get("/v2/models/echo").json["versions"] == [old[:12]]
+    assert client.get("/v2/models/echo").json["versions"] == ["1"]
+    assert client.get("/v2/models/echo").json["parameters"]["sha256"] == old
     for name in ("manifest.json", "model.onnx"):
         shutil.copyfile(SEED1 / name, repo / "echo" / name)
     assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == old  # until load
     r = client.post("/v2/repository/models/echo/load", json={"parameters": {"unload_dependents": False}})
     assert r.status_code == 200
-    assert r.json == {"name": "echo", "load": True, "version": new[:12], "state": "READY", "workers": 1}
+    assert r.json == {"name": "echo", "load": True, "version": "2", "sha256": new, "state": "READY", "workers": 1}
     assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == new
-    assert client.get("/v2/models/echo").json["versions"] == [new[:12]]
+    assert client.get("/v2/models/echo").json["versions"] == ["2"]
+    assert client.get("/v2/models/echo").json["parameters"]["sha256"] == new
     assert client.get("/tasks/echo").json["model"]["sha256"] == new
-    assert client.get(f"/v2/models/echo/versions/{old[:12]}").status_code == 404
+    assert client.get("/v2/models/echo/versions/1").status_code == 404
+    assert client.get("/v2/models/echo/versions/2/config").json["parameters"]["sha256"] == {"string_value": new}
+    # an unload keeps the number: the next load is version 3, even of the same file
+    assert client.post("/v2/repository/models/echo/unload").status_code == 200
+    assert client.post("/v2/repository/models/echo/load").json["version"] == "3"
 
 
 def corrupt_hash(folder: Path) -> None:
@@ -122,7 +130,7 @@ def test_a_model_that_fails_a_check_is_refused_and_the_old_one_keeps_serving(rep
     r = client.post("/v2/repository/models/echo/load")
     assert r.status_code == 400, r.json
     assert r.json["error"].startswith("model echo was not loaded: ")
-    assert says in r.json["error"] and r.json["error"].endswith(f"version {old[:12]} keeps serving")
+    assert says in r.json["error"] and r.json["error"].endswith("version 1 keeps serving")
     assert str(repo) not in r.json["error"]  # no server paths in answers
     assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == old
     assert client.get("/readyz").status_code == 200
@@ -132,8 +140,8 @@ def test_index_lists_states_and_a_new_folder_can_be_loaded(repo):
     client = app_for(repo, model_control="explicit")
     shutil.copytree(MODELS_DIR / "last-value", repo / "last-value")  # added after start-up
     assert client.post("/v2/repository/index").json == [
-        {"name": "echo", "version": sha(repo / "echo")[:12], "state": "READY", "reason": ""},
-        {"name": "echo-lag", "version": sha(repo / "echo-lag")[:12], "state": "READY", "reason": ""},
+        {"name": "echo", "version": "1", "state": "READY", "reason": ""},
+        {"name": "echo-lag", "version": "1", "state": "READY", "reason": ""},
         {
             "name": "last-value",
             "version": "",
@@ -177,7 +185,7 @@ def test_control_calls_refuse_what_they_cannot_honour(repo):
 
 def test_statistics_count_successes_failures_and_their_parts(repo):
     client = app_for(repo)
-    version = sha(repo / "echo")[:12]
+    version = "1"
     empty = client.get("/v2/models/echo/stats").json["model_stats"][0]
     assert empty["inference_stats"]["success"] == {"count": 0, "ns": 0} and empty["last_inference"] == 0
     client.post("/tasks/echo/predict", json={"inputs": [[1, 2], [3]]})
@@ -198,7 +206,7 @@ def test_statistics_count_successes_failures_and_their_parts(repo):
     assert all(parts[k]["count"] == 2 for k in ("queue", "compute_input", "compute_infer", "compute_output"))
     assert [s["name"] for s in client.get("/v2/models/stats").json["model_stats"]] == ["echo", "echo-lag"]
     assert client.get("/v2/models/nope/stats").status_code == 404
-    assert client.get("/v2/models/echo/versions/1/stats").status_code == 404
+    assert client.get("/v2/models/echo/versions/2/stats").status_code == 404
     assert "statistics" in client.get("/v2").json["extensions"]
     metrics = client.get("/metrics").get_data(as_text=True)
     assert f'toyseq_inference_requests_total{{kind="success",task="echo",version="{version}"}} 2.0' in metrics
@@ -218,4 +226,4 @@ def test_a_load_names_the_workers_that_did_not_apply_it_in_time(repo, tmp_path):
     assert f"workers {silent} had not applied it within 0.3 s" in r.json["error"]
     assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == sha(SEED1)
     state = json.loads((control / "state.json").read_text())
-    assert state["tasks"]["echo"] == {"generation": 1, "action": "load", "sha256": sha(SEED1)}
+    assert state["tasks"]["echo"] == {"generation": 1, "action": "load", "sha256": sha(SEED1), "version": 2}

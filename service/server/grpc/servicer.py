@@ -45,6 +45,7 @@ METHODS = (
     "ModelReady",
     "ServerMetadata",
     "ModelMetadata",
+    "ModelConfig",
     "ModelInfer",
     "ModelStatistics",
     "RepositoryIndex",
@@ -92,12 +93,19 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
         return self._call("ModelMetadata", context, metadata)
 
+    def ModelConfig(self, request, context):
+        def config(tags: _Tags) -> pb.ModelConfigResponse:
+            tags.task = request.name
+            return translate.model_config(self.service.config(request.name, request.version or None)[1])
+
+        return self._call("ModelConfig", context, config)
+
     def ModelInfer(self, request, context):
         def infer(tags: _Tags) -> pb.ModelInferResponse:
             self._authorize(context)
             tags.task = request.model_name
             model = self.service.model(request.model_name, request.model_version or None)
-            timing = tags.timing = Timing(model.predictor)  # the statistics extension's durations, as on REST
+            timing = tags.timing = Timing(model.version)  # the statistics extension's durations, as on REST
             self._check_deadline(context, translate.estimated_seconds(model, request))
             body, binary, raw = translate.infer_request(request)
             checked = oip.check_infer(model, body, binary)

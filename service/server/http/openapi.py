@@ -13,7 +13,6 @@ from service.core.capabilities import OPTIONS
 
 from ..protocol import v2 as oip
 from ..protocol.checks import REQUEST_FIELDS
-from ..store.registry import VERSION_LENGTH
 from .routes.common import ACCEPTED_CODINGS
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -344,9 +343,9 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
         "name": "version",
         "in": "path",
         "required": True,
-        "description": f"the model version: the first {VERSION_LENGTH} hex digits of the ONNX file's sha256 "
-        "(GET /v2/models/{name} lists it)",
-        "schema": {"type": "string", "pattern": f"^[0-9a-f]{{{VERSION_LENGTH}}}$"},
+        "description": "the model version, numbered as Triton numbers them: 1 for the model served at start-up, "
+        "the next number for each model loaded since (GET /v2/models/{name} lists the one served)",
+        "schema": {"type": "string", "examples": ["1"]},
     }
     tags = ["Open Inference Protocol v2"]
     missing = _v2_error("unknown model, or a version the model does not have")
@@ -361,8 +360,18 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             "503": unavailable,
         },
     }
+    config: dict[str, Any] = {
+        "summary": "Model configuration (Triton's extension, its ModelConfig in JSON): the metadata's tensors with "
+        "their dims past the batch dimension, max_batch_size, and toyseq's parameters and limits as strings",
+        "tags": tags,
+        "responses": {
+            "200": _json("the configuration", {"$ref": "#/components/schemas/V2ModelConfig"}),
+            "404": missing,
+            "503": unavailable,
+        },
+    }
     ready: dict[str, Any] = {
-        "summary": "Whether the model is loaded and warmed",
+        "summary": "Whether the model is loaded and warmed (false for a version not served)",
         "tags": tags,
         "responses": {
             "200": _json("ready", {"$ref": "#/components/schemas/V2ModelReady"}),
@@ -486,6 +495,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
         ("/v2/models/{name}/versions/{version}", [name, version], "Version"),
     ):
         paths[prefix] = {"get": {**metadata, "operationId": f"v2ModelMetadata{suffix}", "parameters": params}}
+        paths[prefix + "/config"] = {"get": {**config, "operationId": f"v2ModelConfig{suffix}", "parameters": params}}
         paths[prefix + "/ready"] = {"get": {**ready, "operationId": f"v2ModelReady{suffix}", "parameters": params}}
         paths[prefix + "/infer"] = {
             "post": {**infer, "operationId": f"v2Infer{suffix}", "parameters": params + infer["parameters"]}
@@ -588,10 +598,12 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
                         "type": "object",
                         "additionalProperties": parameter,
                         "description": "for each request parameter the task takes: `<name>_max`, its largest "
-                        "value, and `<name>_outputs`, the outputs it adds (comma-separated)",
+                        "value, and `<name>_outputs`, the outputs it adds (comma-separated); `sha256`: the model "
+                        "file's",
                     },
                 },
             },
+            "V2ModelConfig": _MODEL_CONFIG,
             "V2InferRequest": {
                 "type": "object",
                 "required": ["inputs"],
@@ -611,6 +623,10 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
                     "model_name": {"type": "string"},
                     "model_version": {"type": "string"},
                     "id": {"type": "string"},
+                    "parameters": {
+                        "type": "object",
+                        "properties": {oip.SHA256: {"type": "string", "description": "the model file's sha256"}},
+                    },
                     "outputs": {
                         "type": "array",
                         "items": {
@@ -627,6 +643,38 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
         }
     )
 
+
+_CONFIG_TENSOR = {
+    "type": "object",
+    "required": ["name", "data_type", "dims"],
+    "properties": {
+        "name": {"type": "string"},
+        "data_type": {"enum": sorted(set(oip.CONFIG_TYPES.values()))},
+        "dims": {"type": "array", "items": {"type": "integer"}, "description": "past the batch dimension; -1 varies"},
+        "reshape": {"type": "object"},
+    },
+}
+_MODEL_CONFIG = {
+    "type": "object",
+    "required": ["name", "platform", "backend", "max_batch_size", "input", "output", "version_policy"],
+    "properties": {
+        "name": {"type": "string"},
+        "platform": {"const": oip.PLATFORM},
+        "backend": {"const": oip.BACKEND},
+        "max_batch_size": {"type": "integer", "description": "TOYSEQ_MAX_BATCH"},
+        "version_policy": {"type": "object"},
+        "input": {"type": "array", "items": _CONFIG_TENSOR},
+        "output": {"type": "array", "items": _CONFIG_TENSOR},
+        "parameters": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["string_value"],
+                "properties": {"string_value": {"type": "string"}},
+            },
+        },
+    },
+}
 
 # --- the v2 statistics and model repository extensions (routes/v2_extensions.py) --------------------------
 

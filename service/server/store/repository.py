@@ -1,6 +1,7 @@
 """The Open Inference Protocol's model repository extension (Triton's and MLServer's shapes), without Flask:
 `index` lists every task folder with its version and state; `load` re-reads a task's folder and swaps the
-new model in, in every gunicorn worker; `unload` stops serving a task. The HTTP routes
+new model in, in every gunicorn worker, as the task's next version number (Triton's integer versions: the model
+found at start-up is version 1); `unload` stops serving a task. The HTTP routes
 (routes/v2_extensions.py), the command line (service/server/cli.py) and gRPC call these.
 
 A load never makes things worse. The worker that takes the request first checks the new folder the way
@@ -31,8 +32,8 @@ from service.core.predictor import Predictor, SessionConfig
 
 from ..config import Config
 from ..problems import NotFound, ServiceError
-from .control import POLL, Channel
-from .registry import Registry, client_safe, version_of
+from .control import POLL, Action, Channel
+from .registry import FIRST_VERSION, Registry, client_safe, short_sha
 
 log = logging.getLogger("toyseq.control")
 
@@ -81,7 +82,7 @@ class Repository:
         for name in sorted(found | set(snapshot.names)):
             predictor = snapshot.predictors.get(name)
             if predictor is not None:
-                entries.append({"name": name, "version": version_of(predictor.sha256), "state": READY, "reason": ""})
+                entries.append({"name": name, "version": snapshot.version(name), "state": READY, "reason": ""})
             elif not ready_only:
                 reason = snapshot.unavailable.get(name, "not loaded: found in the models folder after start-up")
                 entries.append({"name": name, "version": "", "state": UNAVAILABLE, "reason": reason})
@@ -96,7 +97,8 @@ class Repository:
         except Exception as err:
             reason = client_safe(err, folder)
             current = self.registry.current.predictors.get(name)
-            keeps = f"version {version_of(current.sha256)} keeps serving" if current else "nothing was served before"
+            served = self.registry.current.version(name)
+            keeps = f"version {served} keeps serving" if current else "nothing was served before"
             log.warning("load refused", extra={"fields": {"task": name, "reason": reason, **(who or {})}})
             if self.on_failure and name in self.registry.current.names:  # bounded metric labels: known tasks only
                 self.on_failure(name)
@@ -104,17 +106,27 @@ class Repository:
                 f"model {name} was not loaded: {reason}; {keeps}", extra={"task": name, "reason": reason}
             ) from None
         with self._lock:
-            generation = self.channel.publish(name, "load", candidate.sha256) if self.channel else 0
-            self.registry.serve(name, candidate)
-            self._applied[name] = {"generation": generation, "ok": True, "version": version_of(candidate.sha256)}
+            last = self.registry.current.versions.get(name, FIRST_VERSION - 1)  # the number before any load
+            if self.channel is not None:
+                generation, number = self.channel.publish(name, "load", candidate.sha256, last)
+            else:
+                generation, number = 0, last + 1
+            self.registry.serve(name, candidate, number)
+            self._applied[name] = {"generation": generation, "ok": True, "version": str(number)}
             self._acknowledge()
-        version = version_of(candidate.sha256)
+        version = str(number)
         workers = self._wait(name, generation, f"load of {name} version {version}")
-        log.info(
-            "model loaded", extra={"fields": {"task": name, "version": version, "workers": workers, **(who or {})}}
-        )
+        fields = {"task": name, "version": version, "sha256": short_sha(candidate.sha256), "workers": workers}
+        log.info("model loaded", extra={"fields": {**fields, **(who or {})}})
         # KServe's server answers {"name", "load": true}; Triton's clients read only the status.
-        return {"name": name, "load": True, "version": version, "state": READY, "workers": workers}
+        return {
+            "name": name,
+            "load": True,
+            "version": version,
+            "sha256": candidate.sha256,
+            "state": READY,
+            "workers": workers,
+        }
 
     def unload(self, name: str, who: dict | None = None) -> dict:
         """Stop serving `name` in every worker (503 for it; readiness is unaffected)."""
@@ -123,7 +135,8 @@ class Repository:
         if name not in snapshot.names:
             raise NotFound(f"no model {_quote(name)} in the repository; known: {', '.join(snapshot.names) or 'none'}")
         with self._lock:
-            generation = self.channel.publish(name, "unload") if self.channel else 0
+            last = self.registry.current.versions.get(name, FIRST_VERSION - 1)
+            generation = self.channel.publish(name, "unload", "", last)[0] if self.channel else 0
             self._withdraw(name)
             self._applied[name] = {"generation": generation, "ok": True, "version": ""}
             self._acknowledge()
@@ -174,13 +187,15 @@ class Repository:
                     self._withdraw(action.task)
                     self._applied[action.task] = {"generation": action.generation, "ok": True, "version": ""}
                 else:
-                    self._applied[action.task] = self._follow_load(action.task, action.generation, action.sha256)
+                    self._applied[action.task] = self._follow_load(action)
             self._acknowledge()
 
-    def _follow_load(self, name: str, generation: int, sha256: str) -> dict:
+    def _follow_load(self, action: Action) -> dict:
+        name, generation, sha256, version = action.task, action.generation, action.sha256, action.version
         current = self.registry.current.predictors.get(name)
         if current is not None and current.sha256 == sha256:  # started after the folder changed, or a reload
-            return {"generation": generation, "ok": True, "version": version_of(sha256)}
+            self.registry.serve(name, current, version)  # under the number every worker agreed on
+            return {"generation": generation, "ok": True, "version": str(version)}
         folder = self.models_dir / name
         try:
             candidate = self.check(folder)
@@ -195,9 +210,10 @@ class Repository:
             if self.on_failure:
                 self.on_failure(name)
             return {"generation": generation, "ok": False, "version": "", "reason": reason}
-        self.registry.serve(name, candidate)
-        log.info("model loaded", extra={"fields": {"task": name, "version": version_of(sha256), "pid": self.pid}})
-        return {"generation": generation, "ok": True, "version": version_of(sha256)}
+        self.registry.serve(name, candidate, version)
+        fields = {"task": name, "version": version, "sha256": short_sha(sha256), "pid": self.pid}
+        log.info("model loaded", extra={"fields": fields})
+        return {"generation": generation, "ok": True, "version": str(version)}
 
     # -- helpers ----------------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
                 environ["toyseq.task"] = name
             predictor = lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
         environ["toyseq.task"] = name
-        timing = environ["toyseq.inference"] = Timing(predictor)  # the statistics extension's durations
+        timing = environ["toyseq.inference"] = Timing(snapshot.version(name))  # the statistics extension's durations
         arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), limits)
         timing.infer = perf_counter()
         result = predictor.predict(arrays, steps=steps, top_k=top_k)

@@ -1,5 +1,6 @@
 """The Open Inference Protocol v2 over HTTP (what tritonclient and KServe's clients speak), beside the native
 API: GET /v2, /v2/health/live, /v2/health/ready, /v2/models (KServe's list), /v2/models/<task>[/versions/<v>],
+.../config (Triton's model configuration),
 .../ready and POST .../infer. The translation lives in openinference.py; the API key, body limit and
 decompression (routes/common.py), request ids, metrics and access lines are the native path's. Errors are the
 protocol's {"error": "..."}, never problem+json.
@@ -64,6 +65,14 @@ def blueprint(runtime: Runtime) -> Blueprint:
     def model_metadata(name: str, version: str | None = None):
         return Response(entry(name, version)[1], content_type=JSON)
 
+    @bp.get("/v2/models/<name>/config")
+    @bp.get("/v2/models/<name>/versions/<version>/config")
+    def model_config(name: str, version: str | None = None):
+        # Triton's model configuration extension (what perf_analyzer reads first)
+        if name in registry.current.predictors:
+            request.environ["toyseq.task"] = name
+        return Response(service.config(name, version)[1], content_type=JSON)
+
     @bp.get("/v2/models/<name>/ready")
     @bp.get("/v2/models/<name>/versions/<version>/ready")
     def model_ready(name: str, version: str | None = None):
@@ -80,7 +89,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
     def infer(name: str, version: str | None = None):
         environ = request.environ
         found = model(name, version)
-        timing = environ["toyseq.inference"] = Timing(found.predictor)  # the statistics extension's durations
+        timing = environ["toyseq.inference"] = Timing(found.version)  # the statistics extension's durations
         header, binary = oip.split_body(
             read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
         )
