@@ -1,0 +1,73 @@
+"""Triton's load generator, perf_analyzer (the binary from the tritonclient 2.47.0 wheel; tests/support/
+perf_analyzer.py finds it, .ci/run installs it), measures every task over HTTP and over gRPC against real
+gunicorn, unchanged: it reads the model configuration and metadata, sends the task's worked example as its input
+data, and reports throughput and the server-side statistics (Triton's statistics extension, keyed by the integer
+version it parses).
+
+    .venv/bin/python -m pytest tests/server/test_perf_analyzer.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from service.core import manifest as manifest_mod
+from tests.support import perf_analyzer
+from tests.support.paths import MODELS_DIR, TASKS
+from tests.support.server import Server
+
+pytestmark = pytest.mark.slow
+RUN_TIMEOUT = 120  # seconds for one bounded run (5 windows of 500 ms at most, plus start-up) on a busy machine
+
+
+@pytest.fixture(scope="module")
+def tool():
+    found = perf_analyzer.find()
+    if found.binary is None:
+        pytest.skip(found.reason)
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with Server(tmp_path_factory.mktemp("perf") / "gunicorn.log", grpc=True) as s:
+        yield s
+
+
+def input_data(task: str, folder) -> str:
+    """perf_analyzer's --input-data file: the task's worked example as one request of batch 1 (random data would
+    break the input contract, and a variable length needs a shape)."""
+    example = manifest_mod.load(MODELS_DIR / task, check_hash=False)["example"]["input"]
+    path = folder / f"{task}.json"
+    path.write_text(json.dumps({"data": [{"input": {"content": example, "shape": [len(example)]}}]}))
+    return str(path)
+
+
+def run(tool, task: str, url: str, protocol: str, data: str) -> str:
+    command = [tool.binary, "-m", task, "-u", url, "-i", protocol, "--input-data", data]
+    # bounded: 500 ms windows, at most 5 of them, and any spread accepted (the machine is shared)
+    command += ["--measurement-interval", "500", "--max-trials", "5", "-s", "100"]
+    done = subprocess.run(command, env=tool.env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert done.returncode == 0, f"{' '.join(command)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("task", TASKS)
+def test_perf_analyzer_measures_every_task_with_server_side_statistics(tool, server, tmp_path, task, protocol):
+    url = server.url.removeprefix("http://") if protocol == "http" else server.grpc_target
+    out = run(tool, task, url, protocol, input_data(task, tmp_path))
+    throughput = float(re.search(r"Throughput: ([\d.]+) infer/sec", out).group(1))
+    assert throughput > 0, out
+    server_side = out.split("  Server: ", 1)[1]  # the statistics extension's counts over the measurement
+    counts = {
+        name: int(value)
+        for name, value in re.findall(r"(Inference count|Execution count|Successful request count): (\d+)", server_side)
+    }
+    assert set(counts) == {"Inference count", "Execution count", "Successful request count"}, out
+    assert min(counts.values()) > 0, out  # the server's own counts of what perf_analyzer sent
+    assert re.search(r"compute infer \d+ usec", server_side), out
