@@ -286,6 +286,7 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
     }
     _add_v2(doc, task_names, limits, api_key)
     _add_v2_extensions(doc, task_names, api_key)
+    _add_v1(doc, task_names, limits, api_key)
     return doc
 
 
@@ -804,3 +805,98 @@ def _add_v2_extensions(doc: dict, task_names: list[str], api_key: bool) -> None:
         if api_key:
             operation["security"] = [{"bearer": []}, {"apiKey": []}]
         paths[f"/v2/repository/models/{{name}}/{action}"] = {"post": operation}
+
+
+# --- KServe's V1 protocol (routes/v1.py, protocol/v1.py) ----------------------------------------------------
+
+
+def _add_v1(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
+    tags = ["KServe V1"]
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "description": "the model: a task name",
+        "schema": {"type": "string", "examples": task_names[:1] or ["echo"]},
+    }
+    sequences = {
+        "type": "array",
+        "maxItems": limits.max_batch,
+        "items": {
+            "oneOf": [
+                {"type": "array", "items": {"type": "number"}},
+                {"type": "object", "required": [oip.INPUT], "properties": {oip.INPUT: {"type": "array"}}},
+            ]
+        },
+        "description": 'one sequence per instance (or {"input": [...]}, TF Serving\'s row format)',
+    }
+    options = {
+        "steps": {"type": "integer", "minimum": 1, "description": "roll a next-value task forward"},
+        "top_k": {"type": "integer", "minimum": 1, "description": "the k most likely values of a class task"},
+    }
+    body = {
+        "type": "object",
+        "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+        "properties": {"instances": sequences, "inputs": sequences, **options},
+        "additionalProperties": False,
+        "examples": [{"instances": [[3, 1, 4]]}],
+    }
+    predictions = {
+        "type": "object",
+        "required": ["predictions"],
+        "properties": {
+            "predictions": {"type": "array", "description": "one per instance, in order (the native outputs)"},
+            "wrong_position": {"type": "array"},
+            "top_k": {"type": "array"},
+        },
+    }
+    predict: dict[str, Any] = {
+        "summary": 'KServe V1 predict: {"instances": [...]} -> {"predictions": [...]}, the native checks and answers',
+        "tags": tags,
+        "operationId": "v1Predict",
+        "parameters": [name, _content_encoding()],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "200": _json("one prediction per instance", predictions),
+            "400": _v2_error("not a valid request for this model (the message locates each problem)"),
+            "401": _v2_error("missing or wrong API key (only when the service has one)"),
+            "404": _v2_error("unknown model (KServe: Model with name ... does not exist.)"),
+            "413": _v2_error("the body, as sent or as inflated, is larger than the limit"),
+            "415": _v2_error("not JSON, or a Content-Encoding other than " + ACCEPTED_CODINGS),
+            "503": _v2_error("the model could not be loaded (KServe: Model with name ... is not ready.)"),
+        },
+    }
+    if api_key:
+        predict["security"] = [{"bearer": []}, {"apiKey": []}]
+    paths = doc["paths"]
+    paths["/v1/models"] = {
+        "get": {
+            "summary": "KServe V1: the models",
+            "tags": tags,
+            "operationId": "v1Models",
+            "responses": {
+                "200": _json(
+                    "every task",
+                    {
+                        "type": "object",
+                        "required": ["models"],
+                        "properties": {"models": {"type": "array", "items": {"type": "string"}}},
+                    },
+                )
+            },
+        }
+    }
+    paths["/v1/models/{name}"] = {
+        "get": {
+            "summary": "KServe V1: whether the model is ready",
+            "tags": tags,
+            "operationId": "v1ModelReady",
+            "parameters": [name],
+            "responses": {
+                "200": _json("ready", {"$ref": "#/components/schemas/V2ModelReady"}),
+                "404": _v2_error("unknown model"),
+                "503": _v2_error("the model could not be loaded"),
+            },
+        }
+    }
+    paths["/v1/models/{name}:predict"] = {"post": predict}
