@@ -11,6 +11,7 @@ from ...protocol.checks import parse_predict
 from ...protocol.statistics import Timing
 from ...runtime import Runtime
 from ...store.registry import lookup
+from ..compression import compressed
 from .common import api_key_required, read_json
 
 JSON = "application/json"  # as the content_type argument: werkzeug adds no charset and parses nothing
@@ -38,8 +39,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
         timing.output = perf_counter()
         environ["toyseq.sequences"] = len(arrays)  # counted by the app's middleware
-        return Response(
-            orjson.dumps({"task": name, "model": {"sha256": predictor.sha256}, **result}), content_type=JSON
-        )
+        answer = orjson.dumps({"task": name, "model": {"sha256": predictor.sha256}, **result})
+        return compressed(Response(answer, content_type=JSON), environ)  # when the client asks
 
     return bp

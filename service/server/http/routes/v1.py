@@ -13,6 +13,7 @@ from ...problems import ServiceError
 from ...protocol import v1
 from ...protocol.statistics import Timing
 from ...runtime import Runtime
+from ..compression import compressed
 from ..errors import register_v2
 from .common import api_key_required, read_json
 
@@ -47,7 +48,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
         timing.output = perf_counter()
         environ["toyseq.sequences"] = len(arrays)
-        return _json(v1.answer(result))
+        return compressed(_json(v1.answer(result)), environ)  # when the client asks
 
     @bp.route("/v1/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def unknown(rest: str):

@@ -18,6 +18,7 @@ from ...problems import ServiceError
 from ...protocol import v2 as oip
 from ...protocol.statistics import Timing
 from ...runtime import Runtime
+from ..compression import compressed
 from ..errors import register_v2
 from .common import api_key_required, read_body
 
@@ -109,7 +110,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
         ignored = checked.ignored_header()
         if ignored:
             response.headers[oip.IGNORED_HEADER] = ignored
-        return response
+        return compressed(response, environ)  # when the client asks (tritonclient's response_compression_algorithm)
 
     @bp.route("/v2/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def unknown(rest: str):
