@@ -483,8 +483,10 @@ def test_statistics_and_the_model_repository_over_grpc_are_the_rests(tmp_path, m
             assert "StatusCode.UNAVAILABLE" in str(unavailable.value)
             client.load_model(task, headers=dict(METADATA))
             assert client.is_model_ready(task)
-            with pytest.raises(InferenceServerException, match="not supported"):
-                client.load_model(task, headers=dict(METADATA), config="{}")
+            with pytest.raises(InferenceServerException, match="failed to load.*'instance_group' cannot be overridden"):
+                client.load_model(task, headers=dict(METADATA), config='{"instance_group": []}')
+            client.load_model(task, headers=dict(METADATA), config='{"max_batch_size": "16"}')  # Triton's example
+            assert client.get_model_config(task).config.max_batch_size == 16
         finally:
             client.close()
     without = {"TOYSEQ_API_KEY": API_KEY}  # TOYSEQ_MODEL_CONTROL=none, the default: PERMISSION_DENIED

@@ -50,3 +50,20 @@ def test_health_metadata_example_runs_unchanged(server, tmp_path, protocol):
     done = run(adapted(f"simple_{protocol}_health_metadata", tmp_path), url)
     assert done.returncode == 0 and "FAILED" not in done.stdout, done.stdout + done.stderr
     assert f"'{TASK}'" in done.stdout or f'name: "{TASK}"' in done.stdout  # it printed our model's metadata
+
+
+@pytest.fixture(scope="module")
+def control_server(tmp_path_factory, models_copy):
+    pytest.importorskip("tritonclient.grpc", reason="pip install -e '.[test]' (tritonclient[all])")
+    log = tmp_path_factory.mktemp("control") / "gunicorn.log"
+    with Server(log, {"TOYSEQ_MODEL_CONTROL": "explicit"}, models_copy, grpc=True) as s:
+        yield s
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_model_control_example_runs_unchanged(control_server, tmp_path, protocol):
+    """The repository index, load, a load whose config is not JSON refused ("failed to load"), a load whose config
+    sets max_batch_size, read back from the model configuration, unload, and an unknown model refused."""
+    url = control_server.url.removeprefix("http://") if protocol == "http" else control_server.grpc_target
+    done = run(adapted(f"simple_{protocol}_model_control", tmp_path), url)
+    assert done.returncode == 0 and "PASS: model control" in done.stdout, done.stdout + done.stderr

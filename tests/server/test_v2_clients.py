@@ -153,7 +153,7 @@ def test_tritonclient_errors_are_raised_with_the_servers_message(server):
         tensor.set_data_from_numpy(array)
         with pytest.raises(InferenceServerException, match="API key"):
             client.infer(task, [tensor])
-        with pytest.raises(InferenceServerException, match="unknown task"):
+        with pytest.raises(InferenceServerException, match="Request for unknown model: .no-such-task. is not found"):
             client.get_model_metadata("no-such-task")
         wrong = httpclient.InferInput("input", list(array.shape), "FP32")
         wrong.set_data_from_numpy(array.astype(np.float32))

@@ -157,8 +157,8 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         def load(tags: _Tags) -> pb.RepositoryModelLoadResponse:
             tags.task = request.model_name
             who = self._privileged(context)
-            translate.check_load_parameters(request.parameters)
-            self.repository.load(request.model_name, who)
+            config = translate.check_load_parameters(request.parameters)
+            self.repository.load(request.model_name, who, config)
             return pb.RepositoryModelLoadResponse()
 
         return self._call("RepositoryModelLoad", context, load)

@@ -135,15 +135,19 @@ def index(models: list[dict]) -> pb.RepositoryIndexResponse:
     )
 
 
-def check_load_parameters(parameters) -> None:
-    """As the REST load: toyseq loads a model only from its folder, so Triton's `config` and `file:` parameters
-    are refused rather than ignored."""
-    refused = [key for key in parameters if key == "config" or key.startswith("file:")]
+def check_load_parameters(parameters) -> str | None:
+    """As the REST load: toyseq loads a model only from its folder, so Triton's `file:` parameters are refused
+    rather than ignored; returns the `config` override (a ModelConfig in JSON) for the repository to check."""
+    refused = [key for key in parameters if key.startswith("file:")]
     if refused:
         raise BadRequest(
             f"load parameter {refused[0][:60]!r} is not supported: toyseq loads a model only from its folder "
             "(replace the folder, then load)"
         )
+    config = parameters.get("config")
+    return (
+        config.string_param if config is not None and config.WhichOneof("parameter_choice") == "string_param" else None
+    )
 
 
 def estimated_seconds(model: oip.Model, request: pb.ModelInferRequest) -> float:

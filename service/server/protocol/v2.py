@@ -203,7 +203,10 @@ class Service:
 
     def _served(self, snapshot: Snapshot) -> dict[str, tuple[Model, bytes, bytes]]:
         # Built once per snapshot of the served models (registry.py): a load swaps the whole snapshot.
-        models = {name: Model(p, self.limits, snapshot.version(name)) for name, p in snapshot.predictors.items()}
+        models = {
+            name: Model(p, snapshot.limits.get(name, self.limits), snapshot.version(name))
+            for name, p in snapshot.predictors.items()
+        }
         return {name: (m, orjson.dumps(m.metadata()), orjson.dumps(m.config())) for name, m in models.items()}
 
     def entry(self, name: str, version: str | None) -> tuple[Model, bytes]:

@@ -1,7 +1,8 @@
 """How a model load or unload reaches every gunicorn worker: a shared control directory, independent of the
 worker class (gunicorn_conf.py makes one per server and sets TOYSEQ_CONTROL_DIR before the workers start).
 
-    <dir>/state.json          {"generation": N, "tasks": {task: {"generation", "action", "sha256", "version"}}}
+    <dir>/state.json          {"generation": N, "tasks": {task: {"generation", "action", "sha256", "version",
+                                                                    "config"}}}
     <dir>/lock                flock'd while state.json is rewritten
     <dir>/workers/<pid>.json  what that worker has applied: {"pid", "tasks": {task: {"generation", "ok", ...}}}
 
@@ -36,6 +37,7 @@ class Action:
     action: str  # "load" or "unload"
     sha256: str  # load: the model.onnx hash every worker must end up serving; unload: ""
     version: int  # load: the version number every worker serves it as; unload: the last one given
+    config: dict  # load: the configuration it overrides (Triton's load `config`: {"max_batch_size": n}), or {}
 
 
 @dataclass
@@ -52,7 +54,9 @@ class Channel:
         (self.path / WORKERS).mkdir(parents=True, exist_ok=True)
         self._seen: tuple[int, int, int] | None = None
 
-    def publish(self, task: str, action: str, sha256: str = "", last: int = 0) -> tuple[int, int]:
+    def publish(
+        self, task: str, action: str, sha256: str = "", last: int = 0, config: dict | None = None
+    ) -> tuple[int, int]:
         """Record `action` for `task` as the next generation; returns it and the task's version number: for a
         load the next one, for an unload the last one (`last`, the number served since start-up, when no load of
         the task was published yet: 1 for a model served at start-up, 0 for one never served)."""
@@ -63,7 +67,8 @@ class Channel:
             state["generation"] = generation
             last = int(state["tasks"].get(task, {}).get("version", last))
             version = last + 1 if action == "load" else last
-            state["tasks"][task] = {"generation": generation, "action": action, "sha256": sha256, "version": version}
+            record = {"generation": generation, "action": action, "sha256": sha256, "version": version}
+            state["tasks"][task] = {**record, "config": config or {}}
             _write(self.path / STATE, state)
             return generation, version
 
@@ -71,7 +76,14 @@ class Channel:
         """Every task's latest action, oldest first."""
         tasks = self._read()["tasks"]
         found = [
-            Action(t, int(a["generation"]), a["action"], a.get("sha256", ""), int(a.get("version", 1)))
+            Action(
+                t,
+                int(a["generation"]),
+                a["action"],
+                a.get("sha256", ""),
+                int(a.get("version", 1)),
+                a.get("config") or {},
+            )
             for t, a in tasks.items()
         ]
         return sorted(found, key=lambda a: a.generation)

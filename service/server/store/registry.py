@@ -63,6 +63,9 @@ class Snapshot:
     # for each model loaded since): the last number given, kept while the task is unloaded; absent for a task
     # never served (a folder that failed at start-up or appeared since: its first load is FIRST_VERSION).
     versions: Mapping[str, int] = field(default_factory=dict)
+    # Tasks loaded with a configuration that overrides a limit (Triton's load with `config`: max_batch_size):
+    # their Limits. Every other task uses the service's.
+    limits: Mapping[str, Limits] = field(default_factory=dict)
     # Answers the routes derive from the predictors (rendered metadata, ...), built on first use per snapshot.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -141,15 +144,18 @@ class Registry:
     def get(self, name: str) -> Predictor:
         return lookup(self.current, name)
 
-    def serve(self, name: str, predictor: Predictor, version: int) -> Snapshot:
-        """Publish a snapshot in which `name` is answered by `predictor` as `version`; requests already running
-        keep theirs."""
+    def serve(self, name: str, predictor: Predictor, version: int, limits: Limits | None = None) -> Snapshot:
+        """Publish a snapshot in which `name` is answered by `predictor` as `version`, under `limits` when its
+        load overrode the service's (else the service's); requests already running keep theirs."""
         with self._swap:
             old = self.current
             predictors = {**old.predictors, name: predictor}
             unavailable = {t: r for t, r in old.unavailable.items() if t != name}
             versions = {**old.versions, name: version}
-            self.current = Snapshot(predictors, unavailable, old.unloaded - {name}, versions)
+            overridden = {t: lim for t, lim in old.limits.items() if t != name}
+            if limits is not None:
+                overridden[name] = limits
+            self.current = Snapshot(predictors, unavailable, old.unloaded - {name}, versions, overridden)
             return self.current
 
     def withdraw(self, name: str, reason: str) -> Snapshot:
@@ -157,7 +163,10 @@ class Registry:
         with self._swap:
             old = self.current
             predictors = {t: p for t, p in old.predictors.items() if t != name}
-            self.current = Snapshot(predictors, {**old.unavailable, name: reason}, old.unloaded | {name}, old.versions)
+            limits = {t: lim for t, lim in old.limits.items() if t != name}
+            self.current = Snapshot(
+                predictors, {**old.unavailable, name: reason}, old.unloaded | {name}, old.versions, limits
+            )
             return self.current
 
 

@@ -34,7 +34,8 @@ def blueprint(runtime: Runtime) -> Blueprint:
             predictor = lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
         environ["toyseq.task"] = name
         timing = environ["toyseq.inference"] = Timing(snapshot.version(name))  # the statistics extension's durations
-        arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), limits)
+        task_limits = snapshot.limits.get(name, limits)  # a load's config may override max_batch_size
+        arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), task_limits)
         timing.infer = perf_counter()
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
         timing.output = perf_counter()

@@ -43,7 +43,8 @@ def blueprint(runtime: Runtime) -> Blueprint:
         _name_task(snapshot, name)
         predictor = v1.model(snapshot, name)
         timing = environ["toyseq.inference"] = Timing(snapshot.version(name))  # the statistics extension's
-        arrays, steps, top_k, _ = v1.check(predictor, read_json(environ, max_body), limits)
+        task_limits = snapshot.limits.get(name, limits)  # a load's config may override max_batch_size
+        arrays, steps, top_k, _ = v1.check(predictor, read_json(environ, max_body), task_limits)
         timing.infer = perf_counter()
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
         timing.output = perf_counter()
