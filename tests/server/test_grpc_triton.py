@@ -127,3 +127,21 @@ def test_tritonclient_streaming_api(served):
     assert [error for _, error in got] == [None] * 5
     assert [result.get_response().id for result, _ in got] == ["0", "1", "2", "3", "4"]
     assert [result.as_numpy("output").tolist() for result, _ in got] == [[[k, k + 1]] for k in range(5)]
+
+
+def test_open_streams_leave_threads_for_unary_calls(served, request):
+    """Under the sync server a stream holds a pool thread while open: a worker takes at most half of
+    TOYSEQ_REQUEST_THREADS (2 here: one stream); one more is refused at once, and unary calls still run."""
+    if "aio" in request.node.callspec.id:
+        pytest.skip("grpc.aio holds no thread per stream")
+    _, stub, _ = served
+    feed: queue.Queue = queue.Queue()
+    first = stub.ModelStreamInfer(iter(feed.get, None), timeout=30)
+    feed.put(request_for("echo-lag", [[5, 3]]))
+    assert next(first).infer_response.id == "echo-lag-1"  # the first stream is open and answering
+    code, details = failure(lambda: list(stub.ModelStreamInfer(iter([request_for("echo", [[1]])]), timeout=30)))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "open ModelStreamInfer streams" in details
+    assert stub.ModelInfer(request_for("echo", [[1]]), timeout=30).outputs  # unary calls still find a thread
+    feed.put(None)  # the client closes its side: the stream ends and frees its slot
+    assert list(first) == []
+    assert list(stub.ModelStreamInfer(iter([request_for("echo", [[1]])]), timeout=30))[0].infer_response.outputs

@@ -52,7 +52,10 @@ def run(tool, task: str, url: str, protocol: str, data: str) -> str:
     command = [tool.binary, "-m", task, "-u", url, "-i", protocol, "--input-data", data]
     # bounded: a fixed number of requests, whatever the spread (the machine is shared)
     command += ["--request-count", str(REQUESTS)]
-    done = subprocess.run(command, env=tool.env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    try:
+        done = subprocess.run(command, env=tool.env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired as err:  # say how far it got
+        raise AssertionError(f"{' '.join(command)} ran past {RUN_TIMEOUT} s:\n{err.stdout}\n{err.stderr}") from None
     assert done.returncode == 0, f"{' '.join(command)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 

@@ -6,6 +6,7 @@ serves under the sync server (thread pool) and, wrapped by `aio_servicer`, under
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,10 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         self.repository = runtime.repository
         self.recorder = runtime.recorder
         self.api_key = runtime.config.api_key.encode() if runtime.config.api_key else b""
+        # Under the sync server an open stream holds one of the pool's TOYSEQ_REQUEST_THREADS threads, even idle:
+        # streams may take at most half of them, so unary calls (and health checks) always find a thread.
+        self.max_streams = max(1, runtime.config.request_threads // 2)
+        self._streams = threading.BoundedSemaphore(self.max_streams)
 
     def ServerLive(self, request, context):
         return self._call("ServerLive", context, lambda tags: pb.ServerLiveResponse(live=True))
@@ -108,8 +113,17 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         """Triton's streaming inference, for models that are not decoupled: every request on the stream is
         answered in order, each by the same path as ModelInfer (its id echoed); a request that fails gets its
         error as that message's error_message and the stream goes on, as Triton's server does."""
-        for request in request_iterator:
-            yield self._stream_one(request, context)
+        if not self._streams.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this worker already holds {self.max_streams} open ModelStreamInfer streams (half of "
+                "TOYSEQ_REQUEST_THREADS); close one, retry later, or use ModelInfer",
+            )
+        try:
+            for request in request_iterator:
+                yield self._stream_one(request, context)
+        finally:
+            self._streams.release()
 
     def _stream_one(self, request, context) -> pb.ModelStreamInferResponse:
         def failed(code, message: str) -> pb.ModelStreamInferResponse:
