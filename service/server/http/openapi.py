@@ -372,7 +372,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
         },
     }
     ready: dict[str, Any] = {
-        "summary": "Whether the model is loaded and warmed (false for a version not served)",
+        "summary": "Whether the model is loaded and warmed (404 for a version not served)",
         "tags": tags,
         "responses": {
             "200": _json("ready", {"$ref": "#/components/schemas/V2ModelReady"}),

@@ -79,9 +79,9 @@ def blueprint(runtime: Runtime) -> Blueprint:
     def model_ready(name: str, version: str | None = None):
         if name in registry.current.unavailable:
             request.environ["toyseq.task"] = name
-        if not service.model_ready(name, version):
+        if not service.model_ready(name, None):
             return Response(orjson.dumps({"name": name, "ready": False}), status=503, content_type=JSON)
-        model(name, version)
+        model(name, version)  # 404 for a version not served (gRPC's ModelReady answers ready=false, as Triton)
         return Response(orjson.dumps({"name": name, "ready": True}), content_type=JSON)
 
     @bp.post("/v2/models/<name>/infer")
