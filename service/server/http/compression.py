@@ -39,13 +39,14 @@ def negotiate(header: str | None) -> str | None:
 
 def compressed(response: Response, environ: dict) -> Response:
     """`response`, its body compressed when the client asked and it is at least MIN_BYTES long."""
-    body = response.get_data()
-    if len(body) < MIN_BYTES:
+    size = response.content_length  # set from the bytes the view built: no copy of the body to learn it
+    if size is None or size < MIN_BYTES:
         return response
     response.vary.add("Accept-Encoding")
     coding = negotiate(environ.get("HTTP_ACCEPT_ENCODING"))
     if coding is None:
         return response
+    body = response.get_data()
     response.set_data(gzip.compress(body, LEVEL, mtime=0) if coding == "gzip" else zlib.compress(body, LEVEL))
     response.headers["Content-Encoding"] = coding
     return response
