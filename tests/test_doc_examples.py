@@ -90,6 +90,15 @@ RULES: list[tuple[str, str]] = [
     ),
     (r"^\.venv/bin/python -m training evaluate [a-z-]+$", RUN),  # one task: seconds
     (r"^\.venv/bin/python -m training (train|evaluate)", "tests/training/test_models.py"),
+    (r"^echo '\{\"data\": \[\{\"input\"", "tests/server/test_perf_analyzer.py (writes perf_analyzer's input data)"),
+    (
+        r"^LD_LIBRARY_PATH=\.tools/perf_analyzer/lib \.tools/perf_analyzer/bin/perf_analyzer ",
+        "tests/server/test_perf_analyzer.py",
+    ),
+    (
+        r"^(\.venv/bin/)?python -m benchmarks\.perf_sweep",
+        "not run: a benchmark for publishable figures (minutes); tests/server/test_perf_analyzer.py runs perf_analyzer",
+    ),
     (r"^(docker|podman) (build|run)", "tests/deploy/test_container.py"),
     (r"^kubectl apply -k deploy/k8s", "tests/deploy/test_kube_play.py"),
     (r"^kubectl (create secret|port-forward)", "not run: needs a Kubernetes cluster; tests/deploy/test_kube_play.py"),

@@ -14,7 +14,8 @@ A page marks a generated part with an HTML comment (invisible once rendered), in
 Blocks (RENDERERS): `models` (each committed model's version, size and weights), `budget` (what
 TOYSEQ_MAX_REQUEST_SECONDS admits per task), `over-budget TASK ROWS STEPS` (the service's own 422 text),
 `v2-examples` (real v2 answers from the app), `peers-table FILE` and `peers-summary FILE` (a
-`python -m benchmarks.peers` JSON), `benchmark-runs` (every committed benchmark JSON under docs/, with its
+`python -m benchmarks.peers` JSON), `perf-analyzer-table FILE` (a `python -m benchmarks.perf_sweep` JSON),
+`benchmark-runs` (every committed benchmark JSON under docs/, with its
 command and date: a new JSON file is listed without any change here). An inline value takes any JSON file's
 number at a dotted path (list items by index) and formats it with a Python format spec followed by literal
 text (`.2fx` -> `0.66x`), so a new benchmark's figures can be quoted in prose without a new renderer.
@@ -94,17 +95,13 @@ def _predictors(root: Path):
 
 
 def models_table(root: Path) -> str:
-    from service.server.store.registry import version_of
-
     lines = [
-        "| task | version (v2) | `model.onnx` sha256 | bytes | weights (cost model: bytes / 4) |",
-        "|---|---|---|---|---|",
+        "| task | `model.onnx` sha256 | bytes | weights (cost model: bytes / 4) |",
+        "|---|---|---|---|",
     ]
     for p in _predictors(root):
         size = (root / "models" / p.task / "model.onnx").stat().st_size
-        lines.append(
-            f"| `{p.task}` | `{version_of(p.sha256)}` | `{p.sha256[:16]}...` | {size:,} | {p.cost.weights:,} |"
-        )
+        lines.append(f"| `{p.task}` | `{p.sha256[:16]}...` | {size:,} | {p.cost.weights:,} |")
     return "\n".join(lines)
 
 
@@ -267,6 +264,19 @@ def benchmark_runs(root: Path) -> str:
     return "\n".join(lines)
 
 
+def perf_analyzer_table(root: Path, file: str) -> str:
+    """A `python -m benchmarks.perf_sweep` JSON: throughput and latency per concurrency, HTTP beside gRPC."""
+    res = _json(root, file)["results"]
+    lines = [
+        "| concurrency | HTTP infer/s | HTTP p50 / p99 ms | gRPC infer/s | gRPC p50 / p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for http, grpc in zip(res["http"], res["grpc"]):
+        cells = [f"{r['throughput']:,.0f} | {r['p50_us'] / 1000:.1f} / {r['p99_us'] / 1000:.1f}" for r in (http, grpc)]
+        lines.append(f"| {http['concurrency']:.0f} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, Callable[..., str]] = {
     "models": models_table,
     "budget": budget_table,
@@ -275,6 +285,7 @@ RENDERERS: dict[str, Callable[..., str]] = {
     "peers-table": peers_table,
     "peers-summary": peers_summary,
     "benchmark-runs": benchmark_runs,
+    "perf-analyzer-table": perf_analyzer_table,
 }
 
 

@@ -70,8 +70,8 @@ def test_openapi_fuzz_never_fails_the_contract(openapi_schema, mode):
             # it allows can still break a task's own value range (a documented 422).
             response = case.call_and_validate(excluded_checks=[openapi_checks.positive_data_acceptance])
             assert response.status_code < 500, response.text[:300]
-            if response.status_code >= 400:  # the v2 protocol's errors are its own {"error": ...} JSON
-                expected = "application/json" if case.path.startswith("/v2") else PROBLEM
+            if response.status_code >= 400:  # the v2 and KServe V1 protocols' errors are their own {"error": ...}
+                expected = "application/json" if case.path.startswith(("/v2", "/v1")) else PROBLEM
                 assert response.headers.get("content-type", [""])[0].startswith(expected), response.headers
 
         try:

@@ -6,6 +6,7 @@ serves under the sync server (thread pool) and, wrapped by `aio_servicer`, under
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,13 +39,15 @@ CODES = {
     422: grpc.StatusCode.INVALID_ARGUMENT,
     503: grpc.StatusCode.UNAVAILABLE,
 }
-# The methods this service answers; the rest of Triton's service (shared memory, tracing, ...) stays UNIMPLEMENTED.
+# The unary methods this service answers (ModelStreamInfer, a stream, is wrapped apart for grpc.aio); the rest of
+# Triton's service (shared memory, tracing, ...) stays UNIMPLEMENTED.
 METHODS = (
     "ServerLive",
     "ServerReady",
     "ModelReady",
     "ServerMetadata",
     "ModelMetadata",
+    "ModelConfig",
     "ModelInfer",
     "ModelStatistics",
     "RepositoryIndex",
@@ -66,6 +69,10 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         self.repository = runtime.repository
         self.recorder = runtime.recorder
         self.api_key = runtime.config.api_key.encode() if runtime.config.api_key else b""
+        # Under the sync server an open stream holds one of the pool's TOYSEQ_REQUEST_THREADS threads, even idle:
+        # streams may take at most half of them, so unary calls (and health checks) always find a thread.
+        self.max_streams = max(1, runtime.config.request_threads // 2)
+        self._streams = threading.BoundedSemaphore(self.max_streams)
 
     def ServerLive(self, request, context):
         return self._call("ServerLive", context, lambda tags: pb.ServerLiveResponse(live=True))
@@ -92,24 +99,59 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
         return self._call("ModelMetadata", context, metadata)
 
-    def ModelInfer(self, request, context):
-        def infer(tags: _Tags) -> pb.ModelInferResponse:
-            self._authorize(context)
-            tags.task = request.model_name
-            model = self.service.model(request.model_name, request.model_version or None)
-            timing = tags.timing = Timing(model.predictor)  # the statistics extension's durations, as on REST
-            self._check_deadline(context, translate.estimated_seconds(model, request))
-            body, binary, raw = translate.infer_request(request)
-            checked = oip.check_infer(model, body, binary)
-            self._check_deadline(context, 0.0)
-            timing.infer = time.perf_counter()
-            result = self.service.run(model, checked)
-            timing.output = time.perf_counter()
-            tags.sequences = len(checked.arrays)
-            tags.outside = result["in_domain"].count(False)
-            return translate.infer_response(model, checked, result, raw)
+    def ModelConfig(self, request, context):
+        def config(tags: _Tags) -> pb.ModelConfigResponse:
+            tags.task = request.name
+            return translate.model_config(self.service.config(request.name, request.version or None)[1])
 
-        return self._call("ModelInfer", context, infer)
+        return self._call("ModelConfig", context, config)
+
+    def ModelInfer(self, request, context):
+        return self._call("ModelInfer", context, lambda tags: self._infer(request, context, tags))
+
+    def ModelStreamInfer(self, request_iterator, context):
+        """Triton's streaming inference, for models that are not decoupled: every request on the stream is
+        answered in order, each by the same path as ModelInfer (its id echoed); a request that fails gets its
+        error as that message's error_message and the stream goes on, as Triton's server does."""
+        if not self._streams.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this worker already holds {self.max_streams} open ModelStreamInfer streams (half of "
+                "TOYSEQ_REQUEST_THREADS); close one, retry later, or use ModelInfer",
+            )
+        try:
+            for request in request_iterator:
+                yield self._stream_one(request, context)
+        finally:
+            self._streams.release()
+
+    def _stream_one(self, request, context) -> pb.ModelStreamInferResponse:
+        def failed(code, message: str) -> pb.ModelStreamInferResponse:
+            return pb.ModelStreamInferResponse(error_message=message)
+
+        answer = self._call("ModelStreamInfer", context, lambda tags: self._infer(request, context, tags), failed)
+        if isinstance(answer, pb.ModelStreamInferResponse):
+            return answer
+        return pb.ModelStreamInferResponse(infer_response=answer)
+
+    def _infer(self, request, context, tags: _Tags) -> pb.ModelInferResponse:
+        """One inference: ModelInfer's, and each message of ModelStreamInfer's."""
+        self._authorize(context)
+        tags.task = request.model_name
+        model = self.service.model(request.model_name, request.model_version or None)
+        timing = tags.timing = Timing(model.version)  # the statistics extension's durations, as on REST
+        self._check_deadline(context, translate.estimated_seconds(model, request))
+        body, binary, raw = translate.infer_request(request)
+        checked = oip.check_infer(model, body, binary)
+        # Triton's `timeout` request parameter, honoured as over REST (503 there, UNAVAILABLE here) ...
+        oip.check_deadline(model, checked, time.perf_counter() - tags.started)
+        self._check_deadline(context, 0.0)  # ... beside gRPC's own deadline
+        timing.infer = time.perf_counter()
+        result = self.service.run(model, checked)
+        timing.output = time.perf_counter()
+        tags.sequences = len(checked.arrays)
+        tags.outside = result["in_domain"].count(False)
+        return translate.infer_response(model, checked, result, raw)
 
     def ModelStatistics(self, request, context):
         def stats(tags: _Tags) -> pb.ModelStatisticsResponse:
@@ -130,8 +172,8 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         def load(tags: _Tags) -> pb.RepositoryModelLoadResponse:
             tags.task = request.model_name
             who = self._privileged(context)
-            translate.check_load_parameters(request.parameters)
-            self.repository.load(request.model_name, who)
+            config = translate.check_load_parameters(request.parameters)
+            self.repository.load(request.model_name, who, config)
             return pb.RepositoryModelLoadResponse()
 
         return self._call("RepositoryModelLoad", context, load)
@@ -176,28 +218,26 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             raise
         return who
 
-    def _call(self, method: str, context, handler: Callable[[_Tags], object]):
-        """Run `handler`; a ServiceError becomes its gRPC code with the REST path's message; each call is
-        counted and logged under the task and sequences the handler tagged."""
+    def _call(self, method: str, context, handler: Callable[[_Tags], object], failed: Callable | None = None):
+        """Run `handler`; a ServiceError becomes its gRPC code with the REST path's message (or, with `failed`,
+        what failed(code, message) returns: a stream's per-message error); each call is counted and logged
+        under the task and sequences the handler tagged."""
         started = time.perf_counter()
-        tags = _Tags()
+        tags = _Tags(started=started)
         status = 200
         rid = self._request_id(context)
         try:
             return handler(tags)
         except ServiceError as err:
             status = 400 if err.status == 422 else err.status
-            context.set_code(code_of(err))
-            context.set_details(err.message)
+            code, details = code_of(err), err.message
         except _Deadline as err:
             status = 504
-            context.set_code(grpc.StatusCode.DEADLINE_EXCEEDED)
-            context.set_details(str(err))
+            code, details = grpc.StatusCode.DEADLINE_EXCEEDED, str(err)
         except Exception:
             status = 500
             log.exception("unhandled error in gRPC call %s (request %s)", method, rid)
-            context.set_code(grpc.StatusCode.INTERNAL)
-            context.set_details(f"internal error; quote request id {rid} when reporting it")
+            code, details = grpc.StatusCode.INTERNAL, f"internal error; quote request id {rid} when reporting it"
         finally:
             # Only a known task name becomes a metric label, so labels stay bounded (as on HTTP).
             task = tags.task if self.service.is_task(tags.task) else ""
@@ -216,6 +256,10 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                 tags.timing,
                 tags.outside,
             )
+        if failed is not None:
+            return failed(code, details)
+        context.set_code(code)
+        context.set_details(details)
         return None
 
     def _request_id(self, context) -> str:
@@ -238,6 +282,7 @@ class _Tags:
     task: str = ""
     sequences: int = 0
     outside: int = 0  # of those, outside the task's domain (service/core/domain.py)
+    started: float = 0.0  # perf_counter() when the call began: a request's own timeout runs from there
     timing: Timing | None = None  # an inference call's clock, for the statistics extension
 
 
@@ -259,4 +304,10 @@ def aio_servicer(servicer: Servicer) -> pb_grpc.GRPCInferenceServiceServicer:
             return _handler(request, context)
 
         setattr(Aio, name, method)
+
+    async def stream(self, request_iterator, context):
+        async for request in request_iterator:
+            yield servicer._stream_one(request, context)
+
+    Aio.ModelStreamInfer = stream  # type: ignore[method-assign]
     return Aio()

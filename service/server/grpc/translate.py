@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from ..problems import BadRequest
 from ..protocol import v2 as oip
 from .generated import grpc_service_pb2 as pb
+from .generated import model_config_pb2
 
 # The typed field of InferTensorContents that holds each datatype (the protocol's table).
 CONTENTS = {
@@ -83,6 +84,7 @@ def infer_request(request: pb.ModelInferRequest) -> tuple[dict, bytes, bool]:
 
 def infer_response(model: oip.Model, checked: oip.InferRequest, result: dict, raw: bool) -> pb.ModelInferResponse:
     response = pb.ModelInferResponse(model_name=model.name, model_version=model.version, id=checked.id or "")
+    response.parameters[oip.SHA256].string_param = model.predictor.sha256
     for name, datatype, array, _ in oip.tensors(model, checked, result):
         tensor = response.outputs.add(name=name, datatype=datatype, shape=array.shape)
         if raw:
@@ -101,6 +103,13 @@ def model_metadata(model: oip.Model) -> pb.ModelMetadataResponse:
         inputs=[_tensor_metadata(t) for t in meta["inputs"]],
         outputs=[_tensor_metadata(t) for t in meta["outputs"]],
     )
+
+
+def model_config(config: bytes) -> pb.ModelConfigResponse:
+    """The model configuration (v2.Model.config, Triton's JSON shape, rendered once per served model) as the
+    ModelConfig message: the one description behind both transports."""
+    message = json_format.Parse(config, model_config_pb2.ModelConfig())
+    return pb.ModelConfigResponse(config=message)
 
 
 def server_metadata(meta: dict) -> pb.ServerMetadataResponse:
@@ -126,15 +135,19 @@ def index(models: list[dict]) -> pb.RepositoryIndexResponse:
     )
 
 
-def check_load_parameters(parameters) -> None:
-    """As the REST load: toyseq loads a model only from its folder, so Triton's `config` and `file:` parameters
-    are refused rather than ignored."""
-    refused = [key for key in parameters if key == "config" or key.startswith("file:")]
+def check_load_parameters(parameters) -> str | None:
+    """As the REST load: toyseq loads a model only from its folder, so Triton's `file:` parameters are refused
+    rather than ignored; returns the `config` override (a ModelConfig in JSON) for the repository to check."""
+    refused = [key for key in parameters if key.startswith("file:")]
     if refused:
         raise BadRequest(
             f"load parameter {refused[0][:60]!r} is not supported: toyseq loads a model only from its folder "
             "(replace the folder, then load)"
         )
+    config = parameters.get("config")
+    return (
+        config.string_param if config is not None and config.WhichOneof("parameter_choice") == "string_param" else None
+    )
 
 
 def estimated_seconds(model: oip.Model, request: pb.ModelInferRequest) -> float:

@@ -37,9 +37,9 @@ def create_app(config: Mapping[str, Any] | None = None, runtime: Runtime | None 
     errors.register(app)
     app.wsgi_app = Observe(app.wsgi_app, runtime.recorder)  # type: ignore[method-assign]
 
-    from .routes import docs, health, playground, predict, tasks, v2, v2_extensions
+    from .routes import docs, health, playground, predict, tasks, v1, v2, v2_extensions
 
-    for module in (predict, tasks, health, docs, playground, v2_extensions, v2):
+    for module in (predict, tasks, health, docs, playground, v1, v2_extensions, v2):
         app.register_blueprint(module.blueprint(runtime))
     return app
 

@@ -74,7 +74,7 @@ def v2_error(message: str, status: int, headers: dict | None = None) -> Response
 
 
 def register_v2(bp: Blueprint) -> None:
-    """The v2 blueprints' error handlers (routes/v2.py, routes/v2_extensions.py): the same errors as the native
+    """The v2 and V1 blueprints' error handlers (routes/v2.py, v2_extensions.py, v1.py): the same errors as the native
     API's, rendered as the protocol's {"error": ...}; a native 422 (invalid request) is the protocol's 400."""
 
     @bp.errorhandler(ServiceError)

@@ -14,7 +14,6 @@ from service.core.capabilities import OPTIONS
 
 from ..protocol import v2 as oip
 from ..protocol.checks import REQUEST_FIELDS
-from ..store.registry import VERSION_LENGTH
 from .routes.common import ACCEPTED_CODINGS
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -307,6 +306,7 @@ def document(task_names: list[str], limits, api_key: bool) -> dict:
     }
     _add_v2(doc, task_names, limits, api_key)
     _add_v2_extensions(doc, task_names, api_key)
+    _add_v1(doc, task_names, limits, api_key)
     return doc
 
 
@@ -364,9 +364,9 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
         "name": "version",
         "in": "path",
         "required": True,
-        "description": f"the model version: the first {VERSION_LENGTH} hex digits of the ONNX file's sha256 "
-        "(GET /v2/models/{name} lists it)",
-        "schema": {"type": "string", "pattern": f"^[0-9a-f]{{{VERSION_LENGTH}}}$"},
+        "description": "the model version, numbered as Triton numbers them: 1 for the model served at start-up, "
+        "the next number for each model loaded since (GET /v2/models/{name} lists the one served)",
+        "schema": {"type": "string", "examples": ["1"]},
     }
     tags = ["Open Inference Protocol v2"]
     missing = _v2_error("unknown model, or a version the model does not have")
@@ -381,8 +381,18 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
             "503": unavailable,
         },
     }
+    config: dict[str, Any] = {
+        "summary": "Model configuration (Triton's extension, its ModelConfig in JSON): the metadata's tensors with "
+        "their dims past the batch dimension, max_batch_size, and toyseq's parameters and limits as strings",
+        "tags": tags,
+        "responses": {
+            "200": _json("the configuration", {"$ref": "#/components/schemas/V2ModelConfig"}),
+            "404": missing,
+            "503": unavailable,
+        },
+    }
     ready: dict[str, Any] = {
-        "summary": "Whether the model is loaded and warmed",
+        "summary": "Whether the model is loaded and warmed (404 for a version not served)",
         "tags": tags,
         "responses": {
             "200": _json("ready", {"$ref": "#/components/schemas/V2ModelReady"}),
@@ -507,6 +517,7 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
         ("/v2/models/{name}/versions/{version}", [name, version], "Version"),
     ):
         paths[prefix] = {"get": {**metadata, "operationId": f"v2ModelMetadata{suffix}", "parameters": params}}
+        paths[prefix + "/config"] = {"get": {**config, "operationId": f"v2ModelConfig{suffix}", "parameters": params}}
         paths[prefix + "/ready"] = {"get": {**ready, "operationId": f"v2ModelReady{suffix}", "parameters": params}}
         paths[prefix + "/infer"] = {
             "post": {**infer, "operationId": f"v2Infer{suffix}", "parameters": params + infer["parameters"]}
@@ -610,10 +621,12 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
                         "type": "object",
                         "additionalProperties": parameter,
                         "description": "for each request parameter the task takes: `<name>_max`, its largest "
-                        "value, and `<name>_outputs`, the outputs it adds (comma-separated)",
+                        "value, and `<name>_outputs`, the outputs it adds (comma-separated); `sha256`: the model "
+                        "file's",
                     },
                 },
             },
+            "V2ModelConfig": _MODEL_CONFIG,
             "V2InferRequest": {
                 "type": "object",
                 "required": ["inputs"],
@@ -633,6 +646,10 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
                     "model_name": {"type": "string"},
                     "model_version": {"type": "string"},
                     "id": {"type": "string"},
+                    "parameters": {
+                        "type": "object",
+                        "properties": {oip.SHA256: {"type": "string", "description": "the model file's sha256"}},
+                    },
                     "outputs": {
                         "type": "array",
                         "items": {
@@ -649,6 +666,38 @@ def _add_v2(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
         }
     )
 
+
+_CONFIG_TENSOR = {
+    "type": "object",
+    "required": ["name", "data_type", "dims"],
+    "properties": {
+        "name": {"type": "string"},
+        "data_type": {"enum": sorted(set(oip.CONFIG_TYPES.values()))},
+        "dims": {"type": "array", "items": {"type": "integer"}, "description": "past the batch dimension; -1 varies"},
+        "reshape": {"type": "object"},
+    },
+}
+_MODEL_CONFIG = {
+    "type": "object",
+    "required": ["name", "platform", "backend", "max_batch_size", "input", "output", "version_policy"],
+    "properties": {
+        "name": {"type": "string"},
+        "platform": {"const": oip.PLATFORM},
+        "backend": {"const": oip.BACKEND},
+        "max_batch_size": {"type": "integer", "description": "TOYSEQ_MAX_BATCH"},
+        "version_policy": {"type": "object"},
+        "input": {"type": "array", "items": _CONFIG_TENSOR},
+        "output": {"type": "array", "items": _CONFIG_TENSOR},
+        "parameters": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["string_value"],
+                "properties": {"string_value": {"type": "string"}},
+            },
+        },
+    },
+}
 
 # --- the v2 statistics and model repository extensions (routes/v2_extensions.py) --------------------------
 
@@ -778,3 +827,98 @@ def _add_v2_extensions(doc: dict, task_names: list[str], api_key: bool) -> None:
         if api_key:
             operation["security"] = [{"bearer": []}, {"apiKey": []}]
         paths[f"/v2/repository/models/{{name}}/{action}"] = {"post": operation}
+
+
+# --- KServe's V1 protocol (routes/v1.py, protocol/v1.py) ----------------------------------------------------
+
+
+def _add_v1(doc: dict, task_names: list[str], limits, api_key: bool) -> None:
+    tags = ["KServe V1"]
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "description": "the model: a task name",
+        "schema": {"type": "string", "examples": task_names[:1] or ["echo"]},
+    }
+    sequences = {
+        "type": "array",
+        "maxItems": limits.max_batch,
+        "items": {
+            "oneOf": [
+                {"type": "array", "items": {"type": "number"}},
+                {"type": "object", "required": [oip.INPUT], "properties": {oip.INPUT: {"type": "array"}}},
+            ]
+        },
+        "description": 'one sequence per instance (or {"input": [...]}, TF Serving\'s row format)',
+    }
+    options = {
+        "steps": {"type": "integer", "minimum": 1, "description": "roll a next-value task forward"},
+        "top_k": {"type": "integer", "minimum": 1, "description": "the k most likely values of a class task"},
+    }
+    body = {
+        "type": "object",
+        "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+        "properties": {"instances": sequences, "inputs": sequences, **options},
+        "additionalProperties": False,
+        "examples": [{"instances": [[3, 1, 4]]}],
+    }
+    predictions = {
+        "type": "object",
+        "required": ["predictions"],
+        "properties": {
+            "predictions": {"type": "array", "description": "one per instance, in order (the native outputs)"},
+            "wrong_position": {"type": "array"},
+            "top_k": {"type": "array"},
+        },
+    }
+    predict: dict[str, Any] = {
+        "summary": 'KServe V1 predict: {"instances": [...]} -> {"predictions": [...]}, the native checks and answers',
+        "tags": tags,
+        "operationId": "v1Predict",
+        "parameters": [name, _content_encoding()],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "200": _json("one prediction per instance", predictions),
+            "400": _v2_error("not a valid request for this model (the message locates each problem)"),
+            "401": _v2_error("missing or wrong API key (only when the service has one)"),
+            "404": _v2_error("unknown model (KServe: Model with name ... does not exist.)"),
+            "413": _v2_error("the body, as sent or as inflated, is larger than the limit"),
+            "415": _v2_error("not JSON, or a Content-Encoding other than " + ACCEPTED_CODINGS),
+            "503": _v2_error("the model could not be loaded (KServe: Model with name ... is not ready.)"),
+        },
+    }
+    if api_key:
+        predict["security"] = [{"bearer": []}, {"apiKey": []}]
+    paths = doc["paths"]
+    paths["/v1/models"] = {
+        "get": {
+            "summary": "KServe V1: the models",
+            "tags": tags,
+            "operationId": "v1Models",
+            "responses": {
+                "200": _json(
+                    "every task",
+                    {
+                        "type": "object",
+                        "required": ["models"],
+                        "properties": {"models": {"type": "array", "items": {"type": "string"}}},
+                    },
+                )
+            },
+        }
+    }
+    paths["/v1/models/{name}"] = {
+        "get": {
+            "summary": "KServe V1: whether the model is ready",
+            "tags": tags,
+            "operationId": "v1ModelReady",
+            "parameters": [name],
+            "responses": {
+                "200": _json("ready", {"$ref": "#/components/schemas/V2ModelReady"}),
+                "404": _v2_error("unknown model"),
+                "503": _v2_error("the model could not be loaded"),
+            },
+        }
+    }
+    paths["/v1/models/{name}:predict"] = {"post": predict}

@@ -25,25 +25,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
 
 from prometheus_client import Counter, Gauge
 
 from ..observability.metrics import Metrics
 from ..problems import NotFound
-from ..store.registry import Snapshot, lookup, version_of
+from ..store.registry import Snapshot, lookup
 
 KINDS = ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")
 
 
 class Timing:
     """One inference request's clock, kept in the WSGI environ ("toyseq.inference") by the route that ran it.
-    Created when the route has its predictor: input starts then; the route sets `infer` and `output`."""
+    Created when the route has its model (and the version number it is served as, a decimal string): input starts
+    then; the route sets `infer` and `output`."""
 
     __slots__ = ("version", "input", "infer", "output")
 
-    def __init__(self, predictor: Any):
-        self.version = version_of(predictor.sha256)
+    def __init__(self, version: str):
+        self.version = version
         self.input = perf_counter()
         self.infer = 0.0
         self.output = 0.0
@@ -167,14 +167,15 @@ class Statistics:
         if name is None:
             names = sorted(snapshot.predictors)
         else:
-            current = version_of(lookup(snapshot, name).sha256)
+            lookup(snapshot, name)
+            current = snapshot.version(name)
             if version is not None and version != current:
                 raise NotFound(f"model {name} has no version {version[:40]!r}; its version is {current}")
             names = [name]
         totals = self.totals()
         stats = []
         for task in names:
-            served = version_of(snapshot.predictors[task].sha256)
+            served = snapshot.version(task)
             entry = totals.get((task, served)) or _empty()
             stats.append({"name": task, "version": served, **entry})
         return {"model_stats": stats}

@@ -17,6 +17,12 @@ where the task has it), then in_domain, named in its `parameters` as "on_request
 parameter adds are named there too (e.g. "steps_outputs": "rollout"), beside that parameter's largest value. An
 infer request that names no outputs gets every output its parameters produce except in_domain, so answers are
 what they were before in_domain existed.
+The model configuration (Triton's extension, `config()`) describes the same tensors in Triton's
+ModelConfig shape, which perf_analyzer and tritonclient read.
+
+Versions are Triton's integers (store/registry.py: "1" for the model found at start-up, the next number for each
+model loaded since); the model file's sha256 is the `sha256` parameter of the metadata, the configuration and
+every infer answer, so a client can still tell exactly which model answered.
 
 Every check the native path makes (value ranges, lengths, batch, steps and rollout limits) is made here by the
 same parsing.check_request, on numpy arrays (binary data) or lists (JSON data), so both paths accept and answer
@@ -39,16 +45,26 @@ from service.core.codec import Problem, WrongPositionDecoder
 from service.core.predictor import Predictor
 
 from ..problems import BadRequest, InvalidRequest, NotFound, OverBudget, ServiceError
-from ..store.registry import Limits, Registry, Snapshot, lookup, version_of
+from ..store.registry import FIRST_VERSION, Limits, Registry, Snapshot, lookup
 from .checks import check_request
 
 INPUT = "input"
 OUTPUT, ROLLOUT, TOP_K_VALUES, TOP_K_P = "output", "rollout", "top_k_values", "top_k_p"
 IN_DOMAIN = "in_domain"
 ON_REQUEST = (IN_DOMAIN,)  # outputs returned only when the request names them
-PLATFORM = "onnx_onnxv1"
+# Triton's names for an ONNX model served by its onnxruntime backend (its metadata and config say the same).
+PLATFORM, BACKEND = "onnxruntime_onnx", "onnxruntime"
+SHA256 = "sha256"  # the parameter naming the model file (metadata, config, infer answers)
+# model_config.proto's DataType names of the protocol's datatypes.
+CONFIG_TYPES = {
+    "INT64": "TYPE_INT64",
+    "INT32": "TYPE_INT32",
+    "FP64": "TYPE_FP64",
+    "FP32": "TYPE_FP32",
+    "BOOL": "TYPE_BOOL",
+}
 # Triton's names for the protocol extensions toyseq implements (GET /v2 lists them).
-EXTENSIONS = ["binary_tensor_data", "parameters", "statistics", "model_repository"]
+EXTENSIONS = ["binary_tensor_data", "parameters", "statistics", "model_repository", "model_configuration"]
 # The outputs each toyseq request parameter adds, when the task supports it.
 PARAMETER_OUTPUTS = {"steps": (ROLLOUT,), "top_k": (TOP_K_VALUES, TOP_K_P)}
 OUTPUT_NAMES = (OUTPUT, *WrongPositionDecoder.EXTRAS, ROLLOUT, TOP_K_VALUES, TOP_K_P, *ON_REQUEST)  # every task's
@@ -87,8 +103,8 @@ class Model:
 
     predictor: Predictor
     limits: Limits
+    version: str = str(FIRST_VERSION)  # Triton's integer version, as a decimal string
     name: str = field(init=False)
-    version: str = field(init=False)
     input_dtypes: tuple[str, ...] = field(init=False)
     output_dtype: str = field(init=False)
     echo_skip: int | None = field(init=False)  # echo tasks: outputs per sequence = length - skip
@@ -99,7 +115,6 @@ class Model:
         p = self.predictor
         m = p.manifest
         self.name = p.task
-        self.version = version_of(p.sha256)
         self.input_dtypes = ACCEPTED[m["input"]["dtype"]]
         self.output_dtype = "INT64" if m["output"]["dtype"] == "int" else "FP64"
         self.echo_skip = int(m["decoder"].get("skip", 0)) if m["output"]["kind"] == "echo" else None
@@ -144,6 +159,7 @@ class Model:
             parameters[f"{option}_max"] = maximum
             parameters[f"{option}_outputs"] = ",".join(PARAMETER_OUTPUTS[option])
         parameters["on_request_outputs"] = ",".join(ON_REQUEST)
+        parameters[SHA256] = self.predictor.sha256
         return {
             "name": self.name,
             "versions": [self.version],
@@ -153,9 +169,40 @@ class Model:
             "parameters": parameters,
         }
 
+    def config(self) -> dict:
+        """Triton's model configuration (model_config.proto, as Triton's HTTP API writes it in JSON) of the tensors
+        the metadata lists. max_batch_size > 0 says that the first dimension of every tensor is the batch, so
+        `dims` leave it out (how perf_analyzer and tritonclient read metadata shapes against it); an output of
+        one value per sequence is dims [1] reshaped to [], as Triton configures such outputs. toyseq's own
+        parameters, the model's sha256 and its input contract are string parameters (the proto's only kind)."""
+        metadata = self.metadata()
+        spec = self.predictor.codec.input
+        contract: dict[str, Any] = {"min_length": spec.min_length, "max_length": spec.max_length}
+        contract.update({k: v for k, v in (("low", spec.low), ("high", spec.high)) if v is not None})
+        parameters = {**metadata["parameters"], **contract}
+        parameters["max_request_seconds"] = self.limits.max_request_seconds
+        if "steps" in self.maxima:
+            parameters["max_rollout_values"] = self.limits.max_rollout_values
+        return {
+            "name": self.name,
+            "platform": PLATFORM,
+            "backend": BACKEND,
+            "version_policy": {"latest": {"num_versions": 1}},  # one version served at a time
+            "max_batch_size": self.limits.max_batch,
+            "input": [_config_input(t) for t in metadata["inputs"]],
+            "output": [_config_output(t) for t in metadata["outputs"]],
+            "instance_group": [{"name": self.name, "kind": "KIND_CPU", "count": 1}],  # a session per worker
+            "default_model_filename": "model.onnx",
+            "model_transaction_policy": {"decoupled": False},
+            "parameters": {key: {"string_value": _text(value)} for key, value in parameters.items()},
+        }
+
     def check_version(self, version: str | None) -> None:
         if version is not None and version != self.version:
-            raise NotFound(f"model {self.name} has no version {_quote(version)}; its version is {self.version}")
+            raise NotFound(
+                f"Request for unknown model: '{self.name}' version {_name(version)} is not found; "
+                f"its version is {self.version}"
+            )
 
 
 class Service:
@@ -168,18 +215,35 @@ class Service:
         self.limits = limits
         self.server_metadata = {"name": "toyseq", "version": _server_version(), "extensions": EXTENSIONS}
 
-    def _served(self, snapshot: Snapshot) -> dict[str, tuple[Model, bytes]]:
+    def _served(self, snapshot: Snapshot) -> dict[str, tuple[Model, bytes, bytes]]:
         # Built once per snapshot of the served models (registry.py): a load swaps the whole snapshot.
-        models = {name: Model(p, self.limits) for name, p in snapshot.predictors.items()}
-        return {name: (m, orjson.dumps(m.metadata())) for name, m in models.items()}
+        models = {
+            name: Model(p, snapshot.limits.get(name, self.limits), snapshot.version(name))
+            for name, p in snapshot.predictors.items()
+        }
+        return {name: (m, orjson.dumps(m.metadata()), orjson.dumps(m.config())) for name, m in models.items()}
 
     def entry(self, name: str, version: str | None) -> tuple[Model, bytes]:
-        """The model and its rendered metadata from the snapshot served now, or NotFound (unknown name or
-        version) / TaskUnavailable (it failed to load, or was unloaded)."""
+        """The model and its rendered metadata (see `found`)."""
+        model, metadata, _ = self.found(name, version)
+        return model, metadata
+
+    def config(self, name: str, version: str | None) -> tuple[Model, bytes]:
+        """The model and its rendered configuration (Triton's model configuration extension)."""
+        model, _, config = self.found(name, version)
+        return model, config
+
+    def found(self, name: str, version: str | None) -> tuple[Model, bytes, bytes]:
+        """The model, its rendered metadata and configuration from the snapshot served now, or NotFound (unknown name or
+        version, in Triton's words, which its clients' examples check) / TaskUnavailable (it failed to load, or
+        was unloaded)."""
         snapshot = self.registry.current
         found = snapshot.derived("v2.models", self._served).get(name)
         if found is None:
-            lookup(snapshot, name)  # raises: NotFound unknown, TaskUnavailable unavailable
+            if name not in snapshot.unavailable:
+                known = ", ".join(snapshot.names) or "none"
+                raise NotFound(f"Request for unknown model: '{_name(name)}' is not found; known models: {known}")
+            lookup(snapshot, name)  # raises TaskUnavailable: it failed to load, or was unloaded
             raise AssertionError("unreachable: the registry raised")
         found[0].check_version(version)
         return found
@@ -192,12 +256,13 @@ class Service:
         return self.registry.ready
 
     def model_ready(self, name: str, version: str | None) -> bool:
-        """False for a model that failed to load or was unloaded; NotFound for an unknown name or version."""
+        """False for a model that failed to load or was unloaded, or a version not served (as Triton answers);
+        NotFound for an unknown name."""
         snapshot = self.registry.current
         if name in snapshot.unavailable and name not in snapshot.predictors:
             return False
-        self.model(name, version)
-        return True
+        model = self.model(name, None)
+        return version is None or version == model.version
 
     def is_task(self, name: str) -> bool:
         """A name that may label metrics and access lines (known now, so label values stay bounded)."""
@@ -489,6 +554,7 @@ def render(model: Model, request: InferRequest, result: dict) -> tuple[bytes, by
     body: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
     if request.id is not None:
         body["id"] = request.id
+    body["parameters"] = {SHA256: model.predictor.sha256}
     body["outputs"] = outputs
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), (b"".join(chunks) if chunks else None)
 
@@ -524,6 +590,36 @@ def _tensors(model: Model, request: InferRequest, result: dict) -> dict[str, tup
 
 def _tensor(name: str, datatype: str, shape: list[int]) -> dict:
     return {"name": name, "datatype": datatype, "shape": shape}
+
+
+def _config_input(tensor: dict) -> dict:
+    return {
+        "name": tensor["name"],
+        "data_type": CONFIG_TYPES[tensor["datatype"]],
+        "format": "FORMAT_NONE",
+        "dims": tensor["shape"][1:],
+        "is_shape_tensor": False,
+        "allow_ragged_batch": False,
+        "optional": False,
+    }
+
+
+def _config_output(tensor: dict) -> dict:
+    dims = tensor["shape"][1:]
+    entry: dict[str, Any] = {"name": tensor["name"], "data_type": CONFIG_TYPES[tensor["datatype"]]}
+    if dims:
+        entry["dims"] = dims
+    else:  # one value per sequence: Triton's config for a [batch] output
+        entry["dims"], entry["reshape"] = [1], {"shape": []}
+    return {**entry, "label_filename": "", "is_shape_tensor": False}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else format(value, "g") if isinstance(value, float) else str(value)
+
+
+def _name(name: str) -> str:
+    return name if len(name) <= 60 else name[:57] + "..."
 
 
 def _quote(value) -> str:

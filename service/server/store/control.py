@@ -1,12 +1,15 @@
 """How a model load or unload reaches every gunicorn worker: a shared control directory, independent of the
 worker class (gunicorn_conf.py makes one per server and sets TOYSEQ_CONTROL_DIR before the workers start).
 
-    <dir>/state.json          {"generation": N, "tasks": {task: {"generation", "action", "sha256"}}}
+    <dir>/state.json          {"generation": N, "tasks": {task: {"generation", "action", "sha256", "version",
+                                                                    "config"}}}
     <dir>/lock                flock'd while state.json is rewritten
     <dir>/workers/<pid>.json  what that worker has applied: {"pid", "tasks": {task: {"generation", "ok", ...}}}
 
 The worker that takes a load request publishes an action (the next generation, under the lock, written to a
-temporary file and renamed, so readers never see half a file). Every worker runs a small thread that stats
+temporary file and renamed, so readers never see half a file). A load also takes the task's next version
+number there, under the same lock, so every worker serves the model under one number (Triton's integer
+versions); an unload keeps the last number, so the next load after it takes a new one. Every worker runs a small thread that stats
 state.json every POLL seconds, applies each task's newer action and rewrites its own acknowledgement; the
 publisher waits until every live worker has acknowledged its generation. A worker that starts later reads the
 state before it serves (an unloaded task stays unloaded) and registers once it has applied it.
@@ -33,6 +36,8 @@ class Action:
     generation: int
     action: str  # "load" or "unload"
     sha256: str  # load: the model.onnx hash every worker must end up serving; unload: ""
+    version: int  # load: the version number every worker serves it as; unload: the last one given
+    config: dict  # load: the configuration it overrides (Triton's load `config`: {"max_batch_size": n}), or {}
 
 
 @dataclass
@@ -49,21 +54,38 @@ class Channel:
         (self.path / WORKERS).mkdir(parents=True, exist_ok=True)
         self._seen: tuple[int, int, int] | None = None
 
-    def publish(self, task: str, action: str, sha256: str = "") -> int:
-        """Record `action` for `task` as the next generation; returns it."""
+    def publish(
+        self, task: str, action: str, sha256: str = "", last: int = 0, config: dict | None = None
+    ) -> tuple[int, int]:
+        """Record `action` for `task` as the next generation; returns it and the task's version number: for a
+        load the next one, for an unload the last one (`last`, the number served since start-up, when no load of
+        the task was published yet: 1 for a model served at start-up, 0 for one never served)."""
         with open(self.path / LOCK, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = self._read()
             generation = state["generation"] + 1
             state["generation"] = generation
-            state["tasks"][task] = {"generation": generation, "action": action, "sha256": sha256}
+            last = int(state["tasks"].get(task, {}).get("version", last))
+            version = last + 1 if action == "load" else last
+            record = {"generation": generation, "action": action, "sha256": sha256, "version": version}
+            state["tasks"][task] = {**record, "config": config or {}}
             _write(self.path / STATE, state)
-            return generation
+            return generation, version
 
     def actions(self) -> list[Action]:
         """Every task's latest action, oldest first."""
         tasks = self._read()["tasks"]
-        found = [Action(t, int(a["generation"]), a["action"], a.get("sha256", "")) for t, a in tasks.items()]
+        found = [
+            Action(
+                t,
+                int(a["generation"]),
+                a["action"],
+                a.get("sha256", ""),
+                int(a.get("version", 1)),
+                a.get("config") or {},
+            )
+            for t, a in tasks.items()
+        ]
         return sorted(found, key=lambda a: a.generation)
 
     def changed(self) -> bool:

@@ -59,6 +59,13 @@ class Snapshot:
     predictors: Mapping[str, Predictor]
     unavailable: Mapping[str, str]  # task -> reason, safe to show to clients
     unloaded: frozenset[str] = frozenset()  # unloaded on request: unavailable, but not a readiness failure
+    # Each task's version number as Triton numbers them (FIRST_VERSION for the model found at start-up, the next
+    # for each model loaded since): the last number given, kept while the task is unloaded; absent for a task
+    # never served (a folder that failed at start-up or appeared since: its first load is FIRST_VERSION).
+    versions: Mapping[str, int] = field(default_factory=dict)
+    # Tasks loaded with a configuration that overrides a limit (Triton's load with `config`: max_batch_size):
+    # their Limits. Every other task uses the service's.
+    limits: Mapping[str, Limits] = field(default_factory=dict)
     # Answers the routes derive from the predictors (rendered metadata, ...), built on first use per snapshot.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -71,6 +78,10 @@ class Snapshot:
         """Tasks that could not be loaded (unloaded ones excepted): what makes the service not ready."""
         return {t: r for t, r in self.unavailable.items() if t not in self.unloaded}
 
+    def version(self, name: str) -> str:
+        """The task's version as the Open Inference Protocol spells it: a decimal string ("1")."""
+        return str(self.versions.get(name, FIRST_VERSION))
+
     def derived(self, key: str, build: Callable[[Snapshot], Any]) -> Any:
         """`build(self)`, computed once per snapshot (two threads may both build it: the first one stored wins)."""
         value = self.memo.get(key)
@@ -81,7 +92,7 @@ class Snapshot:
 
 class Registry:
     def __init__(self, predictors: dict[str, Predictor], unavailable: dict[str, str], load_seconds: float = 0.0):
-        self.current = Snapshot(dict(predictors), dict(unavailable))
+        self.current = Snapshot(dict(predictors), dict(unavailable), versions=dict.fromkeys(predictors, FIRST_VERSION))
         self.load_seconds = load_seconds
         self._swap = threading.Lock()  # one swap at a time; readers never take it
 
@@ -133,13 +144,18 @@ class Registry:
     def get(self, name: str) -> Predictor:
         return lookup(self.current, name)
 
-    def serve(self, name: str, predictor: Predictor) -> Snapshot:
-        """Publish a snapshot in which `name` is answered by `predictor`; requests already running keep theirs."""
+    def serve(self, name: str, predictor: Predictor, version: int, limits: Limits | None = None) -> Snapshot:
+        """Publish a snapshot in which `name` is answered by `predictor` as `version`, under `limits` when its
+        load overrode the service's (else the service's); requests already running keep theirs."""
         with self._swap:
             old = self.current
             predictors = {**old.predictors, name: predictor}
             unavailable = {t: r for t, r in old.unavailable.items() if t != name}
-            self.current = Snapshot(predictors, unavailable, old.unloaded - {name})
+            versions = {**old.versions, name: version}
+            overridden = {t: lim for t, lim in old.limits.items() if t != name}
+            if limits is not None:
+                overridden[name] = limits
+            self.current = Snapshot(predictors, unavailable, old.unloaded - {name}, versions, overridden)
             return self.current
 
     def withdraw(self, name: str, reason: str) -> Snapshot:
@@ -147,17 +163,23 @@ class Registry:
         with self._swap:
             old = self.current
             predictors = {t: p for t, p in old.predictors.items() if t != name}
-            self.current = Snapshot(predictors, {**old.unavailable, name: reason}, old.unloaded | {name})
+            limits = {t: lim for t, lim in old.limits.items() if t != name}
+            self.current = Snapshot(
+                predictors, {**old.unavailable, name: reason}, old.unloaded | {name}, old.versions, limits
+            )
             return self.current
 
 
-VERSION_LENGTH = 12  # hex digits of the model file's sha256
+# Versions are numbered as Triton numbers a model's versions, so that its tools (perf_analyzer parses them with
+# std::stoll; its statistics are keyed by them) work unchanged: the model each worker loads at start-up is
+# version 1, and each model loaded through the repository extension takes the next number, agreed by every worker
+# (store/control.py). The model file's sha256 still names the exact model (native answers, v2 parameters).
+FIRST_VERSION = 1
+SHORT_SHA = 12  # hex digits of a model file's sha256 shown where the whole is too long (log lines, messages)
 
 
-def version_of(sha256: str) -> str:
-    """A model's version: the first hex digits of its ONNX file's sha256, so a retrained model is a new version
-    and the same file is the same version on every replica."""
-    return sha256[:VERSION_LENGTH]
+def short_sha(sha256: str) -> str:
+    return sha256[:SHORT_SHA]
 
 
 def lookup(snapshot: Snapshot, name: str) -> Predictor:

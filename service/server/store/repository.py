@@ -1,6 +1,7 @@
 """The Open Inference Protocol's model repository extension (Triton's and MLServer's shapes), without Flask:
 `index` lists every task folder with its version and state; `load` re-reads a task's folder and swaps the
-new model in, in every gunicorn worker; `unload` stops serving a task. The HTTP routes
+new model in, in every gunicorn worker, as the task's next version number (Triton's integer versions: the model
+found at start-up is version 1); `unload` stops serving a task. The HTTP routes
 (routes/v2_extensions.py), the command line (service/server/cli.py) and gRPC call these.
 
 A load never makes things worse. The worker that takes the request first checks the new folder the way
@@ -13,10 +14,19 @@ on the old model). The call returns once every live worker has acknowledged, or 
 Control is a privilege: `load` and `unload` answer 403 unless TOYSEQ_MODEL_CONTROL=explicit (Triton's
 --model-control-mode; toyseq's `explicit` still loads every folder at start-up, like Triton's
 `--load-model=*`). The routes ask for the API key when one is set, and every call is logged.
+
+A load may carry Triton's `config` parameter, a model configuration in JSON that overrides the folder's for this
+load (Triton's --model-control-mode=explicit load with config): toyseq honours the one setting it has per model,
+`max_batch_size` (at most TOYSEQ_MAX_BATCH), and refuses any other field rather than ignore it. The override
+reaches every worker with the load, holds until the next load (which, without `config`, restores the service's
+limit) and shows in the model configuration. Refusals say "failed to load", Triton's words, which its clients'
+examples check.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import os
@@ -31,12 +41,13 @@ from service.core.predictor import Predictor, SessionConfig
 
 from ..config import Config
 from ..problems import NotFound, ServiceError
-from .control import POLL, Channel
-from .registry import Registry, client_safe, version_of
+from .control import POLL, Action, Channel
+from .registry import FIRST_VERSION, Limits, Registry, client_safe, short_sha
 
 log = logging.getLogger("toyseq.control")
 
 READY, UNAVAILABLE = "READY", "UNAVAILABLE"
+CONFIG_FIELDS = ("name", "max_batch_size")  # what a load's `config` may set
 UNLOADED = "unloaded"
 
 
@@ -63,6 +74,7 @@ class Repository:
         self.explicit = config.model_control == "explicit"
         self.timeout = config.model_control_timeout
         self.session_config = SessionConfig(intra_op_threads=config.threads)
+        self.limits = Limits.of(config)
         self.channel = Channel(config.control_dir) if config.control_dir else None
         self.on_failure = on_failure
         self.pid = os.getpid()
@@ -81,40 +93,82 @@ class Repository:
         for name in sorted(found | set(snapshot.names)):
             predictor = snapshot.predictors.get(name)
             if predictor is not None:
-                entries.append({"name": name, "version": version_of(predictor.sha256), "state": READY, "reason": ""})
+                entries.append({"name": name, "version": snapshot.version(name), "state": READY, "reason": ""})
             elif not ready_only:
                 reason = snapshot.unavailable.get(name, "not loaded: found in the models folder after start-up")
                 entries.append({"name": name, "version": "", "state": UNAVAILABLE, "reason": reason})
         return entries
 
-    def load(self, name: str, who: dict | None = None) -> dict:
-        """Check `name`'s folder and serve it in every worker (ModelRefused: the old model keeps serving)."""
+    def load(self, name: str, who: dict | None = None, config: str | None = None) -> dict:
+        """Check `name`'s folder and serve it in every worker, with the overrides of Triton's `config` parameter
+        (ModelRefused: the old model keeps serving)."""
         self._allowed("load", name, who)
         folder = self._folder(name)
+        overrides = self.overrides(name, config)
         try:
             candidate = self.check(folder)
         except Exception as err:
             reason = client_safe(err, folder)
             current = self.registry.current.predictors.get(name)
-            keeps = f"version {version_of(current.sha256)} keeps serving" if current else "nothing was served before"
+            served = self.registry.current.version(name)
+            keeps = f"version {served} keeps serving" if current else "nothing was served before"
             log.warning("load refused", extra={"fields": {"task": name, "reason": reason, **(who or {})}})
             if self.on_failure and name in self.registry.current.names:  # bounded metric labels: known tasks only
                 self.on_failure(name)
             raise ModelRefused(
-                f"model {name} was not loaded: {reason}; {keeps}", extra={"task": name, "reason": reason}
+                f"failed to load '{name}': {reason}; {keeps}", extra={"task": name, "reason": reason}
             ) from None
         with self._lock:
-            generation = self.channel.publish(name, "load", candidate.sha256) if self.channel else 0
-            self.registry.serve(name, candidate)
-            self._applied[name] = {"generation": generation, "ok": True, "version": version_of(candidate.sha256)}
+            last = self.registry.current.versions.get(name, FIRST_VERSION - 1)  # the number before any load
+            if self.channel is not None:
+                generation, number = self.channel.publish(name, "load", candidate.sha256, last, overrides)
+            else:
+                generation, number = 0, last + 1
+            self.registry.serve(name, candidate, number, self._limits(overrides))
+            self._applied[name] = {"generation": generation, "ok": True, "version": str(number)}
             self._acknowledge()
-        version = version_of(candidate.sha256)
+        version = str(number)
         workers = self._wait(name, generation, f"load of {name} version {version}")
-        log.info(
-            "model loaded", extra={"fields": {"task": name, "version": version, "workers": workers, **(who or {})}}
-        )
+        fields = {"task": name, "version": version, "sha256": short_sha(candidate.sha256), "workers": workers}
+        log.info("model loaded", extra={"fields": {**fields, **(who or {})}})
         # KServe's server answers {"name", "load": true}; Triton's clients read only the status.
-        return {"name": name, "load": True, "version": version, "state": READY, "workers": workers}
+        answer = {"name": name, "load": True, "version": version, "sha256": candidate.sha256, "state": READY}
+        return {**answer, **({"config": overrides} if overrides else {}), "workers": workers}
+
+    def overrides(self, name: str, config: str | None) -> dict:
+        """The settings Triton's load `config` (a JSON ModelConfig) overrides, checked: {} without one, else
+        {"max_batch_size": n}; ModelRefused for anything toyseq cannot honour."""
+        if config is None:
+            return {}
+        try:
+            given = json.loads(config)
+        except ValueError as err:
+            raise ModelRefused(f"failed to load '{name}': the config parameter is not valid JSON ({err})") from None
+        if not isinstance(given, dict):
+            raise ModelRefused(f"failed to load '{name}': the config parameter must be a JSON object (a ModelConfig)")
+        unknown = [key for key in given if key not in CONFIG_FIELDS]
+        if unknown or given.get("name", name) != name:
+            field = unknown[0] if unknown else "name"
+            raise ModelRefused(
+                f"failed to load '{name}': config field {field[:60]!r} cannot be overridden; toyseq takes "
+                f"{', '.join(CONFIG_FIELDS)} (name must be the model's own)"
+            )
+        if "max_batch_size" not in given:
+            return {}
+        size = given["max_batch_size"]
+        # protobuf's JSON mapping writes and reads int32 as a number or a decimal string (Triton's examples send "16")
+        number = int(size) if isinstance(size, str) and size.isdigit() else size
+        if type(number) is not int or not 1 <= number <= self.limits.max_batch:
+            raise ModelRefused(
+                f"failed to load '{name}': max_batch_size must be a whole number from 1 to {self.limits.max_batch} "
+                f"(TOYSEQ_MAX_BATCH), got {json.dumps(size)[:40]}"
+            )
+        return {"max_batch_size": number}
+
+    def _limits(self, overrides: dict) -> Limits | None:
+        if "max_batch_size" not in overrides:
+            return None
+        return dataclasses.replace(self.limits, max_batch=overrides["max_batch_size"])
 
     def unload(self, name: str, who: dict | None = None) -> dict:
         """Stop serving `name` in every worker (503 for it; readiness is unaffected)."""
@@ -123,7 +177,8 @@ class Repository:
         if name not in snapshot.names:
             raise NotFound(f"no model {_quote(name)} in the repository; known: {', '.join(snapshot.names) or 'none'}")
         with self._lock:
-            generation = self.channel.publish(name, "unload") if self.channel else 0
+            last = self.registry.current.versions.get(name, FIRST_VERSION - 1)
+            generation = self.channel.publish(name, "unload", "", last)[0] if self.channel else 0
             self._withdraw(name)
             self._applied[name] = {"generation": generation, "ok": True, "version": ""}
             self._acknowledge()
@@ -174,13 +229,15 @@ class Repository:
                     self._withdraw(action.task)
                     self._applied[action.task] = {"generation": action.generation, "ok": True, "version": ""}
                 else:
-                    self._applied[action.task] = self._follow_load(action.task, action.generation, action.sha256)
+                    self._applied[action.task] = self._follow_load(action)
             self._acknowledge()
 
-    def _follow_load(self, name: str, generation: int, sha256: str) -> dict:
+    def _follow_load(self, action: Action) -> dict:
+        name, generation, sha256, version = action.task, action.generation, action.sha256, action.version
         current = self.registry.current.predictors.get(name)
         if current is not None and current.sha256 == sha256:  # started after the folder changed, or a reload
-            return {"generation": generation, "ok": True, "version": version_of(sha256)}
+            self.registry.serve(name, current, version, self._limits(action.config))  # as every worker agreed
+            return {"generation": generation, "ok": True, "version": str(version)}
         folder = self.models_dir / name
         try:
             candidate = self.check(folder)
@@ -195,9 +252,10 @@ class Repository:
             if self.on_failure:
                 self.on_failure(name)
             return {"generation": generation, "ok": False, "version": "", "reason": reason}
-        self.registry.serve(name, candidate)
-        log.info("model loaded", extra={"fields": {"task": name, "version": version_of(sha256), "pid": self.pid}})
-        return {"generation": generation, "ok": True, "version": version_of(sha256)}
+        self.registry.serve(name, candidate, version, self._limits(action.config))
+        fields = {"task": name, "version": version, "sha256": short_sha(sha256), "pid": self.pid}
+        log.info("model loaded", extra={"fields": fields})
+        return {"generation": generation, "ok": True, "version": str(version)}
 
     # -- helpers ----------------------------------------------------------------------------------------
 
@@ -214,7 +272,7 @@ class Repository:
             if folder.name == name:
                 return folder
         known = ", ".join(f.name for f in manifest_mod.discover(self.models_dir)) or "none"
-        raise NotFound(f"no model folder {_quote(name)} in the repository; folders: {known}")
+        raise NotFound(f"failed to load {_quote(name)}: no such model folder in the repository; folders: {known}")
 
     def _withdraw(self, name: str) -> None:
         if name in self.registry.current.names:

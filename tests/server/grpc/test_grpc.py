@@ -101,8 +101,9 @@ def test_tritonclient_grpc_health_metadata_and_infer_equal_native(server, triton
     meta = triton.get_server_metadata(as_json=True)
     assert meta == requests.get(f"{server.url}/v2", timeout=10).json() and meta["name"] == "toyseq"
     for task in TASKS:
-        version = manifest(task)["onnx"]["sha256"][:12]
+        version = "1"  # Triton's integer versions: the model served since start-up
         assert triton.is_model_ready(task) and triton.is_model_ready(task, model_version=version)
+        assert not triton.is_model_ready(task, model_version="2")  # a version not served: not ready, as Triton
         rest_meta = requests.get(f"{server.url}/v2/models/{task}", timeout=10).json()
         grpc_meta = triton.get_model_metadata(task, as_json=True)
         for tensor in grpc_meta["inputs"] + grpc_meta["outputs"]:
@@ -128,6 +129,7 @@ def test_tritonclient_grpc_health_metadata_and_infer_equal_native(server, triton
             )
             response = result.get_response()
             assert response.id == f"{task}-{wanted}" and response.model_version == version
+            assert response.parameters["sha256"].string_param == manifest(task)["onnx"]["sha256"]
             assert [o.name for o in response.outputs] == (wanted or list(expected))
             for name in wanted or expected:
                 assert result.as_numpy(name).tolist() == expected[name], (task, name)
@@ -250,7 +252,7 @@ def test_unknown_models_and_versions_are_not_found(server, stub, triton):
     assert (
         grpc_error(lambda: stub.ModelMetadata(pb.ModelMetadataRequest(name="no-such-task"), timeout=30))[1] == message
     )
-    with pytest.raises(InferenceServerException, match="unknown task"):
+    with pytest.raises(InferenceServerException, match="Request for unknown model: 'no-such-task' is not found"):
         triton.get_model_metadata("no-such-task")
 
 
@@ -541,8 +543,10 @@ def test_statistics_and_the_model_repository_over_grpc_are_the_rests(tmp_path, m
             assert "StatusCode.UNAVAILABLE" in str(unavailable.value)
             client.load_model(task, headers=dict(METADATA))
             assert client.is_model_ready(task)
-            with pytest.raises(InferenceServerException, match="not supported"):
-                client.load_model(task, headers=dict(METADATA), config="{}")
+            with pytest.raises(InferenceServerException, match="failed to load.*'instance_group' cannot be overridden"):
+                client.load_model(task, headers=dict(METADATA), config='{"instance_group": []}')
+            client.load_model(task, headers=dict(METADATA), config='{"max_batch_size": "16"}')  # Triton's example
+            assert client.get_model_config(task).config.max_batch_size == 16
         finally:
             client.close()
     without = {"TOYSEQ_API_KEY": API_KEY}  # TOYSEQ_MODEL_CONTROL=none, the default: PERMISSION_DENIED

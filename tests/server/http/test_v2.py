@@ -102,7 +102,8 @@ def test_server_metadata_live_and_ready(client):
     assert (
         meta["name"] == "toyseq"
         and meta["version"]
-        and meta["extensions"] == ["binary_tensor_data", "parameters", "statistics", "model_repository"]
+        and meta["extensions"]
+        == ["binary_tensor_data", "parameters", "statistics", "model_repository", "model_configuration"]
     )
     assert client.get("/v2/health/live").get_json() == {"live": True}
     r = client.get("/v2/health/ready")
@@ -118,8 +119,9 @@ def test_not_ready_without_models(make_client, tmp_path):
 def test_model_metadata_describes_the_tensors(client, task):
     m = manifest(task)
     meta = client.get(f"/v2/models/{task}").get_json()
-    version = m["onnx"]["sha256"][:12]
-    assert meta["name"] == task and meta["versions"] == [version] and meta["platform"] == "onnx_onnxv1"
+    version = "1"  # Triton's integer versions: the model served since start-up; its sha256 is a parameter
+    assert meta["name"] == task and meta["versions"] == [version] and meta["platform"] == "onnxruntime_onnx"
+    assert meta["parameters"]["sha256"] == m["onnx"]["sha256"]
     spec = m["input"]
     length = spec["max_length"] if spec["min_length"] == spec["max_length"] else -1
     assert meta["inputs"] == [{"name": "input", "datatype": dtype_of(task), "shape": [-1, length]}]
@@ -140,10 +142,14 @@ def test_model_metadata_describes_the_tensors(client, task):
 
 
 def test_unknown_model_and_version_are_404(client, any_task):
-    assert "unknown task 'nope'" in assert_error(client.get("/v2/models/nope"), 404)
+    # Triton's words, which tritonclient's examples and Triton's own tests check
+    assert assert_error(client.get("/v2/models/nope"), 404).startswith("Request for unknown model: 'nope' is not found")
     assert_error(client.get("/v2/models/nope/ready"), 404)
-    assert 'has no version "0000"' in assert_error(client.get(f"/v2/models/{any_task}/versions/0000"), 404)
-    assert_error(client.get(f"/v2/models/{any_task}/versions/0000/ready"), 404)
+    assert assert_error(client.get(f"/v2/models/{any_task}/versions/0000"), 404).startswith(
+        f"Request for unknown model: '{any_task}' version 0000 is not found"
+    )
+    assert_error(client.get(f"/v2/models/{any_task}/versions/0000/config"), 404)
+    assert_error(client.get(f"/v2/models/{any_task}/versions/2/ready"), 404)  # not ready (gRPC: ready=false)
     assert_error(
         infer(
             client,
@@ -174,7 +180,8 @@ def test_infer_answers_like_the_native_endpoint(client, task):
     assert r.status_code == 200 and r.mimetype == "application/json", r.get_data(as_text=True)
     body = r.get_json()
     m = manifest(task)
-    assert body["model_name"] == task and body["model_version"] == m["onnx"]["sha256"][:12] and body["id"] == "req-1"
+    assert body["model_name"] == task and body["model_version"] == "1" and body["id"] == "req-1"
+    assert body["parameters"] == {"sha256": m["onnx"]["sha256"]}  # which model file answered
     out = body["outputs"][0]
     answer = native(client, task, {"inputs": rows})
     expected = answer["outputs"]

@@ -58,19 +58,27 @@ def test_load_needs_the_api_key_when_one_is_set_and_index_does_not(repo):
 
 
 def test_a_retrained_model_replaces_the_old_one_and_metadata_follows(repo):
+    """Versions are Triton's integers: the model found at start-up is 1, each load takes the next; the sha256
+    names the model file in the native answer and the v2 metadata's parameters."""
     client = app_for(repo, model_control="explicit")
     old, new = sha(repo / "echo"), sha(SEED1)
-    assert client.get("/v2/models/echo").json["versions"] == [old[:12]]
+    assert client.get("/v2/models/echo").json["versions"] == ["1"]
+    assert client.get("/v2/models/echo").json["parameters"]["sha256"] == old
     for name in ("manifest.json", "model.onnx"):
         shutil.copyfile(SEED1 / name, repo / "echo" / name)
     assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == old  # until load
     r = client.post("/v2/repository/models/echo/load", json={"parameters": {"unload_dependents": False}})
     assert r.status_code == 200
-    assert r.json == {"name": "echo", "load": True, "version": new[:12], "state": "READY", "workers": 1}
+    assert r.json == {"name": "echo", "load": True, "version": "2", "sha256": new, "state": "READY", "workers": 1}
     assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == new
-    assert client.get("/v2/models/echo").json["versions"] == [new[:12]]
+    assert client.get("/v2/models/echo").json["versions"] == ["2"]
+    assert client.get("/v2/models/echo").json["parameters"]["sha256"] == new
     assert client.get("/tasks/echo").json["model"]["sha256"] == new
-    assert client.get(f"/v2/models/echo/versions/{old[:12]}").status_code == 404
+    assert client.get("/v2/models/echo/versions/1").status_code == 404
+    assert client.get("/v2/models/echo/versions/2/config").json["parameters"]["sha256"] == {"string_value": new}
+    # an unload keeps the number: the next load is version 3, even of the same file
+    assert client.post("/v2/repository/models/echo/unload").status_code == 200
+    assert client.post("/v2/repository/models/echo/load").json["version"] == "3"
 
 
 def corrupt_hash(folder: Path) -> None:
@@ -113,8 +121,8 @@ def test_a_model_that_fails_a_check_is_refused_and_the_old_one_keeps_serving(rep
     damage(repo / "echo")
     r = client.post("/v2/repository/models/echo/load")
     assert r.status_code == 400, r.json
-    assert r.json["error"].startswith("model echo was not loaded: ")
-    assert says in r.json["error"] and r.json["error"].endswith(f"version {old[:12]} keeps serving")
+    assert r.json["error"].startswith("failed to load 'echo': ")  # Triton's words
+    assert says in r.json["error"] and r.json["error"].endswith("version 1 keeps serving")
     assert str(repo) not in r.json["error"]  # no server paths in answers
     assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == old
     assert client.get("/readyz").status_code == 200
@@ -124,8 +132,8 @@ def test_index_lists_states_and_a_new_folder_can_be_loaded(repo):
     client = app_for(repo, model_control="explicit")
     shutil.copytree(MODELS_DIR / "last-value", repo / "last-value")  # added after start-up
     assert client.post("/v2/repository/index").json == [
-        {"name": "echo", "version": sha(repo / "echo")[:12], "state": "READY", "reason": ""},
-        {"name": "echo-lag", "version": sha(repo / "echo-lag")[:12], "state": "READY", "reason": ""},
+        {"name": "echo", "version": "1", "state": "READY", "reason": ""},
+        {"name": "echo-lag", "version": "1", "state": "READY", "reason": ""},
         {
             "name": "last-value",
             "version": "",
@@ -156,8 +164,19 @@ def test_index_lists_states_and_a_new_folder_can_be_loaded(repo):
 
 def test_control_calls_refuse_what_they_cannot_honour(repo):
     client = app_for(repo, model_control="explicit")
-    r = client.post("/v2/repository/models/echo/load", json={"parameters": {"config": "{}"}})
-    assert r.status_code == 400 and "'config' is not supported" in r.json["error"]
+    for config, says in [
+        ('"parameters": {"config": {{"max_batch_size": "16"}}}', "not valid JSON"),  # Triton's example's bad one
+        ("[16]", "must be a JSON object"),
+        ('{"instance_group": [{"count": 2}]}', "config field 'instance_group' cannot be overridden"),
+        ('{"name": "echo-lag"}', "config field 'name' cannot be overridden"),
+        ('{"max_batch_size": 0}', "max_batch_size must be a whole number from 1 to 10000"),
+        ('{"max_batch_size": 10001}', "max_batch_size must be a whole number from 1 to 10000"),
+        ('{"max_batch_size": "1e3"}', 'got "1e3"'),
+    ]:
+        r = client.post("/v2/repository/models/echo/load", json={"parameters": {"config": config}})
+        assert r.status_code == 400 and r.json["error"].startswith("failed to load 'echo': "), r.json
+        assert says in r.json["error"], (config, r.json)
+    assert "failed to load 'nope'" in client.post("/v2/repository/models/nope/load").json["error"]
     r = client.post("/v2/repository/models/echo/load", json={"parameters": {"file:1/model.onnx": "AAAA"}})
     assert r.status_code == 400 and "loads a model only from its folder" in r.json["error"]
     assert client.post("/v2/repository/models/..%2Fecho/load").status_code == 404
@@ -169,7 +188,7 @@ def test_control_calls_refuse_what_they_cannot_honour(repo):
 
 def test_statistics_count_successes_failures_and_their_parts(repo):
     client = app_for(repo)
-    version = sha(repo / "echo")[:12]
+    version = "1"
     empty = client.get("/v2/models/echo/stats").json["model_stats"][0]
     assert empty["inference_stats"]["success"] == {"count": 0, "ns": 0} and empty["last_inference"] == 0
     client.post("/tasks/echo/predict", json={"inputs": [[1, 2], [3]]})
@@ -190,7 +209,7 @@ def test_statistics_count_successes_failures_and_their_parts(repo):
     assert all(parts[k]["count"] == 2 for k in ("queue", "compute_input", "compute_infer", "compute_output"))
     assert [s["name"] for s in client.get("/v2/models/stats").json["model_stats"]] == ["echo", "echo-lag"]
     assert client.get("/v2/models/nope/stats").status_code == 404
-    assert client.get("/v2/models/echo/versions/1/stats").status_code == 404
+    assert client.get("/v2/models/echo/versions/2/stats").status_code == 404
     assert "statistics" in client.get("/v2").json["extensions"]
     metrics = client.get("/metrics").get_data(as_text=True)
     assert f'toyseq_inference_requests_total{{kind="success",task="echo",version="{version}"}} 2.0' in metrics
@@ -210,4 +229,36 @@ def test_a_load_names_the_workers_that_did_not_apply_it_in_time(repo, tmp_path):
     assert f"workers {silent} had not applied it within 0.3 s" in r.json["error"]
     assert client.post("/tasks/echo/predict", json=ROW).json["model"]["sha256"] == sha(SEED1)
     state = json.loads((control / "state.json").read_text())
-    assert state["tasks"]["echo"] == {"generation": 1, "action": "load", "sha256": sha(SEED1)}
+    assert state["tasks"]["echo"] == {
+        "generation": 1,
+        "action": "load",
+        "sha256": sha(SEED1),
+        "version": 2,
+        "config": {},
+    }
+
+
+def test_a_load_config_overrides_max_batch_size_until_the_next_load(repo):
+    """Triton's load with `config` (its simple_*_model_control examples send {"max_batch_size": "16"}): the
+    model's batch limit on every path and in its configuration, until a load without it restores the service's."""
+    client = app_for(repo, model_control="explicit", max_batch=100)
+    r = client.post("/v2/repository/models/echo/load", json={"parameters": {"config": '{"max_batch_size": "16"}'}})
+    assert r.status_code == 200 and r.json["config"] == {"max_batch_size": 16} and r.json["version"] == "2"
+    assert client.get("/v2/models/echo/config").json["max_batch_size"] == 16
+    assert client.get("/v2/models/echo-lag/config").json["max_batch_size"] == 100  # the others keep the service's
+    assert client.post("/tasks/echo/predict", json={"inputs": [[1]] * 16}).status_code == 200
+    r = client.post("/tasks/echo/predict", json={"inputs": [[1]] * 17})
+    assert r.status_code == 422 and "limit of 16" in r.json["detail"]
+    body = {"inputs": [{"name": "input", "shape": [17, 1], "datatype": "INT64", "data": [1] * 17}]}
+    assert "limit of 16" in client.post("/v2/models/echo/infer", json=body).json["error"]
+    assert "limit of 16" in client.post("/v1/models/echo:predict", json={"instances": [[1]] * 17}).json["error"]
+    assert (
+        client.post(
+            "/v2/repository/models/echo/load", json={"parameters": {"config": {"max_batch_size": 8}}}
+        ).status_code
+        == 200
+    )
+    assert client.get("/v2/models/echo/config").json["max_batch_size"] == 8  # the config as an object, too
+    assert client.post("/v2/repository/models/echo/load").status_code == 200
+    assert client.get("/v2/models/echo/config").json["max_batch_size"] == 100
+    assert client.post("/tasks/echo/predict", json={"inputs": [[1]] * 17}).status_code == 200

@@ -11,6 +11,7 @@ from ...protocol.checks import parse_predict
 from ...protocol.statistics import Timing
 from ...runtime import Runtime
 from ...store.registry import lookup
+from ..compression import compressed
 from .common import api_key_required, read_json
 
 JSON = "application/json"  # as the content_type argument: werkzeug adds no charset and parses nothing
@@ -32,15 +33,15 @@ def blueprint(runtime: Runtime) -> Blueprint:
                 environ["toyseq.task"] = name
             predictor = lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
         environ["toyseq.task"] = name
-        timing = environ["toyseq.inference"] = Timing(predictor)  # the statistics extension's durations
-        arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), limits)
+        timing = environ["toyseq.inference"] = Timing(snapshot.version(name))  # the statistics extension's durations
+        task_limits = snapshot.limits.get(name, limits)  # a load's config may override max_batch_size
+        arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), task_limits)
         timing.infer = perf_counter()
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
         timing.output = perf_counter()
         environ["toyseq.sequences"] = len(arrays)  # counted by the app's middleware, with those outside the domain
         environ["toyseq.outside"] = result["in_domain"].count(False)
-        return Response(
-            orjson.dumps({"task": name, "model": {"sha256": predictor.sha256}, **result}), content_type=JSON
-        )
+        answer = orjson.dumps({"task": name, "model": {"sha256": predictor.sha256}, **result})
+        return compressed(Response(answer, content_type=JSON), environ)  # when the client asks
 
     return bp

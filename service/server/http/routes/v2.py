@@ -1,5 +1,6 @@
 """The Open Inference Protocol v2 over HTTP (what tritonclient and KServe's clients speak), beside the native
 API: GET /v2, /v2/health/live, /v2/health/ready, /v2/models (KServe's list), /v2/models/<task>[/versions/<v>],
+.../config (Triton's model configuration),
 .../ready and POST .../infer. The translation lives in openinference.py; the API key, body limit and
 decompression (routes/common.py), request ids, metrics and access lines are the native path's. Errors are the
 protocol's {"error": "..."}, never problem+json.
@@ -17,6 +18,7 @@ from ...problems import ServiceError
 from ...protocol import v2 as oip
 from ...protocol.statistics import Timing
 from ...runtime import Runtime
+from ..compression import compressed
 from ..errors import register_v2
 from .common import api_key_required, read_body
 
@@ -64,14 +66,22 @@ def blueprint(runtime: Runtime) -> Blueprint:
     def model_metadata(name: str, version: str | None = None):
         return Response(entry(name, version)[1], content_type=JSON)
 
+    @bp.get("/v2/models/<name>/config")
+    @bp.get("/v2/models/<name>/versions/<version>/config")
+    def model_config(name: str, version: str | None = None):
+        # Triton's model configuration extension (what perf_analyzer reads first)
+        if name in registry.current.predictors:
+            request.environ["toyseq.task"] = name
+        return Response(service.config(name, version)[1], content_type=JSON)
+
     @bp.get("/v2/models/<name>/ready")
     @bp.get("/v2/models/<name>/versions/<version>/ready")
     def model_ready(name: str, version: str | None = None):
         if name in registry.current.unavailable:
             request.environ["toyseq.task"] = name
-        if not service.model_ready(name, version):
+        if not service.model_ready(name, None):
             return Response(orjson.dumps({"name": name, "ready": False}), status=503, content_type=JSON)
-        model(name, version)
+        model(name, version)  # 404 for a version not served (gRPC's ModelReady answers ready=false, as Triton)
         return Response(orjson.dumps({"name": name, "ready": True}), content_type=JSON)
 
     @bp.post("/v2/models/<name>/infer")
@@ -80,7 +90,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
     def infer(name: str, version: str | None = None):
         environ = request.environ
         found = model(name, version)
-        timing = environ["toyseq.inference"] = Timing(found.predictor)  # the statistics extension's durations
+        timing = environ["toyseq.inference"] = Timing(found.version)  # the statistics extension's durations
         header, binary = oip.split_body(
             read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
         )
@@ -103,7 +113,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
         ignored = checked.ignored_header()
         if ignored:
             response.headers[oip.IGNORED_HEADER] = ignored
-        return response
+        return compressed(response, environ)  # when the client asks (tritonclient's response_compression_algorithm)
 
     @bp.route("/v2/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def unknown(rest: str):

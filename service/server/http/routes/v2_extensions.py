@@ -3,7 +3,8 @@ statistics.py and repository.py (gRPC serves the same calls).
 
     GET  /v2/models/stats, /v2/models/<m>/stats, /v2/models/<m>/versions/<v>/stats
     POST /v2/repository/index                     body optional: {"ready": true}
-    POST /v2/repository/models/<m>/load           TOYSEQ_MODEL_CONTROL=explicit, and the API key when set
+    POST /v2/repository/models/<m>/load           TOYSEQ_MODEL_CONTROL=explicit, and the API key when set;
+                                                  body optional: {"parameters": {"config": "<ModelConfig JSON>"}}
     POST /v2/repository/models/<m>/unload         likewise
 
 Errors are the protocol's {"error": "..."} (the status as the native API's: 403 control off, 400 a refused
@@ -64,8 +65,12 @@ def blueprint(runtime: Runtime) -> Blueprint:
     def load(name: str):
         offload.off_the_loop()  # it waits for every worker to load the model
         _name_task(name)
-        _check_parameters(_body(), ("config",), "load")
-        return _json(repository.load(name, who()))
+        body = _body()
+        _check_parameters(body, (), "load")
+        config = body.get("parameters", {}).get("config")  # Triton's override, a ModelConfig as a JSON string
+        if config is not None and not isinstance(config, str):
+            config = orjson.dumps(config).decode()  # the same given as an object
+        return _json(repository.load(name, who(), config))
 
     @bp.post("/v2/repository/models/<name>/unload")
     @privileged
@@ -99,8 +104,9 @@ def _body() -> dict:
 
 
 def _check_parameters(body: dict, unsupported: tuple[str, ...], action: str) -> None:
-    """Triton's load can carry a model configuration or files: toyseq reads models only from their folder,
-    so those are refused rather than silently ignored. Other parameters (unload_dependents) change nothing here."""
+    """Triton's load can carry files: toyseq reads models only from their folder, so those are refused rather
+    than silently ignored (a `config` is checked by the repository). Other parameters (unload_dependents) change
+    nothing here."""
     parameters = body.get("parameters", {})
     if not isinstance(parameters, dict):
         raise BadRequest("'parameters' must be a JSON object")
