@@ -14,7 +14,7 @@ A page marks a generated part with an HTML comment (invisible once rendered), in
 Blocks (RENDERERS): `models` (each committed model's version, size and weights), `budget` (what
 TOYSEQ_MAX_REQUEST_SECONDS admits per task), `over-budget TASK ROWS STEPS` (the service's own 422 text),
 `v2-examples` (real v2 answers from the app), `peers-table FILE` and `peers-summary FILE` (a
-`python -m benchmarks.peers` JSON), `perf-analyzer-table FILE` (a `python -m benchmarks.perf_sweep` JSON),
+`python -m benchmarks.peers` JSON), `perf-analyzer-table FILE` (a `python -m benchmarks.scenarios.perf_sweep` JSON),
 `benchmark-runs` (every committed benchmark JSON under docs/, with its
 command and date: a new JSON file is listed without any change here). An inline value takes any JSON file's
 number at a dotted path (list items by index) and formats it with a Python format spec followed by literal
@@ -265,7 +265,7 @@ def benchmark_runs(root: Path) -> str:
 
 
 def perf_analyzer_table(root: Path, file: str) -> str:
-    """A `python -m benchmarks.perf_sweep` JSON: throughput and latency per concurrency, HTTP beside gRPC."""
+    """A `python -m benchmarks.scenarios.perf_sweep` JSON: throughput and latency per concurrency, HTTP beside gRPC."""
     res = _json(root, file)["results"]
     lines = [
         "| concurrency | HTTP infer/s | HTTP p50 / p99 ms | gRPC infer/s | gRPC p50 / p99 ms |",

@@ -1,10 +1,10 @@
 """Triton's gRPC calls beyond inference, on a real gRPC server in this process (GrpcServer, sync and aio, over
-a Runtime on the committed models; tests/server/test_grpc.py runs the same service under gunicorn): ModelConfig
+a Runtime on the committed models; tests/server/grpc/test_grpc.py runs the same service under gunicorn): ModelConfig
 equal to the REST configuration, Triton's `timeout` request parameter honoured as over REST, and ModelStreamInfer
 answering every request of a stream in order, failures as that message's error_message, with tritonclient's own
 streaming API.
 
-    .venv/bin/python -m pytest tests/server/test_grpc_triton.py
+    .venv/bin/python -m pytest tests/server/grpc/test_grpc_triton.py
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 against real gunicorn on 127.0.0.1, run from its own venv (.venv-kserve, as tests/server/test_v2_clients.py):
 readiness and predictions for every task equal the native endpoint's; errors reach it in KServe's shape.
 
-    .venv/bin/python -m pytest tests/server/test_v1_clients.py
+    .venv/bin/python -m pytest tests/server/http/test_v1_clients.py
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 deflate (zlib) as negotiated, identity when refused or not asked, small answers as they are; decompressed they
 equal the plain answer. tritonclient's response_compression_algorithm against real gunicorn reads them.
 
-    .venv/bin/python -m pytest tests/server/test_compression.py
+    .venv/bin/python -m pytest tests/server/http/test_compression.py
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 /v1/models/<m>, POST /v1/models/<m>:predict with KServe's request forms; every answer equals the native
 endpoint's, with the same checks, limits and API key, and KServe's {"error": ...} shape and words.
 
-    .venv/bin/python -m pytest tests/server/test_v1.py
+    .venv/bin/python -m pytest tests/server/http/test_v1.py
 """
 
 from __future__ import annotations

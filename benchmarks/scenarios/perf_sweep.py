@@ -1,9 +1,9 @@
 """Triton's perf_analyzer against toyseq: a concurrency sweep (1..8 clients) over HTTP and over gRPC, the tool
 run unchanged as a Triton user runs it (tests/support/perf_analyzer.py finds or installs the binary).
 
-    python -m benchmarks.perf_sweep                      # echo-lag, concurrency 1..8, both protocols
-    python -m benchmarks.perf_sweep --out docs/perf_analyzer.json         # the figures docs/performance.md quotes
-    python -m benchmarks.perf_sweep --stability 1000                     # a loaded machine: any spread accepted
+    python -m benchmarks.scenarios.perf_sweep                      # echo-lag, concurrency 1..8, both protocols
+    python -m benchmarks.scenarios.perf_sweep --out docs/perf_analyzer.json         # the figures docs/performance.md quotes
+    python -m benchmarks.scenarios.perf_sweep --stability 1000                     # a loaded machine: any spread accepted
 
 One gunicorn server (the README's command: 2 workers, gRPC on) on 127.0.0.1 serves both sweeps. perf_analyzer
 sends the task's worked example (one sequence per request) from C concurrent clients, C = 1..8, measures windows
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 url = server.url.removeprefix("http://") if protocol == "http" else server.grpc_target
                 results[protocol], commands[protocol] = sweep(tool, args.task, url, protocol, str(data), args)
     out = {
-        "command": "python -m benchmarks.perf_sweep " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.scenarios.perf_sweep " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "task": args.task,
         "tool": perf_analyzer.TRITONCLIENT,
         "perf_analyzer": {p: c.replace(str(data), "data.json") for p, c in commands.items()},
