@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                 url = server.url.removeprefix("http://") if protocol == "http" else server.grpc_target
                 results[protocol], commands[protocol] = sweep(tool, args.task, url, protocol, str(data), args)
     out = {
-        "command": "python -m benchmarks.scenarios.perf_sweep " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.scenarios.perf_sweep "
+        + shlex.join(argv if argv is not None else sys.argv[1:]),
         "task": args.task,
         "tool": perf_analyzer.TRITONCLIENT,
         "perf_analyzer": {p: c.replace(str(data), "data.json") for p, c in commands.items()},
