@@ -228,12 +228,14 @@ class Connection(asyncio.Protocol):
         environ["SERVER_PROTOCOL"] = "HTTP/" + version
         environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = self.remote, self.remote_port
         environ["SERVER_NAME"], environ["SERVER_PORT"] = self.server_name, self.server_port
-        length, expect = None, False
+        length, expect, hosts = None, False, 0
         for raw_name, raw_value in self.headers:
             name = raw_name.decode("latin-1").upper()
             value = raw_value.decode("latin-1").strip(" \t")
             if "_" in name:
                 continue  # as gunicorn does: a header with "_" could pose as one with "-" in the environ
+            if name == "HOST":
+                hosts += 1
             if name == "CONTENT-LENGTH":
                 length = int(value)  # llhttp accepts digits only, once
                 environ["CONTENT_LENGTH"] = value
@@ -249,6 +251,8 @@ class Connection(asyncio.Protocol):
         if version == "1.0" and "HTTP_TRANSFER_ENCODING" in environ:
             # RFC 9112 6.1: such framing is faulty (an HTTP/1.0 peer would read the body differently)
             raise Refusal(400, "malformed-header", "Transfer-Encoding is not allowed in an HTTP/1.0 request")
+        _check_host(hosts, version)
+        _check_codings(environ.get("HTTP_TRANSFER_ENCODING"))
         max_body = self.front.max_body_bytes
         if length is not None and length > max_body:
             raise _too_large(max_body)
@@ -397,6 +401,27 @@ class Connection(asyncio.Protocol):
 
     def blocked_bytes(self) -> int:
         return self.transport.get_write_buffer_size() if self.write_paused and self.transport is not None else 0
+
+
+def _check_host(hosts: int, version: str) -> None:
+    """RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host field, and to any request
+    with more than one (gunicorn's parser refuses two; nginx refuses both cases)."""
+    if hosts > 1:
+        raise Refusal(400, "malformed-header", "the request has more than one Host header field (RFC 9112 3.2)")
+    if hosts == 0 and version == "1.1":
+        raise Refusal(400, "malformed-header", "an HTTP/1.1 request must have a Host header field (RFC 9112 3.2)")
+
+
+def _check_codings(value: str | None) -> None:
+    """A Transfer-Encoding list with an empty element (",chunked", "chunked,,", "chunked, , gzip") is refused:
+    llhttp reads ",chunked" as chunked while gunicorn's parser (and so a proxy in front that parses like it)
+    refuses it, and two parsers that disagree on where a body ends is how requests are smuggled. nginx accepts
+    only the exact value "chunked". The other neighbours are llhttp's to judge: " chunked" is chunked (leading
+    whitespace is not part of the value), "chunked, chunked" and "identity" are 501 (unknown codings)."""
+    if value is not None and any(not element.strip(" \t") for element in value.split(",")):
+        raise Refusal(
+            400, "malformed-header", f"the Transfer-Encoding list {value[:60]!r} has an empty element; send 'chunked'"
+        )
 
 
 def _too_large(max_body: int) -> Refusal:
