@@ -76,6 +76,9 @@ class Connection(asyncio.Protocol):
         self.environ: dict | None = None
         self.in_head = False  # between a request's first byte and the end of its head
         self.head_seen = 0  # bytes received while in the head (llhttp buffers a field until it ends)
+        self.upgrade_body: bytes | None = None  # an Upgrade request's framing, to read the body llhttp skipped
+        self.replaying = False  # reading that body: the head parsed is the replayed one, not the client's
+        self.upgrade_keep_alive = True
 
     # --- asyncio ---------------------------------------------------------------------------------------
 
@@ -104,9 +107,7 @@ class Connection(asyncio.Protocol):
         if not self.receiving:
             self.receiving, self.since = True, time.monotonic()
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self.refuse_rest()  # the request is served; what follows is another protocol, never read as HTTP
+            self._feed(data)
         except httptools.HttpParserCallbackError as err:
             refusal = err.__context__
             if not isinstance(refusal, Refusal):
@@ -130,6 +131,27 @@ class Connection(asyncio.Protocol):
         elif len(self.queue) >= MAX_QUEUED:
             self.pause_reading()
         self.run_next()
+
+    def _feed(self, data: bytes) -> None:
+        """Parse `data`; an `Upgrade` is ignored, as RFC 9110 7.8 allows and nginx does: the request is served
+        as HTTP/1.1 and what follows it is parsed as the next request (llhttp stops at an Upgrade request, as if
+        the rest of the stream were another protocol: the pipeline behind it was lost, and a body skipped)."""
+        while True:
+            try:
+                self.parser.feed_data(data)
+                return
+            except httptools.HttpParserUpgrade as upgrade:
+                data = data[upgrade.args[0] :]
+            if self.parser.get_method() == b"CONNECT":
+                self.refuse_rest()  # served (refused by the app); a client would now send a tunnel's bytes
+                return
+            # a fresh parser for the rest; for a request with a body, llhttp skipped it: a head declaring the
+            # same framing is replayed first, so llhttp reads the body (and its end) as it would have
+            self.parser = httptools.HttpRequestParser(self)
+            if self.upgrade_body is not None:
+                self.replaying = True
+                self.parser.feed_data(self.upgrade_body)
+                self.upgrade_body = None
 
     def _malformed(self, said: str) -> Refusal:
         """llhttp's reason, with the part of the request it concerns (its errors carry no code, only text)."""
@@ -173,12 +195,16 @@ class Connection(asyncio.Protocol):
         self.environ = None
 
     def on_message_begin(self) -> None:
+        if self.replaying:
+            return
         self._reset_message()
         self.in_head, self.head_seen = True, 0
         if not self.receiving:
             self.receiving, self.since = True, time.monotonic()
 
     def on_url(self, url: bytes) -> None:
+        if self.replaying:
+            return
         if not self.url and self.parser.get_method() == b"PRI":
             # llhttp then waits for the rest of HTTP/2's preface, which no HTTP/1.1 request sends
             raise Refusal(
@@ -194,6 +220,8 @@ class Connection(asyncio.Protocol):
             )
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.replaying:
+            return
         front = self.front
         if len(self.headers) >= front.limit_request_fields or len(name) + len(value) + 2 > front.limit_field_size:
             raise Refusal(
@@ -206,6 +234,8 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        if self.replaying:
+            return
         environ = self.front.base_environ.copy()
         parser = self.parser
         version = parser.get_http_version()
@@ -258,6 +288,9 @@ class Connection(asyncio.Protocol):
             raise _too_large(max_body)
         if expect and not self.queue and not self.busy and (length or "HTTP_TRANSFER_ENCODING" in environ):
             self.transport.write(CONTINUE)  # type: ignore[union-attr]
+        if parser.should_upgrade() and method != "CONNECT" and (length or "HTTP_TRANSFER_ENCODING" in environ):
+            framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+            self.upgrade_body = f"POST / HTTP/1.1\r\n{framing}\r\n\r\n".encode()
 
     def on_body(self, data: bytes) -> None:
         self.body_size += len(data)
@@ -271,12 +304,19 @@ class Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         environ = self.environ
         assert environ is not None
+        if self.upgrade_body is not None:
+            # llhttp ends an Upgrade request at its head; its body is read once the head is replayed (_feed)
+            self.upgrade_keep_alive = self.parser.should_keep_alive()
+            return
+        keep_alive = self.parser.should_keep_alive()
+        if self.replaying:
+            self.replaying, keep_alive = False, self.upgrade_keep_alive
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.front.received(-self.body_size)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["toyseq.body_size"] = len(body)
         method = environ["REQUEST_METHOD"]
-        request = Request(environ, self.parser.should_keep_alive(), method == "HEAD", environ["SERVER_PROTOCOL"])
+        request = Request(environ, keep_alive, method == "HEAD", environ["SERVER_PROTOCOL"])
         self.queue.append(request)
         self._reset_message()
         self.receiving, self.since = False, time.monotonic()
