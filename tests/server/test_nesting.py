@@ -52,7 +52,7 @@ def native(field: str, value: str) -> str:
 
 
 def v2(field: str, value: str) -> str:
-    tensor = {"name": "INPUT0", "datatype": "INT64", "shape": [1, 3], "data": [1, 2, 3]}
+    tensor = {"name": "input", "datatype": "INT64", "shape": [1, 3], "data": [1, 2, 3]}
     if field in tensor:
         return '{"inputs": [' + orjson.dumps(tensor).decode()[:-1] + ', "' + field + '": ' + value + "}]}"
     return '{"inputs": [' + orjson.dumps(tensor).decode() + '], "' + field + '": ' + value + "}"
@@ -155,3 +155,37 @@ def _padded(body: str, pool: bool) -> bytes:
 
 def test_fuzz_nested_and_odd_json_on_both_paths(server):
     _fuzz(server.url)
+
+
+def test_a_body_of_more_arrays_than_a_request_can_use_is_refused_unparsed(server):
+    """`[1],` x 1.95 million parses for ~1 s holding the GIL (issue 31): refused by counting, gzipped or not;
+    a full batch (TOYSEQ_MAX_BATCH sequences, 10,000 by default) still passes the count."""
+    import gzip
+
+    broad = b'{"inputs": [' + b"[1]," * 1_950_000 + b"[1]]}"
+    for data, extra in ((broad, {}), (gzip.compress(broad), {"Content-Encoding": "gzip"})):
+        response = requests.post(
+            f"{server.url}/tasks/echo-lag/predict", data=data, headers={**JSON, **extra}, timeout=30
+        )
+        assert response.status_code == 400, response.text[:300]
+        assert response.json()["type"].endswith("body-too-complex") and "TOYSEQ_MAX_BATCH" in response.json()["detail"]
+    full = orjson.dumps({"inputs": [[1, 2, 3]] * 10_000})
+    response = requests.post(
+        f"{server.url}/tasks/echo-lag/predict",
+        data=gzip.compress(full),
+        headers={**JSON, "Content-Encoding": "gzip"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text[:300]
+    v2_full = orjson.dumps(
+        {"inputs": [{"name": "input", "datatype": "INT64", "shape": [10_000, 3], "data": [[1, 2, 3]] * 10_000}]}
+    )
+    assert (
+        requests.post(f"{server.url}/v2/models/echo-lag/infer", data=v2_full, headers=JSON, timeout=60).status_code
+        == 200
+    )
+    v2_broad = (
+        b'{"inputs": [{"name": "input", "datatype": "INT64", "shape": [1, 3], "data": [' + b"[1]," * 100_000 + b"1]}]}"
+    )
+    response = requests.post(f"{server.url}/v2/models/echo-lag/infer", data=v2_broad, headers=JSON, timeout=30)
+    assert response.status_code == 400 and "arrays and objects" in response.json()["error"], response.text[:300]

@@ -71,7 +71,10 @@ class Connection(asyncio.Protocol):
         self.receiving = True  # a new connection owes its first request within read_timeout
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
+        # the body so far: the first piece as it came (the usual body arrives in one), then one growing buffer,
+        # never a list of pieces: a body sent in 1-byte chunks would hold an object per chunk (8+ bytes each
+        # on top of the byte, a 2 MB body held ~160 MiB), which the buffer cap, counting body bytes, never saw
+        self.body: bytes | io.BytesIO = b""
         self.body_size = 0
         self.environ: dict | None = None
         self.in_head = False  # between a request's first byte and the end of its head
@@ -190,7 +193,7 @@ class Connection(asyncio.Protocol):
     def _reset_message(self) -> None:
         self.url = b""
         self.headers = []
-        self.body = []
+        self.body = b""
         self.body_size = 0
         self.environ = None
 
@@ -299,7 +302,15 @@ class Connection(asyncio.Protocol):
             raise _too_large(self.front.max_body_bytes)
         if self.front.over_buffer():
             raise Refusal(503, "buffers-full", "the server's request buffers are full; retry the request")
-        self.body.append(data)
+        body = self.body
+        if isinstance(body, io.BytesIO):
+            body.write(data)
+        elif body:
+            self.body = buffer = io.BytesIO(body)
+            buffer.seek(0, io.SEEK_END)
+            buffer.write(data)
+        else:
+            self.body = data
 
     def on_message_complete(self) -> None:
         environ = self.environ
@@ -311,10 +322,14 @@ class Connection(asyncio.Protocol):
         keep_alive = self.parser.should_keep_alive()
         if self.replaying:
             self.replaying, keep_alive = False, self.upgrade_keep_alive
-        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        body = self.body
+        if isinstance(body, io.BytesIO):
+            body.seek(0)
+            environ["wsgi.input"] = body
+        else:
+            environ["wsgi.input"] = io.BytesIO(body)
         self.front.received(-self.body_size)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["toyseq.body_size"] = len(body)
+        environ["toyseq.body_size"] = self.body_size
         method = environ["REQUEST_METHOD"]
         request = Request(environ, keep_alive, method == "HEAD", environ["SERVER_PROTOCOL"])
         self.queue.append(request)

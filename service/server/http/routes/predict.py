@@ -33,7 +33,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
             predictor = lookup(snapshot, name)  # raises: 404 unknown, 503 unavailable
         environ["toyseq.task"] = name
         timing = environ["toyseq.inference"] = Timing(predictor)  # the statistics extension's durations
-        arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), limits)
+        arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body, limits.max_batch), limits)
         timing.infer = perf_counter()
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
         timing.output = perf_counter()
