@@ -226,3 +226,81 @@ def test_inflating_bodies_leave_the_loop_to_others(servers):
     attacked, twin = servers
     PORT["attacked"] = attacked.port
     assert_served_through(attacked, twin, inflate, "gzip bodies inflating to 7.8 MB")
+
+
+# --- 6. idle connections past the connection limit -----------------------------------------------------------
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\n" + HOST + b"\r\n"
+
+
+def hold_idle(stop: threading.Event) -> None:
+    """1.5x the servers' connections, each kept alive and idle after one request; one the server closes is
+    opened again (and used once, ~20 a second), so the workers stay at their limit for the whole attack."""
+    import selectors
+
+    held = int(1.5 * WORKER_CONNECTIONS * PORT["workers"])
+    sel = selectors.DefaultSelector()
+
+    def open_one() -> None:
+        sock = socket.create_connection(("127.0.0.1", PORT["attacked"]), timeout=5)
+        sock.sendall(HEALTHZ)
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ)
+
+    try:
+        for _ in range(held):
+            try:
+                open_one()
+            except OSError:
+                pass  # the backlog is full while the workers are at their limit: open it later
+        while not stop.is_set():
+            for key, _ in sel.select(0.05):
+                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    data = sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if data:
+                    continue  # its answer: idle from now
+                sel.unregister(sock)
+                sock.close()
+                PORT["reclaimed"] += 1
+            if len(sel.get_map()) < held:  # one a turn, ~20 a second: holding, not a flood of connections
+                try:
+                    open_one()
+                except OSError:
+                    pass
+    finally:
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        sel.close()
+
+
+def test_idle_connections_past_the_limit_make_way_for_new_clients(servers):
+    """Before: new clients waited until an idle connection timed out (3 s and more). The normal client here
+    opens a new connection for each of its requests, so each one has to be let in."""
+    attacked, twin = servers
+    PORT.update(attacked=attacked.port, workers=len(worker_pids(attacked.proc.pid)), reclaimed=0)
+    stop = threading.Event()
+    holder = threading.Thread(target=hold_idle, args=(stop,), daemon=True)
+    holder.start()
+    try:
+        time.sleep(1.0)  # the limit reached
+        took = []
+        for _ in range(20):
+            started = time.perf_counter()
+            with socket.create_connection(("127.0.0.1", attacked.port), timeout=5) as sock:
+                sock.sendall(HEALTHZ)
+                assert read_answer(sock).startswith(b"HTTP/1.1 200 ")
+            took.append(time.perf_counter() - started)
+        assert_served_through(attacked, twin, lambda s: s.wait(), "idle connections past the limit", count=1)
+    finally:
+        stop.set()
+        holder.join(15)
+    print(
+        f"new connections answered in {statistics.median(took) * 1000:.1f} ms (median), {max(took) * 1000:.0f} ms at most; {PORT['reclaimed']} idle ones closed by the servers"
+    )
+    assert PORT["reclaimed"] > 0
+    assert max(took) < 1.0

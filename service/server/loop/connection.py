@@ -454,6 +454,17 @@ class Connection(asyncio.Protocol):
         elif waited > keepalive:
             self.transport.close()
 
+    def idle(self) -> bool:
+        """Nothing in progress: kept alive between requests, or open without a byte of its first request."""
+        return not (self.busy or self.queue or self.closing or self.in_head or self.refusal is not None) and (
+            self.environ is None and self.transport is not None
+        )
+
+    def reclaim(self) -> None:
+        """Closed to let a new client in (the worker is at its connection limit)."""
+        self.closing = True
+        self.transport.close()  # type: ignore[union-attr]
+
     def blocked_bytes(self) -> int:
         return self.transport.get_write_buffer_size() if self.write_paused and self.transport is not None else 0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import heapq
 import os
 import queue
 import socket
@@ -34,6 +35,7 @@ from .connection import Connection, Refusal, Request, base_environ
 ACCEPT_DELAY_PER_CONN = 0.001  # seconds a worker waits before accepting, per connection it holds
 ACCEPT_DELAY_MAX = 0.02
 ACCEPT_BATCH = 16  # connections accepted per readable event
+RECLAIM_BATCH = 32  # idle connections closed at once at the connection limit (nginx closes 32)
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Front:
         self.buffered = 0  # request bytes held by connections still receiving
         self.served = 0
         self.dropped_unread = 0  # connections closed because their unread answers filled the buffer
+        self.reclaimed = 0  # idle connections closed at the connection limit to let new clients in
         self.jobs: set[Job] = set()
         self.work: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self.threads = [
@@ -150,6 +153,7 @@ class Front:
             return
         for _ in range(ACCEPT_BATCH):
             if len(self.connections) >= self.settings.max_connections:
+                self._reclaim_idle()
                 self._accept_on(False)  # back on when a connection closes
                 return
             try:
@@ -160,6 +164,20 @@ class Front:
                 return
             sock.setblocking(False)
             self.loop.create_task(self._connect(sock))
+
+    def _reclaim_idle(self) -> None:
+        """At the connection limit, close idle connections, longest idle first, so that new clients are let in
+        instead of waiting for one to time out (nginx's reusable connections: ngx_drain_connections closes up to
+        32 idle keep-alive connections, or ones still waiting for their first request, when it runs out). The
+        closes land within a loop turn; `closed` then accepts again."""
+        if self.stopping:
+            return
+        idle = [conn for conn in self.connections if conn.idle()]
+        if idle:
+            oldest = heapq.nsmallest(RECLAIM_BATCH, idle, key=lambda conn: conn.since)
+            self.reclaimed += len(oldest)
+            for conn in oldest:
+                conn.reclaim()
 
     async def _connect(self, sock: socket.socket) -> None:
         try:
