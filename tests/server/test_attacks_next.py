@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import orjson
 import pytest
 
 from tests.server.test_reliability_attacks import LOADED_FACTOR, MAX_MS, MIN_RATE, P99_LIMIT_MS, normal_client
@@ -304,3 +305,48 @@ def test_idle_connections_past_the_limit_make_way_for_new_clients(servers):
     )
     assert PORT["reclaimed"] > 0
     assert max(took) < 1.0
+
+
+# --- 7. pipelined heavy work, never read ---------------------------------------------------------------------
+
+RAMP_BODY = orjson.dumps({"inputs": [[1, 2, 3]], "steps": 1000})
+RAMP = (
+    b"POST /tasks/ramp/predict HTTP/1.1\r\n" + HOST + JSON + b"Content-Length: %d\r\n\r\n" % len(RAMP_BODY) + RAMP_BODY
+)
+
+
+def pipeline_never_read(stop: threading.Event) -> None:
+    """100 pipelined 1,000-step ramp rollouts with the receive window closed, never read; again once dropped."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", PORT["attacked"]))
+        sock.setblocking(False)
+        data = RAMP * 100
+        while data and not stop.is_set():
+            try:
+                data = data[sock.send(data) :]
+            except BlockingIOError:
+                stop.wait(0.05)  # the server stopped reading: the rest waits
+                if _closed(sock):
+                    return
+        while not stop.is_set() and not _closed(sock):
+            stop.wait(0.1)
+    finally:
+        sock.close()
+
+
+def _closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
+def test_pipelined_heavy_work_never_read_leaves_the_normal_client_its_rate(servers):
+    attacked, twin = servers
+    PORT["attacked"] = attacked.port
+    assert_served_through(attacked, twin, pipeline_never_read, "100 pipelined ramp rollouts, never read", count=10)

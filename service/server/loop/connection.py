@@ -15,9 +15,12 @@ Deadlines are checked by the worker's tick (`expire`), not by a timer per connec
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import socket
+import struct
 import sys
+import termios
 import time
 from collections import deque
 from email.utils import formatdate
@@ -32,6 +35,13 @@ if TYPE_CHECKING:
     from .server import Front
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# A pipelined request does not start while the client leaves more than this many bytes of its answers unread
+# (sent and not acknowledged, or not sent); a client that reads acknowledges an answer within a round trip
+UNREAD_BUDGET = 4 * 1024
+UNREAD_POLL_FIRST, UNREAD_POLL = 0.001, 0.05  # seconds between checks of a connection waiting for its client
+SLICE = 16 * 1024  # bytes parsed at a time from a larger read (see _parse_slices)
+TURN_SECONDS = 0.002  # parsing one connection's read past this yields the loop to the others
+OUTQ = getattr(termios, "TIOCOUTQ", None) if sys.platform == "linux" else None  # == SIOCOUTQ for TCP sockets
 HIGH_WATER = 256 * 1024  # bytes an answer may leave unsent before the connection stops reading
 MAX_QUEUED = 32  # pipelined requests held per connection before it stops reading
 LINGER_SECONDS = 2.0  # after a closing refusal: how long the client's remaining bytes are read and dropped
@@ -82,6 +92,12 @@ class Connection(asyncio.Protocol):
         self.upgrade_body: bytes | None = None  # an Upgrade request's framing, to read the body llhttp skipped
         self.replaying = False  # reading that body: the head parsed is the replayed one, not the client's
         self.upgrade_keep_alive = True
+        self.backlog: memoryview | None = None  # bytes received but not parsed yet (see _parse_slices)
+        self.backlog_due = False  # its parse is scheduled
+        self.unread_waiting = False  # the next request waits for the client to read (see run_next)
+        self.unread_poll_due = False
+        self.fd = -1
+        self.unread_delay = UNREAD_POLL_FIRST  # seconds to the next check, doubled up to UNREAD_POLL
 
     # --- asyncio ---------------------------------------------------------------------------------------
 
@@ -95,6 +111,7 @@ class Connection(asyncio.Protocol):
         self.remote, self.remote_port = str(peer[0]), str(peer[1])
         self.server_name, self.server_port = str(local[0]), str(local[1])
         transport.set_write_buffer_limits(high=HIGH_WATER)
+        self.fd = sock.fileno() if sock is not None else -1
         self.front.opened(self)
 
     def connection_lost(self, exc) -> None:
@@ -109,6 +126,36 @@ class Connection(asyncio.Protocol):
             return  # lingering: read and dropped
         if not self.receiving:
             self.receiving, self.since = True, time.monotonic()
+        if len(data) > SLICE:
+            self._parse_slices(memoryview(data))
+        else:
+            self._parse(data)
+        self.run_next()
+
+    def _parse_slices(self, view: memoryview) -> None:
+        """Parse a large read SLICE bytes at a time. Stop, keeping the rest (reading paused), once the connection
+        holds MAX_QUEUED requests (so one connection cannot queue unbounded work: a 256 KiB read of small
+        pipelined requests held 1,700) or has had its turn of TURN_SECONDS (a body in 1-byte chunks costs llhttp
+        a callback per byte: a read of them took ~40 ms of the loop); the rest is parsed on a later turn."""
+        started = time.monotonic()
+        for offset in range(0, len(view), SLICE):
+            if offset and (len(self.queue) >= MAX_QUEUED or time.monotonic() - started > TURN_SECONDS):
+                self.backlog = view[offset:]
+                self.pause_reading()
+                return
+            self._parse(view[offset : offset + SLICE])
+            if self.refusal is not None or self.closing:
+                return
+
+    def _parse_backlog(self) -> None:
+        self.backlog_due = False
+        view, self.backlog = self.backlog, None
+        if view is None or self.closing or self.refusal is not None:
+            return
+        self._parse_slices(view)
+        self.run_next()
+
+    def _parse(self, data: bytes | memoryview) -> None:
         try:
             self._feed(data)
         except httptools.HttpParserCallbackError as err:
@@ -133,9 +180,8 @@ class Connection(asyncio.Protocol):
             self.pause_reading()
         elif len(self.queue) >= MAX_QUEUED:
             self.pause_reading()
-        self.run_next()
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes | memoryview) -> None:
         """Parse `data`; an `Upgrade` is ignored, as RFC 9110 7.8 allows and nginx does: the request is served
         as HTTP/1.1 and what follows it is parsed as the next request (llhttp stops at an Upgrade request, as if
         the rest of the stream were another protocol: the pipeline behind it was lost, and a body skipped)."""
@@ -176,7 +222,7 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
-        if self.closing or not (self.queue or self.busy):
+        if self.closing or not (self.queue or self.busy or self.backlog is not None):
             return False  # the transport closes
         return True  # half-closed: answer what was sent, then close
 
@@ -341,10 +387,17 @@ class Connection(asyncio.Protocol):
     def run_next(self) -> None:
         """Hand the next request to the app, write owed refusals, close or go idle: whatever is due."""
         while self.queue and not (self.busy or self.write_paused or self.closing):
+            if self.served and self.unread() > UNREAD_BUDGET:
+                self._wait_unread()
+                break
+            self.unread_waiting = False
             request = self.queue.popleft()
             self.busy = True
             self.front.run(self, request)  # answers now (inline) or later (pool), through `answer`
-        if self.busy or self.queue or self.closing:
+        if self.backlog is not None and not self.backlog_due and len(self.queue) < MAX_QUEUED and not self.closing:
+            self.backlog_due = True
+            self.front.loop.call_soon(self._parse_backlog)
+        if self.busy or self.queue or self.closing or self.backlog is not None:
             return
         if self.refusal is not None:
             refusal = self.refusal
@@ -403,6 +456,36 @@ class Connection(asyncio.Protocol):
             self.since = time.monotonic()  # idle from now: keep-alive time
         self.run_next()
 
+    def unread(self) -> int:
+        """Bytes of answers written and not yet read by the client: in the transport's buffer, and in the kernel's
+        send queue (sent and not acknowledged, or not sent: SIOCOUTQ, Linux)."""
+        size = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        if OUTQ is not None and self.fd >= 0:
+            try:
+                size += struct.unpack("i", fcntl.ioctl(self.fd, OUTQ, b"\0\0\0\0"))[0]
+            except OSError:
+                pass
+        return size
+
+    def _wait_unread(self) -> None:
+        """The client leaves over UNREAD_BUDGET bytes of its answers unread: its next pipelined request waits
+        (checked after 1 ms, then less often, up to every UNREAD_POLL seconds) and the connection is dropped after
+        `read_timeout` (expire). Reading is how
+        a client says it still wants answers: one that pipelined work and never reads got all of it done (a
+        kernel send buffer holds megabytes of answers), taking the CPU other clients wait for."""
+        if not self.unread_waiting:
+            self.unread_waiting, self.since = True, time.monotonic()
+            self.unread_delay = UNREAD_POLL_FIRST
+        if not self.unread_poll_due:
+            self.unread_poll_due = True
+            self.front.loop.call_later(self.unread_delay, self._unread_poll)
+            self.unread_delay = min(UNREAD_POLL, 2 * self.unread_delay)
+
+    def _unread_poll(self) -> None:
+        self.unread_poll_due = False
+        if not self.closing:
+            self.run_next()
+
     def linger(self, data: bytes) -> None:
         """Write the last answer and close the sending side; read and drop what the client still sends for up to
         LINGER_SECONDS (closing with unread bytes would reset the connection and lose the answer, RFC 9112 9.6)."""
@@ -430,6 +513,8 @@ class Connection(asyncio.Protocol):
             self.read_paused = True
 
     def resume_reading(self) -> None:
+        if self.backlog is not None and not self.closing:
+            return  # what was read is parsed first (run_next schedules it)
         if self.read_paused and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
             self.read_paused = False
@@ -444,7 +529,7 @@ class Connection(asyncio.Protocol):
         if self.closing:
             if waited > LINGER_SECONDS:
                 self.transport.abort()
-        elif self.write_paused:
+        elif self.write_paused or self.unread_waiting:
             if waited > read_timeout:
                 self.front.log.info("dropped a client that did not read its answer for %.0f s", waited)
                 self.transport.abort()

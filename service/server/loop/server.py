@@ -35,6 +35,7 @@ from .connection import Connection, Refusal, Request, base_environ
 ACCEPT_DELAY_PER_CONN = 0.001  # seconds a worker waits before accepting, per connection it holds
 ACCEPT_DELAY_MAX = 0.02
 ACCEPT_BATCH = 16  # connections accepted per readable event
+POOL_NICE = 5  # the pool threads' nice value above the loop's
 RECLAIM_BATCH = 32  # idle connections closed at once at the connection limit (nginx closes 32)
 
 
@@ -251,6 +252,7 @@ class Front:
         self.work.put(job)
 
     def _pool_thread(self) -> None:
+        _lower_priority()
         while True:
             job = self.work.get()
             if job is None:
@@ -355,6 +357,16 @@ class Front:
             transport.abort()
         for _ in self.threads:
             self.work.put(None)
+
+
+def _lower_priority() -> None:
+    """The pool's threads run at a lower CPU priority (nice +POOL_NICE, Linux sets it per thread) than the loop's:
+    when the worker's CPU is short, the loop's cheap requests and its reading and writing come first, and heavy
+    ones take what is left (clients that pipelined heavy work took the CPU the loop needed: issue 31)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + POOL_NICE)
+    except (OSError, AttributeError):
+        pass  # not Linux, or not allowed: the same priority as the loop
 
 
 def _compressed(environ: dict) -> bool:
