@@ -37,6 +37,7 @@ pytestmark = pytest.mark.slow
 
 ATTACK_SECONDS = seconds_from_env("TOYSEQ_ATTACK_SECONDS", 4)
 CONNECTIONS = 8
+PACE = 0.2  # seconds between an attacker connection's requests (as test_reliability_attacks: ~5 a second)
 WORKER_CONNECTIONS = 200  # TOYSEQ_WORKER_CONNECTIONS of the servers here, so that idle connections can pass it
 HOST = b"Host: 127.0.0.1\r\n"
 JSON = b"Content-Type: application/json\r\n"
@@ -128,7 +129,7 @@ def assert_served_through(
     worst, twin_worst = max(latencies) * 1000, max(quiet["latencies"]) * 1000
     p99_limit, max_limit = max(P99_LIMIT_MS, LOADED_FACTOR * twin_p99), max(MAX_MS, LOADED_FACTOR * twin_worst)
     print(
-        f"\n{name}: {count} attackers, {attackers.rounds} rounds; normal client {len(outcomes)} requests "
+        f"\n{name}: {count} attackers, {attackers.rounds} connections opened; normal client {len(outcomes)} requests "
         f"({rate:.0f}/s, {rate / twin_rate:.2f}x the twin's {twin_rate:.0f}/s), {len(failed)} failed, "
         f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms, max {worst:.0f} ms; twin p99 "
         f"{twin_p99:.1f} ms, max {twin_worst:.0f} ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
@@ -221,6 +222,7 @@ def inflate(stop: threading.Event) -> None:
             sock.sendall(BOMB_REQUEST)
             answer = read_answer(sock)
             assert answer.startswith(b"HTTP/1.1 400 ") and b"arrays and objects" in answer, answer[:300]
+            stop.wait(PACE)
 
 
 def test_inflating_bodies_leave_the_loop_to_others(servers):
@@ -350,3 +352,83 @@ def test_pipelined_heavy_work_never_read_leaves_the_normal_client_its_rate(serve
     attacked, twin = servers
     PORT["attacked"] = attacked.port
     assert_served_through(attacked, twin, pipeline_never_read, "100 pipelined ramp rollouts, never read", count=10)
+
+
+# --- 3 again: 1-byte chunks, 8 connections, beside the normal client ----------------------------------------
+
+CHUNKED_WIRE = one_byte_chunks(20_000)  # 120 KB on the wire: ~20,000 parser callbacks per body
+CHUNKED_PACE = 1.0  # seconds between bodies per connection: each costs the loop ~20-40 ms
+
+
+def tiny_chunks(stop: threading.Event) -> None:
+    with socket.create_connection(("127.0.0.1", PORT["attacked"]), timeout=30) as sock:
+        head = b"POST /tasks/echo-lag/predict HTTP/1.1\r\n" + HOST + JSON + b"Transfer-Encoding: chunked\r\n\r\n"
+        while not stop.is_set():
+            sock.sendall(head + CHUNKED_WIRE)
+            answer = read_answer(sock)
+            assert answer.startswith(b"HTTP/1.1 422 "), answer[:300]
+            stop.wait(CHUNKED_PACE)
+
+
+def test_bodies_in_one_byte_chunks_leave_the_loop_to_others(servers):
+    """A read of 1-byte chunks costs llhttp a callback per byte (~40 ms per 256 KiB read): parsed 16 KiB at a
+    time, the loop turns to other connections after 2 ms of it (connection.py _parse_slices), so the normal
+    client waits for at most a turn per attacker. The chunks still cost ~1 us each: a body of them every
+    second from each of 8 connections here (as many sent back to back would take the loop's CPU, as any
+    flood of requests would)."""
+    attacked, twin = servers
+    PORT["attacked"] = attacked.port
+    assert_served_through(attacked, twin, tiny_chunks, "bodies in 1-byte chunks")
+
+
+# --- 4. Upgrade: h2c with a request pipelined behind, over and over -----------------------------------------
+
+UPGRADE_BODY = b'{"inputs": [[1, 2, 3]]}'
+UPGRADES = (
+    b"GET /healthz HTTP/1.1\r\n" + HOST + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+    + b"POST /tasks/echo-lag/predict HTTP/1.1\r\n"
+    + HOST
+    + JSON
+    + b"Upgrade: h2c\r\nConnection: Upgrade\r\nContent-Length: %d\r\n\r\n" % len(UPGRADE_BODY)
+    + UPGRADE_BODY
+    + HEALTHZ
+)
+
+
+def upgrades(stop: threading.Event) -> None:
+    with socket.create_connection(("127.0.0.1", PORT["attacked"]), timeout=10) as sock:
+        while not stop.is_set():
+            sock.sendall(UPGRADES)
+            statuses = [read_answer(sock)[9:12] for _ in range(3)]
+            assert statuses == [b"200"] * 3, statuses  # every request answered, the connection kept
+            stop.wait(PACE)
+
+
+def test_upgrade_requests_and_their_pipelines_are_all_answered(servers):
+    attacked, twin = servers
+    PORT["attacked"] = attacked.port
+    assert_served_through(attacked, twin, upgrades, "Upgrade: h2c, pipelined")
+
+
+# --- 1. arrays nested a thousand deep ------------------------------------------------------------------------
+
+DEEP = b'{"inputs": [' + b"[" * 968 + b"1" + b"]" * 968 + b"]}"
+DEEP_REQUEST = (
+    b"POST /tasks/echo-lag/predict HTTP/1.1\r\n" + HOST + JSON + b"Content-Length: %d\r\n\r\n" % len(DEEP) + DEEP
+)
+
+
+def deep_nesting(stop: threading.Event) -> None:
+    with socket.create_connection(("127.0.0.1", PORT["attacked"]), timeout=10) as sock:
+        while not stop.is_set():
+            sock.sendall(DEEP_REQUEST)
+            answer = read_answer(sock)
+            assert answer.startswith(b"HTTP/1.1 422 "), answer[:300]
+            stop.wait(PACE)
+
+
+def test_deep_nesting_is_refused_without_a_5xx(servers):
+    attacked, twin = servers
+    PORT["attacked"] = attacked.port
+    assert_served_through(attacked, twin, deep_nesting, "arrays nested 968 deep")
