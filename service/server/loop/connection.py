@@ -23,6 +23,7 @@ import sys
 import termios
 import time
 from collections import deque
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
@@ -85,6 +86,9 @@ class Connection(asyncio.Protocol):
         # never a list of pieces: a body sent in 1-byte chunks would hold an object per chunk (8+ bytes each
         # on top of the byte, a 2 MB body held ~160 MiB), which the buffer cap, counting body bytes, never saw
         self.body: bytes | io.BytesIO = b""
+        self.body_write: Callable[[bytes], int] | None = None  # once the body is a buffer: its write
+        self.accounted = 0  # body bytes counted in the worker's buffers (Front.received), updated per read
+        self.max_body = front.max_body_bytes
         self.body_size = 0
         self.environ: dict | None = None
         self.in_head = False  # between a request's first byte and the end of its head
@@ -115,7 +119,7 @@ class Connection(asyncio.Protocol):
         self.front.opened(self)
 
     def connection_lost(self, exc) -> None:
-        self.front.received(-self.body_size)
+        self._unaccount()
         self.body_size = 0
         self.queue.clear()
         self.closing = True
@@ -165,6 +169,12 @@ class Connection(asyncio.Protocol):
             self.refusal = refusal
         except httptools.HttpParserError as err:
             self.refusal = self._malformed(str(err))
+        if self.body_size != self.accounted and self.refusal is None:
+            # the body's bytes are counted against the worker's buffers once per read, not per chunk
+            self.front.received(self.body_size - self.accounted)
+            self.accounted = self.body_size
+            if self.front.over_buffer():
+                self.refusal = Refusal(503, "buffers-full", "the server's request buffers are full; retry the request")
         if self.in_head and self.refusal is None:
             self.head_seen += len(data)
             if self.head_seen > self.front.max_head_bytes:
@@ -175,7 +185,7 @@ class Connection(asyncio.Protocol):
                     "(TOYSEQ_LIMIT_REQUEST_LINE and TOYSEQ_LIMIT_REQUEST_FIELDS fields of 8190 bytes)",
                 )
         if self.refusal is not None:
-            self.front.received(-self.body_size)
+            self._unaccount()
             self.body_size = 0
             self.pause_reading()
         elif len(self.queue) >= MAX_QUEUED:
@@ -240,6 +250,7 @@ class Connection(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.body = b""
+        self.body_write = None
         self.body_size = 0
         self.environ = None
 
@@ -342,21 +353,26 @@ class Connection(asyncio.Protocol):
             self.upgrade_body = f"POST / HTTP/1.1\r\n{framing}\r\n\r\n".encode()
 
     def on_body(self, data: bytes) -> None:
+        # called once per chunk: a body in 1-byte chunks calls it per byte, so it does the least it can
         self.body_size += len(data)
-        self.front.received(len(data))
-        if self.body_size > self.front.max_body_bytes:
-            raise _too_large(self.front.max_body_bytes)
-        if self.front.over_buffer():
-            raise Refusal(503, "buffers-full", "the server's request buffers are full; retry the request")
+        if self.body_size > self.max_body:
+            raise _too_large(self.max_body)
+        write = self.body_write
+        if write is not None:
+            write(data)
+            return
         body = self.body
-        if isinstance(body, io.BytesIO):
-            body.write(data)
-        elif body:
-            self.body = buffer = io.BytesIO(body)
+        if body:
+            self.body = buffer = io.BytesIO(body)  # type: ignore[arg-type]
             buffer.seek(0, io.SEEK_END)
             buffer.write(data)
+            self.body_write = buffer.write
         else:
             self.body = data
+
+    def _unaccount(self) -> None:
+        self.front.received(-self.accounted)
+        self.accounted = 0
 
     def on_message_complete(self) -> None:
         environ = self.environ
@@ -374,7 +390,7 @@ class Connection(asyncio.Protocol):
             environ["wsgi.input"] = body
         else:
             environ["wsgi.input"] = io.BytesIO(body)
-        self.front.received(-self.body_size)
+        self._unaccount()
         environ["toyseq.body_size"] = self.body_size
         method = environ["REQUEST_METHOD"]
         request = Request(environ, keep_alive, method == "HEAD", environ["SERVER_PROTOCOL"])
