@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Protocol
@@ -275,8 +275,74 @@ def _described(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)  # JSON's spelling: "abc", {"a": 1}
-    return text if len(text) <= 40 else text[:37] + "..."
+    return short_json(value, 40)
+
+
+def short_json(value: Any, limit: int) -> str:
+    """`value` as JSON spells it ("abc", {"a": 1}, [[1]]), cut to `limit` characters with "..." at the end.
+    Written iteratively and only as far as the limit: a client's value, however deep or long, costs at most
+    `limit` characters of work and never recursion (json.dumps of an array nested ~1,000 deep raised
+    RecursionError, a 500; the parsers take up to 1,023 levels)."""
+    out: list[str] = []
+    size = 0
+    for token in _json_tokens(value):
+        out.append(token)
+        size += len(token)
+        if size > limit:
+            break
+    text = "".join(out)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_tokens(value: Any) -> Iterator[str]:
+    """The JSON text of `value` in small pieces, depth-first with an explicit stack (no recursion)."""
+    stack: list[_Open] = []
+    pending: Any = value
+    while True:
+        if type(pending) is list:
+            yield "["
+            stack.append(_Open(iter(pending), "]"))
+        elif type(pending) is dict:
+            yield "{"
+            stack.append(_Open(iter(pending.items()), "}"))
+        else:
+            yield _scalar(pending)
+        while stack:
+            top = stack[-1]
+            item: Any = next(top.rest, _END)
+            if item is _END:
+                stack.pop()
+                yield top.closer
+                continue
+            if top.started:
+                yield ", "
+            top.started = True
+            if top.closer == "}":
+                key, pending = item
+                yield _scalar(str(key)) + ": "
+            else:
+                pending = item
+            break
+        else:
+            return
+
+
+@dataclass
+class _Open:
+    """An array or object being written: its remaining items, how it closes, whether one was written."""
+
+    rest: Iterator[Any]
+    closer: str
+    started: bool = False
+
+
+_END = object()
+
+
+def _scalar(value: Any) -> str:
+    if type(value) is str and len(value) > 64:
+        value = value[:64]  # a long string is cut anyway: never spell more of it than can be shown
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _fmt(x: float | None) -> str:

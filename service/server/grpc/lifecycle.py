@@ -25,6 +25,7 @@ def start(runtime: Runtime, config: Config) -> None:
         mode=config.grpc_mode,
         threads=config.request_threads,
         max_calls=config.worker_connections,
+        read_timeout=config.read_timeout,
     )
     server.start()
     _server = server  # only a started server is stopped by worker_exit

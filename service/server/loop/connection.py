@@ -15,11 +15,15 @@ Deadlines are checked by the worker's tick (`expire`), not by a timer per connec
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import socket
+import struct
 import sys
+import termios
 import time
 from collections import deque
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
@@ -32,6 +36,13 @@ if TYPE_CHECKING:
     from .server import Front
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# A pipelined request does not start while the client leaves more than this many bytes of its answers unread
+# (sent and not acknowledged, or not sent); a client that reads acknowledges an answer within a round trip
+UNREAD_BUDGET = 4 * 1024
+UNREAD_POLL_FIRST, UNREAD_POLL = 0.001, 0.05  # seconds between checks of a connection waiting for its client
+SLICE = 16 * 1024  # bytes parsed at a time from a larger read (see _parse_slices)
+TURN_SECONDS = 0.002  # parsing one connection's read past this yields the loop to the others
+OUTQ = getattr(termios, "TIOCOUTQ", None) if sys.platform == "linux" else None  # == SIOCOUTQ for TCP sockets
 HIGH_WATER = 256 * 1024  # bytes an answer may leave unsent before the connection stops reading
 MAX_QUEUED = 32  # pipelined requests held per connection before it stops reading
 LINGER_SECONDS = 2.0  # after a closing refusal: how long the client's remaining bytes are read and dropped
@@ -71,11 +82,26 @@ class Connection(asyncio.Protocol):
         self.receiving = True  # a new connection owes its first request within read_timeout
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
+        # the body so far: the first piece as it came (the usual body arrives in one), then one growing buffer,
+        # never a list of pieces: a body sent in 1-byte chunks would hold an object per chunk (8+ bytes each
+        # on top of the byte, a 2 MB body held ~160 MiB), which the buffer cap, counting body bytes, never saw
+        self.body: bytes | io.BytesIO = b""
+        self.body_write: Callable[[bytes], int] | None = None  # once the body is a buffer: its write
+        self.accounted = 0  # body bytes counted in the worker's buffers (Front.received), updated per read
+        self.max_body = front.max_body_bytes
         self.body_size = 0
         self.environ: dict | None = None
         self.in_head = False  # between a request's first byte and the end of its head
         self.head_seen = 0  # bytes received while in the head (llhttp buffers a field until it ends)
+        self.upgrade_body: bytes | None = None  # an Upgrade request's framing, to read the body llhttp skipped
+        self.replaying = False  # reading that body: the head parsed is the replayed one, not the client's
+        self.upgrade_keep_alive = True
+        self.backlog: memoryview | None = None  # bytes received but not parsed yet (see _parse_slices)
+        self.backlog_due = False  # its parse is scheduled
+        self.unread_waiting = False  # the next request waits for the client to read (see run_next)
+        self.unread_poll_due = False
+        self.fd = -1
+        self.unread_delay = UNREAD_POLL_FIRST  # seconds to the next check, doubled up to UNREAD_POLL
 
     # --- asyncio ---------------------------------------------------------------------------------------
 
@@ -89,10 +115,11 @@ class Connection(asyncio.Protocol):
         self.remote, self.remote_port = str(peer[0]), str(peer[1])
         self.server_name, self.server_port = str(local[0]), str(local[1])
         transport.set_write_buffer_limits(high=HIGH_WATER)
+        self.fd = sock.fileno() if sock is not None else -1
         self.front.opened(self)
 
     def connection_lost(self, exc) -> None:
-        self.front.received(-self.body_size)
+        self._unaccount()
         self.body_size = 0
         self.queue.clear()
         self.closing = True
@@ -103,10 +130,38 @@ class Connection(asyncio.Protocol):
             return  # lingering: read and dropped
         if not self.receiving:
             self.receiving, self.since = True, time.monotonic()
+        if len(data) > SLICE:
+            self._parse_slices(memoryview(data))
+        else:
+            self._parse(data)
+        self.run_next()
+
+    def _parse_slices(self, view: memoryview) -> None:
+        """Parse a large read SLICE bytes at a time. Stop, keeping the rest (reading paused), once the connection
+        holds MAX_QUEUED requests (so one connection cannot queue unbounded work: a 256 KiB read of small
+        pipelined requests held 1,700) or has had its turn of TURN_SECONDS (a body in 1-byte chunks costs llhttp
+        a callback per byte: a read of them took ~40 ms of the loop); the rest is parsed on a later turn."""
+        started = time.monotonic()
+        for offset in range(0, len(view), SLICE):
+            if offset and (len(self.queue) >= MAX_QUEUED or time.monotonic() - started > TURN_SECONDS):
+                self.backlog = view[offset:]
+                self.pause_reading()
+                return
+            self._parse(view[offset : offset + SLICE])
+            if self.refusal is not None or self.closing:
+                return
+
+    def _parse_backlog(self) -> None:
+        self.backlog_due = False
+        view, self.backlog = self.backlog, None
+        if view is None or self.closing or self.refusal is not None:
+            return
+        self._parse_slices(view)
+        self.run_next()
+
+    def _parse(self, data: bytes | memoryview) -> None:
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self.refuse_rest()  # the request is served; what follows is another protocol, never read as HTTP
+            self._feed(data)
         except httptools.HttpParserCallbackError as err:
             refusal = err.__context__
             if not isinstance(refusal, Refusal):
@@ -114,6 +169,12 @@ class Connection(asyncio.Protocol):
             self.refusal = refusal
         except httptools.HttpParserError as err:
             self.refusal = self._malformed(str(err))
+        if self.body_size != self.accounted and self.refusal is None:
+            # the body's bytes are counted against the worker's buffers once per read, not per chunk
+            self.front.received(self.body_size - self.accounted)
+            self.accounted = self.body_size
+            if self.front.over_buffer():
+                self.refusal = Refusal(503, "buffers-full", "the server's request buffers are full; retry the request")
         if self.in_head and self.refusal is None:
             self.head_seen += len(data)
             if self.head_seen > self.front.max_head_bytes:
@@ -124,12 +185,32 @@ class Connection(asyncio.Protocol):
                     "(TOYSEQ_LIMIT_REQUEST_LINE and TOYSEQ_LIMIT_REQUEST_FIELDS fields of 8190 bytes)",
                 )
         if self.refusal is not None:
-            self.front.received(-self.body_size)
+            self._unaccount()
             self.body_size = 0
             self.pause_reading()
         elif len(self.queue) >= MAX_QUEUED:
             self.pause_reading()
-        self.run_next()
+
+    def _feed(self, data: bytes | memoryview) -> None:
+        """Parse `data`; an `Upgrade` is ignored, as RFC 9110 7.8 allows and nginx does: the request is served
+        as HTTP/1.1 and what follows it is parsed as the next request (llhttp stops at an Upgrade request, as if
+        the rest of the stream were another protocol: the pipeline behind it was lost, and a body skipped)."""
+        while True:
+            try:
+                self.parser.feed_data(data)
+                return
+            except httptools.HttpParserUpgrade as upgrade:
+                data = data[upgrade.args[0] :]
+            if self.parser.get_method() == b"CONNECT":
+                self.refuse_rest()  # served (refused by the app); a client would now send a tunnel's bytes
+                return
+            # a fresh parser for the rest; for a request with a body, llhttp skipped it: a head declaring the
+            # same framing is replayed first, so llhttp reads the body (and its end) as it would have
+            self.parser = httptools.HttpRequestParser(self)
+            if self.upgrade_body is not None:
+                self.replaying = True
+                self.parser.feed_data(self.upgrade_body)
+                self.upgrade_body = None
 
     def _malformed(self, said: str) -> Refusal:
         """llhttp's reason, with the part of the request it concerns (its errors carry no code, only text)."""
@@ -151,7 +232,7 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
-        if self.closing or not (self.queue or self.busy):
+        if self.closing or not (self.queue or self.busy or self.backlog is not None):
             return False  # the transport closes
         return True  # half-closed: answer what was sent, then close
 
@@ -168,17 +249,22 @@ class Connection(asyncio.Protocol):
     def _reset_message(self) -> None:
         self.url = b""
         self.headers = []
-        self.body = []
+        self.body = b""
+        self.body_write = None
         self.body_size = 0
         self.environ = None
 
     def on_message_begin(self) -> None:
+        if self.replaying:
+            return
         self._reset_message()
         self.in_head, self.head_seen = True, 0
         if not self.receiving:
             self.receiving, self.since = True, time.monotonic()
 
     def on_url(self, url: bytes) -> None:
+        if self.replaying:
+            return
         if not self.url and self.parser.get_method() == b"PRI":
             # llhttp then waits for the rest of HTTP/2's preface, which no HTTP/1.1 request sends
             raise Refusal(
@@ -194,6 +280,8 @@ class Connection(asyncio.Protocol):
             )
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.replaying:
+            return
         front = self.front
         if len(self.headers) >= front.limit_request_fields or len(name) + len(value) + 2 > front.limit_field_size:
             raise Refusal(
@@ -206,6 +294,8 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        if self.replaying:
+            return
         environ = self.front.base_environ.copy()
         parser = self.parser
         version = parser.get_http_version()
@@ -228,12 +318,14 @@ class Connection(asyncio.Protocol):
         environ["SERVER_PROTOCOL"] = "HTTP/" + version
         environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = self.remote, self.remote_port
         environ["SERVER_NAME"], environ["SERVER_PORT"] = self.server_name, self.server_port
-        length, expect = None, False
+        length, expect, hosts = None, False, 0
         for raw_name, raw_value in self.headers:
             name = raw_name.decode("latin-1").upper()
             value = raw_value.decode("latin-1").strip(" \t")
             if "_" in name:
                 continue  # as gunicorn does: a header with "_" could pose as one with "-" in the environ
+            if name == "HOST":
+                hosts += 1
             if name == "CONTENT-LENGTH":
                 length = int(value)  # llhttp accepts digits only, once
                 environ["CONTENT_LENGTH"] = value
@@ -249,30 +341,59 @@ class Connection(asyncio.Protocol):
         if version == "1.0" and "HTTP_TRANSFER_ENCODING" in environ:
             # RFC 9112 6.1: such framing is faulty (an HTTP/1.0 peer would read the body differently)
             raise Refusal(400, "malformed-header", "Transfer-Encoding is not allowed in an HTTP/1.0 request")
+        _check_host(hosts, version)
+        _check_codings(environ.get("HTTP_TRANSFER_ENCODING"))
         max_body = self.front.max_body_bytes
         if length is not None and length > max_body:
             raise _too_large(max_body)
         if expect and not self.queue and not self.busy and (length or "HTTP_TRANSFER_ENCODING" in environ):
             self.transport.write(CONTINUE)  # type: ignore[union-attr]
+        if parser.should_upgrade() and method != "CONNECT" and (length or "HTTP_TRANSFER_ENCODING" in environ):
+            framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+            self.upgrade_body = f"POST / HTTP/1.1\r\n{framing}\r\n\r\n".encode()
 
     def on_body(self, data: bytes) -> None:
+        # called once per chunk: a body in 1-byte chunks calls it per byte, so it does the least it can
         self.body_size += len(data)
-        self.front.received(len(data))
-        if self.body_size > self.front.max_body_bytes:
-            raise _too_large(self.front.max_body_bytes)
-        if self.front.over_buffer():
-            raise Refusal(503, "buffers-full", "the server's request buffers are full; retry the request")
-        self.body.append(data)
+        if self.body_size > self.max_body:
+            raise _too_large(self.max_body)
+        write = self.body_write
+        if write is not None:
+            write(data)
+            return
+        body = self.body
+        if body:
+            self.body = buffer = io.BytesIO(body)  # type: ignore[arg-type]
+            buffer.seek(0, io.SEEK_END)
+            buffer.write(data)
+            self.body_write = buffer.write
+        else:
+            self.body = data
+
+    def _unaccount(self) -> None:
+        self.front.received(-self.accounted)
+        self.accounted = 0
 
     def on_message_complete(self) -> None:
         environ = self.environ
         assert environ is not None
-        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-        self.front.received(-self.body_size)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["toyseq.body_size"] = len(body)
+        if self.upgrade_body is not None:
+            # llhttp ends an Upgrade request at its head; its body is read once the head is replayed (_feed)
+            self.upgrade_keep_alive = self.parser.should_keep_alive()
+            return
+        keep_alive = self.parser.should_keep_alive()
+        if self.replaying:
+            self.replaying, keep_alive = False, self.upgrade_keep_alive
+        body = self.body
+        if isinstance(body, io.BytesIO):
+            body.seek(0)
+            environ["wsgi.input"] = body
+        else:
+            environ["wsgi.input"] = io.BytesIO(body)
+        self._unaccount()
+        environ["toyseq.body_size"] = self.body_size
         method = environ["REQUEST_METHOD"]
-        request = Request(environ, self.parser.should_keep_alive(), method == "HEAD", environ["SERVER_PROTOCOL"])
+        request = Request(environ, keep_alive, method == "HEAD", environ["SERVER_PROTOCOL"])
         self.queue.append(request)
         self._reset_message()
         self.receiving, self.since = False, time.monotonic()
@@ -282,10 +403,17 @@ class Connection(asyncio.Protocol):
     def run_next(self) -> None:
         """Hand the next request to the app, write owed refusals, close or go idle: whatever is due."""
         while self.queue and not (self.busy or self.write_paused or self.closing):
+            if self.served and self.unread() > UNREAD_BUDGET:
+                self._wait_unread()
+                break
+            self.unread_waiting = False
             request = self.queue.popleft()
             self.busy = True
             self.front.run(self, request)  # answers now (inline) or later (pool), through `answer`
-        if self.busy or self.queue or self.closing:
+        if self.backlog is not None and not self.backlog_due and len(self.queue) < MAX_QUEUED and not self.closing:
+            self.backlog_due = True
+            self.front.loop.call_soon(self._parse_backlog)
+        if self.busy or self.queue or self.closing or self.backlog is not None:
             return
         if self.refusal is not None:
             refusal = self.refusal
@@ -344,6 +472,36 @@ class Connection(asyncio.Protocol):
             self.since = time.monotonic()  # idle from now: keep-alive time
         self.run_next()
 
+    def unread(self) -> int:
+        """Bytes of answers written and not yet read by the client: in the transport's buffer, and in the kernel's
+        send queue (sent and not acknowledged, or not sent: SIOCOUTQ, Linux)."""
+        size = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        if OUTQ is not None and self.fd >= 0:
+            try:
+                size += struct.unpack("i", fcntl.ioctl(self.fd, OUTQ, b"\0\0\0\0"))[0]
+            except OSError:
+                pass
+        return size
+
+    def _wait_unread(self) -> None:
+        """The client leaves over UNREAD_BUDGET bytes of its answers unread: its next pipelined request waits
+        (checked after 1 ms, then less often, up to every UNREAD_POLL seconds) and the connection is dropped after
+        `read_timeout` (expire). Reading is how
+        a client says it still wants answers: one that pipelined work and never reads got all of it done (a
+        kernel send buffer holds megabytes of answers), taking the CPU other clients wait for."""
+        if not self.unread_waiting:
+            self.unread_waiting, self.since = True, time.monotonic()
+            self.unread_delay = UNREAD_POLL_FIRST
+        if not self.unread_poll_due:
+            self.unread_poll_due = True
+            self.front.loop.call_later(self.unread_delay, self._unread_poll)
+            self.unread_delay = min(UNREAD_POLL, 2 * self.unread_delay)
+
+    def _unread_poll(self) -> None:
+        self.unread_poll_due = False
+        if not self.closing:
+            self.run_next()
+
     def linger(self, data: bytes) -> None:
         """Write the last answer and close the sending side; read and drop what the client still sends for up to
         LINGER_SECONDS (closing with unread bytes would reset the connection and lose the answer, RFC 9112 9.6)."""
@@ -371,6 +529,8 @@ class Connection(asyncio.Protocol):
             self.read_paused = True
 
     def resume_reading(self) -> None:
+        if self.backlog is not None and not self.closing:
+            return  # what was read is parsed first (run_next schedules it)
         if self.read_paused and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
             self.read_paused = False
@@ -385,7 +545,7 @@ class Connection(asyncio.Protocol):
         if self.closing:
             if waited > LINGER_SECONDS:
                 self.transport.abort()
-        elif self.write_paused:
+        elif self.write_paused or self.unread_waiting:
             if waited > read_timeout:
                 self.front.log.info("dropped a client that did not read its answer for %.0f s", waited)
                 self.transport.abort()
@@ -395,8 +555,40 @@ class Connection(asyncio.Protocol):
         elif waited > keepalive:
             self.transport.close()
 
+    def idle(self) -> bool:
+        """Nothing in progress: kept alive between requests, or open without a byte of its first request."""
+        return not (self.busy or self.queue or self.closing or self.in_head or self.refusal is not None) and (
+            self.environ is None and self.transport is not None
+        )
+
+    def reclaim(self) -> None:
+        """Closed to let a new client in (the worker is at its connection limit)."""
+        self.closing = True
+        self.transport.close()  # type: ignore[union-attr]
+
     def blocked_bytes(self) -> int:
         return self.transport.get_write_buffer_size() if self.write_paused and self.transport is not None else 0
+
+
+def _check_host(hosts: int, version: str) -> None:
+    """RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host field, and to any request
+    with more than one (gunicorn's parser refuses two; nginx refuses both cases)."""
+    if hosts > 1:
+        raise Refusal(400, "malformed-header", "the request has more than one Host header field (RFC 9112 3.2)")
+    if hosts == 0 and version == "1.1":
+        raise Refusal(400, "malformed-header", "an HTTP/1.1 request must have a Host header field (RFC 9112 3.2)")
+
+
+def _check_codings(value: str | None) -> None:
+    """A Transfer-Encoding list with an empty element (",chunked", "chunked,,", "chunked, , gzip") is refused:
+    llhttp reads ",chunked" as chunked while gunicorn's parser (and so a proxy in front that parses like it)
+    refuses it, and two parsers that disagree on where a body ends is how requests are smuggled. nginx accepts
+    only the exact value "chunked". The other neighbours are llhttp's to judge: " chunked" is chunked (leading
+    whitespace is not part of the value), "chunked, chunked" and "identity" are 501 (unknown codings)."""
+    if value is not None and any(not element.strip(" \t") for element in value.split(",")):
+        raise Refusal(
+            400, "malformed-header", f"the Transfer-Encoding list {value[:60]!r} has an empty element; send 'chunked'"
+        )
 
 
 def _too_large(max_body: int) -> Refusal:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import heapq
 import os
 import queue
 import socket
@@ -34,6 +35,8 @@ from .connection import Connection, Refusal, Request, base_environ
 ACCEPT_DELAY_PER_CONN = 0.001  # seconds a worker waits before accepting, per connection it holds
 ACCEPT_DELAY_MAX = 0.02
 ACCEPT_BATCH = 16  # connections accepted per readable event
+POOL_NICE = 5  # the pool threads' nice value above the loop's
+RECLAIM_BATCH = 32  # idle connections closed at once at the connection limit (nginx closes 32)
 
 
 @dataclass
@@ -107,6 +110,7 @@ class Front:
         self.buffered = 0  # request bytes held by connections still receiving
         self.served = 0
         self.dropped_unread = 0  # connections closed because their unread answers filled the buffer
+        self.reclaimed = 0  # idle connections closed at the connection limit to let new clients in
         self.jobs: set[Job] = set()
         self.work: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self.threads = [
@@ -150,6 +154,7 @@ class Front:
             return
         for _ in range(ACCEPT_BATCH):
             if len(self.connections) >= self.settings.max_connections:
+                self._reclaim_idle()
                 self._accept_on(False)  # back on when a connection closes
                 return
             try:
@@ -160,6 +165,20 @@ class Front:
                 return
             sock.setblocking(False)
             self.loop.create_task(self._connect(sock))
+
+    def _reclaim_idle(self) -> None:
+        """At the connection limit, close idle connections, longest idle first, so that new clients are let in
+        instead of waiting for one to time out (nginx's reusable connections: ngx_drain_connections closes up to
+        32 idle keep-alive connections, or ones still waiting for their first request, when it runs out). The
+        closes land within a loop turn; `closed` then accepts again."""
+        if self.stopping:
+            return
+        idle = [conn for conn in self.connections if conn.idle()]
+        if idle:
+            oldest = heapq.nsmallest(RECLAIM_BATCH, idle, key=lambda conn: conn.since)
+            self.reclaimed += len(oldest)
+            for conn in oldest:
+                conn.reclaim()
 
     async def _connect(self, sock: socket.socket) -> None:
         try:
@@ -186,7 +205,7 @@ class Front:
     def run(self, conn: Connection, request: Request) -> None:
         self.served += 1
         environ = request.environ
-        if request.ran or environ["toyseq.body_size"] > self.settings.inline_body_bytes:
+        if request.ran or environ["toyseq.body_size"] > self.settings.inline_body_bytes or _compressed(environ):
             self._submit(conn, request)
             return
         request.ran = True
@@ -233,6 +252,7 @@ class Front:
         self.work.put(job)
 
     def _pool_thread(self) -> None:
+        _lower_priority()
         while True:
             job = self.work.get()
             if job is None:
@@ -337,6 +357,24 @@ class Front:
             transport.abort()
         for _ in self.threads:
             self.work.put(None)
+
+
+def _lower_priority() -> None:
+    """The pool's threads run at a lower CPU priority (nice +POOL_NICE, Linux sets it per thread) than the loop's:
+    when the worker's CPU is short, the loop's cheap requests and its reading and writing come first, and heavy
+    ones take what is left (clients that pipelined heavy work took the CPU the loop needed: issue 31)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + POOL_NICE)
+    except (OSError, AttributeError):
+        pass  # not Linux, or not allowed: the same priority as the loop
+
+
+def _compressed(environ: dict) -> bool:
+    """A compressed body (Content-Encoding other than identity) goes to the pool before it is inflated: its size
+    on the wire says nothing of the work (7.6 KB of gzip inflates to 7.8 MB, ~1 s of inflating and parsing that
+    held the loop). Inflating is bounded by TOYSEQ_MAX_BODY_BYTES as inflated (http/routes/common.py)."""
+    coding = environ.get("HTTP_CONTENT_ENCODING")
+    return coding is not None and coding.strip().lower() not in ("", "identity")
 
 
 def _problem_answer(status: int, slug: str, detail: str) -> tuple[str, list, bytes]:

@@ -41,7 +41,7 @@ import numpy as np
 import orjson
 
 from service.core.capabilities import OPTIONS
-from service.core.codec import Problem, WrongPositionDecoder
+from service.core.codec import Problem, WrongPositionDecoder, short_json
 from service.core.predictor import Predictor
 
 from ..problems import BadRequest, InvalidRequest, NotFound, OverBudget, ServiceError
@@ -626,8 +626,8 @@ def _quote(value) -> str:
     """A client's value as JSON spells it ("INT8", null, [1, 2]), never as a Python repr."""
     try:
         text = orjson.dumps(value).decode()
-    except TypeError:  # not a JSON value (cannot come from a parsed body): say what it is
-        text = type(value).__name__
+    except TypeError:  # nested past orjson's 255 levels (written without recursion instead), or not JSON
+        text = short_json(value, 60) if isinstance(value, (list, dict)) else type(value).__name__
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -35,7 +35,8 @@ def blueprint(runtime: Runtime) -> Blueprint:
         environ["toyseq.task"] = name
         timing = environ["toyseq.inference"] = Timing(snapshot.version(name))  # the statistics extension's durations
         task_limits = snapshot.limits.get(name, limits)  # a load's config may override max_batch_size
-        arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body), task_limits)
+        # the body's arrays are counted as it is read against the service's batch limit (read_json)
+        arrays, steps, top_k = parse_predict(predictor, read_json(environ, max_body, limits.max_batch), task_limits)
         timing.infer = perf_counter()
         result = predictor.predict(arrays, steps=steps, top_k=top_k)
         timing.output = perf_counter()
