@@ -14,7 +14,7 @@ requests at the same time to a twin server that is not attacked. As in test_reli
 machine loaded past its cores the latency limits are 1.5x what the twin client measured at the same time.
 CI holds each attack ATTACK_SECONDS (4 s); the issue's 12 s:
 
-    TOYSEQ_ATTACK_SECONDS=12 .venv/bin/python -m pytest tests/server/test_attacks_next.py -s
+    TOYSEQ_ATTACK_SECONDS=12 .venv/bin/python -m pytest tests/reliability/test_attacks_next.py -s
 """
 
 from __future__ import annotations

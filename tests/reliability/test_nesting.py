@@ -8,7 +8,7 @@ Before the fix, `{"inputs": [` + `[`x968 + `1` + `]`x968 + `]}` was a 500: the c
 value back with json.dumps, which recursed past Python's limit (service/core/codec.short_json now writes it
 iteratively and only as far as it is shown). A longer fuzz (the issue's 5 minutes):
 
-    TOYSEQ_NESTING_EXAMPLES=3000 .venv/bin/python -m pytest tests/server/test_nesting.py
+    TOYSEQ_NESTING_EXAMPLES=3000 .venv/bin/python -m pytest tests/reliability/test_nesting.py
 """
 
 from __future__ import annotations
