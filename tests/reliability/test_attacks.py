@@ -20,7 +20,6 @@ past its cores the clients' own latency passes those limits with no attack at al
 from __future__ import annotations
 
 import os
-import random
 import selectors
 import socket
 import statistics
@@ -32,16 +31,14 @@ import time
 import orjson
 import pytest
 
-from benchmarks.harness.load import Client, predict_call, seconds_from_env
+from benchmarks.harness.load import seconds_from_env
+from tests.support.attack import LOADED_FACTOR, MAX_MS, MIN_RATE, P99_LIMIT_MS, TASK, normal_client
 
 pytestmark = pytest.mark.slow
 
 ATTACK_SECONDS = seconds_from_env("TOYSEQ_ATTACK_SECONDS", 12)
-LOADED_FACTOR = 1.5
 CONNECTIONS = 8
 TRICKLE_EVERY = 0.2  # seconds between the bytes an attacker trickles
-TASK = "echo-lag"
-P99_LIMIT_MS, MAX_MS, MIN_RATE = 250, 1000, 0.5
 HOST = b"Host: 127.0.0.1\r\n"
 PREDICT = b"POST /tasks/" + TASK.encode() + b"/predict HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
 ROLLOUT_BODY = orjson.dumps({"inputs": [[1, 2, 3, 4, 5, 6, 7]] * 20, "steps": 200})
@@ -185,22 +182,6 @@ class Attack:
     def finish(self) -> None:
         self.stop.set()
         self.thread.join(10)
-
-
-def normal_client(base_url: str, seconds: float) -> tuple[list, list[float]]:
-    """One client on a kept-alive connection, requests back to back, for `seconds` (at most 100,000)."""
-    rng, client = random.Random(0), Client(base_url, timeout=10)
-    outcomes, latencies = [], []
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline and len(outcomes) < 100_000:
-            call = predict_call(TASK, rng)
-            sent = time.perf_counter()
-            outcomes.append(client.send(call))
-            latencies.append(time.perf_counter() - sent)
-    finally:
-        client.close()
-    return outcomes, latencies
 
 
 def _server(tmp_path_factory, models_copy, name: str):

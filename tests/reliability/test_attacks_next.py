@@ -31,7 +31,7 @@ import orjson
 import pytest
 
 from benchmarks.harness.load import seconds_from_env
-from tests.server.test_reliability_attacks import LOADED_FACTOR, MAX_MS, MIN_RATE, P99_LIMIT_MS, normal_client
+from tests.support.attack import LOADED_FACTOR, MAX_MS, MIN_RATE, P99_LIMIT_MS, normal_client
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.harness.rawhttp import exchange
-from tests.server.test_framing import _ours, assert_agree, front_port, reference  # noqa: F401 - a fixture
+from tests.support.framing import _ours, assert_agree, reference
 
 H = b"Host: x\r\n"
 H2C = b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"
