@@ -79,6 +79,7 @@ class Predictor:
         self._run_options = ort.RunOptions()  # made once: run() would build a default one per call
         # What a request will cost (service/core/cost.py); `load` counts the weights from model.onnx.
         self.cost = CostModel(0)
+        self.inline_cost = self.cost.fitted()  # the realistic estimate: is it cheap enough for the event loop
         self._extras = getattr(self.codec.decoder, "extras", None)
 
     @classmethod
@@ -99,6 +100,7 @@ class Predictor:
             ) from None
         predictor = cls(manifest, session, cell_budget)
         predictor.cost = CostModel(weights_of(folder / manifest_mod.MODEL_FILE))
+        predictor.inline_cost = predictor.cost.fitted()
         return predictor
 
     def warm_up(self) -> None:

@@ -18,7 +18,7 @@ from ...protocol import v2 as oip
 from ...protocol.statistics import Timing
 from ...runtime import Runtime
 from ..errors import register_v2
-from .common import api_key_required, read_body
+from .common import PARSED, api_key_required, read_body
 
 JSON = "application/json"
 
@@ -81,10 +81,13 @@ def blueprint(runtime: Runtime) -> Blueprint:
         environ = request.environ
         found = model(name, version)
         timing = environ["toyseq.inference"] = Timing(found.predictor)  # the statistics extension's durations
-        header, binary = oip.split_body(
-            read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
-        )
-        checked = oip.parse_infer(found, header, binary)
+        loaded = environ.get(PARSED)  # set when the inline call parsed it and moved it to the pool
+        if loaded is None:
+            header, binary = oip.split_body(
+                read_body(environ, max_body), environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+            )
+            loaded = environ[PARSED] = oip.load_infer(header, binary)
+        checked = oip.check_loaded(found, loaded)
         started = environ.get("toyseq.started")
         oip.check_deadline(found, checked, perf_counter() - started if started else 0.0)
         timing.infer = perf_counter()
