@@ -200,7 +200,7 @@ class Service:
     @staticmethod
     def run(model: Model, checked: InferRequest) -> dict:
         """The predictor's result for a checked request (parse_infer, check_infer)."""
-        return model.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k)
+        return model.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k, arrays=True)
 
 
 @dataclass
