@@ -14,6 +14,7 @@ import grpc
 
 from ..observability.recorder import REQUEST_ID
 from ..problems import ServiceError, Unauthorized
+from ..protocol import offload
 from ..protocol import v2 as oip
 from ..protocol.auth import MESSAGE as KEY_REQUIRED
 from ..protocol.auth import key_matches
@@ -127,6 +128,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def RepositoryModelLoad(self, request, context):
         def load(tags: _Tags) -> pb.RepositoryModelLoadResponse:
+            offload.off_the_loop()  # it waits for every worker to load the model: never on an event loop
             tags.task = request.model_name
             who = self._privileged(context)
             translate.check_load_parameters(request.parameters)
@@ -137,6 +139,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def RepositoryModelUnload(self, request, context):
         def unload(tags: _Tags) -> pb.RepositoryModelUnloadResponse:
+            offload.off_the_loop()
             tags.task = request.model_name
             self.repository.unload(request.model_name, self._privileged(context))
             return pb.RepositoryModelUnloadResponse()
@@ -182,8 +185,12 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         tags = _Tags()
         status = 200
         rid = self._request_id(context)
+        moved = False
         try:
             return handler(tags)
+        except offload.MoveToPool:  # TOYSEQ_GRPC_MODE=loop: run again on the pool (on_loop.py), counted there
+            moved = True
+            raise
         except ServiceError as err:
             status = 400 if err.status == 422 else err.status
             context.set_code(code_of(err))
@@ -198,23 +205,18 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             context.set_code(grpc.StatusCode.INTERNAL)
             context.set_details(f"internal error; quote request id {rid} when reporting it")
         finally:
-            # Only a known task name becomes a metric label, so labels stay bounded (as on HTTP).
-            task = tags.task if self.service.is_task(tags.task) else ""
-            seconds = time.perf_counter() - started
-            path = f"/{SERVICE}/{method}"
-            self.recorder.record_call(
-                rid,
-                "grpc." + method,
-                path,
-                status,
-                seconds,
-                context.peer(),
-                task,
-                tags.sequences,
-                started,
-                tags.timing,
-            )
+            if not moved:
+                self._record(method, context, rid, status, started, tags)
         return None
+
+    def _record(self, method: str, context, rid: str, status: int, started: float, tags: _Tags) -> None:
+        # Only a known task name becomes a metric label, so labels stay bounded (as on HTTP).
+        task = tags.task if self.service.is_task(tags.task) else ""
+        path = f"/{SERVICE}/{method}"
+        seconds = time.perf_counter() - started
+        self.recorder.record_call(
+            rid, "grpc." + method, path, status, seconds, context.peer(), task, tags.sequences, started, tags.timing
+        )
 
     def _request_id(self, context) -> str:
         """The client's x-request-id metadata when tame (as X-Request-ID on HTTP), else a new id; sent back in
