@@ -71,6 +71,7 @@ RULES: list[tuple[str, str]] = [
     (r"^\.venv/bin/python -m benchmarks\.docs", "tests/server/test_doc_examples.py"),
     (r"^(\.venv/bin/)?python -m benchmarks( --quick| --smoke)?( |$)", "tests/benchmarks/test_benchmarks.py"),
     (r"^(\.venv/bin/)?python -m benchmarks\.regression", "tests/benchmarks/test_benchmarks.py"),
+    (r"^(\.venv/bin/)?python -m benchmarks\.ab ", "tests/benchmarks/test_ab.py"),
     (r"^(nice -n \d+ )?(\.venv/bin/)?python -m benchmarks\.ray_scoring", "tests/benchmarks/test_benchmarks.py"),
     (
         r"^(\.venv/bin/)?python -m benchmarks\.(peers|cost|scoring)",
