@@ -79,6 +79,7 @@ RULES: list[tuple[str, str]] = [
     (r"^\.venv/bin/python -m tools\.docs", "tests/test_doc_examples.py"),
     (r"^(\.venv/bin/)?python -m benchmarks( --quick| --smoke)?( |$)", "tests/benchmarks/test_benchmarks.py"),
     (r"^(\.venv/bin/)?python -m benchmarks\.scenarios\.regression", "tests/benchmarks/test_benchmarks.py"),
+    (r"^(\.venv/bin/)?python -m benchmarks\.scenarios\.ab ", "tests/benchmarks/test_ab.py"),
     (
         r"^(nice -n \d+ )?(\.venv/bin/)?python -m benchmarks\.scenarios\.ray_scoring",
         "tests/benchmarks/test_benchmarks.py",

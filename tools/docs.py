@@ -210,37 +210,29 @@ def v2_examples(root: Path) -> str:
 def peers_table(root: Path, file: str) -> str:
     from benchmarks.peers.report import table
 
-    return table(_json(root, file))
+    return table(_json(root, file), goals=False)
 
 
 def peers_summary(root: Path, file: str) -> str:
-    """README's table: toyseq against each peer, the medians, with the goals the run checked."""
+    """README's table: toyseq against each peer, the median of the rounds' ratios with their range, requests/s and
+    p99 at 1 and 100 sequences per request, cold start and idle memory. Figures only: what they mean is prose."""
     res = _json(root, file)
-    goals = {g["what"]: g for g in res.get("goals", [])}
 
-    def cell(peer: str, key: str, what: str) -> str:
-        ratio = res["ratios"][peer][key]["median"]
-        goal = goals.get(f"{what} vs {peer}")
-        if goal is None:
-            return f"{ratio:.2f}x"
-        verdict = "met" if goal["met"] else "missed"
-        return f"{ratio:.2f}x (goal {goal['goal'].split()[-1]}: {verdict})"
+    def cell(r: dict | None, digits: int = 2) -> str:
+        if r is None:
+            return "-"
+        return f"{r['median']:.{digits}f}x ({r['min']:.{digits}f}-{r['max']:.{digits}f})"
 
     lines = [
-        "| toyseq vs | 1 sequence/request | 100 sequences/request | cold start | idle RSS |",
-        "|---|---|---|---|---|",
+        "| toyseq / | 1 seq/request: req/s | p99 | 100 seq/request: req/s | p99 | cold start | idle RSS |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for peer in res["ratios"]:
-        if peer == "floor":
-            continue
-        version = res.get("versions", {}).get(peer, peer)
+    for peer, r in res["ratios"].items():
+        name = "bare Flask endpoint, same worker" if peer == "floor" else res.get("versions", {}).get(peer, peer)
         lines.append(
-            f"| {version} | {cell(peer, 'one_rps', 'one seq/request')} "
-            f"| {cell(peer, 'hundred_rps', 'hundred seq/request')} | {cell(peer, 'cold_start', 'cold_start')} "
-            f"| {cell(peer, 'idle_rss', 'idle_rss')} |"
+            f"| {name} | {cell(r['one_rps'])} | {cell(r.get('one_p99'))} | {cell(r['hundred_rps'])} "
+            f"| {cell(r.get('hundred_p99'))} | {cell(r['cold_start'])} | {cell(r['idle_rss'])} |"
         )
-    if "floor" in res["ratios"]:
-        lines.append(f"| bare Flask endpoint, same workers | {cell('floor', 'one_rps', 'one seq/request')} | | | |")
     return "\n".join(lines)
 
 

@@ -12,11 +12,22 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ORT = "onnxruntime==1.32.0"
 SHARED = [ORT, "jsonschema>=4.20"]
+
+
+def _service_dependencies() -> list[str]:
+    """toyseq's own service dependencies (pyproject.toml), onnxruntime pinned like the other peers': Granian serves
+    toyseq's Flask app itself, imported from the repository root on PYTHONPATH."""
+    root = Path(__file__).resolve().parents[2]
+    with open(root / "pyproject.toml", "rb") as f:
+        deps = tomllib.load(f)["project"]["dependencies"]
+    return sorted(ORT if d.startswith("onnxruntime") else d for d in deps)
+
 
 # The peers' server packages, pinned. The versions are the newest releases when this benchmark was built.
 PEERS: dict[str, list[str]] = {
@@ -25,6 +36,9 @@ PEERS: dict[str, list[str]] = {
     "mlserver": ["mlserver==1.7.1", "uvloop==0.21.0", *SHARED],
     "kserve": ["kserve==0.21.0", *SHARED],
     "bentoml": ["bentoml==1.4.40", *SHARED],
+    # A Rust HTTP server (hyper, tokio) running toyseq's own Flask app over WSGI: the best off-the-shelf front for
+    # the same app, against which toyseq's hand-written loop worker must earn its code.
+    "granian": ["granian==2.8.0", *_service_dependencies()],
 }
 
 

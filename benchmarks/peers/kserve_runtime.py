@@ -1,4 +1,8 @@
-"""KServe model server custom model: the V1 protocol (POST /v1/models/<task>:predict with
+"""KServe model server custom model. TOYSEQ_KSERVE_HANDLER=user (the "kserve" peer) is the V1 handler as a KServe
+user writes it (KServe's own custom-model examples): `np.asarray(instances, dtype=np.int64)`, one shape and range
+check, `session.run`, `argmax(-1)[:, 1:]`, `.tolist()`, on an onnxruntime session opened with toyseq's options
+(1 intra-op thread, spinning off). TOYSEQ_KSERVE_HANDLER=codec ("kserve-codec") answers through service.core's codec
+instead, as toyseq does: the V1 protocol (POST /v1/models/<task>:predict with
 {"instances": [[...], ...]}, answered {"predictions": [...]}), KServe's fastest REST path, and the V2 protocol
 on the same server (POST /v2/models/<task>/infer, one INT64 input tensor [batch, length] answered as one INT64
 output tensor), both through service.core via `common.answer`; with --enable_grpc true also the V2 protocol over
@@ -13,6 +17,7 @@ drops its onnxruntime session when pickled and loads its own in each process."""
 from __future__ import annotations
 
 import argparse
+import os
 import uuid
 
 import grpc
@@ -20,6 +25,7 @@ import kserve
 import numpy as np
 import uvicorn
 from kserve import InferOutput, InferRequest, InferResponse
+from kserve.errors import InvalidInput
 
 from benchmarks.peers import common
 
@@ -45,6 +51,42 @@ def _grpc_loopback(*args, **kwargs):
 
 
 grpc.aio.server = _grpc_loopback
+
+
+class UserModel(kserve.Model):
+    """What a KServe user writes for this model: the instances as one int64 array, checked once, run, argmax."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.session = None
+        self.load()
+
+    def load(self) -> bool:
+        predictor = common.load()  # the manifest check and the session options toyseq uses; only the session kept
+        self.session, self.input_name = predictor.session, predictor.input_name
+        spec = predictor.manifest["input"]
+        self.low, self.high, self.skip = spec["low"], spec["high"], predictor.manifest["decoder"].get("skip", 0)
+        self.ready = True
+        return self.ready
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["session"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.load()
+
+    def predict(self, payload, headers: dict | None = None):
+        try:
+            x = np.asarray(payload["instances"], dtype=np.int64)
+        except (KeyError, TypeError, ValueError) as err:
+            raise InvalidInput(f"instances must be rows of integers: {err}") from None
+        if x.ndim != 2 or x.size == 0 or x.min() < self.low or x.max() > self.high:
+            raise InvalidInput(f"instances must be a [batch, length] array of integers in {self.low}..{self.high}")
+        logits = self.session.run(None, {self.input_name: x})[0]
+        return {"predictions": logits.argmax(-1)[:, self.skip :].tolist()}
 
 
 class ToyseqModel(kserve.Model):
@@ -87,4 +129,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(parents=[kserve.model_server.parser])
     parser.add_argument("--task", required=True)
     args, _ = parser.parse_known_args()
-    kserve.ModelServer().start([ToyseqModel(args.task)])
+    model = UserModel if os.environ.get("TOYSEQ_KSERVE_HANDLER", "user") == "user" else ToyseqModel
+    kserve.ModelServer().start([model(args.task)])

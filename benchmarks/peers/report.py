@@ -9,7 +9,8 @@ def _spread(r: dict | None) -> str:
     return "-" if r is None else f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
 
 
-def table(res: dict) -> str:
+def table(res: dict, goals: bool = True) -> str:
+    """The run's tables; `goals` adds the checks against the issues' goals (the console's, not the docs')."""
     m = res["machine"]
     lines = [
         f"{res['task']}, {res['length']} values/sequence, wrk {res['connections']} connections, "
@@ -24,25 +25,39 @@ def table(res: dict) -> str:
     ]
     for name, s in res["servers"].items():
         lines.append(
-            f"| {name} | {s['one_rps']:,.0f} | {s['one_p50_ms']:.2f} / {s['one_p99_ms']:.2f} | {_cpu(s, 'one')} "
-            f"| {s['hundred_rps']:,.0f} | {s['hundred_p50_ms']:.1f} / {s['hundred_p99_ms']:.1f} "
+            f"| {name} | {s['one_rps']:,.0f}{_range(s.get('one_rps_range'))} | {s['one_p50_ms']:.2f} / "
+            f"{s['one_p99_ms']:.2f} | {_cpu(s, 'one')} "
+            f"| {s['hundred_rps']:,.0f}{_range(s.get('hundred_rps_range'))} | {s['hundred_p50_ms']:.1f} / "
+            f"{s['hundred_p99_ms']:.1f} "
             f"| {_cpu(s, 'hundred')} "
             f"| {s['cold_start_s']:.2f} | {s['idle_rss_mib']:.0f} ({s['idle_pss_mib']:.0f}) "
             f"| {s['loaded_rss_mib']:.0f} | {s['errors']} |"
         )
+    loads = [
+        f"{name} {', '.join(f'{x:.1f}' for x in s['load_averages'])}"
+        for name, s in res["servers"].items()
+        if s.get("load_averages")
+    ]
+    if loads:
+        lines += [
+            "",
+            "req/s: median of the rounds (min-max). Load average as each server's rounds began: "
+            + "; ".join(loads)
+            + ".",
+        ]
     if res["ratios"]:
         lines += [
             "",
             "toyseq / other, median of the rounds (min-max):",
             "",
-            "| vs | 1 seq req/s | 1 seq p99 | 1 seq CPU/req | 100 seq req/s | 100 seq CPU/req | cold start "
-            "| idle RSS | loaded RSS |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| vs | 1 seq req/s | 1 seq p99 | 1 seq CPU/req | 100 seq req/s | 100 seq p99 | 100 seq CPU/req "
+            "| cold start | idle RSS | loaded RSS |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, r in res["ratios"].items():
             lines.append(
                 f"| {name} | {_spread(r['one_rps'])} | {_spread(r.get('one_p99'))} | {_spread(r.get('one_cpu'))} "
-                f"| {_spread(r['hundred_rps'])} | {_spread(r.get('hundred_cpu'))} "
+                f"| {_spread(r['hundred_rps'])} | {_spread(r.get('hundred_p99'))} | {_spread(r.get('hundred_cpu'))} "
                 f"| {_spread(r['cold_start'])} | {_spread(r['idle_rss'])} | {_spread(r['loaded_rss'])} |"
             )
     if res.get("grpc_ratios"):
@@ -57,11 +72,15 @@ def table(res: dict) -> str:
             lines.append(
                 f"| {name} | {_spread(r['one_rps'])} | {_spread(r['hundred_rps'])} | {_spread(r['one_cpu'])} |"
             )
-    if res["goals"]:
+    if goals and res["goals"]:
         lines += ["", "| goal | ratio | target | |", "|---|---|---|---|"]
         for g in res["goals"]:
             lines.append(f"| {g['what']} | {g['ratio']:.2f}x | {g['goal']} | {'met' if g['met'] else 'MISSED'} |")
     return "\n".join(lines)
+
+
+def _range(pair: list | None) -> str:
+    return "" if not pair else f" ({pair[0]:,.0f}-{pair[1]:,.0f})"
 
 
 def _cpu(server: dict, key: str) -> str:

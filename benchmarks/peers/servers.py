@@ -1,5 +1,6 @@
 """How to start, call and measure each server in the peers benchmark: toyseq and the bare Flask floor under
-the project's gunicorn config, MLServer, KServe's model server and BentoML in their own virtualenvs. All
+the project's gunicorn config, MLServer, KServe's model server, BentoML and Granian (serving toyseq's own app) in
+their own virtualenvs. All
 bind 127.0.0.1 on a free port, run the same number of serving processes (`workers`) with onnxruntime on one
 intra-op thread, and answer through service.core (benchmarks/peers/common.py). The "-grpc" servers are
 toyseq's and KServe's gRPC servers (inference.GRPCInferenceService), called with the same ModelInferRequest
@@ -162,6 +163,7 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
         ]
 
     own = {"TOYSEQ_WORKERS": str(workers), "TOYSEQ_THREADS": str(threads), "TOYSEQ_MODELS_DIR": str(models_dir)}
+    codec_env = {**peer_env, "TOYSEQ_KSERVE_HANDLER": "codec"}
     return {
         "toyseq": Spec(
             "toyseq",
@@ -186,7 +188,7 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             INFER_PATH,
             infer_message(task),
             grpc_outputs,
-            peer_env,
+            codec_env,
             kserve_setup,
             grpc=True,
         ),
@@ -198,13 +200,22 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             lambda data: orjson.loads(data)["outputs"],
             own,
         ),
-        "kserve": Spec(
+        "kserve": Spec(  # the V1 handler a KServe user writes (kserve_runtime.UserModel)
             "kserve",
             lambda port, scratch: kserve_command(port, scratch),
             f"/v1/models/{task}:predict",
             lambda inputs: orjson.dumps({"instances": inputs}),
             lambda data: orjson.loads(data)["predictions"],
-            peer_env,
+            {**peer_env, "TOYSEQ_KSERVE_HANDLER": "user"},
+            kserve_setup,
+        ),
+        "kserve-codec": Spec(  # the same V1 path answered through toyseq's codec (kserve_runtime.ToyseqModel)
+            "kserve-codec",
+            lambda port, scratch: kserve_command(port, scratch),
+            f"/v1/models/{task}:predict",
+            lambda inputs: orjson.dumps({"instances": inputs}),
+            lambda data: orjson.loads(data)["predictions"],
+            codec_env,
             kserve_setup,
         ),
         "kserve-v2": Spec(
@@ -213,8 +224,38 @@ def specs(task: str, models_dir: Path, workers: int, threads: int, toyseq_env: d
             f"/v2/models/{task}/infer",
             v2_body("input"),
             _v2_outputs,
-            peer_env,
+            codec_env,
             kserve_setup,
+        ),
+        "granian": Spec(  # toyseq's own app (service:create_app) under Granian's WSGI server instead of its worker
+            "granian",
+            lambda port, scratch: [
+                str(envs.python("granian")),
+                "-m",
+                "granian",
+                "--interface",
+                "wsgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--blocking-threads",
+                "1",
+                "--no-ws",
+                "--factory",
+                "service:create_app",
+            ],
+            f"/tasks/{task}/predict",
+            toyseq_body,
+            lambda data: orjson.loads(data)["outputs"],
+            {
+                "PYTHONPATH": str(ROOT),
+                "OMP_NUM_THREADS": str(threads),
+                **own,
+                **(toyseq_env or {}),
+            },
         ),
         "raw-floor": Spec(
             "raw-floor",

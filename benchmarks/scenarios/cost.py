@@ -1,6 +1,7 @@
 """The request cost model (service/core/cost.py): measure, fit, check.
 
     python -m benchmarks.scenarios.cost [--repeats 3] [--budget 1.0] [--json out.json]
+    python -m benchmarks.scenarios.cost --inline [--repeats 5] [--json out.json]     # the fitted (inline) constants
 
 1. Measures the CPU time (this thread's: the figures hold on a loaded machine, where wall time does not) of
    whole predict requests in the app (Flask test client: JSON in, checks, onnxruntime, JSON out) over a grid
@@ -11,6 +12,11 @@
 3. For each task, builds the largest request the fitted model accepts under `--budget` seconds and times it
    (CPU and wall), so the limit can be checked against the timeout.
 Prints the constants to put in service/core/cost.py, the tables, and the machine's load average.
+
+--inline measures the realistic estimate instead (cost.FITTED, what the loop worker's inline decision uses):
+small requests (1 to 1,000 sequences, rollouts of 1 to 20 steps) called straight through the WSGI app with a
+ready environ (no test client, whose own work would count), fitted by least squares with no safety factor, and
+prints measured/estimated per request so the fit's error at the inline budget can be read.
 """
 
 from __future__ import annotations
@@ -95,8 +101,83 @@ def fit(grid: list[dict]) -> tuple[list[float], float, np.ndarray]:
     return [float(c) * safety for c in coef], safety, ratio
 
 
+INLINE_ROWS = (1, 10, 100, 300, 1000)
+INLINE_STEPS = ((1, 1), (10, 1), (100, 1), (1, 20), (10, 5), (100, 5))  # rollouts: rows x steps
+
+
+def inline_shapes(manifest: dict) -> list[tuple[int, int, int | None]]:
+    """(rows, length, steps) of the small requests the inline decision is about."""
+    longest = manifest["input"]["max_length"]
+    if manifest["output"]["rollout"]:
+        return [(rows, longest, steps) for rows, steps in INLINE_STEPS]
+    lengths = (10, 100) if longest >= 100 else (longest,)
+    return [(rows, length, None) for length in lengths for rows in INLINE_ROWS if rows * length <= 30_000]
+
+
+def wsgi_timer(app, task: str):
+    """A function timing one request through the WSGI app as the loop worker calls it: (CPU s, wall s, status)."""
+    from io import BytesIO
+
+    from werkzeug.test import EnvironBuilder
+
+    def timed_call(body: bytes) -> tuple[float, float, int]:
+        base = EnvironBuilder(
+            path=f"/tasks/{task}/predict", method="POST", data=body, content_type="application/json"
+        ).get_environ()
+        status: list = []
+        environ = dict(base, **{"wsgi.input": BytesIO(body)})
+        c0, w0 = time.thread_time(), time.perf_counter()
+        b"".join(app(environ, lambda s, h, e=None: status.append(s)))
+        return time.thread_time() - c0, time.perf_counter() - w0, int(status[0].split()[0])
+
+    return timed_call
+
+
+def fit_plain(grid: list[dict]) -> tuple[list[float], np.ndarray]:
+    """Least squares in relative error, no safety factor: (constants, measured/estimated per request)."""
+    constants, safety, ratio = fit(grid)
+    constants = [c / safety for c in constants]
+    return constants, ratio
+
+
+def inline(args, app, predictors) -> int:
+    load_start = os.getloadavg()
+    rng = np.random.default_rng(0)
+    grid = []
+    print(f"{'task':15} {'weights':>8} {'rows':>6} {'length':>6} {'steps':>5} {'cpu ms':>8} {'wall ms':>8}", flush=True)
+    for task, predictor in sorted(predictors.items()):
+        call = wsgi_timer(app, task)
+        for rows, length, steps in inline_shapes(predictor.manifest):
+            body = body_of(predictor.manifest, rows, length, steps, rng)
+            call(body)  # warm
+            runs = [call(body) for _ in range(args.repeats)]
+            assert all(r[2] == 200 for r in runs), (task, rows, length, steps, runs[0])
+            cpu, wall = min(r[0] for r in runs), min(r[1] for r in runs)
+            grid.append(
+                {"task": task, "weights": predictor.cost.weights, "rows": rows, "length": length, "steps": steps}
+                | {"cells": rows * length * (steps or 1), "cpu": cpu, "wall": wall}
+            )
+            print(
+                f"{task:15} {predictor.cost.weights:8d} {rows:6d} {length:6d} {steps or '-':>5} {cpu * 1e3:8.3f} "
+                f"{wall * 1e3:8.3f}",
+                flush=True,
+            )
+    constants, ratio = fit_plain(grid)
+    print(
+        f"\nmeasured/estimated {ratio.min():.2f}..{ratio.max():.2f} (median {np.median(ratio):.2f}), no safety factor"
+    )
+    print("service/core/cost.py FITTED:\n" + "\n".join(f"FIT_{n} = {v:.4g}" for n, v in zip(NAMES, constants)))
+    load_end = os.getloadavg()
+    print(f"load average {load_start[0]:.2f} -> {load_end[0]:.2f}; {os.cpu_count()} cores; best of {args.repeats}")
+    if args.json:
+        with open(args.json, "wb") as f:
+            f.write(orjson.dumps({"grid": grid, "constants": constants, "load": [load_start, load_end]}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inline", action="store_true", help="fit the realistic (inline) estimate instead")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget", type=float, default=1.0, help="TOYSEQ_MAX_REQUEST_SECONDS to check")
     parser.add_argument("--models-dir", default=str(MODELS_DIR))
@@ -116,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     client = app.test_client()
     predictors = app.extensions["toyseq"].registry.predictors
+    if args.inline:
+        return inline(args, app, predictors)
     rng = np.random.default_rng(0)
     rows_out = []
     print(

@@ -25,13 +25,18 @@ from .http import body
 
 
 def summarize(raw: Path, top: int) -> str:
-    inclusive, roles, total = collections.Counter(), collections.Counter(), 0
+    inclusive, leaves, roles, total = collections.Counter(), collections.Counter(), collections.Counter(), 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         count, frames = int(count), stack.split(";")
         total += count
         names = [f.split(" (")[0] for f in frames]
-        if "ThreadWorker.handle" in names:
+        leaves[names[-1]] += count
+        if "Front._pool_thread" in names:  # the loop worker (service/server/loop/)
+            roles["loop worker: pool threads (requests moved off the loop)"] += count
+        elif "LoopWorker.run" in names:
+            roles["loop worker: event loop (accept, framing, inline requests, answers)"] += count
+        elif "ThreadWorker.handle" in names:
             roles["request threads"] += count
         elif any(n.endswith("wait_for_and_dispatch_events") or n == "ThreadWorker.run" for n in names):
             roles["main loop (accept, receive, keep-alive)"] += count
@@ -45,6 +50,8 @@ def summarize(raw: Path, top: int) -> str:
     lines += [f"  {v / total:6.1%}  {k}" for k, v in roles.most_common()]
     lines += ["functions, inclusive:"]
     lines += [f"  {v / total:6.1%}  {k}" for k, v in inclusive.most_common(top)]
+    lines += ["functions, self (the frame on top when sampled):"]
+    lines += [f"  {v / total:6.1%}  {k}" for k, v in leaves.most_common(top // 2)]
     return "\n".join(lines)
 
 

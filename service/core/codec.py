@@ -391,7 +391,7 @@ class Encoder(Protocol):
 class Decoder(Protocol):
     positions: str
 
-    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list[Any]: ...
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any, arrays: bool = False) -> Any: ...
 
     def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray: ...
 
@@ -509,12 +509,16 @@ class ClassDecoder(_Positions):
         self.low = int(spec["low"])
         self.classes = int(spec["classes"])
 
-    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any, arrays: bool = False) -> Any:
+        """The answers as lists, or with `arrays` as one numpy array when they are rectangular (for orjson's numpy
+        support: no Python object per value); ragged echo answers stay lists of rows."""
         if self.positions == "last":
-            return (self.pick_last(out, batch).argmax(-1) + self.low).tolist()
+            last = self.pick_last(out, batch).argmax(-1) + self.low
+            return last if arrays else last.tolist()
         best = out.argmax(-1) + self.low
         if (batch.lengths == best.shape[1]).all():  # no padding: one conversion for the whole batch
-            return best[:, self.skip :].tolist()
+            rows = best[:, self.skip :]
+            return np.ascontiguousarray(rows) if arrays else rows.tolist()
         return [row[self.skip : n].tolist() for row, n in zip(best, batch.lengths)]
 
     def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
@@ -553,8 +557,9 @@ class RelativeDecoder(_Positions):
         values = anchor + output * scale
         return np.rint(values).astype(np.int64) if self.round else values
 
-    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
-        return self.next_values(out, batch, ctx).tolist()
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any, arrays: bool = False) -> Any:
+        values = self.next_values(out, batch, ctx)
+        return values if arrays else values.tolist()
 
     def encode_target(self, y: np.ndarray, ctx: Any) -> np.ndarray:
         anchor, scale = ctx
@@ -592,8 +597,9 @@ class WrongPositionDecoder(_Positions):
         step = (2 * num + den) // (2 * den)  # num / den to the nearest integer, exactly
         return x[:, last] + step
 
-    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
-        return self.next_values(out, batch, ctx).tolist()
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any, arrays: bool = False) -> Any:
+        values = self.next_values(out, batch, ctx)
+        return values if arrays else values.tolist()
 
     def extras(self, out: np.ndarray, batch: Batch) -> dict[str, list]:
         """The position the model judged wrong, per row (None: it judged every value right)."""
@@ -644,8 +650,8 @@ class Codec:
     def encode(self, batch: Batch) -> tuple[np.ndarray, Any]:
         return self.encoder.encode(batch)
 
-    def decode(self, out: np.ndarray, batch: Batch, ctx: Any) -> list:
-        return self.decoder.decode(out, batch, ctx)
+    def decode(self, out: np.ndarray, batch: Batch, ctx: Any, arrays: bool = False) -> Any:
+        return self.decoder.decode(out, batch, ctx, arrays)
 
     def next_values(self, out: np.ndarray, batch: Batch, ctx: Any) -> np.ndarray:
         return self.decoder.next_values(out, batch, ctx)

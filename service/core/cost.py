@@ -17,6 +17,14 @@ even for one sequence (a 3-layer model's call costs more than a 1-layer one's); 
 The constants are CPU time of the whole request in the app (JSON in and out included), fitted by
 `python -m benchmarks.scenarios.cost` on the reference machine (2 cores, see docs/cost.md) and raised so that the
 estimate is at or above every measured request of its grid: the estimate errs on the side of refusing.
+
+That padded bound answers "may this request run at all". The loop worker asks another question, "is this
+request cheap enough to run inline on the event loop" (protocol/offload.py), and a padded answer sends requests
+that cost 1.5 ms to its pool as if they cost 6 ms, paying a thread hand-off and GIL contention on each. So each
+CostModel also has a `fitted()` twin: the same formula with the least-squares constants of the small requests
+the inline question is about (`python -m benchmarks.scenarios.cost --inline`: requests of 1 to 1,000 sequences called
+straight through the WSGI app, no test client, CPU time, no safety factor), which estimates a request's own
+time rather than bounding it.
 """
 
 from __future__ import annotations
@@ -33,6 +41,17 @@ NS_PER_STEP_WEIGHT = 5.953
 NS_PER_REQUEST = 1_399_000.0
 BYTES_PER_WEIGHT = 4  # float32 weights in model.onnx
 
+# The realistic estimate for the inline decision, in the order of CostModel's fields: least squares over the
+# small-request grid of `python -m benchmarks.scenarios.cost --inline` (docs/cost.md has the run), no safety factor.
+FITTED = (
+    FIT_NS_PER_CELL,
+    FIT_NS_PER_CELL_WEIGHT,
+    FIT_NS_PER_ROW_STEP,
+    FIT_NS_PER_STEP,
+    FIT_NS_PER_STEP_WEIGHT,
+    FIT_NS_PER_REQUEST,
+) = (655.3, 0.03028, 0.0, 118_200.0, 1.231, 196_800.0)
+
 
 def weights_of(model_path: str | os.PathLike) -> int:
     """The model's weights, counted from its file's size."""
@@ -48,6 +67,11 @@ class CostModel:
     ns_per_step: float = NS_PER_STEP
     ns_per_step_weight: float = NS_PER_STEP_WEIGHT
     ns_per_request: float = NS_PER_REQUEST
+
+    def fitted(self) -> CostModel:
+        """The same model's realistic estimate (FITTED): what a request costs, not a bound to refuse by. The
+        inline decision's estimate; never the refusal's."""
+        return CostModel(self.weights, *FITTED)
 
     @property
     def ns_per_cell_of_model(self) -> float:

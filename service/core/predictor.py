@@ -81,6 +81,7 @@ class Predictor:
         self._run_options = ort.RunOptions()  # made once: run() would build a default one per call
         # What a request will cost (service/core/cost.py); `load` counts the weights from model.onnx.
         self.cost = CostModel(0)
+        self.inline_cost = self.cost.fitted()  # the realistic estimate: is it cheap enough for the event loop
         self._extras = getattr(self.codec.decoder, "extras", None)
 
     @classmethod
@@ -101,6 +102,7 @@ class Predictor:
             ) from None
         predictor = cls(manifest, session, cell_budget)
         predictor.cost = CostModel(weights_of(folder / manifest_mod.MODEL_FILE))
+        predictor.inline_cost = predictor.cost.fitted()
         return predictor
 
     def warm_up(self) -> None:
@@ -111,17 +113,22 @@ class Predictor:
         feed, ctx = self.codec.encode(batch)
         return self.session.run(self._output_names, {self.input_name: feed}, self._run_options)[0], ctx
 
-    def predict(self, sequences: Checked, steps: int | None = None, top_k: int | None = None) -> dict:
+    def predict(
+        self, sequences: Checked, steps: int | None = None, top_k: int | None = None, arrays: bool = False
+    ) -> dict:
         """Answer checked sequences (numpy arrays, see Codec.check), in order.
 
         steps: roll out that many next values per sequence, each fed back into a sliding window.
         top_k: also return the k most likely values with probabilities (class tasks only).
         Every result ends with `in_domain`: per sequence, whether it is of the task's kind (service/core/domain.py);
         outside it the answer is the model's, but has no meaning.
+        arrays: "outputs" may be one numpy array (rows of equal length, answered in one call) instead of lists, for
+        a caller that writes it with orjson's numpy support (the HTTP and gRPC answers): the same values, with
+        no Python object made per value.
         """
         plan = self._plan(sequences)
         if plan is None:  # the common case: one call, answers come back in order, nothing to scatter
-            outputs, tops, extras = self._answer(_batch(sequences), steps, top_k)
+            outputs, tops, extras = self._answer(_batch(sequences), steps, top_k, arrays)
         else:
             gather, calls = plan
             done: list[Any] = []
@@ -148,15 +155,20 @@ class Predictor:
         result["in_domain"] = self.domain.check(sequences)
         return result
 
-    def _answer(self, batch: Batch, steps: int | None, top_k: int | None) -> tuple[list, list | None, dict]:
+    def _answer(
+        self, batch: Batch, steps: int | None, top_k: int | None, arrays: bool = False
+    ) -> tuple[Any, list | None, dict]:
         """One chunk's answers (top-k lists, and what else the decoder reports), in the batch's row order.
         The decoder's extras (e.g. arith-next's wrong_position) describe the input window, not the rollout."""
         out, ctx = self.run(batch)
         extras = self._extras(out, batch) if self._extras else {}
-        answers = self.codec.decode(out, batch, ctx) if not steps else self._roll(out, batch, ctx, steps)
+        if steps:
+            answers = self._roll(out, batch, ctx, steps, arrays)
+        else:
+            answers = self.codec.decode(out, batch, ctx, arrays)
         return answers, (self.codec.top_k(out, batch, top_k) if top_k else None), extras
 
-    def _roll(self, out: np.ndarray, batch: Batch, ctx: Any, steps: int) -> list:
+    def _roll(self, out: np.ndarray, batch: Batch, ctx: Any, steps: int, arrays: bool = False) -> Any:
         """k steps cost k onnxruntime calls for the whole chunk, never k x rows."""
         columns = []
         for step in range(steps):
@@ -165,7 +177,8 @@ class Predictor:
             values = self.codec.next_values(out, batch, ctx)
             columns.append(values)
             batch = batch.slide(values)
-        return np.stack(columns, axis=1).tolist()
+        rolled = np.stack(columns, axis=1)
+        return rolled if arrays else rolled.tolist()
 
     def _plan(self, sequences: Checked) -> tuple[Callable[[np.ndarray], Batch], list[np.ndarray]] | None:
         """How to split a batch into onnxruntime calls: None for one call of the whole batch (one row,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 PREFIX = "TOYSEQ_"
-GRPC_MODES = ("sync", "aio")
+GRPC_MODES = ("sync", "aio", "loop")
 EMPTY_TURNS_OFF = ("grpc_bind",)  # settings whose empty variable means "off" rather than "the default"
 WORKER_CLASSES = {"loop": "service.server.loop.worker.LoopWorker", "sync": "sync"}
 MODEL_CONTROL_MODES = ("none", "explicit")
@@ -59,8 +59,10 @@ class Config:
     keepalive_requests: int = 100  # loop: requests per connection before "Connection: close"; 0: no limit
     reuse_port: bool = False  # each worker listens on its own SO_REUSEPORT socket; the kernel spreads connections
     # The Open Inference Protocol over gRPC, served by every worker beside HTTP (service/server/grpc/);
-    # empty: off. "sync" is grpc.server with a thread pool, "aio" grpc.aio on a loop thread (measured in
-    # docs/performance.md; sync is the faster here).
+    # empty: off. "sync" is grpc.server with a thread pool (the default: its stalled-stream defences, a read timeout
+    # and a thread budget, are the ones docs/security.md lists); "loop" is grpc.aio on the loop worker's own event
+    # loop, calls inline like HTTP requests (grpc/on_loop.py; "aio" under the sync worker), the fastest; "aio"
+    # grpc.aio on a loop thread of its own (all measured in docs/performance.md).
     grpc_bind: str = "127.0.0.1:8001"
     grpc_mode: str = "sync"
     limit_request_line: int = 4094

@@ -70,7 +70,9 @@ def post_worker_init(worker):
             runtime = runtime_of(worker.wsgi)
         except RuntimeError:
             raise RuntimeError("TOYSEQ_GRPC_BIND needs the toyseq app (service:create_app()) to serve gRPC") from None
-        lifecycle.start(runtime, _config)
+        from service.server.loop.worker import LoopWorker
+
+        lifecycle.start(runtime, _config, on_loop=isinstance(worker, LoopWorker))
 
 
 def worker_exit(server, worker):

@@ -139,8 +139,9 @@ def test_regression_benchmark_serves_two_trees_and_reports_each_ratio(tmp_path):
     shutil.which("h2load") is None, reason="h2load is not installed (apt-get install -y nghttp2-client)"
 )
 def test_grpc_modes_smoke_run_loads_both_grpc_servers():
-    """benchmarks.scenarios.grpc_modes in smoke mode: h2load drives toyseq's gRPC server, sync and aio, and every call
-    it counts was answered (the same message was checked with a real gRPC call first)."""
+    """benchmarks.scenarios.grpc_modes in smoke mode: h2load drives toyseq's gRPC server, sync, aio and loop, and every call
+    it counts was answered (the same message was checked with a real gRPC call first); loop is grpc.aio on the
+    worker's own event loop."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.scenarios.grpc_modes", "--rounds", "1", "--seconds", "1"],
         cwd=ROOT,
@@ -149,12 +150,13 @@ def test_grpc_modes_smoke_run_loads_both_grpc_servers():
         timeout=240,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = [line for line in done.stdout.splitlines() if line.startswith(("| sync", "| aio"))]
-    assert len(rows) == 2, done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| sync", "| aio", "| loop"))]
+    assert len(rows) == 3, done.stdout
     for row in rows:
         one_rps, hundred_rps = (float(cell.replace(",", "")) for cell in (row.split("|")[2], row.split("|")[4]))
         assert one_rps > 0 and hundred_rps > 0, row
     assert "aio / sync, one sequence(s) per request:" in done.stdout
+    assert "loop / sync, one sequence(s) per request:" in done.stdout
 
 
 def test_grpc_load_frames_a_message_as_grpc_does():

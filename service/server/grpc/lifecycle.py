@@ -9,27 +9,63 @@ import signal
 
 from ..config import Config
 from ..runtime import Runtime
+from .on_loop import LoopGrpcServer
 from .server import GrpcServer
 
 log = logging.getLogger("toyseq.runtime")
 _server: GrpcServer | None = None
+_pending: LoopGrpcServer | None = None  # a loop-mode server waiting for the worker's loop
 
 
-def start(runtime: Runtime, config: Config) -> None:
+def start(runtime: Runtime, config: Config, on_loop: bool = False) -> None:
     """Serve gRPC in this worker; an address that cannot be bound stops the worker before it boots (gunicorn
-    then stops with "Worker failed to boot")."""
-    global _server
-    server = GrpcServer(
-        runtime,
-        config.grpc_bind,
-        mode=config.grpc_mode,
-        threads=config.request_threads,
-        max_calls=config.worker_connections,
-        read_timeout=config.read_timeout,
-    )
+    then stops with "Worker failed to boot"). With TOYSEQ_GRPC_MODE=loop and `on_loop` (the loop worker), the
+    server waits for the worker's event loop: the worker calls attach(loop) before running it."""
+    global _server, _pending
+    server: GrpcServer
+    if config.grpc_mode == "loop":
+        server = LoopGrpcServer(
+            runtime,
+            config.grpc_bind,
+            threads=config.request_threads,
+            max_calls=config.worker_connections,
+            inline_seconds=config.inline_seconds,
+        )
+        if on_loop:
+            _pending = server
+            return
+    else:
+        server = GrpcServer(
+            runtime,
+            config.grpc_bind,
+            mode=config.grpc_mode,
+            threads=config.request_threads,
+            max_calls=config.worker_connections,
+            read_timeout=config.read_timeout,
+        )
     server.start()
     _server = server  # only a started server is stopped by worker_exit
     _chain_sigterm(config.graceful_timeout)
+
+
+def attach(loop) -> None:
+    """Start the pending loop-mode server on the worker's event loop (before it runs); a no-op otherwise."""
+    global _server, _pending
+    if _pending is not None:
+        server, _pending = _pending, None
+        server.serve_on(loop)
+        _server = server
+
+
+def begin_stop(grace: float) -> None:
+    """Stop taking calls (SIGTERM); the calls in flight finish within `grace` seconds."""
+    if _server is not None:
+        _server.begin_stop(grace)
+
+
+def stopped() -> bool:
+    """True once the server has stopped, or when there is none."""
+    return _server is None or _server.wait(0)
 
 
 def stop(grace: float) -> None:

@@ -15,6 +15,7 @@ import grpc
 
 from ..observability.recorder import REQUEST_ID
 from ..problems import ServiceError, Unauthorized
+from ..protocol import offload
 from ..protocol import v2 as oip
 from ..protocol.auth import MESSAGE as KEY_REQUIRED
 from ..protocol.auth import key_matches
@@ -170,6 +171,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def RepositoryModelLoad(self, request, context):
         def load(tags: _Tags) -> pb.RepositoryModelLoadResponse:
+            offload.off_the_loop()  # it waits for every worker to load the model: never on an event loop
             tags.task = request.model_name
             who = self._privileged(context)
             config = translate.check_load_parameters(request.parameters)
@@ -180,6 +182,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def RepositoryModelUnload(self, request, context):
         def unload(tags: _Tags) -> pb.RepositoryModelUnloadResponse:
+            offload.off_the_loop()
             tags.task = request.model_name
             self.repository.unload(request.model_name, self._privileged(context))
             return pb.RepositoryModelUnloadResponse()
@@ -226,8 +229,12 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         tags = _Tags(started=started)
         status = 200
         rid = self._request_id(context)
+        moved = False
         try:
             return handler(tags)
+        except offload.MoveToPool:  # TOYSEQ_GRPC_MODE=loop: run again on the pool (on_loop.py), counted there
+            moved = True
+            raise
         except ServiceError as err:
             status = 400 if err.status == 422 else err.status
             code, details = code_of(err), err.message
@@ -239,28 +246,32 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             log.exception("unhandled error in gRPC call %s (request %s)", method, rid)
             code, details = grpc.StatusCode.INTERNAL, f"internal error; quote request id {rid} when reporting it"
         finally:
-            # Only a known task name becomes a metric label, so labels stay bounded (as on HTTP).
-            task = tags.task if self.service.is_task(tags.task) else ""
-            seconds = time.perf_counter() - started
-            path = f"/{SERVICE}/{method}"
-            self.recorder.record_call(
-                rid,
-                "grpc." + method,
-                path,
-                status,
-                seconds,
-                context.peer(),
-                task,
-                tags.sequences,
-                started,
-                tags.timing,
-                tags.outside,
-            )
+            if not moved:
+                self._record(method, context, rid, status, started, tags)
         if failed is not None:
             return failed(code, details)
         context.set_code(code)
         context.set_details(details)
         return None
+
+    def _record(self, method: str, context, rid: str, status: int, started: float, tags: _Tags) -> None:
+        # Only a known task name becomes a metric label, so labels stay bounded (as on HTTP).
+        task = tags.task if self.service.is_task(tags.task) else ""
+        path = f"/{SERVICE}/{method}"
+        seconds = time.perf_counter() - started
+        self.recorder.record_call(
+            rid,
+            "grpc." + method,
+            path,
+            status,
+            seconds,
+            context.peer(),
+            task,
+            tags.sequences,
+            started,
+            tags.timing,
+            tags.outside,
+        )
 
     def _request_id(self, context) -> str:
         """The client's x-request-id metadata when tame (as X-Request-ID on HTTP), else a new id; sent back in

@@ -271,7 +271,7 @@ class Service:
     @staticmethod
     def run(model: Model, checked: InferRequest) -> dict:
         """The predictor's result for a checked request (parse_infer, check_infer)."""
-        return model.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k)
+        return model.predictor.predict(checked.arrays, steps=checked.steps, top_k=checked.top_k, arrays=True)
 
 
 @dataclass
@@ -311,13 +311,26 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes | None, by
 def parse_infer(model: Model, header: bytes | None, binary: bytes) -> InferRequest:
     """Check an infer request (its JSON part and the binary data after it) and turn it into the checked
     arrays and options of the native predict path; raise BadRequest saying what is wrong."""
+    return check_loaded(model, load_infer(header, binary))
+
+
+Loaded = tuple[bool, Any, bytes]  # (raw binary request, its decoded JSON part, the binary data after it)
+
+
+def load_infer(header: bytes | None, binary: bytes) -> Loaded:
+    """An infer request's parts, its JSON decoded: what a request moved to the worker's pool hands over, so it is
+    never parsed twice (the HTTP route keeps it in the environ)."""
     if header is None:  # raw binary: one sequence of the model's datatype, every output as binary data
-        return _raw(model, binary)
+        return True, None, binary
     try:
-        body = orjson.loads(header)
+        return False, orjson.loads(header), binary
     except orjson.JSONDecodeError as err:
         raise BadRequest(f"the inference request is not valid JSON: {err}") from None
-    return check_infer(model, body, binary)
+
+
+def check_loaded(model: Model, loaded: Loaded) -> InferRequest:
+    raw, body, binary = loaded
+    return _raw(model, binary) if raw else check_infer(model, body, binary)
 
 
 def check_infer(model: Model, body, binary: bytes) -> InferRequest:

@@ -28,6 +28,9 @@ BLOCK = 1 << 16  # bytes read (and inflated) at a time
 CODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
 ACCEPTED_CODINGS = "gzip, deflate, identity"
 View = TypeVar("View", bound=Callable[..., Any])
+# The body as parsed inline, kept in the environ: a request the loop worker moves to its pool (protocol/offload.py)
+# runs again with the same environ, and finds its body read and parsed there, never twice.
+PARSED = "toyseq.parsed"
 
 
 class BodyTooLarge(ServiceError):
@@ -211,11 +214,15 @@ def read_json(environ: dict, max_body: int, max_batch: int | None = None) -> Any
                 f"the body must be UTF-8 JSON (RFC 8259), got charset={charset!r}"[:200],
                 extra={"charset": charset[:40]},
             )
+    if PARSED in environ:  # moved to the pool after the inline call parsed it
+        return environ[PARSED]
     data = read_body(environ, max_body, max_batch)
     try:
-        return orjson.loads(data)
+        parsed = orjson.loads(data)
     except orjson.JSONDecodeError as err:
-        return _lenient(data, err)
+        parsed = _lenient(data, err)
+    environ[PARSED] = parsed
+    return parsed
 
 
 def _lenient(data: bytes, err: Exception) -> Any:

@@ -20,7 +20,7 @@ from ...protocol.statistics import Timing
 from ...runtime import Runtime
 from ..compression import compressed
 from ..errors import register_v2
-from .common import api_key_required, check_structure, read_body
+from .common import PARSED, api_key_required, check_structure, read_body
 
 JSON = "application/json"
 
@@ -91,15 +91,18 @@ def blueprint(runtime: Runtime) -> Blueprint:
         environ = request.environ
         found = model(name, version)
         timing = environ["toyseq.inference"] = Timing(found.version)  # the statistics extension's durations
-        header_length = environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
-        # all JSON: its arrays counted as it is read (and inflated); with binary tensor data, the JSON part only
-        max_batch = runtime.limits.max_batch
-        header, binary = oip.split_body(
-            read_body(environ, max_body, None if header_length else max_batch), header_length
-        )
-        if header and header_length:
-            check_structure(header, max_batch)
-        checked = oip.parse_infer(found, header, binary)
+        loaded = environ.get(PARSED)  # set when the inline call parsed it and moved it to the pool
+        if loaded is None:
+            header_length = environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+            # all JSON: its arrays counted as it is read (and inflated); with binary tensor data, the JSON part only
+            max_batch = runtime.limits.max_batch
+            header, binary = oip.split_body(
+                read_body(environ, max_body, None if header_length else max_batch), header_length
+            )
+            if header and header_length:
+                check_structure(header, max_batch)
+            loaded = environ[PARSED] = oip.load_infer(header, binary)
+        checked = oip.check_loaded(found, loaded)
         started = environ.get("toyseq.started")
         oip.check_deadline(found, checked, perf_counter() - started if started else 0.0)
         timing.infer = perf_counter()
