@@ -97,7 +97,7 @@ RULES: list[tuple[str, str]] = [
         "tests/server/test_perf_analyzer.py",
     ),
     (
-        r"^(\.venv/bin/)?python -m benchmarks\.perf_sweep",
+        r"^(\.venv/bin/)?python -m benchmarks\.scenarios\.perf_sweep",
         "not run: a benchmark for publishable figures (minutes); tests/server/test_perf_analyzer.py runs perf_analyzer",
     ),
     (r"^(docker|podman) (build|run)", "tests/deploy/test_container.py"),

@@ -95,7 +95,7 @@ def test_limits_budget_and_compressed_bodies(make_client):
     r = client.post(
         "/v1/models/echo-lag:predict", data=body, content_type="application/json", headers={"Content-Encoding": "gzip"}
     )
-    assert r.get_json() == {"predictions": [[5]]}
+    assert r.get_json() == {"predictions": [[5]], "in_domain": [True]}
     over = make_client(max_request_seconds=0.001)
     assert "TOYSEQ_MAX_REQUEST_SECONDS" in error_of(post(over, "echo", {"instances": [[1] * 1000] * 100}), 400)
 
