@@ -26,6 +26,7 @@ from .generated import grpc_service_pb2 as pb
 from .generated import grpc_service_pb2_grpc as pb_grpc
 
 SERVICE = "inference.GRPCInferenceService"
+FINAL = "triton_final_response"  # the response parameter marking a request's last streamed answer
 log = logging.getLogger("toyseq.error")
 log_control = logging.getLogger("toyseq.control")
 
@@ -133,6 +134,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         answer = self._call("ModelStreamInfer", context, lambda tags: self._infer(request, context, tags), failed)
         if isinstance(answer, pb.ModelStreamInferResponse):
             return answer
+        # Each answer is its request's last (the models are not decoupled): Triton's stream flag, which clients
+        # waiting for a request's end (tritonclient's enable_empty_final_response, generate loops) read.
+        answer.parameters[FINAL].bool_param = True
         return pb.ModelStreamInferResponse(infer_response=answer)
 
     def _infer(self, request, context, tags: _Tags) -> pb.ModelInferResponse:

@@ -95,6 +95,7 @@ def test_a_stream_answers_every_request_in_order_and_goes_on_after_errors(served
     assert len(answers) == len(requests)
     ok = [a.infer_response for a in answers if not a.error_message]
     assert [r.id for r in ok] == ["echo-lag-1", "arith-next-1", "echo-lag-1"]
+    assert all(r.parameters["triton_final_response"].bool_param for r in ok)  # each its request's last
     assert list(ok[0].outputs[0].contents.int64_contents) == [5, 3]
     assert list(ok[1].outputs[2].contents.int64_contents) == [800, 900]  # the rollout
     assert list(ok[2].outputs[0].contents.int64_contents) == [7]
@@ -119,8 +120,10 @@ def test_tritonclient_streaming_api(served):
         for k in range(5):
             tensor = grpcclient.InferInput("input", [1, 3], "INT64")
             tensor.set_data_from_numpy(np.array([[k, k + 1, k + 2]], dtype=np.int64))
-            client.async_stream_infer("echo-lag", [tensor], request_id=str(k))
+            # the last asks for Triton's final-response flag, as decoupled-style clients do
+            client.async_stream_infer("echo-lag", [tensor], request_id=str(k), enable_empty_final_response=k == 4)
         got = [answers.get(timeout=30) for _ in range(5)]
+        assert got[4][0].get_response().parameters["triton_final_response"].bool_param
     finally:
         client.stop_stream()
         client.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,28 @@ def test_a_load_config_overrides_max_batch_size_until_the_next_load(repo):
     assert client.post("/v2/repository/models/echo/load").status_code == 200
     assert client.get("/v2/models/echo/config").json["max_batch_size"] == 100
     assert client.post("/tasks/echo/predict", json={"inputs": [[1]] * 17}).status_code == 200
+
+
+def test_workers_agree_on_each_loads_version_number(repo, tmp_path):
+    """Two apps on one control directory stand for two workers: a load in either takes the next number for both
+    (control.py numbers it under its lock), whichever worker took the call, and the override travels with it."""
+    control = str(tmp_path / "control")
+    one = app_for(repo, model_control="explicit", control_dir=control, model_control_timeout=5)
+    two = app_for(repo, model_control="explicit", control_dir=control, model_control_timeout=5)
+
+    def versions_become(client, version: str) -> bool:
+        deadline = time.monotonic() + 10  # the other worker's watcher applies a change within its 0.1 s poll
+        while time.monotonic() < deadline:
+            if client.get("/v2/models/echo").json.get("versions") == [version]:  # 503 while unloaded
+                return True
+            time.sleep(0.05)
+        return False
+
+    assert one.post("/v2/repository/models/echo/load").json["version"] == "2"
+    assert versions_become(two, "2")
+    config = {"parameters": {"config": '{"max_batch_size": 5}'}}
+    assert two.post("/v2/repository/models/echo/load", json=config).json["version"] == "3"
+    assert versions_become(one, "3") and one.get("/v2/models/echo/config").json["max_batch_size"] == 5
+    assert two.post("/v2/repository/models/echo/unload").status_code == 200
+    assert one.post("/v2/repository/models/echo/load").json["version"] == "4"  # an unload keeps the number
+    assert versions_become(two, "4") and two.get("/v2/models/echo/config").json["max_batch_size"] == 10000
