@@ -130,6 +130,9 @@ class Connection(asyncio.Protocol):
             return  # lingering: read and dropped
         if not self.receiving:
             self.receiving, self.since = True, time.monotonic()
+        if self.backlog is not None:  # reading is paused while there is one; should bytes come, keep the order
+            self.backlog = memoryview(bytes(self.backlog) + data)
+            return
         if len(data) > SLICE:
             self._parse_slices(memoryview(data))
         else:
@@ -558,7 +561,7 @@ class Connection(asyncio.Protocol):
     def idle(self) -> bool:
         """Nothing in progress: kept alive between requests, or open without a byte of its first request."""
         return not (self.busy or self.queue or self.closing or self.in_head or self.refusal is not None) and (
-            self.environ is None and self.transport is not None
+            self.environ is None and self.backlog is None and self.transport is not None
         )
 
     def reclaim(self) -> None:
