@@ -243,7 +243,7 @@ HEALTHZ = b"GET /healthz HTTP/1.1\r\n" + HOST + b"\r\n"
 
 def hold_idle(stop: threading.Event) -> None:
     """1.5x the servers' connections, each kept alive and idle after one request; one the server closes is
-    opened again (and used once, ~20 a second), so the workers stay at their limit for the whole attack."""
+    opened again (and used once, ~5 a second), so the workers stay at their limit for the whole attack."""
     import selectors
 
     held = int(1.5 * WORKER_CONNECTIONS * PORT["workers"])
@@ -261,6 +261,7 @@ def hold_idle(stop: threading.Event) -> None:
                 open_one()
             except OSError:
                 pass  # the backlog is full while the workers are at their limit: open it later
+        next_open = time.monotonic()
         while not stop.is_set():
             for key, _ in sel.select(0.05):
                 sock: socket.socket = key.fileobj  # type: ignore[assignment]
@@ -275,7 +276,8 @@ def hold_idle(stop: threading.Event) -> None:
                 sel.unregister(sock)
                 sock.close()
                 PORT["reclaimed"] += 1
-            if len(sel.get_map()) < held:  # one a turn, ~20 a second: holding, not a flood of connections
+            if len(sel.get_map()) < held and time.monotonic() >= next_open:  # holding, not a flood of connections
+                next_open = time.monotonic() + PACE
                 try:
                     open_one()
                 except OSError:

@@ -112,3 +112,15 @@ def test_sigterm_is_as_fast_beside_stalled_streams(server):
         assert took < 5
     finally:
         stalls.close()
+
+
+def test_a_health_watch_stream_outlives_the_read_timeout(server):
+    """Only calls still waiting for their message are cancelled: a Watch has its message and streams on."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        time.sleep(READ_TIMEOUT + 2)
+        assert watch.is_active()
+        watch.cancel()

@@ -121,19 +121,27 @@ class Gate(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        behaviour, pool, work = handler.unary_unary, self.pool, self.work
-        gated = handler_call_details.method.startswith(f"/{SERVICE}/")
+        pool, work = self.pool, self.work
+        if handler.unary_unary is not None and handler_call_details.method.startswith(f"/{SERVICE}/"):
+            behaviour = handler.unary_unary
 
-        def run(request, context):
+            def gated(request, context):
+                pool.received()
+                with work:
+                    return behaviour(request, context)
+
+            return handler._replace(unary_unary=gated)
+        # any other call (health Check, a Watch stream, a streaming method) is received once its handler runs
+        kind = next(k for k in ("unary_unary", "unary_stream", "stream_unary", "stream_stream") if getattr(handler, k))
+        inner = getattr(handler, kind)
+
+        def received(request, context):
             pool.received()
-            if not gated:
-                return behaviour(request, context)
-            with work:
-                return behaviour(request, context)
+            return inner(request, context)
 
-        return handler._replace(unary_unary=run)
+        return handler._replace(**{kind: received})
 
 
 class Health(health.HealthServicer):

@@ -9,6 +9,11 @@ more work), and one that stays that way for `read_timeout` seconds is dropped. R
 itself (malformed HTTP, a body or head over its limit, buffers full) are problem+json answers written after
 the answers owed before them, then the connection closes after draining what the client still sends.
 
+A connection holds at most MAX_QUEUED parsed requests (the rest of its bytes wait unparsed, reading paused),
+its next pipelined request starts only while the client leaves at most UNREAD_BUDGET bytes of its answers
+unread, and a large read is parsed in turns, so that no connection takes the loop or the pool from the others.
+`Upgrade` is ignored (RFC 9110 7.8): the request is served as HTTP/1.1 and the bytes after it are read as such.
+
 Deadlines are checked by the worker's tick (`expire`), not by a timer per connection.
 """
 
@@ -130,6 +135,9 @@ class Connection(asyncio.Protocol):
             return  # lingering: read and dropped
         if not self.receiving:
             self.receiving, self.since = True, time.monotonic()
+        if self.backlog is not None:  # reading is paused while there is one; should bytes come, keep the order
+            self.backlog = memoryview(bytes(self.backlog) + data)
+            return
         if len(data) > SLICE:
             self._parse_slices(memoryview(data))
         else:
@@ -558,7 +566,7 @@ class Connection(asyncio.Protocol):
     def idle(self) -> bool:
         """Nothing in progress: kept alive between requests, or open without a byte of its first request."""
         return not (self.busy or self.queue or self.closing or self.in_head or self.refusal is not None) and (
-            self.environ is None and self.transport is not None
+            self.environ is None and self.backlog is None and self.transport is not None
         )
 
     def reclaim(self) -> None:
