@@ -362,7 +362,7 @@ class Front:
 def _lower_priority() -> None:
     """The pool's threads run at a lower CPU priority (nice +POOL_NICE, Linux sets it per thread) than the loop's:
     when the worker's CPU is short, the loop's cheap requests and its reading and writing come first, and heavy
-    ones take what is left (clients that pipelined heavy work took the CPU the loop needed: issue 31)."""
+    ones take what is left (clients that pipeline heavy work would otherwise take the CPU the loop needs)."""
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + POOL_NICE)
     except (OSError, AttributeError):
